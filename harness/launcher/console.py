@@ -1,0 +1,88 @@
+"""What the user sees while a scenario runs: a live progress display and a summary table."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.records.schema import RunResult, Session
+from harness.worker.protocol import ProgressEvent
+
+_STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow"}
+_PHASE_TEXT = {"import": "importing torch", "build": "building model", "frames": "running frames",
+               "done": "finishing"}
+
+
+def _gib(value: Optional[int]) -> str:
+    return "-" if value is None else f"{value / 2**30:.2f} GiB"
+
+
+class RunDisplay:
+    """Live progress of the runs; every finished run also leaves one plain line (readable in CI logs)."""
+
+    def __init__(self, console: Console, total_runs: int) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.fields[run]}"), TextColumn("{task.description}"),
+            BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
+            console=console, transient=True,
+        )
+        self.total_runs = total_runs
+        self._task: Optional[TaskID] = None
+        self._index = 0
+
+    def __enter__(self) -> "RunDisplay":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def start(self, name: str, what: str) -> None:
+        self._index += 1
+        label = f"[{self._index}/{self.total_runs}] {name}"
+        self._task = self.progress.add_task(what, total=None, run=label, last="")
+
+    def event(self, event: ProgressEvent) -> None:
+        if self._task is None:
+            return
+        if event.event == "phase":
+            self.progress.update(self._task, description=_PHASE_TEXT.get(event.phase, event.phase))
+        else:
+            kind = "warmup" if event.warmup else "measured"
+            self.progress.update(self._task, total=event.total, completed=event.index + 1,
+                                 description=f"frames ({kind})", last=f"{event.ms:7.1f} ms")
+
+    def finish(self, result: RunResult) -> None:
+        if self._task is not None:
+            self.progress.remove_task(self._task)
+            self._task = None
+        style = _STATUS_STYLE[result.status]
+        line = f"[{style}]{result.status:>7}[/] {result.name}"
+        if result.metrics is not None:
+            m = result.metrics
+            line += (f"  p50 {m.ms_per_step.p50:.1f} ms  p99 {m.ms_per_step.p99:.1f} ms  RTF {m.rtf:.2f}"
+                     f"  peak RSS {_gib(m.peak_rss_bytes)}  (pid {result.worker_pid})")
+        else:
+            line += f"  {result.reason}"
+        self.console.print(line, highlight=False, soft_wrap=True)
+
+
+def summary_table(session: Session) -> Table:
+    table = Table(title=f"{session.scenario.get('name', '')}: ms per 80 ms frame (RTF = step / budget; < 1 is "
+                        "faster than real time)", title_justify="left")
+    for column in ("run", "status", "p50 ms", "p99 ms", "RTF", "peak RSS", "GPU peak", "load s", "note"):
+        table.add_column(column, justify="right" if column not in {"run", "status", "note"} else "left")
+    for run in session.runs:
+        m = run.metrics
+        style = _STATUS_STYLE[run.status]
+        if m is not None:
+            table.add_row(run.name, f"[{style}]{run.status}[/]", f"{m.ms_per_step.p50:.1f}", f"{m.ms_per_step.p99:.1f}",
+                          f"{m.rtf:.2f}", _gib(m.peak_rss_bytes),
+                          _gib(m.cuda.peak_allocated_bytes) if m.cuda else "-", f"{m.load_s:.1f}", "")
+        else:
+            table.add_row(run.name, f"[{style}]{run.status}[/]", "-", "-", "-", "-", "-", "-", run.reason)
+    return table

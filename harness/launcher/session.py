@@ -1,0 +1,128 @@
+"""Run every configuration of a scenario, one worker each; results on disk after every run."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from pydantic import ValidationError
+
+from harness import __version__
+from harness.launcher.console import RunDisplay
+from harness.launcher.environment import worker_env
+from harness.launcher.spawn import run_worker
+from harness.probe.machine import probe_machine
+from harness.records import assemble
+from harness.records.schema import Machine, RunResult, Session, utc_now
+from harness.records.store import write_session
+from harness.scenario.load import LoadedScenario
+from harness.scenario.model import Device, RunConfig
+from harness.worker.protocol import BenchJob, BenchReply
+
+WORK_DIR = ".work"
+LOG_DIR = "logs"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    frames: Optional[int] = None
+    warmup_frames: Optional[int] = None
+    timeout_s: Optional[float] = None
+
+
+def resolve_device(run: RunConfig, machine: Machine) -> RunConfig:
+    if run.device is not Device.auto:
+        return run
+    return run.model_copy(update={"device": Device.cuda if machine.cuda_available else Device.cpu})
+
+
+def skip_reason(run: RunConfig, machine: Machine) -> Optional[str]:
+    if run.device is Device.cuda and not machine.cuda_available:
+        return f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}"
+    if run.cuda_graphs and run.device is Device.cpu:
+        return "CUDA graphs need a CUDA device; this run resolved to the CPU (set cuda_graphs: off to run it here)"
+    return None
+
+
+class ScenarioRunner:
+    def __init__(self, loaded: LoadedScenario, out_dir: Path, options: RunOptions, display_console) -> None:  # noqa: ANN001
+        self.loaded = loaded
+        self.out_dir = out_dir
+        self.options = options
+        self.console = display_console
+        scenario = loaded.scenario
+        self.frames = options.frames or scenario.frames
+        self.warmup = options.warmup_frames or scenario.warmup_frames
+        self.timeout_s = options.timeout_s or scenario.timeout_s
+
+    def _job(self, run: RunConfig, work: Path) -> BenchJob:
+        s = self.loaded.scenario
+        return BenchJob(run=run, preset=s.preset,
+                        weights_path=str(self.loaded.weights_path) if self.loaded.weights_path else None,
+                        frames=self.frames, warmup_frames=self.warmup, batch_size=s.batch_size,
+                        torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
+                        reply_path=str(work / "reply.json"))
+
+    def _execute(self, run: RunConfig, display: RunDisplay) -> RunResult:
+        work = self.out_dir / WORK_DIR / run.name
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        job = self._job(run, work)
+        job_file = work / "job.json"
+        job_file.write_text(job.model_dump_json(indent=2))
+        started = utc_now()
+        outcome = run_worker(job_file, worker_env(run, self.loaded.scenario.torch_threads), self.timeout_s,
+                             self.out_dir / LOG_DIR, run.name, on_event=display.event)
+        reply: Optional[BenchReply] = None
+        try:
+            reply = BenchReply.model_validate_json(Path(job.reply_path).read_text())
+        except (OSError, ValidationError, ValueError):
+            reply = None
+        result = assemble.from_worker(run, outcome, reply, frame_budget_ms=self.loaded.scenario.frame_budget_ms,
+                                      warmup_frames=self.warmup, timeout_s=self.timeout_s, started_at=started)
+        shutil.rmtree(work / "scratch", ignore_errors=True)  # offloaded weights can be gigabytes
+        return result
+
+    def run(self, runs: list[RunConfig]) -> Session:
+        now = utc_now()
+        self.console.print("probing this machine (torch in a separate process) ...", highlight=False)
+        machine = probe_machine(self.out_dir / WORK_DIR / "probe")
+        session = Session(
+            harness_version=__version__, created_at=now, updated_at=now, state="running",
+            command=list(sys.argv), scenario_path=str(self.loaded.path),
+            scenario=self.loaded.scenario.model_dump(mode="json"),
+            weights=str(self.loaded.weights_path) if self.loaded.weights_path else "synthetic",
+            machine=machine,
+        )
+        write_session(session, self.out_dir)
+        try:
+            with RunDisplay(self.console, len(runs)) as display:
+                for configured in runs:
+                    run = resolve_device(configured, machine)
+                    reason = skip_reason(run, machine)
+                    if reason is not None:
+                        result = assemble.skipped(run, reason)
+                    else:
+                        display.start(run.name, run.describe())
+                        try:
+                            result = self._execute(run, display)
+                        except KeyboardInterrupt:
+                            session.runs.append(RunResult(name=run.name, config=run, status="failed",
+                                                          reason="interrupted by the user (Ctrl-C)"))
+                            raise
+                    session.runs.append(result)
+                    session.updated_at = utc_now()
+                    write_session(session, self.out_dir)
+                    display.finish(result)
+        except KeyboardInterrupt:
+            session.state = "interrupted"
+            session.updated_at = utc_now()
+            write_session(session, self.out_dir)
+            raise
+        session.state = "complete"
+        session.updated_at = utc_now()
+        write_session(session, self.out_dir)
+        return session

@@ -1,0 +1,153 @@
+"""Start one worker process, follow its progress pipe, enforce its timeout, collect what it left.
+
+The parent waits in `select` on the progress pipe (half-second ticks), never busy-waits, and
+keeps the worker's stdout/stderr in log files. The worker runs in its own session so a timeout or
+an interrupt kills it together with anything it started (torch.compile's helper processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from pydantic import ValidationError
+
+from harness.worker.progress import PROGRESS_FD_ENV
+from harness.worker.protocol import ProgressEvent
+
+TICK_S = 0.5
+TERM_GRACE_S = 5.0
+STDERR_TAIL_BYTES = 6000
+STDERR_TAIL_LINES = 40
+
+EventCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class WorkerOutcome:
+    pid: int
+    exit_code: Optional[int]  # None when killed by a signal
+    signal_name: Optional[str]
+    timed_out: bool
+    wall_s: float
+    stderr_tail: str
+    last_phase: str = ""
+    frames_ms: list[float] = field(default_factory=list)  # every frame reported, warmup included
+
+
+def tail_text(path: Path, max_bytes: int = STDERR_TAIL_BYTES, max_lines: int = STDERR_TAIL_LINES) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-max_lines:])
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    _kill_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=TERM_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+class _LineReader:
+    def __init__(self, on_event: EventCallback, outcome: WorkerOutcome) -> None:
+        self._buffer = b""
+        self._on_event = on_event
+        self._outcome = outcome
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            try:
+                event = ProgressEvent.model_validate(json.loads(line))
+            except (ValueError, ValidationError):
+                continue  # a torn or foreign line is not worth failing a run over
+            if event.event == "frame":
+                self._outcome.frames_ms.append(event.ms)
+            else:
+                self._outcome.last_phase = event.phase
+            self._on_event(event)
+
+
+def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: Path, log_name: str,
+               on_event: EventCallback) -> WorkerOutcome:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stdout_path = log_dir / f"{log_name}.stdout.log"
+    stderr_path = log_dir / f"{log_name}.stderr.log"
+    read_fd, write_fd = os.pipe()
+    env = dict(env)
+    env[PROGRESS_FD_ENV] = str(write_fd)
+    start = time.monotonic()
+    try:
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(job_file)], stdout=out,
+                                    stderr=err, stdin=subprocess.DEVNULL, env=env, pass_fds=(write_fd,),
+                                    start_new_session=True)
+    finally:
+        os.close(write_fd)
+    outcome = WorkerOutcome(pid=proc.pid, exit_code=None, signal_name=None, timed_out=False, wall_s=0.0,
+                            stderr_tail="")
+    reader = _LineReader(on_event, outcome)
+    selector = selectors.DefaultSelector()
+    selector.register(read_fd, selectors.EVENT_READ)
+    pipe_open = True
+    try:
+        while True:
+            remaining = timeout_s - (time.monotonic() - start)
+            if remaining <= 0:
+                outcome.timed_out = True
+                _terminate(proc)
+                break
+            if pipe_open and selector.select(timeout=min(TICK_S, remaining)):
+                data = os.read(read_fd, 65536)
+                if data:
+                    reader.feed(data)
+                else:
+                    pipe_open = False
+            elif not pipe_open:
+                try:
+                    proc.wait(timeout=min(TICK_S, remaining))
+                except subprocess.TimeoutExpired:
+                    pass
+            if proc.poll() is not None and not (pipe_open and selector.select(timeout=0)):
+                break
+    except BaseException:
+        _terminate(proc)
+        raise
+    finally:
+        selector.close()
+        os.close(read_fd)
+        # Helpers the worker started (compile pools) must not outlive it.
+        _kill_group(proc.pid, signal.SIGKILL)
+    code = proc.wait()
+    outcome.wall_s = time.monotonic() - start
+    if code < 0:
+        outcome.signal_name = signal.Signals(-code).name
+    else:
+        outcome.exit_code = code
+    outcome.stderr_tail = tail_text(stderr_path)
+    return outcome

@@ -1,0 +1,1 @@
+"""records room: the result schema and its files on disk."""

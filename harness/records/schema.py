@@ -1,0 +1,149 @@
+"""The result schema: one Session per `harness run`, one RunResult per configuration.
+
+The schema has its own version (not the package version): bump SCHEMA_VERSION whenever a field
+changes meaning or disappears, so that `harness report` / `harness compare` can refuse or adapt.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.scenario.model import RunConfig
+
+SCHEMA_VERSION = 1
+SCHEMA_NAME = "harness.results"
+
+RunStatus = Literal["ok", "failed", "skipped"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Percentiles(_Record):
+    """Milliseconds. Linear interpolation between order statistics (numpy's default method)."""
+
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    min: float
+    mean: float
+    std: float
+
+
+class CudaMetrics(_Record):
+    device_name: str
+    peak_allocated_bytes: int
+    peak_reserved_bytes: int
+    total_bytes: int
+    stage_p50_ms: dict[str, float] = Field(
+        default_factory=dict, description="stage times measured with CUDA events, p50 over measured frames")
+
+
+class EngineInfo(_Record):
+    """What the worker actually built and ran, as observed inside the worker."""
+
+    torch_version: str
+    moshi_version: str
+    device: str
+    device_name: str
+    torch_threads: int
+    lm_dtype: str
+    mimi_dtype: str
+    weights: str = Field(description="'synthetic (...)' or the checkpoint path that was loaded")
+    lm_parameters: int
+    mimi_parameters: int
+    quantized_linears: int = 0
+    offloaded_layers: list[str] = Field(default_factory=list)
+    offload_tier: Optional[str] = None
+    compiled_frames: int = Field(default=0, description="frames torch.compile (dynamo) compiled in this worker")
+    cuda_graphs_active: bool = False
+    env: dict[str, str] = Field(default_factory=dict, description="environment set before torch was imported")
+
+
+class RunMetrics(_Record):
+    frames: int
+    warmup_frames: int
+    frame_budget_ms: float
+    ms_per_step: Percentiles
+    rtf: float = Field(description="p50 step time / frame budget; below 1 is faster than real time")
+    rtf_p99: float
+    stage_p50_ms: dict[str, float]
+    peak_rss_bytes: int
+    rss_after_load_bytes: int
+    load_s: float
+    first_step_s: float
+    warmup_s: float
+    samples_ms: list[float]
+    stage_samples_ms: dict[str, list[float]]
+    cuda: Optional[CudaMetrics] = None
+
+
+class RunResult(_Record):
+    name: str
+    config: RunConfig
+    status: RunStatus
+    reason: str = ""
+    worker_pid: Optional[int] = None
+    exit_code: Optional[int] = None
+    signal: Optional[str] = None
+    stderr_tail: str = ""
+    metrics: Optional[RunMetrics] = None
+    partial_samples_ms: list[float] = Field(
+        default_factory=list, description="frame times received before a worker failed (warmup included)")
+    engine: Optional[EngineInfo] = None
+    started_at: Optional[datetime] = None
+    wall_s: Optional[float] = None
+
+
+class GpuInfo(_Record):
+    index: int
+    name: str
+    uuid: Optional[str] = None
+    compute_capability: Optional[str] = None
+    memory_total_bytes: Optional[int] = None
+    memory_free_bytes: Optional[int] = None
+    driver: Optional[str] = None
+
+
+class Machine(_Record):
+    """Fingerprint of the host. Torch-side facts come from a probe worker, never from the parent."""
+
+    hostname: str
+    os: str
+    os_release: str
+    platform: str
+    cpu_model: str
+    cpu_cores_logical: int
+    cpu_cores_physical: Optional[int]
+    ram_total_bytes: int
+    python: str
+    packages: dict[str, Optional[str]]
+    torch_cuda_build: Optional[str] = None
+    cuda_available: bool = False
+    cuda_unavailable_reason: str = ""
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    fingerprint: str = Field(description="short hash of the fields that make timings comparable")
+
+
+class Session(_Record):
+    schema_name: str = SCHEMA_NAME
+    schema_version: int = SCHEMA_VERSION
+    harness_version: str
+    created_at: datetime
+    updated_at: datetime
+    state: Literal["running", "complete", "interrupted"]
+    command: list[str]
+    scenario_path: str
+    scenario: dict
+    weights: str
+    machine: Machine
+    runs: list[RunResult] = Field(default_factory=list)

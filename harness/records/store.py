@@ -1,0 +1,104 @@
+"""Results on disk: results.json (the Session) and results.csv (one row per run), replaced atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.records.schema import SCHEMA_NAME, SCHEMA_VERSION, RunResult, Session
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+
+
+class ResultsFileError(Exception):
+    pass
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_row(run: RunResult) -> dict[str, Any]:
+    m = run.metrics
+    row: dict[str, Any] = {
+        "name": run.name,
+        "status": run.status,
+        "device": run.config.device.value,
+        "dtype": run.config.dtype.value,
+        "quantize": run.config.quantize.value,
+        "offload": run.config.offload.value,
+        "compile": run.config.compile,
+        "cuda_graphs": run.config.cuda_graphs,
+        "reason": run.reason,
+        "worker_pid": run.worker_pid,
+        "exit_code": run.exit_code,
+        "signal": run.signal,
+    }
+    if m is not None:
+        row.update({
+            "frames": m.frames,
+            "p50_ms": m.ms_per_step.p50,
+            "p90_ms": m.ms_per_step.p90,
+            "p99_ms": m.ms_per_step.p99,
+            "max_ms": m.ms_per_step.max,
+            "mean_ms": m.ms_per_step.mean,
+            "rtf": m.rtf,
+            "rtf_p99": m.rtf_p99,
+            **{f"{stage}_p50_ms": value for stage, value in m.stage_p50_ms.items()},
+            "peak_rss_bytes": m.peak_rss_bytes,
+            "cuda_peak_allocated_bytes": m.cuda.peak_allocated_bytes if m.cuda else None,
+            "load_s": m.load_s,
+            "first_step_s": m.first_step_s,
+            "warmup_s": m.warmup_s,
+        })
+    return row
+
+
+def write_session(session: Session, out_dir: Path) -> None:
+    atomic_write_text(out_dir / RESULTS_JSON, session.model_dump_json(indent=2))
+    frame = pd.DataFrame([_csv_row(run) for run in session.runs])
+    atomic_write_text(out_dir / RESULTS_CSV, frame.to_csv(index=False))
+
+
+def load_session(path: Path) -> Session:
+    """Read results.json (or a folder holding one); refuse other schemas with a clear message."""
+    if path.is_dir():
+        path = path / RESULTS_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: no such results file") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or data.get("schema_name") != SCHEMA_NAME:
+        raise ResultsFileError(f"{path}: not a harness results file (schema_name != {SCHEMA_NAME!r})")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsFileError(
+            f"{path}: results schema version {version} is not supported by this harness "
+            f"(it reads version {SCHEMA_VERSION})")
+    return Session.model_validate(data)

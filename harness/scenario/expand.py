@@ -1,0 +1,69 @@
+"""Turn a validated Scenario into the list of fully resolved RunConfigs."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from harness.scenario.model import Matrix, RunConfig, RunSpec, Scenario, auto_run_name
+
+_RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs")
+_MATRIX_AXES = ("device", "dtype", "quantize", "offload", "compile", "cuda_graphs")
+
+
+class ExpansionError(ValueError):
+    """A scenario that validates field by field but not as a whole (e.g. two runs with one name)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def _resolve(defaults: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(defaults)
+    merged.update({k: v for k, v in spec.items() if v is not None and k in _RUN_FIELDS})
+    return merged
+
+
+def _matches(cfg: dict[str, Any], pattern: RunSpec) -> bool:
+    wanted = {k: v for k, v in pattern.model_dump().items() if v is not None and k != "name"}
+    return all(cfg[k] == v for k, v in wanted.items())
+
+
+def _matrix_runs(matrix: Matrix, defaults: dict[str, Any]) -> list[dict[str, Any]]:
+    axes = [(axis, getattr(matrix, axis)) for axis in _MATRIX_AXES if getattr(matrix, axis)]
+    if not axes:
+        raise ExpansionError(("matrix",), "matrix needs at least one axis with values (device, dtype, ...)")
+    names = [axis for axis, _ in axes]
+    runs = []
+    for combo in itertools.product(*(values for _, values in axes)):
+        cfg = _resolve(defaults, dict(zip(names, combo)))
+        if not any(_matches(cfg, pattern) for pattern in matrix.exclude):
+            runs.append(cfg)
+    return runs
+
+
+def expand_runs(scenario: Scenario) -> list[RunConfig]:
+    defaults = scenario.defaults.model_dump()
+    located: list[tuple[tuple[str | int, ...], dict[str, Any], str | None]] = []
+    if scenario.matrix is not None:
+        for cfg in _matrix_runs(scenario.matrix, defaults):
+            located.append((("matrix",), cfg, None))
+    for index, spec in enumerate(scenario.runs):
+        located.append((("runs", index), _resolve(defaults, spec.model_dump()), spec.name))
+    if not located:
+        raise ExpansionError(("runs",), "the scenario defines no runs: add a `runs:` list or a `matrix:`")
+
+    configs: list[RunConfig] = []
+    seen: dict[str, tuple[str | int, ...]] = {}
+    for loc, cfg, explicit_name in located:
+        name = explicit_name or auto_run_name(cfg)
+        if name in seen:
+            raise ExpansionError(
+                loc + (("name",) if explicit_name else ()),
+                f"two runs are both named {name!r}; give one of them a distinct `name:`",
+            )
+        seen[name] = loc
+        configs.append(RunConfig(name=name, **cfg))
+    return configs

@@ -1,0 +1,143 @@
+"""Read a scenario YAML file into a Scenario, with errors that name the file, the line and the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+from pydantic import ValidationError
+
+from harness.scenario.expand import ExpansionError, expand_runs
+from harness.scenario.model import RunConfig, Scenario
+
+
+@dataclass(frozen=True)
+class ScenarioProblem:
+    line: Optional[int]
+    field: str
+    message: str
+
+
+class ScenarioError(Exception):
+    """An invalid scenario: every problem found, each with its line and field."""
+
+    def __init__(self, path: Path, problems: Sequence[ScenarioProblem]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = []
+        for p in self.problems:
+            where = f"{self.path}:{p.line}" if p.line is not None else f"{self.path}"
+            field = f" {p.field}:" if p.field else ""
+            lines.append(f"{where}:{field} {p.message}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    path: Path
+    scenario: Scenario
+    runs: list[RunConfig]
+    weights_path: Optional[Path]  # None for synthetic weights
+
+
+def _field_path(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _node_line(root: Optional[yaml.Node], loc: Sequence[str | int]) -> Optional[int]:
+    """Line (1-based) of the YAML node at `loc`; the deepest node that exists when the path runs out."""
+    node = root
+    line = root.start_mark.line + 1 if root is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((kv for kv in node.value if kv[0].value == part), None)
+            if match is None:
+                return line
+            key_node, node = match
+            line = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    if node is not None and not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        line = node.start_mark.line + 1
+    return line
+
+
+def _describe_pydantic_error(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid value"))
+    if err.get("type") == "extra_forbidden":
+        return "unknown field (check the spelling; `harness run --help` lists the scenario fields)"
+    if err.get("type") == "missing":
+        return "required field is missing"
+    given = err.get("input")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if given is not None and not isinstance(given, (dict, list)):
+        return f"{msg} (got {given!r})"
+    return msg
+
+
+def _strip_pydantic_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    # pydantic appends the validator kind for some unions/annotated types, e.g. ('compile', 'bool').
+    return tuple(p for p in loc if p not in {"bool", "function-before[_parse_switch(), bool]"})
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(path, [ScenarioProblem(None, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(path, [ScenarioProblem(None, "", f"cannot read file: {exc}")]) from None
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(path, [ScenarioProblem(line, "", f"not valid YAML: {problem}")]) from None
+
+    if not isinstance(data, dict):
+        raise ScenarioError(path, [ScenarioProblem(1, "", "a scenario must be a YAML mapping (name: ..., preset: ...)")])
+
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = _strip_pydantic_loc(err["loc"])
+            problems.append(ScenarioProblem(_node_line(root, loc), _field_path(loc), _describe_pydantic_error(err)))
+        raise ScenarioError(path, problems) from None
+
+    try:
+        runs = expand_runs(scenario)
+    except ExpansionError as exc:
+        raise ScenarioError(path, [ScenarioProblem(_node_line(root, exc.loc), _field_path(exc.loc), exc.message)]) from None
+
+    weights_path = None
+    if not scenario.uses_synthetic_weights:
+        weights_path = (path.parent / scenario.weights).resolve()
+        if not weights_path.exists():
+            raise ScenarioError(
+                path,
+                [ScenarioProblem(_node_line(root, ("weights",)), "weights",
+                                 f"no such file or directory: {weights_path} (use 'synthetic' or a local "
+                                 "model.safetensors / a folder holding one)")],
+            )
+    return LoadedScenario(path=path, scenario=scenario, runs=runs, weights_path=weights_path)

@@ -1,0 +1,164 @@
+"""Scenario and run configuration models (pydantic, torch-free).
+
+A scenario names a model preset, the weights, how many frames to measure, and a list of runs.
+Runs come from an explicit `runs:` list, a compact `matrix:` (cartesian product), or both; every
+run field not given falls back to the scenario's `defaults:`, then to the defaults below.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from harness.scenario.presets import MIN_WARMUP_FRAMES, PRESETS
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class DType(str, Enum):
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    float32 = "float32"
+
+    @property
+    def short(self) -> str:
+        return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[self.value]
+
+
+class Quantize(str, Enum):
+    none = "none"
+    int8 = "int8"
+
+
+class Offload(str, Enum):
+    none = "none"
+    cpu = "cpu"
+
+
+def _parse_switch(value: Any) -> Any:
+    """YAML 1.1 reads `on`/`off` as booleans already; accept the spelled-out strings too."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"on", "true", "yes"}:
+            return True
+        if lowered in {"off", "false", "no"}:
+            return False
+    return value
+
+
+Switch = Annotated[bool, BeforeValidator(_parse_switch)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class RunSpec(_Strict):
+    """One run as written in a scenario: every field optional."""
+
+    name: Optional[str] = Field(default=None, min_length=1, max_length=80)
+    device: Optional[Device] = None
+    dtype: Optional[DType] = None
+    quantize: Optional[Quantize] = None
+    offload: Optional[Offload] = None
+    offload_fraction: Optional[float] = Field(default=None, gt=0.0, lt=1.0)
+    compile: Optional[Switch] = None
+    cuda_graphs: Optional[Switch] = None
+
+
+class RunDefaults(_Strict):
+    device: Device = Device.auto
+    dtype: DType = DType.bfloat16
+    quantize: Quantize = Quantize.none
+    offload: Offload = Offload.none
+    offload_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    compile: Switch = False
+    cuda_graphs: Switch = False
+
+
+class Matrix(_Strict):
+    """Lists of values whose cartesian product becomes runs."""
+
+    device: list[Device] = Field(default_factory=list)
+    dtype: list[DType] = Field(default_factory=list)
+    quantize: list[Quantize] = Field(default_factory=list)
+    offload: list[Offload] = Field(default_factory=list)
+    compile: list[Switch] = Field(default_factory=list)
+    cuda_graphs: list[Switch] = Field(default_factory=list)
+    exclude: list[RunSpec] = Field(default_factory=list)
+
+
+class RunConfig(_Strict):
+    """A fully resolved run: what one worker process executes."""
+
+    name: str
+    device: Device
+    dtype: DType
+    quantize: Quantize
+    offload: Offload
+    offload_fraction: float
+    compile: bool
+    cuda_graphs: bool
+
+    def describe(self) -> str:
+        parts = [self.device.value, self.dtype.value]
+        if self.quantize is Quantize.int8:
+            parts.append("int8")
+        if self.offload is Offload.cpu:
+            parts.append(f"offload {self.offload_fraction:.0%} of layers")
+        parts.append("compile" if self.compile else "eager")
+        parts.append("CUDA graphs" if self.cuda_graphs else "no CUDA graphs")
+        return ", ".join(parts)
+
+
+def auto_run_name(cfg: dict[str, Any]) -> str:
+    parts = [Device(cfg["device"]).value, DType(cfg["dtype"]).short]
+    if Quantize(cfg["quantize"]) is Quantize.int8:
+        parts.append("int8")
+    if Offload(cfg["offload"]) is Offload.cpu:
+        parts.append("offload")
+    parts.append("compile" if cfg["compile"] else "eager")
+    if cfg["cuda_graphs"]:
+        parts.append("graphs")
+    return "-".join(parts)
+
+
+class Scenario(_Strict):
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    description: str = ""
+    preset: str
+    weights: str = "synthetic"
+    frames: int = Field(default=100, ge=1, le=1_000_000)
+    warmup_frames: int = Field(default=10, ge=MIN_WARMUP_FRAMES, le=100_000)
+    frame_budget_ms: float = Field(default=80.0, gt=0.0)
+    batch_size: int = Field(default=1, ge=1, le=256)
+    timeout_s: float = Field(default=900.0, gt=0.0)
+    torch_threads: Optional[int] = Field(default=None, ge=1, le=1024)
+    seed: int = 0
+    defaults: RunDefaults = Field(default_factory=RunDefaults)
+    matrix: Optional[Matrix] = None
+    runs: list[RunSpec] = Field(default_factory=list)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; known presets: {', '.join(sorted(PRESETS))}")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_form(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("weights must be 'synthetic' or a path to a local model.safetensors")
+        return value
+
+    @property
+    def uses_synthetic_weights(self) -> bool:
+        return self.weights == "synthetic"

@@ -1,0 +1,1 @@
+"""stats room: pure functions over lists of samples (no I/O, no torch)."""

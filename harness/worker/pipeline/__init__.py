@@ -1,0 +1,1 @@
+"""pipeline room (worker side): the full-duplex frame loop and its stage timers."""

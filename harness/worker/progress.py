@@ -1,0 +1,34 @@
+"""The worker's end of the progress pipe: JSON lines, best effort (a closed pipe never fails a run)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from harness.worker.protocol import ProgressEvent
+
+PROGRESS_FD_ENV = "HARNESS_PROGRESS_FD"
+
+
+class ProgressPipe:
+    def __init__(self, fd: Optional[int]) -> None:
+        self._fd = fd
+
+    @classmethod
+    def from_env(cls) -> "ProgressPipe":
+        value = os.environ.get(PROGRESS_FD_ENV)
+        return cls(int(value) if value and value.isdigit() else None)
+
+    def _send(self, event: ProgressEvent) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.write(self._fd, (event.model_dump_json() + "\n").encode())
+        except OSError:
+            self._fd = None  # parent gone or pipe closed: keep measuring, stop reporting
+
+    def phase(self, name: str) -> None:
+        self._send(ProgressEvent(event="phase", phase=name))
+
+    def frame(self, index: int, total: int, warmup: bool, ms: float) -> None:
+        self._send(ProgressEvent(event="frame", index=index, total=total, warmup=warmup, ms=ms))

@@ -1,0 +1,104 @@
+"""What goes into a worker and what comes back. Torch-free: the parent imports this module.
+
+Channels (after pyperf): the job arrives as a JSON file; the reply is written atomically to
+`reply_path`; progress events are JSON lines on an inherited pipe fd. The worker's own
+stdout/stderr carry only logs and tracebacks, which the parent keeps the tail of.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.records.schema import EngineInfo, GpuInfo
+from harness.scenario.model import RunConfig
+
+STAGES = ("encode", "lm_step", "decode")
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BenchJob(_Msg):
+    kind: Literal["bench"] = "bench"
+    run: RunConfig
+    preset: str
+    weights_path: Optional[str] = None  # None: synthetic weights
+    frames: int
+    warmup_frames: int
+    batch_size: int
+    torch_threads: Optional[int]
+    seed: int
+    scratch_dir: str
+    reply_path: str
+
+
+class ProbeJob(_Msg):
+    kind: Literal["probe"] = "probe"
+    reply_path: str
+
+
+class WorkerError(_Msg):
+    type: str
+    message: str
+    traceback: str = ""
+    phase: str = ""
+
+
+class FrameSamples(_Msg):
+    """Per-frame milliseconds for the measured frames only (warmup excluded)."""
+
+    total_ms: list[float]
+    stage_ms: dict[str, list[float]]
+    cuda_event_stage_ms: dict[str, list[float]] = Field(default_factory=dict)
+
+
+class MemoryReading(_Msg):
+    peak_rss_bytes: int
+    rss_after_load_bytes: int
+    cuda_peak_allocated_bytes: Optional[int] = None
+    cuda_peak_reserved_bytes: Optional[int] = None
+    cuda_total_bytes: Optional[int] = None
+
+
+class BenchReply(_Msg):
+    kind: Literal["bench"] = "bench"
+    status: Literal["ok", "failed"]
+    error: Optional[WorkerError] = None
+    engine: Optional[EngineInfo] = None
+    samples: Optional[FrameSamples] = None
+    load_s: Optional[float] = None
+    first_step_s: Optional[float] = None
+    warmup_s: Optional[float] = None
+    memory: Optional[MemoryReading] = None
+
+
+class TorchFacts(_Msg):
+    """What only an importing-torch process can tell."""
+
+    torch_version: Optional[str] = None
+    torch_cuda_build: Optional[str] = None
+    cuda_available: bool = False
+    cuda_unavailable_reason: str = ""
+    arch_list: list[str] = Field(default_factory=list)
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    bf16_supported: Optional[bool] = None
+    import_error: Optional[WorkerError] = None
+
+
+class ProbeReply(_Msg):
+    kind: Literal["probe"] = "probe"
+    facts: TorchFacts
+
+
+class ProgressEvent(_Msg):
+    """One line on the progress pipe."""
+
+    event: Literal["phase", "frame"]
+    phase: str = ""
+    index: int = 0
+    total: int = 0
+    warmup: bool = False
+    ms: float = 0.0

@@ -1,0 +1,45 @@
+"""Torch-side machine facts, gathered in a worker so a broken CUDA install is a finding, not a crash."""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+
+from harness.records.schema import GpuInfo
+from harness.worker.protocol import TorchFacts, WorkerError
+
+
+def gather_torch_facts() -> TorchFacts:
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001 - any import failure is the finding
+        return TorchFacts(import_error=WorkerError(type=type(exc).__name__, message=str(exc),
+                                                   traceback=traceback.format_exc(), phase="import torch"))
+    facts = TorchFacts(torch_version=torch.__version__, torch_cuda_build=torch.version.cuda)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    facts.cuda_available = available
+    if not available:
+        if torch.version.cuda is None:
+            facts.cuda_unavailable_reason = "this torch build is CPU-only (no CUDA runtime in the wheel)"
+        else:
+            try:
+                torch.cuda.init()
+            except Exception as exc:  # noqa: BLE001 - the message is the diagnosis
+                facts.cuda_unavailable_reason = str(exc).strip().splitlines()[0]
+            else:
+                facts.cuda_unavailable_reason = "; ".join(str(w.message) for w in caught) or "no CUDA device"
+        return facts
+    facts.arch_list = list(torch.cuda.get_arch_list())
+    facts.bf16_supported = bool(torch.cuda.is_bf16_supported())
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        facts.gpus.append(GpuInfo(
+            index=index,
+            name=props.name,
+            uuid=str(getattr(props, "uuid", "")) or None,
+            compute_capability=f"{props.major}.{props.minor}",
+            memory_total_bytes=int(props.total_memory),
+        ))
+    return facts

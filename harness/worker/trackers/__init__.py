@@ -1,0 +1,1 @@
+"""trackers room (worker side): memory and telemetry readings."""
