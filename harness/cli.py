@@ -40,7 +40,7 @@ scenario fields (YAML):
                            offload none, offload_fraction 0.5, compile off, cuda_graphs off)
   runs:                    a list of runs: name, device (cpu/cuda/auto), dtype (bfloat16/float16/
                            float32), quantize (none/int8), offload (none/cpu), offload_fraction,
-                           compile (on/off), cuda_graphs (on/off)
+                           compile (on/off), cuda_graphs (on/off), timeout_s
   matrix:                  lists per field, expanded into every combination; `exclude:` drops some
 
 results: DIR/results.json (schema-versioned, raw per-frame samples), DIR/results.csv and

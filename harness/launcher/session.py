@@ -6,9 +6,11 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from pydantic import ValidationError
+
+from rich.console import Console
 
 from harness import __version__
 from harness.launcher.console import RunDisplay
@@ -20,10 +22,18 @@ from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.scenario.load import LoadedScenario
 from harness.scenario.model import Device, RunConfig
-from harness.worker.protocol import BenchJob, BenchReply
+from harness.worker.protocol import BenchJob, BenchReply, ProgressEvent
 
 WORK_DIR = ".work"
 LOG_DIR = "logs"
+
+
+@dataclass(frozen=True)
+class WorkerHooks:
+    """Callbacks for whoever embeds the runner (tests, tools): worker started, worker event."""
+
+    started: Callable[[str, int], None] = lambda run_name, pid: None
+    event: Callable[[str, ProgressEvent], None] = lambda run_name, event: None
 
 
 @dataclass(frozen=True)
@@ -48,8 +58,10 @@ def skip_reason(run: RunConfig, machine: Machine) -> Optional[str]:
 
 
 class ScenarioRunner:
-    def __init__(self, loaded: LoadedScenario, out_dir: Path, options: RunOptions, display_console) -> None:  # noqa: ANN001
+    def __init__(self, loaded: LoadedScenario, out_dir: Path, options: RunOptions, display_console: Console,
+                 hooks: Optional[WorkerHooks] = None) -> None:
         self.loaded = loaded
+        self.hooks = hooks or WorkerHooks()
         self.out_dir = out_dir
         self.options = options
         self.console = display_console
@@ -74,15 +86,21 @@ class ScenarioRunner:
         job_file = work / "job.json"
         job_file.write_text(job.model_dump_json(indent=2))
         started = utc_now()
-        outcome = run_worker(job_file, worker_env(run, self.loaded.scenario.torch_threads), self.timeout_s,
-                             self.out_dir / LOG_DIR, run.name, on_event=display.event)
+        def on_event(event: ProgressEvent) -> None:
+            display.event(event)
+            self.hooks.event(run.name, event)
+
+        timeout_s = self.options.timeout_s or run.timeout_s or self.timeout_s
+        outcome = run_worker(job_file, worker_env(run, self.loaded.scenario.torch_threads), timeout_s,
+                             self.out_dir / LOG_DIR, run.name, on_event=on_event,
+                             on_start=lambda pid: self.hooks.started(run.name, pid))
         reply: Optional[BenchReply] = None
         try:
             reply = BenchReply.model_validate_json(Path(job.reply_path).read_text())
         except (OSError, ValidationError, ValueError):
             reply = None
         result = assemble.from_worker(run, outcome, reply, frame_budget_ms=self.loaded.scenario.frame_budget_ms,
-                                      warmup_frames=self.warmup, timeout_s=self.timeout_s, started_at=started)
+                                      warmup_frames=self.warmup, timeout_s=timeout_s, started_at=started)
         shutil.rmtree(work / "scratch", ignore_errors=True)  # offloaded weights can be gigabytes
         return result
 

@@ -94,7 +94,7 @@ class _LineReader:
 
 
 def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: Path, log_name: str,
-               on_event: EventCallback) -> WorkerOutcome:
+               on_event: EventCallback, on_start: Optional[Callable[[int], None]] = None) -> WorkerOutcome:
     log_dir.mkdir(parents=True, exist_ok=True)
     stdout_path = log_dir / f"{log_name}.stdout.log"
     stderr_path = log_dir / f"{log_name}.stderr.log"
@@ -112,6 +112,8 @@ def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: P
     outcome = WorkerOutcome(pid=proc.pid, exit_code=None, signal_name=None, timed_out=False, wall_s=0.0,
                             stderr_tail="")
     reader = _LineReader(on_event, outcome)
+    if on_start is not None:
+        on_start(proc.pid)
     selector = selectors.DefaultSelector()
     selector.register(read_fd, selectors.EVENT_READ)
     pipe_open = True

@@ -66,6 +66,8 @@ class EngineInfo(_Record):
     offload_tier: Optional[str] = None
     compiled_frames: int = Field(default=0, description="frames torch.compile (dynamo) compiled in this worker")
     cuda_graphs_active: bool = False
+    build_user_s: float = Field(default=0.0, description="CPU time in user space while building the model")
+    build_system_s: float = Field(default=0.0, description="CPU time in the kernel while building (page faults)")
     env: dict[str, str] = Field(default_factory=dict, description="environment set before torch was imported")
 
 

@@ -70,6 +70,7 @@ class RunSpec(_Strict):
     offload_fraction: Optional[float] = Field(default=None, gt=0.0, lt=1.0)
     compile: Optional[Switch] = None
     cuda_graphs: Optional[Switch] = None
+    timeout_s: Optional[float] = Field(default=None, gt=0.0)
 
 
 class RunDefaults(_Strict):
@@ -80,6 +81,7 @@ class RunDefaults(_Strict):
     offload_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
     compile: Switch = False
     cuda_graphs: Switch = False
+    timeout_s: Optional[float] = Field(default=None, gt=0.0, description="None: the scenario's timeout_s")
 
 
 class Matrix(_Strict):
@@ -105,6 +107,7 @@ class RunConfig(_Strict):
     offload_fraction: float
     compile: bool
     cuda_graphs: bool
+    timeout_s: Optional[float] = None
 
     def describe(self) -> str:
         parts = [self.device.value, self.dtype.value]

@@ -7,6 +7,7 @@ torch read at import time) and writes the reply atomically to the job's `reply_p
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 import traceback
@@ -51,11 +52,14 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
 
         phase = "build"
         progress.phase(phase)
-        start = time.perf_counter()
+        start, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         built = build_models(job.run, job.preset, Path(job.weights_path) if job.weights_path else None,
                              job.seed, Path(job.scratch_dir))
         reply.load_s = time.perf_counter() - start
         reply.engine = built.info
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        reply.engine.build_user_s = after.ru_utime - usage.ru_utime
+        reply.engine.build_system_s = after.ru_stime - usage.ru_stime
         rss_after_load = current_rss_bytes()
 
         phase = "frames"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,6 +23,10 @@ class NoTokensError(RuntimeError):
     pass
 
 
+class NonFiniteAudioError(RuntimeError):
+    pass
+
+
 @dataclass
 class FrameLoopResult:
     total_ms: list[float] = field(default_factory=list)
@@ -29,6 +34,51 @@ class FrameLoopResult:
     event_ms: dict[str, list[float]] = field(default_factory=dict)
     first_step_s: float = 0.0
     warmup_s: float = 0.0
+
+
+class FrameLoop:
+    """One streaming session of Mimi + LMGen; `frame(index)` runs and times one full-duplex frame."""
+
+    def __init__(self, mimi: MimiModel, lm_gen: LMGen, device: torch.device, *, batch_size: int, seed: int,
+                 warmup_frames: int) -> None:
+        self.mimi, self.lm_gen, self.device = mimi, lm_gen, device
+        self.batch_size, self.warmup_frames = batch_size, warmup_frames
+        self.audio = speech_like(mimi.sample_rate, batch_size, seed).to(device)
+        self.frame_size = int(mimi.sample_rate / mimi.frame_rate)
+        self.chunks_in_loop = self.audio.shape[-1] // self.frame_size
+        self.clock = StageClock(device)
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "FrameLoop":
+        self._stack.enter_context(torch.no_grad())
+        self._stack.enter_context(self.mimi.streaming(self.batch_size))
+        self._stack.enter_context(self.lm_gen.streaming(self.batch_size))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def frame(self, index: int) -> dict[str, float]:
+        """Wall milliseconds per stage and 'total' for frame `index` (CUDA event times: `self.clock`)."""
+        start = (index % self.chunks_in_loop) * self.frame_size
+        chunk = self.audio[:, :, start:start + self.frame_size]
+        clock = self.clock
+        clock.start()
+        codes = self.mimi.encode(chunk)
+        clock.mark("encode")
+        tokens = self.lm_gen.step(codes)
+        clock.mark("lm_step")
+        pcm = None
+        if tokens is not None:
+            pcm = self.mimi.decode(tokens[:, 1:1 + AGENT_CODEBOOKS])
+        elif index >= self.warmup_frames:
+            raise NoTokensError(f"LMGen.step returned no tokens at measured frame {index}; "
+                                "raise warmup_frames above the model's largest delay")
+        clock.mark("decode")
+        # Outside the timed region: a configuration that produces NaN/Inf audio is broken, not fast.
+        if pcm is not None and not bool(torch.isfinite(pcm).all()):
+            raise NonFiniteAudioError(f"Mimi decoded non-finite audio (NaN/Inf) at frame {index}")
+        return clock.wall_ms()
 
 
 def run_frame_loop(
@@ -42,28 +92,11 @@ def run_frame_loop(
     seed: int,
     on_frame: FrameCallback | None = None,
 ) -> FrameLoopResult:
-    audio = speech_like(mimi.sample_rate, batch_size, seed).to(device)
-    frame_size = int(mimi.sample_rate / mimi.frame_rate)
-    chunks_in_loop = audio.shape[-1] // frame_size
-    clock = StageClock(device)
     result = FrameLoopResult()
     total = warmup_frames + frames
-    with torch.no_grad(), mimi.streaming(batch_size), lm_gen.streaming(batch_size):
+    with FrameLoop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames) as loop:
         for index in range(total):
-            start = (index % chunks_in_loop) * frame_size
-            chunk = audio[:, :, start:start + frame_size]
-            clock.start()
-            codes = mimi.encode(chunk)
-            clock.mark("encode")
-            tokens = lm_gen.step(codes)
-            clock.mark("lm_step")
-            if tokens is not None:
-                mimi.decode(tokens[:, 1:1 + AGENT_CODEBOOKS])
-            elif index >= warmup_frames:
-                raise NoTokensError(f"LMGen.step returned no tokens at measured frame {index}; "
-                                    "raise warmup_frames above the model's largest delay")
-            clock.mark("decode")
-            wall = clock.wall_ms()
+            wall = loop.frame(index)
             is_warmup = index < warmup_frames
             if index == 0:
                 result.first_step_s = wall["total"] / 1e3
@@ -73,7 +106,7 @@ def run_frame_loop(
                 result.total_ms.append(wall["total"])
                 for stage in STAGES:
                     result.stage_ms[stage].append(wall[stage])
-                for stage, ms in clock.event_ms().items():
+                for stage, ms in loop.clock.event_ms().items():
                     result.event_ms.setdefault(stage, []).append(ms)
             if on_frame is not None:
                 on_frame(index, total, is_warmup, wall["total"])

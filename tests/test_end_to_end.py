@@ -1,0 +1,79 @@
+"""The README's main job, for real: every CPU-runnable configuration, one worker each, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, cuda_available, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path) -> None:
+    out = tmp_path / "smoke"
+    done = run_cli("run", "scenarios/cpu-smoke.yaml", "--out", str(out), "--frames", "4", "--warmup", "2")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema_name"] == "harness.results" and results["schema_version"] == 1
+    assert results["state"] == "complete" and results["weights"] == "synthetic"
+    machine = results["machine"]
+    assert machine["cpu_cores_logical"] >= 1 and machine["ram_total_bytes"] > 2**30
+    runs = {r["name"]: r for r in results["runs"]}
+    assert set(runs) == {"cpu-fp32-eager", "cpu-bf16-eager", "cpu-fp16-eager", "cpu-bf16-int8-eager",
+                         "cpu-bf16-offload-eager", "cpu-bf16-compile", "cpu-bf16-eager-graphs",
+                         "cuda-bf16-compile-graphs"}
+    ok = {n: r for n, r in runs.items() if r["status"] == "ok"}
+    assert set(ok) == {n for n in runs if n.startswith("cpu-") and n != "cpu-bf16-eager-graphs"}
+    assert "CUDA graphs need a CUDA device" in runs["cpu-bf16-eager-graphs"]["reason"]
+    if not cuda_available():
+        assert runs["cuda-bf16-compile-graphs"]["status"] == "skipped"
+        assert runs["cuda-bf16-compile-graphs"]["reason"].startswith("CUDA is not available on this machine")
+
+    assert len({r["worker_pid"] for r in ok.values()}) == len(ok), "one worker process per run"
+    for name, run in ok.items():
+        m = run["metrics"]
+        assert len(m["samples_ms"]) == 4 and m["warmup_frames"] == 2
+        assert 0 < m["ms_per_step"]["p50"] <= m["ms_per_step"]["p99"] <= m["ms_per_step"]["max"]
+        assert m["rtf"] == pytest.approx(m["ms_per_step"]["p50"] / 80.0)
+        assert set(m["stage_p50_ms"]) == {"encode", "lm_step", "decode"}
+        assert m["peak_rss_bytes"] >= m["rss_after_load_bytes"] > 0
+        assert m["load_s"] > 0 and m["first_step_s"] > 0
+        assert run["exit_code"] == 0 and run["engine"]["lm_dtype"] in {"float32", "bfloat16", "float16"}
+
+    engines = {n: r["engine"] for n, r in ok.items()}
+    assert engines["cpu-bf16-int8-eager"]["quantized_linears"] > 50
+    assert engines["cpu-bf16-offload-eager"]["offload_tier"] == "disk"
+    assert engines["cpu-bf16-compile"]["compiled_frames"] >= 1
+    assert "NO_TORCH_COMPILE" not in engines["cpu-bf16-compile"]["env"]
+    assert engines["cpu-bf16-eager"]["env"]["NO_TORCH_COMPILE"] == "1"
+    assert all(e["env"]["NO_CUDA_GRAPH"] == "1" for e in engines.values())
+
+    csv = (out / "results.csv").read_text().splitlines()
+    assert len(csv) == 1 + len(runs)
+    assert (out / "logs" / "cpu-bf16-eager.stderr.log").exists()
+    assert "RTF" in done.stdout and "cpu-bf16-offload-eager" in done.stdout
+
+
+@pytest.mark.skipif(cuda_available(), reason="shows the no-GPU behaviour; this machine has a GPU")
+def test_gpu_scenario_on_a_machine_without_gpu_records_every_run(tmp_path: Path) -> None:
+    done = run_cli("run", "scenarios/rtx5090.yaml", "--out", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert len(results["runs"]) == 6
+    for run in results["runs"]:
+        assert run["status"] == "skipped" and run["reason"].startswith("CUDA is not available on this machine")
+        assert run["worker_pid"] is None
+
+
+def test_help_teaches_the_scenario_format() -> None:
+    done = run_cli("run", "--help")
+    assert done.returncode == 0
+    for words in ("preset", "warmup_frames", "matrix", "cuda_graphs", "RTF", "exit status", "results.json"):
+        assert words in done.stdout
+    assert (REPO / "README.md").exists()
