@@ -109,6 +109,20 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_RUN_FAILED if any(r.status == "failed" for r in session.runs) else EXIT_OK
 
 
+def cmd_probe(args: argparse.Namespace, console: Console) -> int:
+    from harness.probe.machine import probe_machine
+    from harness.probe.render import probe_json, probe_table
+
+    if not args.json:
+        console.print("probing this machine (torch checks run in a separate process) ...", highlight=False)
+    result = probe_machine(device_checks=True, disk_path=Path(args.disk or "."))
+    if args.json:
+        print(probe_json(result))
+    else:
+        console.print(probe_table(result))
+    return {"pass": EXIT_OK, "n/a": EXIT_OK, "warn": EXIT_RUN_FAILED, "fail": EXIT_USAGE}[result.worst]
+
+
 def cmd_presets(args: argparse.Namespace, console: Console) -> int:
     for preset in PRESETS.values():
         console.print(f"[bold]{preset.name}[/]  {preset.description}", highlight=False)
@@ -140,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=_positive_int, help="override the scenario's warmup frames (at least 2)")
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="override the per-run timeout")
     run.set_defaults(handler=cmd_run)
+
+    probe = sub.add_parser(
+        "probe", help="check this machine: GPU, driver, torch build, Triton, bitsandbytes, memory, bandwidth",
+        description="Check this machine for PersonaPlex: each check is pass / warn / fail / n/a with a one-line "
+                    "finding and, for warn and fail, the remedy. Torch-side checks run in a separate process, so a "
+                    "broken CUDA install is a finding, not a crash.",
+        epilog="exit status: 0 all checks pass (or n/a), 1 some warn, 2 some fail.")
+    probe.add_argument("--json", action="store_true", help="print the checks and the machine as JSON")
+    probe.add_argument("--disk", metavar="PATH", help="where offloaded weights and results would go (default: .)")
+    probe.set_defaults(handler=cmd_probe)
 
     presets = sub.add_parser("presets", help="list the model presets")
     presets.set_defaults(handler=cmd_presets)

@@ -62,6 +62,7 @@ class ScenarioRunner:
                  hooks: Optional[WorkerHooks] = None) -> None:
         self.loaded = loaded
         self.hooks = hooks or WorkerHooks()
+        self.machine: Optional[Machine] = None
         self.out_dir = out_dir
         self.options = options
         self.console = display_console
@@ -100,20 +101,25 @@ class ScenarioRunner:
         except (OSError, ValidationError, ValueError):
             reply = None
         result = assemble.from_worker(run, outcome, reply, frame_budget_ms=self.loaded.scenario.frame_budget_ms,
-                                      warmup_frames=self.warmup, timeout_s=timeout_s, started_at=started)
+                                      warmup_frames=self.warmup, timeout_s=timeout_s, started_at=started,
+                                      machine=self.machine)
         shutil.rmtree(work / "scratch", ignore_errors=True)  # offloaded weights can be gigabytes
         return result
 
     def run(self, runs: list[RunConfig]) -> Session:
         now = utc_now()
         self.console.print("probing this machine (torch in a separate process) ...", highlight=False)
-        machine = probe_machine(self.out_dir / WORK_DIR / "probe")
+        probe = probe_machine(self.out_dir / WORK_DIR / "probe", presets=[self.loaded.scenario.preset],
+                              disk_path=self.out_dir)
+        machine = self.machine = probe.machine
         session = Session(
             harness_version=__version__, created_at=now, updated_at=now, state="running",
             command=list(sys.argv), scenario_path=str(self.loaded.path),
             scenario=self.loaded.scenario.model_dump(mode="json"),
             weights=str(self.loaded.weights_path) if self.loaded.weights_path else "synthetic",
             machine=machine,
+            probe=probe.checks,
+            architecture=probe.architectures.get(self.loaded.scenario.preset),
         )
         write_session(session, self.out_dir)
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import psutil
 from pydantic import ValidationError
 
 from harness.worker.progress import PROGRESS_FD_ENV
@@ -40,6 +41,7 @@ class WorkerOutcome:
     wall_s: float
     stderr_tail: str
     last_phase: str = ""
+    max_rss_bytes: Optional[int] = None  # highest worker RSS the parent saw (sampled each tick)
     frames_ms: list[float] = field(default_factory=list)  # every frame reported, warmup included
 
 
@@ -54,6 +56,23 @@ def tail_text(path: Path, max_bytes: int = STDERR_TAIL_BYTES, max_lines: int = S
         return ""
     lines = data.decode("utf-8", errors="replace").splitlines()
     return "\n".join(lines[-max_lines:])
+
+
+def _watch(pid: int) -> Optional[psutil.Process]:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _sample_rss(process: Optional[psutil.Process], outcome: WorkerOutcome) -> None:
+    if process is None:
+        return
+    try:
+        rss = process.memory_info().rss
+    except psutil.Error:
+        return
+    outcome.max_rss_bytes = max(outcome.max_rss_bytes or 0, rss)
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -117,8 +136,10 @@ def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: P
     selector = selectors.DefaultSelector()
     selector.register(read_fd, selectors.EVENT_READ)
     pipe_open = True
+    watched = _watch(proc.pid)
     try:
         while True:
+            _sample_rss(watched, outcome)
             remaining = timeout_s - (time.monotonic() - start)
             if remaining <= 0:
                 outcome.timed_out = True

@@ -1,48 +1,86 @@
-"""Build the Machine fingerprint: host facts in the parent, torch facts from a probe worker."""
+"""Probe this machine: host facts in the parent, torch facts and device checks from a probe worker."""
 
 from __future__ import annotations
 
 import hashlib
 import platform
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
+
+import psutil
 
 from harness.launcher.environment import probe_env
 from harness.launcher.spawn import run_worker
+from harness.probe import checks as c
 from harness.probe import host
 from harness.probe.nvml import read_nvml
-from harness.records.schema import Machine
+from harness.records.architecture import ArchitectureFacts
+from harness.records.machine import Machine, ProbeCheck
 from harness.worker.protocol import ProbeJob, ProbeReply, TorchFacts, WorkerError
 
-PROBE_TIMEOUT_S = 180.0
+PROBE_TIMEOUT_S = 240.0
+FULL_MODEL_CPU_BYTES = 19 * 2**30  # personaplex-7b bf16 on the CPU: measured peak RSS 18.3 GiB
+OFFLOAD_DISK_BYTES = 20 * 2**30
 
 
-def probe_torch(work_dir: Path) -> TorchFacts:
-    """Ask a fresh worker process what torch sees; a crash or hang there is reported, not raised."""
+@dataclass
+class ProbeResult:
+    machine: Machine
+    checks: list[ProbeCheck]
+    architectures: dict[str, ArchitectureFacts] = field(default_factory=dict)
+
+    @property
+    def worst(self) -> str:
+        return c.worst(self.checks)
+
+
+def _probe_worker(work_dir: Path, presets: list[str], device_checks: bool) -> ProbeReply:
+    """A fresh worker process reports what torch sees; a crash or hang there is reported, not raised."""
     work_dir.mkdir(parents=True, exist_ok=True)
     reply_path = work_dir / "probe.reply.json"
+    reply_path.unlink(missing_ok=True)
     job_path = work_dir / "probe.job.json"
-    job_path.write_text(ProbeJob(reply_path=str(reply_path)).model_dump_json())
+    job_path.write_text(ProbeJob(reply_path=str(reply_path), presets=presets,
+                                 device_checks=device_checks).model_dump_json())
     outcome = run_worker(job_path, probe_env(), PROBE_TIMEOUT_S, work_dir, "probe", on_event=lambda _e: None)
     try:
-        return ProbeReply.model_validate_json(reply_path.read_text()).facts
+        return ProbeReply.model_validate_json(reply_path.read_text())
     except (OSError, ValueError):
         how = (f"timed out after {PROBE_TIMEOUT_S:.0f} s" if outcome.timed_out
                else f"exit code {outcome.exit_code}" if outcome.exit_code is not None
                else f"killed by {outcome.signal_name}")
-        return TorchFacts(import_error=WorkerError(type="ProbeWorkerFailed", message=f"torch probe worker {how}",
-                                                   traceback=outcome.stderr_tail, phase="probe"))
+        error = WorkerError(type="ProbeWorkerFailed", message=f"torch probe worker {how}",
+                            traceback=outcome.stderr_tail, phase="probe")
+        return ProbeReply(facts=TorchFacts(import_error=error))
 
 
 def fingerprint(fields: list[str]) -> str:
     return hashlib.sha256("|".join(fields).encode()).hexdigest()[:12]
 
 
-def probe_machine(work_dir: Path | None = None) -> Machine:
+def _value(checks: list[ProbeCheck], name: str) -> Optional[float]:
+    return next((check.value for check in checks if check.name == name), None)
+
+
+def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] = None,
+                  device_checks: bool = True, disk_path: Optional[Path] = None) -> ProbeResult:
     if work_dir is None:
         work_dir = Path(tempfile.mkdtemp(prefix="harness-probe-"))
-    facts = probe_torch(work_dir)
+    reply = _probe_worker(work_dir, presets or [], device_checks)
+    facts = reply.facts
     nvml = read_nvml()
+    bandwidth = c.measure_host_bandwidth()
+    checks = [c.check_os(), c.check_python(), c.check_cpu(), c.check_ram(FULL_MODEL_CPU_BYTES),
+              c.check_disk(disk_path or work_dir, OFFLOAD_DISK_BYTES), c.check_host_bandwidth(bandwidth),
+              c.check_cxx(), c.check_torch(facts), c.check_nvml(nvml), c.check_driver(facts, nvml),
+              c.check_cuda(facts, nvml), c.check_arch(facts), *reply.checks]
+    if reply.error is not None:
+        checks.append(ProbeCheck(name="moshi", status="fail",
+                                 finding=f"building moshi models on the meta device failed: {reply.error.type}: "
+                                         f"{reply.error.message}",
+                                 remedy="pip install -c constraints.txt -e . (moshi 0.2.13)"))
     logical, physical = host.cores()
     packages = host.package_versions()
     gpus = nvml.gpus or facts.gpus
@@ -50,22 +88,18 @@ def probe_machine(work_dir: Path | None = None) -> Machine:
     if facts.import_error is not None:
         reason = f"torch cannot be imported: {facts.import_error.message}"
     ram = host.ram_total_bytes()
-    return Machine(
-        hostname=host.hostname(),
-        os=host.os_name(),
-        os_release=platform.release(),
-        platform=platform.platform(),
-        cpu_model=host.cpu_model(),
-        cpu_cores_logical=logical,
-        cpu_cores_physical=physical,
-        ram_total_bytes=ram,
-        python=platform.python_version(),
-        packages=packages,
-        torch_cuda_build=facts.torch_cuda_build,
-        cuda_available=facts.cuda_available,
-        cuda_unavailable_reason="" if facts.cuda_available else reason,
-        gpus=gpus,
+    machine = Machine(
+        hostname=host.hostname(), os=host.os_name(), os_release=platform.release(), platform=platform.platform(),
+        cpu_model=host.cpu_model(), cpu_cores_logical=logical, cpu_cores_physical=physical, ram_total_bytes=ram,
+        python=platform.python_version(), packages=packages, torch_cuda_build=facts.torch_cuda_build,
+        cuda_available=facts.cuda_available, cuda_unavailable_reason="" if facts.cuda_available else reason,
+        gpus=gpus, cuda_arch_list=facts.arch_list, nvidia_driver=nvml.driver or None,
+        cuda_driver_version=nvml.cuda_driver_version or None,
+        ram_available_bytes=int(psutil.virtual_memory().available), host_bandwidth_gbs=bandwidth,
+        device_bandwidth_gbs=_value(checks, "device_bandwidth"), baseline_rss_bytes=reply.baseline_rss_bytes,
+        bitsandbytes_import_bytes=reply.bitsandbytes_import_bytes,
         fingerprint=fingerprint([host.cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
                                  ",".join(g.name for g in gpus), str(packages.get("torch")),
                                  str(packages.get("moshi"))]),
     )
+    return ProbeResult(machine=machine, checks=checks, architectures=reply.architectures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.records.schema import GpuInfo
+from harness.records.machine import GpuInfo
 
 
 @dataclass

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
+from harness.diagnosis.diagnose import diagnose
 from harness.launcher.spawn import WorkerOutcome
+from harness.records.machine import Machine
 from harness.records.schema import CudaMetrics, RunMetrics, RunResult
 from harness.scenario.model import RunConfig
 from harness.stats.percentiles import real_time_factor, stage_medians, summarize
@@ -60,7 +62,8 @@ def _failure_reason(outcome: WorkerOutcome, reply: Optional[BenchReply], timeout
 
 
 def from_worker(run: RunConfig, outcome: WorkerOutcome, reply: Optional[BenchReply], *, frame_budget_ms: float,
-                warmup_frames: int, timeout_s: float, started_at: datetime) -> RunResult:
+                warmup_frames: int, timeout_s: float, started_at: datetime,
+                machine: Optional[Machine] = None) -> RunResult:
     result = RunResult(
         name=run.name,
         config=run,
@@ -81,4 +84,10 @@ def from_worker(run: RunConfig, outcome: WorkerOutcome, reply: Optional[BenchRep
     else:
         result.reason = _failure_reason(outcome, reply, timeout_s)
         result.partial_samples_ms = list(outcome.frames_ms)
+        error = reply.error if reply is not None else None
+        result.diagnosis = diagnose(
+            run, error_type=error.type if error else "", error_message=error.message if error else "",
+            stderr_tail=outcome.stderr_tail, signal_name=outcome.signal_name, exit_code=outcome.exit_code,
+            timed_out=outcome.timed_out, timeout_s=timeout_s, last_phase=outcome.last_phase, machine=machine,
+            peak_rss_bytes=outcome.max_rss_bytes)
     return result

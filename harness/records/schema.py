@@ -11,6 +11,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.records.architecture import ArchitectureFacts
+from harness.records.machine import Machine, ProbeCheck
 from harness.scenario.model import RunConfig
 
 SCHEMA_VERSION = 1
@@ -89,6 +91,12 @@ class RunMetrics(_Record):
     cuda: Optional[CudaMetrics] = None
 
 
+class Diagnosis(_Record):
+    kind: str = Field(description="signature name: cuda_oom, oom, no_kernel_image, triton, ..., unknown")
+    cause: str
+    remedy: str
+
+
 class RunResult(_Record):
     name: str
     config: RunConfig
@@ -98,42 +106,13 @@ class RunResult(_Record):
     exit_code: Optional[int] = None
     signal: Optional[str] = None
     stderr_tail: str = ""
+    diagnosis: Optional[Diagnosis] = None
     metrics: Optional[RunMetrics] = None
     partial_samples_ms: list[float] = Field(
         default_factory=list, description="frame times received before a worker failed (warmup included)")
     engine: Optional[EngineInfo] = None
     started_at: Optional[datetime] = None
     wall_s: Optional[float] = None
-
-
-class GpuInfo(_Record):
-    index: int
-    name: str
-    uuid: Optional[str] = None
-    compute_capability: Optional[str] = None
-    memory_total_bytes: Optional[int] = None
-    memory_free_bytes: Optional[int] = None
-    driver: Optional[str] = None
-
-
-class Machine(_Record):
-    """Fingerprint of the host. Torch-side facts come from a probe worker, never from the parent."""
-
-    hostname: str
-    os: str
-    os_release: str
-    platform: str
-    cpu_model: str
-    cpu_cores_logical: int
-    cpu_cores_physical: Optional[int]
-    ram_total_bytes: int
-    python: str
-    packages: dict[str, Optional[str]]
-    torch_cuda_build: Optional[str] = None
-    cuda_available: bool = False
-    cuda_unavailable_reason: str = ""
-    gpus: list[GpuInfo] = Field(default_factory=list)
-    fingerprint: str = Field(description="short hash of the fields that make timings comparable")
 
 
 class Session(_Record):
@@ -148,4 +127,6 @@ class Session(_Record):
     scenario: dict
     weights: str
     machine: Machine
+    probe: list[ProbeCheck] = Field(default_factory=list)
+    architecture: Optional[ArchitectureFacts] = None
     runs: list[RunResult] = Field(default_factory=list)

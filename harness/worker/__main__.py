@@ -31,7 +31,30 @@ def _write(path: str, reply: Union[BenchReply, ProbeReply]) -> None:
 def run_probe(job: ProbeJob) -> int:
     from harness.worker.torch_facts import gather_torch_facts
 
-    _write(job.reply_path, ProbeReply(facts=gather_torch_facts()))
+    reply = ProbeReply(facts=gather_torch_facts())
+    if reply.facts.import_error is None:
+        try:
+            import accelerate  # noqa: F401 - part of a bench worker's baseline
+            import psutil
+
+            from harness.worker.describe import describe_preset
+
+            describe_preset("personaplex-tiny")  # a meta-device build, as every bench worker does
+            reply.baseline_rss_bytes = int(psutil.Process().memory_info().rss)
+            import bitsandbytes  # noqa: F401
+
+            reply.bitsandbytes_import_bytes = int(psutil.Process().memory_info().rss) - reply.baseline_rss_bytes
+            for preset in job.presets:
+                reply.architectures[preset] = describe_preset(preset)
+        except BaseException as exc:  # noqa: BLE001 - recorded, the probe still answers
+            traceback.print_exc(file=sys.stderr)
+            reply.error = WorkerError(type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc(),
+                                      phase="describe")
+        if job.device_checks:
+            from harness.worker.device_checks import run_device_checks
+
+            reply.checks = run_device_checks(reply.facts)
+    _write(job.reply_path, reply)
     return 0
 
 

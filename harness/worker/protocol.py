@@ -11,7 +11,9 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.records.schema import EngineInfo, GpuInfo
+from harness.records.architecture import ArchitectureFacts
+from harness.records.machine import GpuInfo, ProbeCheck
+from harness.records.schema import EngineInfo
 from harness.scenario.model import RunConfig
 
 STAGES = ("encode", "lm_step", "decode")
@@ -38,6 +40,8 @@ class BenchJob(_Msg):
 class ProbeJob(_Msg):
     kind: Literal["probe"] = "probe"
     reply_path: str
+    presets: list[str] = Field(default_factory=list, description="presets whose architecture to describe")
+    device_checks: bool = Field(default=True, description="run bitsandbytes / Triton / bandwidth checks")
 
 
 class WorkerError(_Msg):
@@ -91,6 +95,12 @@ class TorchFacts(_Msg):
 class ProbeReply(_Msg):
     kind: Literal["probe"] = "probe"
     facts: TorchFacts
+    checks: list[ProbeCheck] = Field(default_factory=list)
+    architectures: dict[str, ArchitectureFacts] = Field(default_factory=dict)
+    baseline_rss_bytes: Optional[int] = Field(
+        default=None, description="RSS of a worker after importing torch, moshi, accelerate and building on meta")
+    bitsandbytes_import_bytes: Optional[int] = None
+    error: Optional[WorkerError] = None
 
 
 class ProgressEvent(_Msg):

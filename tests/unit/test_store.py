@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.records.schema import SCHEMA_VERSION, Machine, RunResult, Session
+from harness.records.machine import Machine
+from harness.records.schema import SCHEMA_VERSION, RunResult, Session
 from harness.records.store import ResultsFileError, atomic_write_text, load_session, write_session
 from harness.scenario.model import RunDefaults, RunConfig
 

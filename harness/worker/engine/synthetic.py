@@ -17,7 +17,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-_BANK_LEN = 1_000_003  # prime
+_BANK_LEN = 65_537  # prime (2**16 + 1): rows of a weight never repeat exactly
 _MIMI_LAYER_SCALE = 0.01  # moshi.models.loaders._transformer_kwargs["layer_scale"]
 
 

@@ -1,0 +1,168 @@
+"""Host-side probe checks and the interpretation of what the torch worker saw, each with a remedy."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import psutil
+
+from harness.probe import host
+from harness.probe.nvml import NvmlReading
+from harness.records.machine import ProbeCheck
+from harness.worker.protocol import TorchFacts
+
+CUDA_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu128"
+GIB = 2**30
+
+
+def measure_host_bandwidth(megabytes: int = 256, repeats: int = 4) -> float:
+    """GB/s of a large memory copy (counting the read and the write), best of `repeats`."""
+    src = np.ones(megabytes * 2**20, dtype=np.uint8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best / 1e9
+
+
+def check_os() -> ProbeCheck:
+    name = host.os_name()
+    if name == "Linux":
+        return ProbeCheck(name="os", status="pass", finding=f"Linux {platform.release()}")
+    if name == "WSL":
+        return ProbeCheck(name="os", status="warn", finding=f"WSL2 ({platform.release()}): CUDA works through the "
+                          "Windows driver; audio through WSLg adds 30-50 ms",
+                          remedy="for the lowest latency deploy on native Linux")
+    if name == "Windows":
+        return ProbeCheck(name="os", status="warn", finding="Windows: Triton (torch.compile) is Linux-only",
+                          remedy="set `compile: off` (NO_TORCH_COMPILE=1) or run under WSL2/Linux")
+    return ProbeCheck(name="os", status="warn", finding=f"{name}: no CUDA; only CPU runs are possible",
+                      remedy="use a Linux machine with an NVIDIA GPU for real-time PersonaPlex")
+
+
+def check_python() -> ProbeCheck:
+    version = platform.python_version()
+    if (3, 10) <= sys.version_info[:2] <= (3, 12):
+        return ProbeCheck(name="python", status="pass", finding=f"Python {version} (moshi 0.2.13 needs 3.10+)")
+    return ProbeCheck(name="python", status="fail", finding=f"Python {version} is outside 3.10-3.12",
+                      remedy="create the environment with Python 3.10, 3.11 or 3.12 (HARNESS_PYTHON=python3.11)")
+
+
+def check_cpu() -> ProbeCheck:
+    logical, physical = host.cores()
+    return ProbeCheck(name="cpu", status="pass", value=float(logical),
+                      finding=f"{host.cpu_model()}: {logical} logical cores ({physical or '?'} physical)")
+
+
+def check_ram(needed_bytes: Optional[int] = None) -> ProbeCheck:
+    memory = psutil.virtual_memory()
+    finding = f"{memory.total / GIB:.1f} GiB total, {memory.available / GIB:.1f} GiB available"
+    if needed_bytes and memory.available < needed_bytes:
+        return ProbeCheck(name="ram", status="warn", value=memory.available / GIB,
+                          finding=f"{finding}; personaplex-7b bf16 on the CPU needs about {needed_bytes / GIB:.0f} GiB",
+                          remedy="use a GPU, int8, or a machine with more RAM for CPU runs of the full model")
+    return ProbeCheck(name="ram", status="pass", finding=finding, value=memory.available / GIB)
+
+
+def check_disk(path: Path, needed_bytes: int) -> ProbeCheck:
+    usage = shutil.disk_usage(path)
+    finding = f"{usage.free / GIB:.1f} GiB free under {path} (offloaded weights and results go there)"
+    if usage.free < needed_bytes:
+        return ProbeCheck(name="disk", status="warn", finding=finding, value=usage.free / GIB,
+                          remedy=f"free {needed_bytes / GIB:.0f} GiB there, or pass --out on a larger disk")
+    return ProbeCheck(name="disk", status="pass", finding=finding, value=usage.free / GIB)
+
+
+def check_host_bandwidth(gbs: float) -> ProbeCheck:
+    return ProbeCheck(name="host_bandwidth", status="pass", value=gbs,
+                      finding=f"host memory copy: {gbs:.1f} GB/s (read + write); bounds CPU and offload step time")
+
+
+def check_cxx() -> ProbeCheck:
+    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if compiler:
+        return ProbeCheck(name="cxx_compiler", status="pass", finding=f"{compiler}: torch.compile's CPU backend works")
+    return ProbeCheck(name="cxx_compiler", status="warn", finding="no C++ compiler: torch.compile cannot build CPU kernels",
+                      remedy="apt-get install g++ (or set `compile: off` for CPU runs)")
+
+
+def check_torch(facts: TorchFacts) -> ProbeCheck:
+    if facts.import_error is not None:
+        return ProbeCheck(name="torch", status="fail",
+                          finding=f"torch cannot be imported: {facts.import_error.type}: {facts.import_error.message}",
+                          remedy="pip install -c constraints.txt -e . (torch 2.9.1, moshi 0.2.13)")
+    build = f"CUDA {facts.torch_cuda_build}" if facts.torch_cuda_build else "CPU-only"
+    return ProbeCheck(name="torch", status="pass", finding=f"torch {facts.torch_version} ({build} build)")
+
+
+def check_nvml(nvml: NvmlReading) -> ProbeCheck:
+    if not nvml.available:
+        return ProbeCheck(name="nvml", status="n/a", finding=nvml.reason)
+    names = ", ".join(f"{g.name} ({(g.memory_total_bytes or 0) / GIB:.0f} GiB, cc {g.compute_capability})"
+                      for g in nvml.gpus) or "no GPU"
+    return ProbeCheck(name="nvml", status="pass",
+                      finding=f"driver {nvml.driver} (CUDA {nvml.cuda_driver_version or '?'}): {names}")
+
+
+def check_cuda(facts: TorchFacts, nvml: NvmlReading) -> ProbeCheck:
+    if facts.cuda_available:
+        return ProbeCheck(name="cuda", status="pass",
+                          finding=f"torch sees {len(facts.gpus)} GPU(s): {', '.join(g.name for g in facts.gpus)}")
+    if nvml.available and nvml.gpus:
+        remedy = CUDA_WHEEL if not facts.torch_cuda_build else "check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES"
+        return ProbeCheck(name="cuda", status="fail",
+                          finding=f"NVIDIA GPU present but torch cannot use it: {facts.cuda_unavailable_reason}",
+                          remedy=remedy)
+    return ProbeCheck(name="cuda", status="n/a",
+                      finding=f"no usable NVIDIA GPU on this machine ({facts.cuda_unavailable_reason or 'none found'}); "
+                              "CUDA runs will be skipped")
+
+
+def check_arch(facts: TorchFacts) -> ProbeCheck:
+    if not facts.cuda_available:
+        return ProbeCheck(name="cuda_arch", status="n/a", finding="no CUDA GPU: nothing to match against the torch build")
+    missing = [(gpu, f"sm_{gpu.compute_capability.replace('.', '')}") for gpu in facts.gpus
+               if gpu.compute_capability and not arch_supported(gpu.compute_capability, facts.arch_list)]
+    built = " ".join(facts.arch_list) or "none"
+    if missing:
+        gpu, sm = missing[0]
+        return ProbeCheck(name="cuda_arch", status="fail",
+                          finding=f"torch {facts.torch_version} has kernels for {built}, not {sm} ({gpu.name}): "
+                                  "every kernel launch fails with 'no kernel image is available'",
+                          remedy=f"{CUDA_WHEEL} ({sm} needs a torch built with CUDA 12.8 or newer)")
+    return ProbeCheck(name="cuda_arch", status="pass", finding=f"torch build covers this GPU ({built})")
+
+
+def arch_supported(compute_capability: str, arch_list: list[str]) -> bool:
+    """torch's own rule (torch.cuda._check_cubins): some sm_XY of the build shares the GPU's major version."""
+    major = int(compute_capability.split(".")[0])
+    built = [int(a.split("_")[1]) for a in arch_list if a.startswith("sm_")]
+    return any(sm // 10 == major for sm in built)
+
+
+def check_driver(facts: TorchFacts, nvml: NvmlReading) -> ProbeCheck:
+    if not (nvml.available and nvml.cuda_driver_version and facts.torch_cuda_build):
+        return ProbeCheck(name="driver", status="n/a", finding="no NVIDIA driver to compare with the torch build")
+    driver = tuple(int(x) for x in nvml.cuda_driver_version.split("."))
+    needed = tuple(int(x) for x in facts.torch_cuda_build.split(".")[:2])
+    if driver < needed:
+        return ProbeCheck(name="driver", status="fail",
+                          finding=f"driver {nvml.driver} supports CUDA {nvml.cuda_driver_version}; torch is built "
+                                  f"for CUDA {facts.torch_cuda_build}",
+                          remedy="update the NVIDIA driver (CUDA 12.8 wheels need R570 or newer)")
+    return ProbeCheck(name="driver", status="pass",
+                      finding=f"driver {nvml.driver} (CUDA {nvml.cuda_driver_version}) runs CUDA "
+                              f"{facts.torch_cuda_build} wheels")
+
+
+def worst(checks: list[ProbeCheck]) -> str:
+    order = {"n/a": 0, "pass": 0, "warn": 1, "fail": 2}
+    return max(checks, key=lambda c: order[c.status]).status if checks else "pass"
