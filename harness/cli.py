@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 
 from harness import __version__
+from harness.plan.gpus import gpu_names
 from harness.scenario.presets import PRESETS
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -98,7 +99,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         _point_latest(out_dir)
     console.print(f"[bold]{loaded.scenario.name}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
                   f"-> {out_dir}", highlight=False)
-    runner = ScenarioRunner(loaded, out_dir, RunOptions(args.frames, args.warmup, args.timeout), console)
+    runner = ScenarioRunner(loaded, out_dir, RunOptions(args.frames, args.warmup, args.timeout, args.force), console)
     try:
         session = runner.run(runs)
     except KeyboardInterrupt:
@@ -121,6 +122,33 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(probe_table(result))
     return {"pass": EXIT_OK, "n/a": EXIT_OK, "warn": EXIT_RUN_FAILED, "fail": EXIT_USAGE}[result.worst]
+
+
+def cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    from harness.plan.gpus import find_gpu
+    from harness.plan.render import plan_json, plan_tables
+    from harness.plan.scenario_plan import ScenarioPlanError, plan_scenario
+    from harness.scenario.load import ScenarioError, load_scenario
+
+    try:
+        loaded = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"harness: invalid scenario\n{exc.render()}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.gpu and find_gpu(args.gpu) is None:
+        print(f"harness: unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = plan_scenario(loaded, gpu=args.gpu, here=args.here, host_ram_gib=args.host_ram)
+    except ScenarioPlanError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(plan_json(result))
+    else:
+        for renderable in plan_tables(result):
+            console.print(renderable)
+    return EXIT_OK if any(p.feasible for p in result.plans) else EXIT_RUN_FAILED
 
 
 def cmd_presets(args: argparse.Namespace, console: Console) -> int:
@@ -153,7 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--frames", type=_positive_int, help="override the scenario's measured frames")
     run.add_argument("--warmup", type=_positive_int, help="override the scenario's warmup frames (at least 2)")
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="override the per-run timeout")
+    run.add_argument("--force", action="store_true",
+                     help="also run configurations the planner predicts cannot work here (out of memory, no Triton)")
     run.set_defaults(handler=cmd_run)
+
+    plan = sub.add_parser(
+        "plan", help="predict memory, software fit and a step-time floor for every run, before running anything",
+        description="Plan a scenario for its `target:` machine (or --gpu NAME, or --here): predicted peak GPU and "
+                    "host memory per run, itemised (weights by dtype, int8 scales, KV cache, depformer cache, Mimi, "
+                    "activations, CUDA context); what offload keeps on the device and what on the host; software "
+                    "fit (Triton vs compute capability and OS, bf16, int8, torch kernels for the GPU); and a "
+                    "step-time floor from the memory-bandwidth roofline (bytes read per step / bandwidth).",
+        epilog=f"GPUs known to --gpu: {', '.join(gpu_names())}.\n"
+               "exit status: 0 some run is feasible, 1 none is, 2 invalid input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan.add_argument("scenario", help="scenario YAML file")
+    where = plan.add_mutually_exclusive_group()
+    where.add_argument("--gpu", metavar="NAME", help="plan for this GPU from the table instead of the scenario's target")
+    where.add_argument("--here", action="store_true", help="plan for this machine (probed)")
+    plan.add_argument("--host-ram", type=float, metavar="GIB", help="host RAM of the target (with --gpu)")
+    plan.add_argument("--json", action="store_true", help="print the plans as JSON")
+    plan.set_defaults(handler=cmd_plan)
 
     probe = sub.add_parser(
         "probe", help="check this machine: GPU, driver, torch build, Triton, bitsandbytes, memory, bandwidth",

@@ -21,6 +21,8 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     results = json.loads((out / "results.json").read_text())
     assert results["schema_name"] == "harness.results" and results["schema_version"] == 1
     assert results["state"] == "complete" and results["weights"] == "synthetic"
+    assert {c["name"] for c in results["probe"]} >= {"os", "cuda", "triton", "bitsandbytes"}
+    assert results["architecture"]["preset"] == "personaplex-tiny"
     machine = results["machine"]
     assert machine["cpu_cores_logical"] >= 1 and machine["ram_total_bytes"] > 2**30
     runs = {r["name"]: r for r in results["runs"]}
@@ -44,6 +46,9 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
         assert m["peak_rss_bytes"] >= m["rss_after_load_bytes"] > 0
         assert m["load_s"] > 0 and m["first_step_s"] > 0
         assert run["exit_code"] == 0 and run["engine"]["lm_dtype"] in {"float32", "bfloat16", "float16"}
+        check = run["plan_check"]  # the planner's host-memory prediction against the measured peak RSS
+        assert abs(check["host_error"]) <= 0.10, (name, check)
+        assert 0 < check["roofline_fraction"] <= 1.0
 
     engines = {n: r["engine"] for n, r in ok.items()}
     assert engines["cpu-bf16-int8-eager"]["quantized_linears"] > 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -67,7 +68,10 @@ class RunDisplay:
             line += (f"  p50 {m.ms_per_step.p50:.1f} ms  p99 {m.ms_per_step.p99:.1f} ms  RTF {m.rtf:.2f}"
                      f"  peak RSS {_gib(m.peak_rss_bytes)}  (pid {result.worker_pid})")
         else:
-            line += f"  {result.reason}"
+            line += f"  {escape(result.reason)}"
+        if result.diagnosis is not None:
+            line += (f"\n        [bold]cause[/]: {escape(result.diagnosis.cause)}"
+                     f"\n        [bold]fix[/]:   {escape(result.diagnosis.remedy)}")
         self.console.print(line, highlight=False, soft_wrap=True)
 
 

@@ -16,7 +16,10 @@ from harness import __version__
 from harness.launcher.console import RunDisplay
 from harness.launcher.environment import worker_env
 from harness.launcher.spawn import run_worker
+from harness.plan.planner import compare, plan_run
+from harness.plan.target import from_machine
 from harness.probe.machine import probe_machine
+from harness.records.plan import RunPlan
 from harness.records import assemble
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
@@ -41,6 +44,7 @@ class RunOptions:
     frames: Optional[int] = None
     warmup_frames: Optional[int] = None
     timeout_s: Optional[float] = None
+    force: bool = False  # run what the planner predicts cannot work
 
 
 def resolve_device(run: RunConfig, machine: Machine) -> RunConfig:
@@ -49,11 +53,13 @@ def resolve_device(run: RunConfig, machine: Machine) -> RunConfig:
     return run.model_copy(update={"device": Device.cuda if machine.cuda_available else Device.cpu})
 
 
-def skip_reason(run: RunConfig, machine: Machine) -> Optional[str]:
+def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Optional[str]:
     if run.device is Device.cuda and not machine.cuda_available:
         return f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}"
     if run.cuda_graphs and run.device is Device.cpu:
         return "CUDA graphs need a CUDA device; this run resolved to the CPU (set cuda_graphs: off to run it here)"
+    if plan is not None and not plan.feasible:
+        return "predicted not to work here: " + "; ".join(plan.reasons) + " (--force runs it anyway)"
     return None
 
 
@@ -79,6 +85,10 @@ class ScenarioRunner:
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
                         reply_path=str(work / "reply.json"))
 
+    def _memory_limit(self) -> Optional[int]:
+        limit = self.loaded.scenario.host_memory_limit_gib
+        return int(limit * 2**30) if limit else None
+
     def _execute(self, run: RunConfig, display: RunDisplay) -> RunResult:
         work = self.out_dir / WORK_DIR / run.name
         shutil.rmtree(work, ignore_errors=True)
@@ -94,7 +104,8 @@ class ScenarioRunner:
         timeout_s = self.options.timeout_s or run.timeout_s or self.timeout_s
         outcome = run_worker(job_file, worker_env(run, self.loaded.scenario.torch_threads), timeout_s,
                              self.out_dir / LOG_DIR, run.name, on_event=on_event,
-                             on_start=lambda pid: self.hooks.started(run.name, pid))
+                             on_start=lambda pid: self.hooks.started(run.name, pid),
+                             memory_limit_bytes=self._memory_limit())
         reply: Optional[BenchReply] = None
         try:
             reply = BenchReply.model_validate_json(Path(job.reply_path).read_text())
@@ -105,6 +116,20 @@ class ScenarioRunner:
                                       machine=self.machine)
         shutil.rmtree(work / "scratch", ignore_errors=True)  # offloaded weights can be gigabytes
         return result
+
+    def _plan(self, run: RunConfig, session: Session) -> Optional[RunPlan]:
+        if session.architecture is None or self.machine is None:
+            return None
+        scenario = self.loaded.scenario
+        weights = self.loaded.weights_path
+        checkpoint = 0
+        if weights is not None:
+            lm_file = weights / "model.safetensors" if weights.is_dir() else weights
+            checkpoint = lm_file.stat().st_size if lm_file.exists() else 0
+        limit = int(scenario.host_memory_limit_gib * 2**30) if scenario.host_memory_limit_gib else None
+        return plan_run(session.architecture, run, from_machine(self.machine), batch=scenario.batch_size,
+                        frame_budget_ms=scenario.frame_budget_ms, checkpoint_bytes=checkpoint,
+                        host_memory_limit_bytes=limit)
 
     def run(self, runs: list[RunConfig]) -> Session:
         now = utc_now()
@@ -126,7 +151,10 @@ class ScenarioRunner:
             with RunDisplay(self.console, len(runs)) as display:
                 for configured in runs:
                     run = resolve_device(configured, machine)
-                    reason = skip_reason(run, machine)
+                    plan = self._plan(run, session)
+                    reason = skip_reason(run, machine, plan)
+                    if reason is not None and self.options.force and reason.startswith("predicted"):
+                        reason = None
                     if reason is not None:
                         result = assemble.skipped(run, reason)
                     else:
@@ -137,6 +165,9 @@ class ScenarioRunner:
                             session.runs.append(RunResult(name=run.name, config=run, status="failed",
                                                           reason="interrupted by the user (Ctrl-C)"))
                             raise
+                    result.plan = plan
+                    if plan is not None and result.metrics is not None:
+                        result.plan_check = compare(plan, result.metrics)
                     session.runs.append(result)
                     session.updated_at = utc_now()
                     write_session(session, self.out_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import selectors
 import signal
 import subprocess
@@ -75,6 +76,17 @@ def _sample_rss(process: Optional[psutil.Process], outcome: WorkerOutcome) -> No
     outcome.max_rss_bytes = max(outcome.max_rss_bytes or 0, rss)
 
 
+def _limit_memory(limit: Optional[int]) -> Optional[Callable[[], None]]:
+    """Cap the worker's data segment (heap and anonymous mappings): allocations beyond it fail cleanly."""
+    if not limit:
+        return None
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+    return apply
+
+
 def _kill_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
@@ -113,7 +125,8 @@ class _LineReader:
 
 
 def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: Path, log_name: str,
-               on_event: EventCallback, on_start: Optional[Callable[[int], None]] = None) -> WorkerOutcome:
+               on_event: EventCallback, on_start: Optional[Callable[[int], None]] = None,
+               memory_limit_bytes: Optional[int] = None) -> WorkerOutcome:
     log_dir.mkdir(parents=True, exist_ok=True)
     stdout_path = log_dir / f"{log_name}.stdout.log"
     stderr_path = log_dir / f"{log_name}.stderr.log"
@@ -125,7 +138,7 @@ def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: P
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(job_file)], stdout=out,
                                     stderr=err, stdin=subprocess.DEVNULL, env=env, pass_fds=(write_fd,),
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=_limit_memory(memory_limit_bytes))
     finally:
         os.close(write_fd)
     outcome = WorkerOutcome(pid=proc.pid, exit_code=None, signal_name=None, timed_out=False, wall_s=0.0,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.records.architecture import ArchitectureFacts
 from harness.records.machine import Machine, ProbeCheck
+from harness.records.plan import PlanCheck, RunPlan
 from harness.scenario.model import RunConfig
 
 SCHEMA_VERSION = 1
@@ -111,6 +112,8 @@ class RunResult(_Record):
     partial_samples_ms: list[float] = Field(
         default_factory=list, description="frame times received before a worker failed (warmup included)")
     engine: Optional[EngineInfo] = None
+    plan: Optional[RunPlan] = Field(default=None, description="the planner's prediction for this machine")
+    plan_check: Optional[PlanCheck] = Field(default=None, description="prediction beside measurement (ok runs)")
     started_at: Optional[datetime] = None
     wall_s: Optional[float] = None
 

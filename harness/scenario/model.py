@@ -132,6 +132,26 @@ def auto_run_name(cfg: dict[str, Any]) -> str:
     return "-".join(parts)
 
 
+class TargetOS(str, Enum):
+    linux = "linux"
+    wsl = "wsl"
+    windows = "windows"
+    macos = "macos"
+
+
+class Target(_Strict):
+    """The machine a scenario is about, so that it can be planned without being on it."""
+
+    gpu: Optional[str] = Field(default=None, description="GPU name, e.g. 'NVIDIA GeForce RTX 5090'; none: CPU only")
+    vram_gib: Optional[float] = Field(default=None, gt=0)
+    compute_capability: Optional[str] = Field(default=None, pattern=r"^\d+\.\d+$")
+    memory_bandwidth_gbs: Optional[float] = Field(default=None, gt=0)
+    host_link_gbs: Optional[float] = Field(default=None, gt=0, description="usable PCIe bandwidth, for offload")
+    host_ram_gib: Optional[float] = Field(default=None, gt=0)
+    host_memory_bandwidth_gbs: Optional[float] = Field(default=None, gt=0)
+    os: TargetOS = TargetOS.linux
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str = ""
@@ -144,6 +164,9 @@ class Scenario(_Strict):
     timeout_s: float = Field(default=900.0, gt=0.0)
     torch_threads: Optional[int] = Field(default=None, ge=1, le=1024)
     seed: int = 0
+    host_memory_limit_gib: Optional[float] = Field(
+        default=None, gt=0, description="cap each worker's data memory (RLIMIT_DATA), e.g. to rehearse a smaller host")
+    target: Optional[Target] = None
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     matrix: Optional[Matrix] = None
     runs: list[RunSpec] = Field(default_factory=list)

@@ -9,13 +9,22 @@ from harness.records.machine import GpuInfo
 from harness.worker.protocol import TorchFacts, WorkerError
 
 
+def compiled_arch_list(torch) -> list[str]:  # noqa: ANN001 - the torch module
+    """The GPU architectures the torch build has kernels for, known even without a GPU."""
+    archs = list(torch.cuda.get_arch_list()) if torch.cuda.is_available() else []
+    if not archs and torch.version.cuda is not None and hasattr(torch._C, "_cuda_getArchFlags"):
+        archs = torch._C._cuda_getArchFlags().split()
+    return archs
+
+
 def gather_torch_facts() -> TorchFacts:
     try:
         import torch
     except Exception as exc:  # noqa: BLE001 - any import failure is the finding
         return TorchFacts(import_error=WorkerError(type=type(exc).__name__, message=str(exc),
                                                    traceback=traceback.format_exc(), phase="import torch"))
-    facts = TorchFacts(torch_version=torch.__version__, torch_cuda_build=torch.version.cuda)
+    facts = TorchFacts(torch_version=torch.__version__, torch_cuda_build=torch.version.cuda,
+                       arch_list=compiled_arch_list(torch))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         available = torch.cuda.is_available()
@@ -31,7 +40,6 @@ def gather_torch_facts() -> TorchFacts:
             else:
                 facts.cuda_unavailable_reason = "; ".join(str(w.message) for w in caught) or "no CUDA device"
         return facts
-    facts.arch_list = list(torch.cuda.get_arch_list())
     facts.bf16_supported = bool(torch.cuda.is_bf16_supported())
     for index in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(index)

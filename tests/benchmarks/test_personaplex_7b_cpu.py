@@ -1,21 +1,22 @@
-"""The full personaplex-7b in bf16 on this CPU, through a real worker: synthetic weights ready in <= 30 s.
+"""The full personaplex-7b in bf16 on this CPU, through `harness run` (real worker, planner, records).
 
-Needs about 19 GiB of free RAM. Records the build time, the first steps' times and peak RSS (the
-figures the memory planner is checked against).
+Checks the two promises that need the full model: synthetic weights ready in at most 30 s, and the
+planner's host-memory prediction within 10% of the measured peak RSS. Needs about 19 GiB of free RAM.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import psutil
 import pytest
+from rich.console import Console
 
-from harness.launcher.environment import worker_env
-from harness.launcher.spawn import run_worker
-from harness.scenario.model import RunConfig, RunDefaults
-from harness.worker.protocol import BenchJob, BenchReply
+from harness.launcher.session import RunOptions, ScenarioRunner
+from harness.scenario.load import load_scenario
+from tests.conftest import REPO
 
 NEEDED_BYTES = 19 * 2**30
 MAX_BUILD_S = 30.0
@@ -23,32 +24,30 @@ MAX_BUILD_S = 30.0
 
 @pytest.mark.skipif(psutil.virtual_memory().available < NEEDED_BYTES,
                     reason="needs about 19 GiB of free RAM for personaplex-7b in bf16")
-def test_personaplex_7b_bf16_synthetic_build_on_cpu(benchmark, tmp_path: Path) -> None:
-    run = RunConfig(name="cpu-bf16-eager", **{**RunDefaults().model_dump(), "device": "cpu"})
-    job = BenchJob(run=run, preset="personaplex-7b", frames=2, warmup_frames=2, batch_size=1, torch_threads=2,
-                   seed=0, scratch_dir=str(tmp_path / "scratch"), reply_path=str(tmp_path / "reply.json"))
-    job_file = tmp_path / "job.json"
-    job_file.write_text(job.model_dump_json())
+def test_personaplex_7b_bf16_on_cpu(benchmark, tmp_path: Path) -> None:
+    loaded = load_scenario(REPO / "scenarios" / "cpu-personaplex-7b.yaml")
 
     def once():  # noqa: ANN202
-        return run_worker(job_file, worker_env(run, 2), 1800, tmp_path, "7b", on_event=lambda e: None)
+        runner = ScenarioRunner(loaded, tmp_path / "out", RunOptions(), Console(file=io.StringIO()))
+        return runner.run(loaded.runs).runs[0]
 
-    outcome = benchmark.pedantic(once, rounds=1, iterations=1)
-    reply = BenchReply.model_validate_json((tmp_path / "reply.json").read_text())
-    assert reply.status == "ok", (reply.error, outcome.stderr_tail)
-    assert reply.engine is not None and reply.memory is not None and reply.samples is not None
+    run = benchmark.pedantic(once, rounds=1, iterations=1)
+    assert run.status == "ok", (run.reason, run.stderr_tail)
+    assert run.metrics is not None and run.engine is not None and run.plan_check is not None
     figures = {
-        "lm_parameters": reply.engine.lm_parameters,
-        "build_s": reply.load_s,
-        "build_user_s": reply.engine.build_user_s,
-        "build_system_s": reply.engine.build_system_s,
-        "first_step_s": reply.first_step_s,
-        "step_ms": reply.samples.total_ms,
-        "rss_after_load_gib": reply.memory.rss_after_load_bytes / 2**30,
-        "peak_rss_gib": reply.memory.peak_rss_bytes / 2**30,
-        "worker_wall_s": outcome.wall_s,
+        "lm_parameters": run.engine.lm_parameters,
+        "build_s": run.metrics.load_s,
+        "build_user_s": run.engine.build_user_s,
+        "build_system_s": run.engine.build_system_s,
+        "first_step_s": run.metrics.first_step_s,
+        "step_p50_ms": run.metrics.ms_per_step.p50,
+        "peak_rss_gib": run.metrics.peak_rss_bytes / 2**30,
+        "predicted_host_gib": run.plan_check.predicted_host_bytes / 2**30,
+        "host_error": run.plan_check.host_error,
+        "roofline_fraction": run.plan_check.roofline_fraction,
     }
     benchmark.extra_info.update(figures)
     print("\npersonaplex-7b bf16 on CPU:", json.dumps(figures))
-    assert reply.engine.lm_parameters == 8_371_408_896
-    assert reply.load_s is not None and reply.load_s <= MAX_BUILD_S
+    assert run.engine.lm_parameters == 8_371_408_896
+    assert abs(run.plan_check.host_error) <= 0.10
+    assert run.metrics.load_s <= MAX_BUILD_S

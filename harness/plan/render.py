@@ -1,0 +1,107 @@
+"""Plans for people (rich tables) and programs (JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from rich.table import Table
+from rich.text import Text
+
+from harness.plan.memory import GIB
+from harness.plan.scenario_plan import ScenarioPlan
+from harness.records.plan import RunPlan
+
+
+def _gib(value: Optional[int]) -> str:
+    return "-" if value is None else f"{value / GIB:.1f}"
+
+
+def _fits(plan: RunPlan) -> str:
+    return "[green]yes[/]" if plan.feasible else "[red]no[/]"
+
+
+def _floor(plan: RunPlan, budget_ms: float = 80.0) -> str:
+    if plan.step_floor_ms is None:
+        return "-"
+    style = "green" if plan.step_floor_ms <= budget_ms else "red"
+    return f"[{style}]{plan.step_floor_ms:.1f}[/]"
+
+
+def _memory(plan: RunPlan) -> str:
+    return "[green]fits[/]" if plan.fits_memory else "[red]too big[/]"
+
+
+def _notes(plan: RunPlan) -> str:
+    blockers = [i.short or i.what for i in plan.issues if i.severity == "blocker"]
+    warnings = [i.short or i.what for i in plan.issues if i.severity == "warning"]
+    return "; ".join([f"[red]{b}[/]" for b in blockers] + [f"[yellow]{w}[/]" for w in warnings])
+
+
+def _table(title: str, plans: list[RunPlan]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("run", "runs?", "memory", "GPU GiB", "of", "host GiB", "of", "floor ms", "blockers; warnings"):
+        table.add_column(column, justify="right" if "GiB" in column or column in {"of", "floor ms"} else "left",
+                         overflow="fold")
+    for plan in plans:
+        table.add_row(plan.run, _fits(plan), _memory(plan), _gib(plan.device_peak_bytes),
+                      _gib(plan.device_capacity_bytes), _gib(plan.host_peak_bytes), _gib(plan.host_capacity_bytes),
+                      _floor(plan), _notes(plan))
+    return table
+
+
+def _breakdown(plan: RunPlan) -> Table:
+    table = Table(title=f"where the memory of {plan.run} goes", title_justify="left")
+    table.add_column("item")
+    table.add_column("where")
+    table.add_column("GiB", justify="right")
+    for item in plan.items:
+        table.add_row(item.name, item.where, f"{item.bytes / GIB:.2f}")
+    return table
+
+
+def _verdict(result: ScenarioPlan) -> str:
+    runnable = [p for p in result.plans if p.feasible]
+    if runnable:
+        names = ", ".join(p.run for p in runnable)
+        return f"[bold green]runs predicted to work[/]: {names}"
+    fitting = [p for p in result.alternatives if p.fits_memory]
+    if not fitting:
+        return "[bold red]no configuration of this preset fits in memory on this target[/]"
+    best = fitting[0]
+    size = _gib(best.device_peak_bytes if best.device_peak_bytes is not None else best.host_peak_bytes)
+    floor = f", floor {best.step_floor_ms:.0f} ms/step" if best.step_floor_ms else ""
+    blockers = [i.short or i.what for i in best.issues if i.severity == "blocker"]
+    rest = f"; still blocked by: {'; '.join(blockers)}" if blockers else ""
+    realtime = "" if not best.step_floor_ms or best.step_floor_ms <= 80 else " (not real time)"
+    return (f"[bold red]no run of this scenario works here[/]; the best configuration that fits in memory is "
+            f"[bold]{best.run}[/] ({size} GiB{floor}{realtime}){rest}")
+
+
+def plan_tables(result: ScenarioPlan) -> list[Any]:
+    arch = result.architecture
+    header = Text.from_markup(
+        f"[bold]{result.scenario}[/]: preset {result.preset} ({arch.lm_parameters / 1e9:.2f}e9 LM parameters, "
+        f"Mimi {arch.mimi_parameters / 1e6:.1f}e6) on [bold]{result.target.label}[/]\n"
+        "floor = bytes read per step / memory bandwidth (the roofline); real time needs under 80 ms per step")
+    out: list[Any] = [header, _table("scenario runs", result.plans)]
+    first = next((p for p in result.plans if p.feasible), result.plans[0] if result.plans else None)
+    if first is not None:
+        out.append(_breakdown(first))
+    blockers = {(i.what, i.remedy) for p in result.plans for i in p.issues if i.severity == "blocker"}
+    if blockers:
+        out.append(Text("blockers and their remedies:\n" + "\n".join(f"  - {what}\n    -> {remedy}"
+                                                                     for what, remedy in sorted(blockers))))
+    out.append(Text.from_markup(_verdict(result)))
+    out.append(_table("other configurations on this target", result.alternatives))
+    return out
+
+
+def plan_json(result: ScenarioPlan) -> str:
+    return json.dumps({
+        "scenario": result.scenario,
+        "preset": result.preset,
+        "target": result.target.label,
+        "plans": [p.model_dump() for p in result.plans],
+        "alternatives": [p.model_dump() for p in result.alternatives],
+    }, indent=2)

@@ -1,0 +1,114 @@
+"""`harness probe`, `harness plan` and their use in `harness run`, through the real CLI and workers."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+from rich.console import Console
+
+from harness.launcher.session import RunOptions, ScenarioRunner
+from harness.scenario.load import load_scenario
+from tests.conftest import cuda_available, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_probe_json_matches_the_os_and_explains_missing_gpus() -> None:
+    done = run_cli("probe", "--json")
+    assert "Traceback" not in done.stderr
+    report = json.loads(done.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    expected_exit = {"pass": 0, "warn": 1, "fail": 2}[report["worst"]]
+    assert done.returncode == expected_exit
+    for name in ("os", "python", "cpu", "ram", "disk", "host_bandwidth", "torch", "nvml", "cuda", "cuda_arch",
+                 "triton", "bitsandbytes", "accelerate", "bf16", "device_bandwidth"):
+        assert name in checks, name
+    machine = report["machine"]
+    assert machine["cpu_cores_logical"] == os.cpu_count()
+    assert machine["ram_total_bytes"] == psutil.virtual_memory().total
+    assert machine["baseline_rss_bytes"] > 100 * 2**20 and machine["host_bandwidth_gbs"] > 0.5
+    for check in report["checks"]:
+        assert check["status"] in {"pass", "warn", "fail", "n/a"} and check["finding"]
+        if check["status"] in {"warn", "fail"}:
+            assert check["remedy"], check
+    if not cuda_available():
+        for name in ("cuda", "cuda_arch", "device_bandwidth"):
+            assert checks[name]["status"] in {"n/a", "fail"}
+        assert machine["cuda_available"] is False and machine["cuda_unavailable_reason"]
+
+
+def test_probe_table_for_people() -> None:
+    done = run_cli("probe")
+    assert "Traceback" not in done.stderr
+    assert "bitsandbytes" in done.stdout and "worst:" in done.stdout
+
+
+def test_plan_gtx1080ti_tells_the_story_before_anything_runs() -> None:
+    done = run_cli("plan", "scenarios/gtx1080ti.yaml", "--json")
+    assert done.returncode == 1, done.stderr  # no run of the seeds' scenario can work on that machine
+    plans = {p["run"]: p for p in json.loads(done.stdout)["plans"]}
+    assert not plans["cuda-bf16-eager-graphs"]["fits_memory"]
+    assert not plans["cuda-fp16-eager-graphs"]["fits_memory"]
+    assert any("Triton" in r for r in plans["cuda-bf16-compile-graphs"]["reasons"])
+    fits = [p for p in json.loads(done.stdout)["alternatives"] if p["fits_memory"]]
+    assert fits and all(p["device_peak_bytes"] <= 11 * 2**30 for p in fits)
+    text = run_cli("plan", "scenarios/gtx1080ti.yaml").stdout
+    assert "best configuration that fits in memory" in text and "NO_TORCH_COMPILE=1" in text
+
+
+def test_plan_rtx5090_and_other_gpus() -> None:
+    done = run_cli("plan", "scenarios/rtx5090.yaml", "--json")
+    assert done.returncode == 0, done.stderr
+    plans = json.loads(done.stdout)["plans"]
+    assert all(p["fits_memory"] for p in plans) and all(p["device_capacity_bytes"] == 32 * 2**30 for p in plans)
+    l4 = json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "l4", "--json").stdout)
+    assert "NVIDIA L4" in l4["target"]
+    bad = run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "voodoo2")
+    assert bad.returncode == 2 and "unknown GPU" in bad.stderr
+
+
+def test_predicted_oom_is_skipped_and_forced_oom_is_diagnosed(tmp_path: Path, write_scenario) -> None:
+    path = write_scenario("""
+        name: oom
+        preset: personaplex-tiny
+        frames: 3
+        warmup_frames: 2
+        host_memory_limit_gib: 0.9
+        runs:
+          - device: cpu
+        """)
+    loaded = load_scenario(path)
+    quiet = Console(file=io.StringIO())
+    skipped = ScenarioRunner(loaded, tmp_path / "a", RunOptions(), quiet).run(loaded.runs).runs[0]
+    assert skipped.status == "skipped" and skipped.reason.startswith("predicted not to work here: needs")
+    assert skipped.plan is not None and not skipped.plan.feasible
+    forced = ScenarioRunner(loaded, tmp_path / "b", RunOptions(force=True), quiet).run(loaded.runs).runs[0]
+    assert forced.status == "failed" and forced.diagnosis is not None
+    assert forced.diagnosis.kind == "oom", forced.diagnosis
+    assert "DefaultCPUAllocator" in forced.reason
+
+
+@pytest.mark.skipif(cuda_available(), reason="needs a machine without CUDA")
+def test_cuda_run_forced_on_a_cpu_machine_is_diagnosed(tmp_path: Path) -> None:
+    from harness.launcher.environment import worker_env
+    from harness.launcher.spawn import run_worker
+    from harness.records.assemble import from_worker
+    from harness.records.schema import utc_now
+    from harness.scenario.model import RunConfig, RunDefaults
+    from harness.worker.protocol import BenchJob, BenchReply
+
+    run = RunConfig(name="cuda", **{**RunDefaults().model_dump(), "device": "cuda"})
+    job = BenchJob(run=run, preset="personaplex-tiny", frames=2, warmup_frames=2, batch_size=1, torch_threads=1,
+                   seed=0, scratch_dir=str(tmp_path), reply_path=str(tmp_path / "reply.json"))
+    (tmp_path / "job.json").write_text(job.model_dump_json())
+    outcome = run_worker(tmp_path / "job.json", worker_env(run, 1), 120, tmp_path, "cuda", on_event=lambda e: None)
+    reply = BenchReply.model_validate_json((tmp_path / "reply.json").read_text())
+    result = from_worker(run, outcome, reply, frame_budget_ms=80, warmup_frames=2, timeout_s=120,
+                         started_at=utc_now())
+    assert result.status == "failed" and result.diagnosis is not None and result.diagnosis.kind == "no_cuda"
+    assert "device: cpu" in result.diagnosis.remedy
