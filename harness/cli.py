@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness import __version__
 from harness.plan.gpus import gpu_names
@@ -106,7 +107,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]interrupted[/]: what was measured so far is in {out_dir / 'results.json'}")
         return EXIT_INTERRUPTED
     console.print(summary_table(session))
-    console.print(f"results: {out_dir / 'results.json'}  {out_dir / 'results.csv'}", highlight=False)
+    if session.verdict is not None:
+        style = "bold green" if session.verdict.go else "bold red"
+        console.print(f"[{style}]{escape(session.verdict.headline)}[/]")
+        for reason in session.verdict.reasons[:6]:
+            console.print(f"  - {escape(reason)}", highlight=False)
+    console.print(f"report: {out_dir / 'report.html'}\nresults: {out_dir / 'results.json'}  "
+                  f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", highlight=False)
     return EXIT_RUN_FAILED if any(r.status == "failed" for r in session.runs) else EXIT_OK
 
 
@@ -149,6 +156,26 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         for renderable in plan_tables(result):
             console.print(renderable)
     return EXIT_OK if any(p.feasible for p in result.plans) else EXIT_RUN_FAILED
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from harness.records.store import ResultsFileError, load_session, write_session
+    from harness.report.render import write_report
+
+    folder = Path(args.dir)
+    try:
+        session = load_session(folder)
+    except ResultsFileError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out_dir = folder if folder.is_dir() else folder.parent
+    html, summary, verdict = write_report(session, out_dir)
+    if args.update_results:
+        session.verdict = verdict
+        write_session(session, out_dir)
+    style = "bold green" if verdict.go else "bold red"
+    console.print(f"[{style}]{escape(verdict.headline)}[/]\nreport: {html}\nsummary: {summary}")
+    return EXIT_OK
 
 
 def cmd_presets(args: argparse.Namespace, console: Console) -> int:
@@ -212,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="print the checks and the machine as JSON")
     probe.add_argument("--disk", metavar="PATH", help="where offloaded weights and results would go (default: .)")
     probe.set_defaults(handler=cmd_probe)
+
+    report = sub.add_parser("report", help="re-render report.html and summary.md from a results folder",
+                            description="Re-render DIR/report.html and DIR/summary.md from DIR/results.json alone "
+                                        "(verdict, validity and playback are recomputed from the raw samples).")
+    report.add_argument("dir", help="a results folder (or its results.json)")
+    report.add_argument("--update-results", action="store_true",
+                        help="also store the recomputed verdict back into results.json")
+    report.set_defaults(handler=cmd_report)
 
     presets = sub.add_parser("presets", help="list the model presets")
     presets.set_defaults(handler=cmd_presets)

@@ -58,6 +58,12 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     assert engines["cpu-bf16-eager"]["env"]["NO_TORCH_COMPILE"] == "1"
     assert all(e["env"]["NO_CUDA_GRAPH"] == "1" for e in engines.values())
 
+    verdict = results["verdict"]
+    assert verdict["go"] is False and verdict["headline"].startswith("NO-GO")  # tiny model, 2 CPU cores
+    assert any("p99" in reason for reason in verdict["reasons"])
+    html = (out / "report.html").read_text()
+    assert "NO-GO" in html and html.count("data:image/png;base64,") == 5
+    assert (out / "summary.md").read_text().startswith("## cpu-smoke: NO-GO")
     csv = (out / "results.csv").read_text().splitlines()
     assert len(csv) == 1 + len(runs)
     assert (out / "logs" / "cpu-bf16-eager.stderr.log").exists()

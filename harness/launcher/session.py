@@ -17,14 +17,15 @@ from harness.launcher.console import RunDisplay
 from harness.launcher.environment import worker_env
 from harness.launcher.spawn import run_worker
 from harness.plan.planner import compare, plan_run
-from harness.plan.target import from_machine
+from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
 from harness.records.plan import RunPlan
 from harness.records import assemble
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
+from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
-from harness.scenario.model import Device, RunConfig
+from harness.scenario.model import Device, Pace, RunConfig
 from harness.worker.protocol import BenchJob, BenchReply, ProgressEvent
 
 WORK_DIR = ".work"
@@ -83,6 +84,7 @@ class ScenarioRunner:
                         weights_path=str(self.loaded.weights_path) if self.loaded.weights_path else None,
                         frames=self.frames, warmup_frames=self.warmup, batch_size=s.batch_size,
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
+                        paced_frame_ms=s.frame_budget_ms if s.pace is Pace.realtime else None,
                         reply_path=str(work / "reply.json"))
 
     def _memory_limit(self) -> Optional[int]:
@@ -174,10 +176,19 @@ class ScenarioRunner:
                     display.finish(result)
         except KeyboardInterrupt:
             session.state = "interrupted"
-            session.updated_at = utc_now()
-            write_session(session, self.out_dir)
+            self._conclude(session)
             raise
         session.state = "complete"
-        session.updated_at = utc_now()
-        write_session(session, self.out_dir)
+        self._conclude(session)
         return session
+
+    def _conclude(self, session: Session) -> None:
+        """Target plans, verdict and report: written with the results, re-renderable by `harness report`."""
+        scenario = self.loaded.scenario
+        if scenario.target is not None and session.architecture is not None:
+            target = from_scenario(scenario.target, self.machine)
+            session.target_plans = [plan_run(session.architecture, run, target, batch=scenario.batch_size,
+                                             frame_budget_ms=scenario.frame_budget_ms) for run in self.loaded.runs]
+        session.updated_at = utc_now()
+        _, _, session.verdict = write_report(session, self.out_dir)
+        write_session(session, self.out_dir)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.records.architecture import ArchitectureFacts
 from harness.records.machine import Machine, ProbeCheck
 from harness.records.plan import PlanCheck, RunPlan
+from harness.records.verdict import Verdict
 from harness.scenario.model import RunConfig
 
 SCHEMA_VERSION = 1
@@ -133,3 +134,6 @@ class Session(_Record):
     probe: list[ProbeCheck] = Field(default_factory=list)
     architecture: Optional[ArchitectureFacts] = None
     runs: list[RunResult] = Field(default_factory=list)
+    target_plans: list[RunPlan] = Field(default_factory=list, description="the planner's view of the scenario's "
+                                                                         "target machine, when it declares one")
+    verdict: Optional[Verdict] = None

@@ -152,6 +152,24 @@ class Target(_Strict):
     os: TargetOS = TargetOS.linux
 
 
+class Pace(str, Enum):
+    fast = "fast"  # each frame as soon as the previous one is done: throughput
+    realtime = "realtime"  # each frame when its 80 ms of audio has arrived, like a live session
+
+
+class Criteria(_Strict):
+    """What a run must show to count as real time (the verdict), and what makes a measurement valid."""
+
+    headroom: float = Field(default=0.10, ge=0.0, lt=1.0, description="p99 must stay under (1 - headroom) x budget")
+    jitter_buffer_ms: float = Field(default=80.0, ge=0.0, description="playback buffer that must see zero underruns")
+    memory_headroom: float = Field(default=0.10, ge=0.0, lt=1.0, description="free share of GPU / host memory")
+    late_frame_target: float = Field(default=0.01, gt=0.0, lt=1.0, description="allowed share of frames over budget")
+    confidence: float = Field(default=0.99, gt=0.5, lt=1.0)
+    min_frames: int = Field(default=100, ge=1)
+    min_seconds: float = Field(default=10.0, ge=0.0, description="measured wall time at least this long")
+    max_cv: float = Field(default=0.25, gt=0.0, description="coefficient of variation above which a run is unstable")
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str = ""
@@ -167,6 +185,8 @@ class Scenario(_Strict):
     host_memory_limit_gib: Optional[float] = Field(
         default=None, gt=0, description="cap each worker's data memory (RLIMIT_DATA), e.g. to rehearse a smaller host")
     target: Optional[Target] = None
+    pace: Pace = Pace.fast
+    criteria: Criteria = Field(default_factory=Criteria)
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     matrix: Optional[Matrix] = None
     runs: list[RunSpec] = Field(default_factory=list)

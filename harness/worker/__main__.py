@@ -89,7 +89,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         progress.phase(phase)
         loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
                               warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
-                              on_frame=progress.frame)
+                              on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms)
         reply.first_step_s, reply.warmup_s = loop.first_step_s, loop.warmup_s
         reply.samples = FrameSamples(total_ms=loop.total_ms, stage_ms=loop.stage_ms,
                                      cuda_event_stage_ms=loop.event_ms)

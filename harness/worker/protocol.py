@@ -33,6 +33,7 @@ class BenchJob(_Msg):
     batch_size: int
     torch_threads: Optional[int]
     seed: int
+    paced_frame_ms: Optional[float] = Field(default=None, description="wait for each frame's audio like a live session")
     scratch_dir: str
     reply_path: str
 

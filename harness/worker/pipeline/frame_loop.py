@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
@@ -91,11 +92,19 @@ def run_frame_loop(
     batch_size: int,
     seed: int,
     on_frame: FrameCallback | None = None,
+    paced_frame_ms: float | None = None,
 ) -> FrameLoopResult:
+    """Run warmup + measured frames. Paced: frame i starts no earlier than when its audio would have
+    arrived, (i + 1) x frame, like a live session; otherwise as fast as possible."""
     result = FrameLoopResult()
     total = warmup_frames + frames
     with FrameLoop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames) as loop:
+        started = time.perf_counter()
         for index in range(total):
+            if paced_frame_ms:
+                wait = started + (index + 1) * paced_frame_ms / 1e3 - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
             wall = loop.frame(index)
             is_warmup = index < warmup_frames
             if index == 0:

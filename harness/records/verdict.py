@@ -1,0 +1,79 @@
+"""Verdict records: validity, playback simulation, per-run assessment, recommendation, GO / NO-GO."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Validity(_Record):
+    frames: int
+    measured_s: float
+    enough_frames: bool
+    enough_seconds: bool
+    cv: float
+    tail_ratio: float
+    stable: bool
+    late_frames: int
+    late_rate: float
+    late_rate_upper: float
+    confidence: float
+    target: float
+    certified: bool
+    frames_to_certify: Optional[int]
+    notes: list[str]
+
+    @property
+    def valid(self) -> bool:
+        return self.enough_frames and self.enough_seconds
+
+
+class BufferOutcome(_Record):
+    buffer_ms: float
+    underruns: int
+    silence_ms: float
+
+
+class Playback(_Record):
+    frame_ms: float
+    outcomes: list[BufferOutcome]
+    smallest_clean_buffer_ms: Optional[float]  # None: every buffer tried underruns
+    first_frame_latency_ms: float  # from the end of the first frame's audio to its output
+
+    def at(self, buffer_ms: float) -> Optional[BufferOutcome]:
+        return next((o for o in self.outcomes if o.buffer_ms == buffer_ms), None)
+
+
+class RunAssessment(_Record):
+    name: str
+    status: str
+    realtime: bool = False
+    reasons: list[str] = Field(default_factory=list, description="why it is not real time (empty when it is)")
+    memory_fraction: Optional[float] = None
+    memory_of: str = ""
+    validity: Optional[Validity] = None
+    playback: Optional[Playback] = None
+
+
+class Deployment(_Record):
+    run: str
+    summary: str
+    settings: dict[str, str]
+    env: dict[str, str]
+    moshi: list[str]
+    p99_ms: float
+    buffer_ms: float
+
+
+class Verdict(_Record):
+    go: bool
+    headline: str
+    reasons: list[str]
+    recommended: Optional[Deployment] = None
+    ranked: list[str] = Field(default_factory=list)
+    assessments: list[RunAssessment] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""report room: report.html (self-contained), summary.md, plots."""

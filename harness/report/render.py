@@ -1,0 +1,177 @@
+"""report.html (self-contained, jinja2 with autoescape) and summary.md, from a Session alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from harness.records.plan import RunPlan
+from harness.records.schema import RunResult, Session
+from harness.records.store import atomic_write_text
+from harness.records.verdict import RunAssessment, Verdict
+from harness.report.plots import Figure, all_figures
+from harness.scenario.model import Criteria
+from harness.verdict.recommend import decide
+
+GIB = 2**30
+REPORT_HTML = "report.html"
+SUMMARY_MD = "summary.md"
+
+
+@dataclass
+class RunRow:
+    name: str
+    status: str
+    p50: str = "-"
+    p99: str = "-"
+    rtf: str = "-"
+    frames: str = "-"
+    late: str = "-"
+    buffer: str = "-"
+    memory: str = "-"
+    realtime: bool = False
+    why: list[str] = field(default_factory=list)
+
+
+def criteria_of(session: Session) -> Criteria:
+    return Criteria.model_validate(session.scenario.get("criteria") or {})
+
+
+def _gib(value: Optional[int]) -> str:
+    return "-" if value is None else f"{value / GIB:.2f}"
+
+
+def _row(run: RunResult, assessment: RunAssessment) -> RunRow:
+    row = RunRow(name=run.name, status=run.status, realtime=assessment.realtime, why=assessment.reasons)
+    m = run.metrics
+    if m is None:
+        kind = f" ({run.diagnosis.kind})" if run.diagnosis else ""
+        row.why = [f"{run.status}{kind}: see below"]
+        return row
+    row.p50, row.p99, row.rtf = f"{m.ms_per_step.p50:.1f}", f"{m.ms_per_step.p99:.1f}", f"{m.rtf:.2f}"
+    row.frames = str(m.frames)
+    if assessment.validity is not None:
+        v = assessment.validity
+        row.late = f"{v.late_frames}/{v.frames} (<= {v.late_rate_upper:.1%})"
+    if assessment.playback is not None:
+        clean = assessment.playback.smallest_clean_buffer_ms
+        row.buffer = "none of 0-320 ms" if clean is None else f"{clean:g} ms"
+    measured = m.cuda.peak_reserved_bytes if m.cuda else m.peak_rss_bytes
+    where = "GPU" if m.cuda else "host"
+    predicted = None
+    if run.plan is not None:
+        predicted = run.plan.device_peak_bytes if m.cuda else run.plan.host_peak_bytes
+    row.memory = f"{_gib(measured)} GiB {where}" + (f" ({_gib(predicted)})" if predicted else "")
+    return row
+
+
+def _plan_row(plan: RunPlan) -> dict:
+    floor = "-" if plan.step_floor_ms is None else f"{plan.step_floor_ms:.1f}"
+    notes = plan.reasons + [i.what for i in plan.issues if i.severity == "warning"]
+    gpu = f"{_gib(plan.device_peak_bytes)} ({_gib(plan.device_capacity_bytes)})" if plan.device_peak_bytes else "-"
+    return {"run": plan.run, "feasible": plan.feasible, "gpu": gpu,
+            "host": f"{_gib(plan.host_peak_bytes)} ({_gib(plan.host_capacity_bytes)})", "floor": floor,
+            "notes": notes}
+
+
+def _target_summary(plans: list[RunPlan]) -> str:
+    if not plans:
+        return ""
+    works = [p for p in plans if p.feasible]
+    if not works:
+        return f"the planner predicts none of the {len(plans)} runs works there (see the planner's table)."
+    floors = [p.step_floor_ms for p in works if p.step_floor_ms is not None]
+    span = f"; step-time floor {min(floors):.1f} to {max(floors):.1f} ms" if floors else ""
+    return (f"the planner predicts {len(works)} of {len(plans)} runs work there{span}. Run the scenario on that "
+            "machine for a measured GO / NO-GO.")
+
+
+def _machine_rows(session: Session) -> list[tuple[str, str]]:
+    m = session.machine
+    gpus = ", ".join(f"{g.name} ({(g.memory_total_bytes or 0) / GIB:.0f} GiB, cc {g.compute_capability})"
+                     for g in m.gpus) or f"none usable ({m.cuda_unavailable_reason or 'no CUDA'})"
+    packages = ", ".join(f"{k} {v}" for k, v in m.packages.items() if v)
+    return [("host", m.hostname), ("CPU", f"{m.cpu_model}, {m.cpu_cores_logical} logical cores"),
+            ("RAM", f"{m.ram_total_bytes / GIB:.1f} GiB"), ("OS", f"{m.os} {m.os_release}"),
+            ("Python", m.python), ("GPUs", gpus), ("torch CUDA build", m.torch_cuda_build or "CPU-only"),
+            ("packages", packages), ("fingerprint", m.fingerprint)]
+
+
+def _weights_note(session: Session) -> str:
+    if session.weights == "synthetic":
+        return ("synthetic (the real architecture with seeded values). Synthetic weights measure speed and memory, "
+                "not speech quality.")
+    return f"loaded from {session.weights}."
+
+
+def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> dict:
+    by_name = {a.name: a for a in verdict.assessments}
+    rows = [_row(run, by_name[run.name]) for run in session.runs]
+    problems: dict[tuple, dict] = {}
+    for r in session.runs:
+        if r.status == "ok":
+            continue
+        key = (r.status, r.reason, r.diagnosis.kind if r.diagnosis else "", r.stderr_tail)
+        group = problems.setdefault(key, {"names": [], "status": r.status, "reason": r.reason,
+                                          "diagnosis": r.diagnosis, "stderr": r.stderr_tail})
+        group["names"].append(r.name)
+    target = session.scenario.get("target") or {}
+    target_label = session.target_plans[0].target if session.target_plans else None
+    machine = session.machine
+    scenario = session.scenario
+    return {
+        "session": session, "scenario": scenario, "verdict": verdict, "rows": rows, "figures": figures,
+        "problems": list(problems.values()), "target_summary": _target_summary(session.target_plans),
+        "target_plans": [_plan_row(p) for p in session.target_plans],
+        "target_label": target_label if target else None,
+        "machine_label": f"{machine.cpu_model}" + (f", {machine.gpus[0].name}" if machine.gpus else ", no GPU"),
+        "machine_rows": _machine_rows(session), "weights_note": _weights_note(session),
+        "budget": f"{float(scenario.get('frame_budget_ms', 80.0)):g}",
+        "frames_note": f"{scenario.get('frames')} measured frames after {scenario.get('warmup_frames')} warmup, "
+                       f"pace {scenario.get('pace', 'fast')}",
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+_ENV = Environment(loader=PackageLoader("harness.report", "templates"),
+                   autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True))
+
+
+def render_html(context: dict) -> str:
+    return _ENV.get_template("report.html.j2").render(**context)
+
+
+def summary_markdown(session: Session, verdict: Verdict) -> str:
+    lines = [f"## {session.scenario.get('name')}: {'GO' if verdict.go else 'NO-GO'}", "", f"**{verdict.headline}**", ""]
+    lines += [f"- {reason}" for reason in verdict.reasons]
+    if verdict.recommended is not None:
+        rec = verdict.recommended
+        env = " ".join(f"`{k}={v}`" for k, v in rec.env.items()) or "none"
+        lines += ["", f"Recommended: **{rec.run}** ({rec.summary}); environment: {env}"]
+    lines += ["", "| run | status | p50 ms | p99 ms | RTF | note |", "|---|---|---:|---:|---:|---|"]
+    by_name = {a.name: a for a in verdict.assessments}
+    for run in session.runs:
+        m = run.metrics
+        note = run.diagnosis.cause if run.diagnosis else (run.reason or "; ".join(by_name[run.name].reasons[:1]))
+        note = note.replace("|", "/")
+        if m is not None:
+            lines.append(f"| {run.name} | {run.status} | {m.ms_per_step.p50:.1f} | {m.ms_per_step.p99:.1f} | "
+                         f"{m.rtf:.2f} | {note} |")
+        else:
+            lines.append(f"| {run.name} | {run.status} | - | - | - | {note} |")
+    lines += ["", "RTF = step time / 80 ms (below 1 is faster than real time). "
+              + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(session: Session, out_dir: Path, extra_plots: Optional[list] = None) -> tuple[Path, Path, Verdict]:
+    verdict = decide(session, criteria_of(session))
+    figures = all_figures(session, extra_plots)
+    html = render_html(build_context(session, verdict, figures))
+    atomic_write_text(out_dir / REPORT_HTML, html)
+    atomic_write_text(out_dir / SUMMARY_MD, summary_markdown(session, verdict))
+    return out_dir / REPORT_HTML, out_dir / SUMMARY_MD, verdict

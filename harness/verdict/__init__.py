@@ -1,0 +1,1 @@
+"""verdict room: validity, playback simulation, real-time assessment, recommendation (pure functions)."""

@@ -1,0 +1,119 @@
+"""Validity, playback simulation and the GO / NO-GO decision: pure functions on known inputs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from harness.records.machine import GpuInfo, Machine
+from harness.records.schema import CudaMetrics, RunMetrics, RunResult, Session
+from harness.scenario.model import Criteria, RunConfig, RunDefaults
+from harness.stats.percentiles import summarize
+from harness.verdict.playback import playback, simulate
+from harness.verdict.recommend import decide
+from harness.verdict.validity import assess_validity, frames_to_certify, late_rate_upper_bound
+
+
+def test_clopper_pearson_upper_bound() -> None:
+    assert late_rate_upper_bound(0, 459, 0.99) == pytest.approx(0.01, rel=0.01)  # the rule of three, at 99%
+    assert late_rate_upper_bound(0, 100, 0.99) == pytest.approx(1 - 0.01 ** (1 / 100))
+    assert late_rate_upper_bound(10, 10, 0.99) == 1.0
+    assert 0.05 < late_rate_upper_bound(5, 100, 0.99) < 0.15
+
+
+def test_frames_to_certify() -> None:
+    assert frames_to_certify(0, 100, 0.01, 0.99) == 359
+    assert frames_to_certify(0, 500, 0.01, 0.99) == 0
+    assert frames_to_certify(5, 100, 0.01, 0.99) is None  # 5% late can never certify 1%
+    more = frames_to_certify(1, 400, 0.01, 0.99)
+    assert more is not None and more > 0
+    assert late_rate_upper_bound(round((400 + more) / 400), 400 + more, 0.99) <= 0.0101
+
+
+def test_validity_flags_short_unstable_and_late() -> None:
+    criteria = Criteria()
+    steady = assess_validity([50.0] * 300, 80.0, criteria)
+    assert steady.valid and steady.stable and steady.late_frames == 0 and steady.frames_to_certify == 159
+    short = assess_validity([50.0] * 20, 80.0, criteria)
+    assert not short.enough_frames and not short.enough_seconds and not short.valid
+    shaky = assess_validity([20.0, 120.0] * 100, 80.0, criteria)
+    assert not shaky.stable and shaky.late_frames == 100 and shaky.frames_to_certify is None
+    assert any("unstable" in n for n in shaky.notes)
+
+
+def test_playback_spike_needs_a_buffer() -> None:
+    steps = [50.0] * 10
+    steps[5] = 150.0
+    assert simulate(steps, 80.0, 0).underruns == 1
+    assert simulate(steps, 80.0, 80).underruns == 1  # 100 ms late: an 80 ms buffer is not enough
+    assert simulate(steps, 80.0, 160).underruns == 0
+    result = playback(steps, 80.0)
+    assert result.smallest_clean_buffer_ms == 160 and result.first_frame_latency_ms == 50
+    slow = playback([90.0] * 50, 80.0)
+    assert slow.smallest_clean_buffer_ms is None, "slower than real time underruns whatever the buffer"
+    assert playback([60.0] * 50, 80.0).smallest_clean_buffer_ms == 0
+
+
+def _metrics(samples: list[float], cuda: bool = False) -> RunMetrics:
+    stats = summarize(samples)
+    return RunMetrics(frames=len(samples), warmup_frames=10, frame_budget_ms=80.0, ms_per_step=stats,
+                      rtf=stats.p50 / 80, rtf_p99=stats.p99 / 80,
+                      stage_p50_ms={"encode": 5.0, "lm_step": stats.p50 - 10, "decode": 5.0},
+                      peak_rss_bytes=2 * 2**30, rss_after_load_bytes=2**30, load_s=1.0, first_step_s=0.1,
+                      warmup_s=1.0, samples_ms=samples, stage_samples_ms={},
+                      cuda=CudaMetrics(device_name="GPU", peak_allocated_bytes=20 * 2**30,
+                                       peak_reserved_bytes=22 * 2**30, total_bytes=32 * 2**30) if cuda else None)
+
+
+def _session(runs: list[RunResult]) -> Session:
+    now = datetime.now(timezone.utc)
+    machine = Machine(hostname="h", os="Linux", os_release="6", platform="p", cpu_model="cpu", cpu_cores_logical=16,
+                      cpu_cores_physical=8, ram_total_bytes=64 * 2**30, python="3.11", packages={}, fingerprint="f",
+                      gpus=[GpuInfo(index=0, name="NVIDIA GeForce RTX 5090")], cuda_available=True)
+    return Session(harness_version="0", created_at=now, updated_at=now, state="complete", command=[],
+                   scenario_path="s", scenario={"name": "s"}, weights="synthetic", machine=machine, runs=runs)
+
+
+def _run(name: str, samples: list[float] | None, status: str = "ok", **config) -> RunResult:
+    cfg = RunConfig(name=name, **{**RunDefaults().model_dump(), "device": "cuda", **config})
+    return RunResult(name=name, config=cfg, status=status, reason="" if samples else "skipped for a reason",
+                     metrics=_metrics(samples, cuda=True) if samples else None)
+
+
+def test_go_picks_the_fastest_real_time_run_with_settings() -> None:
+    session = _session([
+        _run("graphs", [30.0 + (i % 7) for i in range(400)], compile=True, cuda_graphs=True),
+        _run("eager", [45.0 + (i % 5) for i in range(300)]),
+        _run("slow", [95.0] * 300, dtype="float16"),
+        _run("skipped", None, status="skipped"),
+    ])
+    verdict = decide(session, Criteria())
+    assert verdict.go and verdict.ranked == ["graphs", "eager"]
+    rec = verdict.recommended
+    assert rec is not None and rec.run == "graphs" and rec.env == {}
+    assert rec.settings["torch.compile"] == "on" and rec.settings["CUDA graphs"] == "on"
+    eager = decide(_session([_run("eager", [45.0] * 300)]), Criteria()).recommended
+    assert eager is not None and eager.env == {"NO_TORCH_COMPILE": "1", "NO_CUDA_GRAPH": "1"}
+
+
+def test_no_go_explains_each_run() -> None:
+    spiky = [40.0] * 300
+    spiky[100] = 400.0  # one long stall: p99 fine, but the playback underruns
+    session = _session([_run("slow", [95.0] * 300), _run("spiky", spiky), _run("short", [40.0] * 20),
+                        _run("gone", None, status="failed")])
+    verdict = decide(session, Criteria())
+    assert not verdict.go and verdict.recommended is None
+    text = "\n".join(verdict.reasons)
+    assert "slow: p99 95.0 ms > 72 ms" in text
+    assert "spiky: 1 underruns with a 80 ms jitter buffer" in text
+    assert "short: measurement too short" in text
+    assert "1 other run(s) did not measure: gone" in text
+
+
+def test_memory_headroom_is_required() -> None:
+    run = _run("tight", [40.0] * 300)
+    assert run.metrics is not None and run.metrics.cuda is not None
+    run.metrics.cuda.peak_reserved_bytes = int(31 * 2**30)
+    verdict = decide(_session([run]), Criteria())
+    assert not verdict.go and "97% of GPU memory" in verdict.reasons[0]
