@@ -74,7 +74,7 @@ class ScenarioRunner:
         self.options = options
         self.console = display_console
         scenario = loaded.scenario
-        self.frames = options.frames or scenario.frames
+        self.frames = options.frames or scenario.measured_frames
         self.warmup = options.warmup_frames or scenario.warmup_frames
         self.timeout_s = options.timeout_s or scenario.timeout_s
 
@@ -85,6 +85,7 @@ class ScenarioRunner:
                         frames=self.frames, warmup_frames=self.warmup, batch_size=s.batch_size,
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
                         paced_frame_ms=s.frame_budget_ms if s.pace is Pace.realtime else None,
+                        telemetry_hz=s.telemetry_hz,
                         reply_path=str(work / "reply.json"))
 
     def _memory_limit(self) -> Optional[int]:

@@ -11,6 +11,7 @@ from harness.records.machine import Machine
 from harness.records.schema import CudaMetrics, RunMetrics, RunResult
 from harness.scenario.model import RunConfig
 from harness.stats.percentiles import real_time_factor, stage_medians, summarize
+from harness.stats.telemetry import summarize_soak, summarize_telemetry
 from harness.worker.protocol import BenchReply
 
 
@@ -31,6 +32,13 @@ def _metrics(reply: BenchReply, frame_budget_ms: float, warmup_frames: int) -> R
             total_bytes=reply.memory.cuda_total_bytes or 0,
             stage_p50_ms=stage_medians(samples.cuda_event_stage_ms),
         )
+    telemetry_summary = soak = None
+    if samples.start_s:
+        last = samples.start_s[-1] + samples.total_ms[-1] / 1e3
+        audio_s = len(samples.total_ms) * frame_budget_ms / 1e3
+        if reply.telemetry is not None:
+            telemetry_summary = summarize_telemetry(reply.telemetry, samples.start_s[0], last, audio_s)
+        soak = summarize_soak(samples.start_s, samples.total_ms, reply.telemetry)
     return RunMetrics(
         frames=len(samples.total_ms),
         warmup_frames=warmup_frames,
@@ -46,7 +54,11 @@ def _metrics(reply: BenchReply, frame_budget_ms: float, warmup_frames: int) -> R
         warmup_s=reply.warmup_s or 0.0,
         samples_ms=samples.total_ms,
         stage_samples_ms=samples.stage_ms,
+        frame_start_s=samples.start_s,
         cuda=cuda,
+        telemetry=reply.telemetry,
+        telemetry_summary=telemetry_summary,
+        soak=soak,
     )
 
 

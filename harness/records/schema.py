@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.records.architecture import ArchitectureFacts
 from harness.records.machine import Machine, ProbeCheck
 from harness.records.plan import PlanCheck, RunPlan
+from harness.records.telemetry import SoakSummary, TelemetrySeries, TelemetrySummary
 from harness.records.verdict import Verdict
 from harness.scenario.model import RunConfig
 
@@ -90,7 +91,11 @@ class RunMetrics(_Record):
     warmup_s: float
     samples_ms: list[float]
     stage_samples_ms: dict[str, list[float]]
+    frame_start_s: list[float] = Field(default_factory=list, description="measured frames' start, telemetry clock")
     cuda: Optional[CudaMetrics] = None
+    telemetry: Optional[TelemetrySeries] = None
+    telemetry_summary: Optional[TelemetrySummary] = None
+    soak: Optional[SoakSummary] = None
 
 
 class Diagnosis(_Record):

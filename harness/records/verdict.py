@@ -54,6 +54,7 @@ class RunAssessment(_Record):
     status: str
     realtime: bool = False
     reasons: list[str] = Field(default_factory=list, description="why it is not real time (empty when it is)")
+    flags: list[str] = Field(default_factory=list, description="throttling, drift, leaks: worth knowing either way")
     memory_fraction: Optional[float] = None
     memory_of: str = ""
     validity: Optional[Validity] = None

@@ -153,25 +153,57 @@ def memory(session: Session) -> Optional[Figure]:
     predicted = [r[2] / GIB if r[2] else 0.0 for r in rows]
     ax.barh(y - 0.18, measured, height=0.36, color="#4C78A8", label="measured peak")
     ax.barh(y + 0.18, predicted, height=0.36, color="#BAB0AC", label="planner's prediction")
-    for i, row in enumerate(rows):
-        if row[3]:
-            ax.plot([row[3] / GIB] * 2, [i - 0.45, i + 0.45], color=BUDGET_COLOUR, linewidth=2,
+    largest = max(max(measured), max(predicted), 1e-3)
+    right = largest * 1.35
+    capacities = [r[3] / GIB if r[3] else None for r in rows]
+    if any(c is not None and c <= right for c in capacities):
+        right = max(right, max(c for c in capacities if c is not None) * 1.05)
+    for i, capacity in enumerate(capacities):
+        if capacity is None:
+            continue
+        if capacity <= right:
+            ax.plot([capacity] * 2, [i - 0.45, i + 0.45], color=BUDGET_COLOUR, linewidth=2,
                     label="capacity" if i == 0 else None)
+        else:  # far off to the right: say it rather than squash the bars
+            ax.annotate(f"capacity {capacity:.0f} GiB →", (right, i), ha="right", va="center", fontsize=8,
+                        color=BUDGET_COLOUR)
+    ax.set_xlim(0, right)
     ax.set_yticks(y, [f"{r[0]} [{r[4]}]" for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("GiB")
-    largest = max(max(measured), max(predicted), 1e-3)
-    capacities = [r[3] / GIB for r in rows if r[3]]
-    if capacities and max(capacities) / largest > 8:
-        ax.set_xscale("log")
-        ax.set_xlabel("GiB (log scale: the machine's capacity is far above the runs)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     return Figure("memory", "memory against capacity",
                   "Peak host RSS (CPU runs) or GPU memory reserved (CUDA runs), the planner's prediction, and the "
                   "capacity of the machine (red).", _encode(fig))
 
 
-PLOTS: list[Callable[[Session], Optional[Figure]]] = [step_times, timeline, distribution, stages, memory]
+def telemetry(session: Session) -> Optional[Figure]:
+    runs = [r for r in _ok(session) if r.metrics.telemetry is not None and r.metrics.telemetry.t_s]  # type: ignore[union-attr]
+    if not runs:
+        return None
+    panels = [("cpu_percent", "host CPU %", 1.0), ("rss_bytes", "worker RSS (MiB)", 2**-20),
+              ("cpu_mhz", "CPU MHz", 1.0), ("gpu_temp_c", "GPU °C", 1.0), ("gpu_power_w", "GPU W", 1.0),
+              ("sm_clock_mhz", "SM clock MHz", 1.0)]
+    shown = [p for p in panels if any(v is not None for r in runs
+                                      for v in getattr(r.metrics.telemetry, p[0]))]  # type: ignore[union-attr]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.7 * len(shown) + 0.6), sharex=True, squeeze=False)
+    for ax, (field, label, scale) in zip(axes[:, 0], shown):
+        for run in runs:
+            series = run.metrics.telemetry  # type: ignore[union-attr]
+            start = run.metrics.frame_start_s[0] if run.metrics.frame_start_s else 0.0  # type: ignore[union-attr]
+            points = [(t - start, v * scale) for t, v in zip(series.t_s, getattr(series, field)) if v is not None]
+            if points:
+                ax.plot(*zip(*points), linewidth=1, label=run.name)
+        ax.set_ylabel(label, fontsize=8)
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    axes[-1, 0].set_xlabel("seconds from the first measured frame (negative: warmup)")
+    missing = sorted({f"{k}: {v.removeprefix('unavailable: ')}" for r in runs
+                      for k, v in r.metrics.telemetry.sources.items() if v != "available"})  # type: ignore[union-attr]
+    caption = "Sampled in the worker while frames ran." + (" Not available here: " + "; ".join(missing) if missing else "")
+    return Figure("telemetry", "telemetry over time", caption, _encode(fig))
+
+
+PLOTS: list[Callable[[Session], Optional[Figure]]] = [step_times, timeline, distribution, stages, memory, telemetry]
 
 
 def all_figures(session: Session, extra: list[Callable[[Session], Optional[Figure]]] | None = None) -> list[Figure]:

@@ -46,7 +46,8 @@ def _gib(value: Optional[int]) -> str:
 
 
 def _row(run: RunResult, assessment: RunAssessment) -> RunRow:
-    row = RunRow(name=run.name, status=run.status, realtime=assessment.realtime, why=assessment.reasons)
+    row = RunRow(name=run.name, status=run.status, realtime=assessment.realtime,
+                 why=assessment.reasons + assessment.flags)
     m = run.metrics
     if m is None:
         kind = f" ({run.diagnosis.kind})" if run.diagnosis else ""

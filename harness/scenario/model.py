@@ -7,6 +7,7 @@ run field not given falls back to the scenario's `defaults:`, then to the defaul
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import Annotated, Any, Optional
 
@@ -170,6 +171,22 @@ class Criteria(_Strict):
     max_cv: float = Field(default=0.25, gt=0.0, description="coefficient of variation above which a run is unstable")
 
 
+def _parse_duration(value: Any) -> Any:
+    """'30m', '90s', '1.5h' or a number of seconds."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+        if text and text[-1] in units:
+            try:
+                return float(text[:-1]) * units[text[-1]]
+            except ValueError:
+                raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 30m, 1h)") from None
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_parse_duration)]
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str = ""
@@ -186,6 +203,8 @@ class Scenario(_Strict):
         default=None, gt=0, description="cap each worker's data memory (RLIMIT_DATA), e.g. to rehearse a smaller host")
     target: Optional[Target] = None
     pace: Pace = Pace.fast
+    duration: Optional[Duration] = Field(default=None, gt=0, description="soak: measure this long instead of `frames`")
+    telemetry_hz: float = Field(default=10.0, ge=0.0, le=100.0, description="0 turns the sampler off")
     criteria: Criteria = Field(default_factory=Criteria)
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     matrix: Optional[Matrix] = None
@@ -208,3 +227,10 @@ class Scenario(_Strict):
     @property
     def uses_synthetic_weights(self) -> bool:
         return self.weights == "synthetic"
+
+    @property
+    def measured_frames(self) -> int:
+        """`frames`, or as many frames as `duration` holds (a soak)."""
+        if self.duration is None:
+            return self.frames
+        return max(1, math.ceil(self.duration * 1000.0 / self.frame_budget_ms))

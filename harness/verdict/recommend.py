@@ -44,6 +44,12 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         out.reasons.append("measurement too short to conclude: " + "; ".join(
             n for n in out.validity.notes if n.startswith("only")))
     out.realtime = not out.reasons
+    summary = m.telemetry_summary
+    if summary is not None and summary.throttled:
+        onset = f" after {summary.throttle_onset_s:.0f} s" if summary.throttle_onset_s is not None else ""
+        out.flags.append(f"throttled{onset}: {', '.join(summary.throttle_reasons)}")
+    if m.soak is not None:
+        out.flags += m.soak.notes
     return out
 
 

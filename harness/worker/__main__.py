@@ -11,6 +11,7 @@ import resource
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Union
 
@@ -68,6 +69,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         from harness.worker.engine.build import build_models
         from harness.worker.pipeline.frame_loop import run_frame_loop
         from harness.worker.trackers.memory import cuda_memory, current_rss_bytes, peak_rss_bytes
+        from harness.worker.trackers.telemetry import TelemetrySampler
 
         if job.torch_threads:
             torch.set_num_threads(job.torch_threads)
@@ -87,11 +89,17 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
 
         phase = "frames"
         progress.phase(phase)
-        loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
-                              warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
-                              on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms)
+        gpu_index = built.device.index if built.device.type == "cuda" else None
+        sampler = TelemetrySampler(job.telemetry_hz, gpu_index) if job.telemetry_hz > 0 else None
+        with sampler if sampler is not None else nullcontext():
+            loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
+                                  warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
+                                  on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms)
+        origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)
+        reply.telemetry = sampler.series if sampler is not None else None
         reply.first_step_s, reply.warmup_s = loop.first_step_s, loop.warmup_s
         reply.samples = FrameSamples(total_ms=loop.total_ms, stage_ms=loop.stage_ms,
+                                     start_s=[t - origin for t in loop.start_perf_s],
                                      cuda_event_stage_ms=loop.event_ms)
         cuda = cuda_memory(built.device)
         reply.memory = MemoryReading(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.records.architecture import ArchitectureFacts
 from harness.records.machine import GpuInfo, ProbeCheck
 from harness.records.schema import EngineInfo
+from harness.records.telemetry import TelemetrySeries
 from harness.scenario.model import RunConfig
 
 STAGES = ("encode", "lm_step", "decode")
@@ -34,6 +35,7 @@ class BenchJob(_Msg):
     torch_threads: Optional[int]
     seed: int
     paced_frame_ms: Optional[float] = Field(default=None, description="wait for each frame's audio like a live session")
+    telemetry_hz: float = 10.0
     scratch_dir: str
     reply_path: str
 
@@ -57,6 +59,7 @@ class FrameSamples(_Msg):
 
     total_ms: list[float]
     stage_ms: dict[str, list[float]]
+    start_s: list[float] = Field(default_factory=list, description="start of each measured frame, telemetry clock")
     cuda_event_stage_ms: dict[str, list[float]] = Field(default_factory=dict)
 
 
@@ -78,6 +81,7 @@ class BenchReply(_Msg):
     first_step_s: Optional[float] = None
     warmup_s: Optional[float] = None
     memory: Optional[MemoryReading] = None
+    telemetry: Optional[TelemetrySeries] = None
 
 
 class TorchFacts(_Msg):

@@ -33,6 +33,7 @@ class FrameLoopResult:
     total_ms: list[float] = field(default_factory=list)
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     event_ms: dict[str, list[float]] = field(default_factory=dict)
+    start_perf_s: list[float] = field(default_factory=list)  # time.perf_counter() at each measured frame
     first_step_s: float = 0.0
     warmup_s: float = 0.0
 
@@ -105,6 +106,7 @@ def run_frame_loop(
                 wait = started + (index + 1) * paced_frame_ms / 1e3 - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
+            begun = time.perf_counter()
             wall = loop.frame(index)
             is_warmup = index < warmup_frames
             if index == 0:
@@ -112,6 +114,7 @@ def run_frame_loop(
             if is_warmup:
                 result.warmup_s += wall["total"] / 1e3
             else:
+                result.start_perf_s.append(begun)
                 result.total_ms.append(wall["total"])
                 for stage in STAGES:
                     result.stage_ms[stage].append(wall[stage])

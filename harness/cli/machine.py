@@ -1,0 +1,82 @@
+"""`harness probe` and `harness plan`: what this machine is, what a scenario needs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from harness.plan.gpus import gpu_names
+
+def cmd_probe(args: argparse.Namespace, console: Console) -> int:
+    from harness.probe.machine import probe_machine
+    from harness.probe.render import probe_json, probe_table
+
+    if not args.json:
+        console.print("probing this machine (torch checks run in a separate process) ...", highlight=False)
+    result = probe_machine(device_checks=True, disk_path=Path(args.disk or "."))
+    if args.json:
+        print(probe_json(result))
+    else:
+        console.print(probe_table(result))
+    return {"pass": EXIT_OK, "n/a": EXIT_OK, "warn": EXIT_RUN_FAILED, "fail": EXIT_USAGE}[result.worst]
+
+
+def cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    from harness.plan.gpus import find_gpu
+    from harness.plan.render import plan_json, plan_tables
+    from harness.plan.scenario_plan import ScenarioPlanError, plan_scenario
+    from harness.scenario.load import ScenarioError, load_scenario
+
+    try:
+        loaded = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"harness: invalid scenario\n{exc.render()}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.gpu and find_gpu(args.gpu) is None:
+        print(f"harness: unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = plan_scenario(loaded, gpu=args.gpu, here=args.here, host_ram_gib=args.host_ram)
+    except ScenarioPlanError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(plan_json(result))
+    else:
+        for renderable in plan_tables(result):
+            console.print(renderable)
+    return EXIT_OK if any(p.feasible for p in result.plans) else EXIT_RUN_FAILED
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    probe = sub.add_parser(
+        "probe", help="check this machine: GPU, driver, torch build, Triton, bitsandbytes, memory, bandwidth",
+        description="Check this machine for PersonaPlex: each check is pass / warn / fail / n/a with a one-line "
+                    "finding and, for warn and fail, the remedy. Torch-side checks run in a separate process, so a "
+                    "broken CUDA install is a finding, not a crash.",
+        epilog="exit status: 0 all checks pass (or n/a), 1 some warn, 2 some fail.")
+    probe.add_argument("--json", action="store_true", help="print the checks and the machine as JSON")
+    probe.add_argument("--disk", metavar="PATH", help="where offloaded weights and results would go (default: .)")
+    probe.set_defaults(handler=cmd_probe)
+
+    plan = sub.add_parser(
+        "plan", help="predict memory, software fit and a step-time floor for every run, before running anything",
+        description="Plan a scenario for its `target:` machine (or --gpu NAME, or --here): predicted peak GPU and "
+                    "host memory per run, itemised (weights by dtype, int8 scales, KV cache, depformer cache, Mimi, "
+                    "activations, CUDA context); what offload keeps on the device and what on the host; software "
+                    "fit (Triton vs compute capability and OS, bf16, int8, torch kernels for the GPU); and a "
+                    "step-time floor from the memory-bandwidth roofline (bytes read per step / bandwidth).",
+        epilog=f"GPUs known to --gpu: {', '.join(gpu_names())}.\n"
+               "exit status: 0 some run is feasible, 1 none is, 2 invalid input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan.add_argument("scenario", help="scenario YAML file")
+    where = plan.add_mutually_exclusive_group()
+    where.add_argument("--gpu", metavar="NAME", help="plan for this GPU from the table instead of the scenario's target")
+    where.add_argument("--here", action="store_true", help="plan for this machine (probed)")
+    plan.add_argument("--host-ram", type=float, metavar="GIB", help="host RAM of the target (with --gpu)")
+    plan.add_argument("--json", action="store_true", help="print the plans as JSON")
+    plan.set_defaults(handler=cmd_plan)

@@ -1,0 +1,155 @@
+"""`harness run` and `harness presets`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from harness.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from harness.scenario.presets import PRESETS
+
+_DESCRIPTION = """\
+Hardware diagnostics and benchmarks for NVIDIA PersonaPlex (Kyutai's Moshi architecture).
+
+Each configuration of a scenario (dtype, int8, CPU offload, torch.compile, CUDA graphs) runs the
+real moshi inference core in its own worker process: Mimi encode of 80 ms of 24 kHz audio ->
+LMGen.step -> Mimi decode, one frame per step. Step time is the wall time of that frame;
+RTF = step time / 80 ms, so an RTF below 1 is faster than real time.
+"""
+
+_RUN_EPILOG = """\
+scenario fields (YAML):
+  name, description        what the scenario is about
+  preset                   model architecture: {presets}
+  weights                  'synthetic' (default; measures speed, not speech quality) or a path to
+                           a local model.safetensors, or the folder PersonaPlex ships it in
+  frames, warmup_frames    measured frames (default 100) and frames run before them (default 10)
+  frame_budget_ms          audio per step, 80 by default
+  batch_size, seed         concurrent streams (default 1), seed for weights and input audio
+  timeout_s                per-run limit in seconds (default 900); the worker is killed after it
+  torch_threads            torch intra-op threads (default: torch's own choice)
+  defaults:                values for every run (device auto, dtype bfloat16, quantize none,
+                           offload none, offload_fraction 0.5, compile off, cuda_graphs off)
+  runs:                    a list of runs: name, device (cpu/cuda/auto), dtype (bfloat16/float16/
+                           float32), quantize (none/int8), offload (none/cpu), offload_fraction,
+                           compile (on/off), cuda_graphs (on/off), timeout_s
+  matrix:                  lists per field, expanded into every combination; `exclude:` drops some
+  target:                  the machine the scenario is about (gpu, vram_gib, compute_capability,
+                           memory_bandwidth_gbs, host_link_gbs, host_ram_gib, os): `harness plan`
+  pace                     fast (default: back to back) or realtime (each frame when its audio is in)
+  duration                 soak: measure e.g. 30m instead of `frames` (drift, memory growth, throttling)
+  telemetry_hz             sampler rate in the worker (default 10; 0 turns it off)
+  criteria:                what real time means for the verdict: headroom (0.1), jitter_buffer_ms (80),
+                           memory_headroom (0.1), late_frame_target (0.01), confidence (0.99),
+                           min_frames (100), min_seconds (10), max_cv (0.25)
+  host_memory_limit_gib    cap each worker's memory, e.g. to rehearse a smaller host
+
+results: DIR/report.html (verdict, plots), DIR/summary.md, DIR/results.json (schema-versioned,
+raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.json is rewritten
+atomically after every run. Runs the planner predicts cannot work here are skipped (--force).
+exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid scenario, 130 interrupted.
+
+examples:
+  harness run scenarios/cpu-smoke.yaml
+  harness run scenarios/rtx5090.yaml --out reports/rtx5090-today
+  harness run scenarios/cpu-smoke.yaml --only cpu-bf16-eager --frames 50
+"""
+
+
+def _default_out_dir(scenario_name: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"{scenario_name}-{stamp}"
+
+
+def _point_latest(out_dir: Path) -> None:
+    link = out_dir.parent / "latest"
+    try:
+        if link.is_symlink() or not link.exists():
+            link.unlink(missing_ok=True)
+            link.symlink_to(out_dir.name)
+    except OSError:
+        pass  # a convenience only
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from harness.launcher.console import summary_table
+    from harness.launcher.session import RunOptions, ScenarioRunner
+    from harness.scenario.load import ScenarioError, load_scenario
+
+    try:
+        loaded = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"harness: invalid scenario\n{exc.render()}", file=sys.stderr)
+        return EXIT_USAGE
+    runs = loaded.runs
+    if args.only:
+        wanted = set(args.only)
+        unknown = wanted - {r.name for r in runs}
+        if unknown:
+            print(f"harness: --only names no run of {args.scenario}: {', '.join(sorted(unknown))}; "
+                  f"runs are: {', '.join(r.name for r in runs)}", file=sys.stderr)
+            return EXIT_USAGE
+        runs = [r for r in runs if r.name in wanted]
+    out_dir = Path(args.out) if args.out else _default_out_dir(loaded.scenario.name)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"harness: cannot create output folder {out_dir}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out is None:
+        _point_latest(out_dir)
+    console.print(f"[bold]{loaded.scenario.name}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
+                  f"-> {out_dir}", highlight=False)
+    runner = ScenarioRunner(loaded, out_dir, RunOptions(args.frames, args.warmup, args.timeout, args.force), console)
+    try:
+        session = runner.run(runs)
+    except KeyboardInterrupt:
+        console.print(f"[red]interrupted[/]: what was measured so far is in {out_dir / 'results.json'}")
+        return EXIT_INTERRUPTED
+    console.print(summary_table(session))
+    if session.verdict is not None:
+        style = "bold green" if session.verdict.go else "bold red"
+        console.print(f"[{style}]{escape(session.verdict.headline)}[/]")
+        for reason in session.verdict.reasons[:6]:
+            console.print(f"  - {escape(reason)}", highlight=False)
+    console.print(f"report: {out_dir / 'report.html'}\nresults: {out_dir / 'results.json'}  "
+                  f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", highlight=False)
+    return EXIT_RUN_FAILED if any(r.status == "failed" for r in session.runs) else EXIT_OK
+
+
+def cmd_presets(args: argparse.Namespace, console: Console) -> int:
+    for preset in PRESETS.values():
+        console.print(f"[bold]{preset.name}[/]  {preset.description}", highlight=False)
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run every configuration of a scenario and record the results",
+                         description=_DESCRIPTION,
+                         epilog=_RUN_EPILOG.format(presets=", ".join(PRESETS)),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("scenario", help="scenario YAML file, e.g. scenarios/cpu-smoke.yaml")
+    run.add_argument("--out", metavar="DIR", help="results folder (default: reports/<scenario>-<UTC time>, "
+                                                  "with reports/latest pointing at it)")
+    run.add_argument("--only", metavar="RUN", nargs="+", help="run only these runs (by name)")
+    run.add_argument("--frames", type=_positive_int, help="override the scenario's measured frames")
+    run.add_argument("--warmup", type=_positive_int, help="override the scenario's warmup frames (at least 2)")
+    run.add_argument("--timeout", type=float, metavar="SECONDS", help="override the per-run timeout")
+    run.add_argument("--force", action="store_true",
+                     help="also run configurations the planner predicts cannot work here (out of memory, no Triton)")
+    run.set_defaults(handler=cmd_run)
+
+    presets = sub.add_parser("presets", help="list the model presets")
+    presets.set_defaults(handler=cmd_presets)

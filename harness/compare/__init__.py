@@ -1,0 +1,1 @@
+"""compare room: regression verdicts between results, history by machine fingerprint, trends."""

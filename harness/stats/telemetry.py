@@ -1,0 +1,93 @@
+"""Telemetry and soak summaries: pure functions over sample lists."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.stats import linregress
+
+from harness.records.telemetry import THROTTLE_BITS, SoakSummary, TelemetrySeries, TelemetrySummary
+
+LEAK_MB_PER_MIN = 5.0
+DRIFT_CHANGE = 0.10
+
+
+def _present(values: Sequence[Optional[float]]) -> list[float]:
+    return [float(v) for v in values if v is not None]
+
+
+def _window(series: TelemetrySeries, start_s: float, end_s: float) -> list[int]:
+    return [i for i, t in enumerate(series.t_s) if start_s <= t <= end_s]
+
+
+def summarize_telemetry(series: TelemetrySeries, start_s: float, end_s: float, audio_s: float) -> TelemetrySummary:
+    """Summary over the measured window [start_s, end_s] of the sampler's clock."""
+    idx = _window(series, start_s, end_s) or list(range(len(series.t_s)))
+    pick = lambda values: [values[i] for i in idx if i < len(values)]  # noqa: E731
+    out = TelemetrySummary(samples=len(idx),
+                           unavailable={k: v for k, v in series.sources.items() if v != "available"})
+    cpu = _present(pick(series.cpu_percent))
+    mhz = _present(pick(series.cpu_mhz))
+    temp = _present(pick(series.cpu_temp_c))
+    out.cpu_percent_mean = float(np.mean(cpu)) if cpu else None
+    out.cpu_mhz_min = min(mhz) if mhz else None
+    out.cpu_mhz_mean = float(np.mean(mhz)) if mhz else None
+    out.cpu_temp_max_c = max(temp) if temp else None
+    gpu_temp = _present(pick(series.gpu_temp_c))
+    power = _present(pick(series.gpu_power_w))
+    energy = _present(pick(series.gpu_energy_j))
+    clocks = _present(pick(series.sm_clock_mhz))
+    out.gpu_temp_max_c = max(gpu_temp) if gpu_temp else None
+    out.gpu_power_mean_w = float(np.mean(power)) if power else None
+    out.sm_clock_min_mhz = min(clocks) if clocks else None
+    if len(energy) >= 2:
+        out.gpu_energy_j = energy[-1] - energy[0]
+        out.joules_per_audio_second = out.gpu_energy_j / audio_s if audio_s > 0 else None
+    seen: list[str] = []
+    for i in idx:
+        if i >= len(series.throttle_reasons) or series.throttle_reasons[i] is None:
+            continue
+        bits = int(series.throttle_reasons[i])  # type: ignore[arg-type]
+        for bit, name in THROTTLE_BITS.items():
+            if bits & bit:
+                if out.throttle_onset_s is None:
+                    out.throttle_onset_s = series.t_s[i] - start_s
+                if name not in seen:
+                    seen.append(name)
+    out.throttled, out.throttle_reasons = bool(seen), seen
+    violations = [_present(pick(series.power_violation_ns)), _present(pick(series.thermal_violation_ns))]
+    deltas = [v[-1] - v[0] for v in violations if len(v) >= 2]
+    out.violation_ms = sum(deltas) / 1e6 if deltas else None
+    return out
+
+
+def summarize_soak(frame_t_s: Sequence[float], samples_ms: Sequence[float],
+                   series: Optional[TelemetrySeries]) -> SoakSummary:
+    t = np.asarray(frame_t_s, dtype=float)
+    y = np.asarray(samples_ms, dtype=float)
+    duration = float(t[-1] - t[0]) if t.size > 1 else 0.0
+    if t.size > 2 and np.ptp(t) > 0:
+        fit = linregress(t / 60.0, y)
+        slope, p_value = float(fit.slope), float(fit.pvalue)
+    else:
+        slope, p_value = 0.0, 1.0
+    tenth = max(1, y.size // 10)
+    change = float(np.median(y[-tenth:]) / np.median(y[:tenth]) - 1) if y.size else 0.0
+    out = SoakSummary(duration_s=duration, drift_ms_per_min=slope, drift_p_value=p_value,
+                      first_vs_last_p50_change=change)
+    out.drifting = abs(change) > DRIFT_CHANGE and p_value < 0.01
+    if out.drifting:
+        out.notes.append(f"step time drifts: last tenth {change:+.0%} against the first ({slope:+.2f} ms/min)")
+    if series is not None and t.size:
+        idx = _window(series, float(t[0]), float(t[-1]))
+        if len(idx) > 2:
+            ts = np.asarray([series.t_s[i] for i in idx]) / 60.0
+            rss = np.asarray([series.rss_bytes[i] for i in idx]) / 2**20
+            if np.ptp(ts) > 0:
+                out.rss_growth_mb_per_min = float(linregress(ts, rss).slope)
+            out.rss_growth_mb = float(rss[-1] - rss[0])
+            out.leak_suspected = (out.rss_growth_mb_per_min or 0.0) > LEAK_MB_PER_MIN and duration >= 60
+            if out.leak_suspected:
+                out.notes.append(f"memory grows {out.rss_growth_mb_per_min:.1f} MB/min: a leak is likely")
+    return out

@@ -1,0 +1,137 @@
+"""Telemetry, paced soak and regression checks, on real workers and the real CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from harness.launcher.session import RunOptions, ScenarioRunner
+from harness.records.store import load_session, write_session
+from harness.scenario.load import load_scenario
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+SOAK = """
+name: soak
+preset: personaplex-tiny
+duration: 3s
+frame_budget_ms: 250
+pace: realtime
+warmup_frames: 2
+torch_threads: 2
+telemetry_hz: 10
+runs:
+  - device: cpu
+    dtype: float32
+"""
+
+
+@pytest.fixture(scope="module")
+def soak_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("soak")
+    scenario = folder / "soak.yaml"
+    scenario.write_text(SOAK)
+    loaded = load_scenario(scenario)
+    ScenarioRunner(loaded, folder / "out", RunOptions(), Console(file=io.StringIO())).run(loaded.runs)
+    return folder / "out"
+
+
+def test_soak_is_paced_and_summarised(soak_results: Path) -> None:
+    run = load_session(soak_results).runs[0]
+    assert run.status == "ok", run.reason
+    m = run.metrics
+    assert m is not None and m.frames == 12  # 3 s of 250 ms frames
+    gaps = [b - a for a, b in zip(m.frame_start_s, m.frame_start_s[1:])]
+    assert min(gaps) >= 0.245, "paced: a frame never starts before its audio has arrived"
+    assert m.soak is not None and 2.7 <= m.soak.duration_s <= 3.5
+    assert m.soak.rss_growth_mb is not None and not m.soak.leak_suspected
+
+
+def test_telemetry_cpu_present_gpu_unavailable_with_reason(soak_results: Path) -> None:
+    m = load_session(soak_results).runs[0].metrics
+    assert m is not None and m.telemetry is not None and m.telemetry_summary is not None
+    t = m.telemetry
+    wall = t.sampler_wall_s
+    assert wall > 3.0 and abs(len(t.t_s) - wall * 10) <= 3, "10 Hz"
+    assert t.sampler_cpu_s / wall < 0.05, "the sampler sleeps between samples"
+    assert t.cpu_percent and all(0 <= v <= 100 * 64 for v in t.cpu_percent)
+    assert t.rss_bytes and min(t.rss_bytes) > 100 * 2**20
+    assert t.sources["gpu"].startswith("unavailable: the run is on the CPU")
+    assert t.gpu_temp_c == [] and t.gpu_power_w == [], "missing sources are absent, never zeros"
+    summary = m.telemetry_summary
+    assert summary.cpu_percent_mean is not None and summary.gpu_power_mean_w is None
+    assert "gpu" in summary.unavailable and not summary.throttled
+    html = (soak_results / "report.html").read_text()
+    assert 'id="fig-telemetry"' in html
+
+
+def _slowed_copy(source: Path, target: Path, factor: float) -> Path:
+    shutil.copytree(source, target)
+    session = load_session(target)
+    for run in session.runs:
+        if run.metrics is not None:
+            run.metrics.samples_ms = [v * factor for v in run.metrics.samples_ms]
+            for name in ("p50", "p90", "p99", "max", "min", "mean", "std"):
+                setattr(run.metrics.ms_per_step, name, getattr(run.metrics.ms_per_step, name) * factor)
+    session.created_at = session.created_at.replace(year=session.created_at.year + 1)
+    write_session(session, target)
+    return target
+
+
+def test_compare_cli_exit_codes_and_markdown(soak_results: Path, tmp_path: Path) -> None:
+    same = run_cli("compare", str(soak_results), str(soak_results), "--markdown", str(tmp_path / "same.md"))
+    assert same.returncode == 0 and "no regression" in (tmp_path / "same.md").read_text()
+    slower = _slowed_copy(soak_results, tmp_path / "slower", 1.5)
+    done = run_cli("compare", str(soak_results), str(slower), "--threshold", "p50:5%", "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["runs"][0]["outcome"] == "regression" and verdict["same_machine"]
+    bad = run_cli("compare", str(soak_results))
+    assert bad.returncode == 2 and "BASELINE and CURRENT" in bad.stderr
+
+
+def test_history_by_fingerprint_and_trend(soak_results: Path, tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    first = run_cli("history", "add", str(soak_results), "--dir", str(history))
+    assert first.returncode == 0
+    fingerprint = load_session(soak_results).machine.fingerprint
+    assert len(list((history / fingerprint).glob("*.json"))) == 1
+    later = _slowed_copy(soak_results, tmp_path / "later", 1.6)
+    done = run_cli("compare", "--history", str(history), str(later), "--threshold", "p50:10%")
+    assert done.returncode == 1 and "REGRESSION" in done.stdout
+    run_cli("history", "add", str(later), "--dir", str(history))
+    trend = run_cli("history", "trend", "--dir", str(history), "--out", str(tmp_path / "trend.png"))
+    assert trend.returncode == 0 and (tmp_path / "trend.png").stat().st_size > 10_000
+    nothing = run_cli("compare", "--history", str(tmp_path / "empty"), str(soak_results))
+    assert nothing.returncode == 0 and "nothing to compare" in nothing.stdout
+
+
+def test_one_thread_against_two_is_a_regression(tmp_path: Path, write_scenario) -> None:
+    """A real slowdown, really measured: torch threads 2 (baseline) against 1 (current)."""
+    results = {}
+    for threads in (2, 1):
+        path = write_scenario(f"""
+            name: threads
+            preset: personaplex-tiny
+            frames: 25
+            warmup_frames: 3
+            torch_threads: {threads}
+            telemetry_hz: 0
+            runs:
+              - device: cpu
+                dtype: float32
+            """, name=f"threads{threads}.yaml")
+        loaded = load_scenario(path)
+        out = tmp_path / f"t{threads}"
+        ScenarioRunner(loaded, out, RunOptions(), Console(file=io.StringIO())).run(loaded.runs)
+        results[threads] = out
+    done = run_cli("compare", str(results[2]), str(results[1]), "--threshold", "p50:15%", "--json")
+    verdict = json.loads(done.stdout)
+    assert done.returncode == 1, verdict
+    assert verdict["runs"][0]["outcome"] == "regression" and verdict["runs"][0]["change"]["p50"] > 0.15
