@@ -62,7 +62,7 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     assert verdict["go"] is False and verdict["headline"].startswith("NO-GO")  # tiny model, 2 CPU cores
     assert any("p99" in reason for reason in verdict["reasons"])
     html = (out / "report.html").read_text()
-    assert "NO-GO" in html and html.count("data:image/png;base64,") == 5
+    assert "NO-GO" in html and html.count("data:image/png;base64,") == 6  # with telemetry
     assert (out / "summary.md").read_text().startswith("## cpu-smoke: NO-GO")
     csv = (out / "results.csv").read_text().splitlines()
     assert len(csv) == 1 + len(runs)

@@ -113,14 +113,16 @@ def test_history_by_fingerprint_and_trend(soak_results: Path, tmp_path: Path) ->
 
 
 def test_one_thread_against_two_is_a_regression(tmp_path: Path, write_scenario) -> None:
-    """A real slowdown, really measured: torch threads 2 (baseline) against 1 (current)."""
+    """A real slowdown, really measured: torch threads 2 (baseline) against 1 (current), four streams so that
+    the second thread has work (about +50% p50 on 2 cores; same-machine repeats vary by up to ~16%)."""
     results = {}
     for threads in (2, 1):
         path = write_scenario(f"""
             name: threads
             preset: personaplex-tiny
-            frames: 25
+            frames: 20
             warmup_frames: 3
+            batch_size: 4
             torch_threads: {threads}
             telemetry_hz: 0
             runs:
@@ -131,7 +133,7 @@ def test_one_thread_against_two_is_a_regression(tmp_path: Path, write_scenario) 
         out = tmp_path / f"t{threads}"
         ScenarioRunner(loaded, out, RunOptions(), Console(file=io.StringIO())).run(loaded.runs)
         results[threads] = out
-    done = run_cli("compare", str(results[2]), str(results[1]), "--threshold", "p50:15%", "--json")
+    done = run_cli("compare", str(results[2]), str(results[1]), "--threshold", "p50:20%", "--json")
     verdict = json.loads(done.stdout)
     assert done.returncode == 1, verdict
-    assert verdict["runs"][0]["outcome"] == "regression" and verdict["runs"][0]["change"]["p50"] > 0.15
+    assert verdict["runs"][0]["outcome"] == "regression" and verdict["runs"][0]["change"]["p50"] > 0.20

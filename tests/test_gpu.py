@@ -1,0 +1,71 @@
+"""GPU-only paths, on the real APIs: CUDA events, allocator peaks, CUDA graphs, NVML telemetry, CPU-tier offload.
+
+Marked `gpu`: skipped with the reason on machines where torch.cuda.is_available() is False.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from harness.launcher.session import RunOptions, ScenarioRunner
+from harness.scenario.load import load_scenario
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.gpu, pytest.mark.slow]
+
+SCENARIO = """
+name: gpu-tiny
+preset: personaplex-tiny
+frames: 40
+warmup_frames: 5
+telemetry_hz: 20
+defaults:
+  device: cuda
+  dtype: bfloat16
+runs:
+  - cuda_graphs: on
+  - cuda_graphs: off
+  - {offload: cpu, offload_fraction: 0.5}
+  - {quantize: int8, cuda_graphs: on}
+"""
+
+
+def test_cuda_runs_measure_events_memory_and_telemetry(tmp_path: Path, write_scenario) -> None:
+    loaded = load_scenario(write_scenario(SCENARIO))
+    session = ScenarioRunner(loaded, tmp_path, RunOptions(), Console(file=io.StringIO())).run(loaded.runs)
+    for run in session.runs:
+        assert run.status == "ok", (run.name, run.reason, run.stderr_tail)
+        m = run.metrics
+        assert m is not None and m.cuda is not None
+        assert m.cuda.peak_allocated_bytes > 0 and m.cuda.total_bytes > m.cuda.peak_reserved_bytes
+        assert set(m.cuda.stage_p50_ms) == {"encode", "lm_step", "decode"}
+        assert m.telemetry is not None and m.telemetry.sources["gpu"] == "available"
+        assert any(v is not None for v in m.telemetry.gpu_temp_c)
+        assert m.telemetry_summary is not None and m.telemetry_summary.gpu_temp_max_c is not None
+    graphs = session.runs[0]
+    assert graphs.engine is not None and graphs.engine.cuda_graphs_active
+    offload = session.runs[2]
+    assert offload.engine is not None and offload.engine.offload_tier == "cpu"
+    assert session.runs[3].engine is not None and session.runs[3].engine.quantized_linears > 50
+    assert session.verdict is not None
+
+
+def test_probe_on_a_gpu_machine() -> None:
+    report = json.loads(run_cli("probe", "--json").stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["cuda"]["status"] == "pass" and checks["nvml"]["status"] == "pass"
+    assert checks["cuda_arch"]["status"] in {"pass", "fail"}
+    assert checks["device_bandwidth"]["value"] > 10
+    assert report["machine"]["gpus"][0]["memory_total_bytes"] > 2**30
+
+
+def test_plan_here_sees_the_gpu() -> None:
+    done = run_cli("plan", "scenarios/h100.yaml", "--here", "--json")
+    assert done.returncode in {0, 1}
+    plans = json.loads(done.stdout)["plans"]
+    assert all(p["device_capacity_bytes"] for p in plans)
