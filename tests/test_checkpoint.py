@@ -14,15 +14,13 @@ from safetensors.torch import save_file  # noqa: E402
 
 from harness.worker.engine.architecture import lm_kwargs, lm_on_meta  # noqa: E402
 from harness.worker.engine.checkpoint import CheckpointError, CheckpointWeights, find_checkpoint_files  # noqa: E402
-from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks  # noqa: E402
+from harness.worker.engine.synthetic import lm_blocks  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
+from tests.helpers import synthetic_lm  # noqa: E402
 
 
 def _synthetic_state(preset: str, seed: int = 5) -> dict[str, torch.Tensor]:
-    lm = lm_on_meta(preset, torch.bfloat16)
-    weights = SyntheticWeights(seed)
-    for _, block in lm_blocks(lm):
-        weights.materialize(block, "cpu")
+    lm = synthetic_lm(preset, torch.bfloat16, seed)
     return {k: v.detach().clone().contiguous() for k, v in lm.state_dict().items()}
 
 

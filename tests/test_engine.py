@@ -11,21 +11,16 @@ torch = pytest.importorskip("torch")
 from moshi.models.lm import LMGen  # noqa: E402
 
 from harness.scenario.model import DType, Offload, Quantize, RunConfig, RunDefaults  # noqa: E402
-from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta  # noqa: E402
+from harness.worker.engine.architecture import MIMI_CODEBOOKS  # noqa: E402
 from harness.worker.engine.build import build_models  # noqa: E402
 from harness.worker.engine.int8 import Int8ScaleDtypeError, check_int8_scales, quantize_block  # noqa: E402
 from harness.worker.engine.offload import offload_layers  # noqa: E402
-from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks, meta_tensor_names  # noqa: E402
+from harness.worker.engine.synthetic import lm_blocks, meta_tensor_names  # noqa: E402
 from harness.worker.pipeline.frame_loop import run_frame_loop  # noqa: E402
 from harness.worker.pipeline.lmgen import FullDuplexLMGen  # noqa: E402
+from tests.helpers import synthetic_lm, synthetic_mimi  # noqa: E402
 
-
-def _tiny_lm(preset: str = "personaplex-tiny", dtype=torch.float32, seed: int = 0):
-    lm = lm_on_meta(preset, dtype)
-    weights = SyntheticWeights(seed)
-    for _, block in lm_blocks(lm):
-        weights.materialize(block, "cpu")
-    return lm
+_tiny_lm = synthetic_lm
 
 
 def _config(**changes) -> RunConfig:
@@ -47,8 +42,7 @@ def test_synthetic_weights_are_deterministic_finite_and_complete() -> None:
 
 def test_frame_loop_runs_real_mimi_and_lm_with_finite_audio() -> None:
     lm = _tiny_lm()
-    mimi = mimi_on_meta()
-    SyntheticWeights(1).materialize(mimi, "cpu")
+    mimi = synthetic_mimi()
     calls = []
     result = run_frame_loop(mimi, FullDuplexLMGen(lm), torch.device("cpu"), frames=3, warmup_frames=2,
                             batch_size=1, seed=0, on_frame=lambda *args: calls.append(args))

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Optional
 
 from rich.console import Console
 
+from harness.scenario.load import LoadedScenario, ScenarioError, load_scenario
+
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def load_or_explain(path: str) -> Optional[LoadedScenario]:
+    """The scenario, or None after printing every problem with its file, line and field."""
+    try:
+        return load_scenario(path)
+    except ScenarioError as exc:
+        print(f"harness: invalid scenario\n{exc.render()}", file=sys.stderr)
+        return None
 
 
 def make_console() -> Console:

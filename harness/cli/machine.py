@@ -8,8 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
 from harness.plan.gpus import gpu_names
+
 
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     from harness.probe.machine import probe_machine
@@ -29,12 +30,9 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from harness.plan.gpus import find_gpu
     from harness.plan.render import plan_json, plan_tables
     from harness.plan.scenario_plan import ScenarioPlanError, plan_scenario
-    from harness.scenario.load import ScenarioError, load_scenario
 
-    try:
-        loaded = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        print(f"harness: invalid scenario\n{exc.render()}", file=sys.stderr)
+    loaded = load_or_explain(args.scenario)
+    if loaded is None:
         return EXIT_USAGE
     if args.gpu and find_gpu(args.gpu) is None:
         print(f"harness: unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())}", file=sys.stderr)

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 
+
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from harness.records.store import ResultsFileError, load_session, write_session
     from harness.report.render import write_report
@@ -33,8 +34,13 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from harness.compare import history
-    from harness.compare.regression import (DEFAULT_THRESHOLDS, ThresholdError, compare_sessions, markdown,
-                                            parse_threshold)
+    from harness.compare.regression import (
+        DEFAULT_THRESHOLDS,
+        ThresholdError,
+        compare_sessions,
+        markdown,
+        parse_threshold,
+    )
     from harness.records.store import ResultsFileError, atomic_write_text, load_session
 
     try:

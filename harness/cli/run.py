@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from harness.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
 from harness.scenario.presets import PRESETS
 
 _DESCRIPTION = """\
@@ -79,12 +79,9 @@ def _point_latest(out_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from harness.launcher.console import summary_table
     from harness.launcher.session import RunOptions, ScenarioRunner
-    from harness.scenario.load import ScenarioError, load_scenario
 
-    try:
-        loaded = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        print(f"harness: invalid scenario\n{exc.render()}", file=sys.stderr)
+    loaded = load_or_explain(args.scenario)
+    if loaded is None:
         return EXIT_USAGE
     runs = loaded.runs
     if args.only:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from pydantic import ValidationError
-
 from rich.console import Console
 
 from harness import __version__
@@ -19,8 +18,8 @@ from harness.launcher.spawn import run_worker
 from harness.plan.planner import compare, plan_run
 from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
-from harness.records.plan import RunPlan
 from harness.records import assemble
+from harness.records.plan import RunPlan
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.report.render import write_report

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from harness.records.base import Record
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BlockFacts(_Record):
+class BlockFacts(Record):
     """Parameters of one LM block (a temporal layer, the depformer, the embeddings, ...)."""
 
     name: str
@@ -19,7 +17,7 @@ class BlockFacts(_Record):
     float32_params: int = Field(description="parameters kept in float32 whatever the dtype (RMSNorm f32)")
 
 
-class KVFacts(_Record):
+class KVFacts(Record):
     """One family of streaming attention caches: 2 x layers x batch x capacity x kv_heads x head_dim."""
 
     name: str
@@ -31,7 +29,7 @@ class KVFacts(_Record):
     per_step: bool = Field(default=False, description="rebuilt within each step (depformer)")
 
 
-class ArchitectureFacts(_Record):
+class ArchitectureFacts(Record):
     preset: str
     lm_parameters: int
     mimi_parameters: int

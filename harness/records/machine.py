@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from harness.records.base import Record
 
 CheckStatus = Literal["pass", "warn", "fail", "n/a"]
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProbeCheck(_Record):
+class ProbeCheck(Record):
     name: str
     status: CheckStatus
     finding: str
@@ -21,7 +19,7 @@ class ProbeCheck(_Record):
     value: Optional[float] = None
 
 
-class GpuInfo(_Record):
+class GpuInfo(Record):
     index: int
     name: str
     uuid: Optional[str] = None
@@ -31,7 +29,7 @@ class GpuInfo(_Record):
     driver: Optional[str] = None
 
 
-class Machine(_Record):
+class Machine(Record):
     """Fingerprint of the host. Torch-side facts come from a probe worker, never from the parent."""
 
     hostname: str

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from harness.records.base import Record
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MemoryItem(_Record):
+class MemoryItem(Record):
     name: str
     bytes: int
     where: Literal["device", "host"]
 
 
-class PlanIssue(_Record):
+class PlanIssue(Record):
     severity: Literal["blocker", "warning"]
     what: str
     remedy: str = ""
     short: str = Field(default="", description="a few words for tables")
 
 
-class RunPlan(_Record):
+class RunPlan(Record):
     run: str
     device: str
     target: str
@@ -44,7 +42,7 @@ class RunPlan(_Record):
     reasons: list[str] = Field(default_factory=list)
 
 
-class PlanCheck(_Record):
+class PlanCheck(Record):
     """Prediction beside measurement, for an ok run."""
 
     predicted_host_bytes: int

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from harness.records.architecture import ArchitectureFacts
+from harness.records.base import Record
 from harness.records.machine import Machine, ProbeCheck
 from harness.records.plan import PlanCheck, RunPlan
 from harness.records.telemetry import SoakSummary, TelemetrySeries, TelemetrySummary
@@ -28,11 +29,7 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Percentiles(_Record):
+class Percentiles(Record):
     """Milliseconds. Linear interpolation between order statistics (numpy's default method)."""
 
     p50: float
@@ -44,7 +41,7 @@ class Percentiles(_Record):
     std: float
 
 
-class CudaMetrics(_Record):
+class CudaMetrics(Record):
     device_name: str
     peak_allocated_bytes: int
     peak_reserved_bytes: int
@@ -53,7 +50,7 @@ class CudaMetrics(_Record):
         default_factory=dict, description="stage times measured with CUDA events, p50 over measured frames")
 
 
-class EngineInfo(_Record):
+class EngineInfo(Record):
     """What the worker actually built and ran, as observed inside the worker."""
 
     torch_version: str
@@ -76,7 +73,7 @@ class EngineInfo(_Record):
     env: dict[str, str] = Field(default_factory=dict, description="environment set before torch was imported")
 
 
-class RunMetrics(_Record):
+class RunMetrics(Record):
     frames: int
     warmup_frames: int
     frame_budget_ms: float
@@ -98,13 +95,13 @@ class RunMetrics(_Record):
     soak: Optional[SoakSummary] = None
 
 
-class Diagnosis(_Record):
+class Diagnosis(Record):
     kind: str = Field(description="signature name: cuda_oom, oom, no_kernel_image, triton, ..., unknown")
     cause: str
     remedy: str
 
 
-class RunResult(_Record):
+class RunResult(Record):
     name: str
     config: RunConfig
     status: RunStatus
@@ -124,7 +121,7 @@ class RunResult(_Record):
     wall_s: Optional[float] = None
 
 
-class Session(_Record):
+class Session(Record):
     schema_name: str = SCHEMA_NAME
     schema_version: int = SCHEMA_VERSION
     harness_version: str

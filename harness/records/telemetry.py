@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from harness.records.base import Record
 
 # NVML clock-event ("throttle") reason bits that mean the GPU slowed itself down.
 THROTTLE_BITS = {
@@ -16,11 +18,7 @@ THROTTLE_BITS = {
 }
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TelemetrySeries(_Record):
+class TelemetrySeries(Record):
     hz: float
     sources: dict[str, str] = Field(default_factory=dict, description="'available' or 'unavailable: why'")
     sampler_cpu_s: float = Field(default=0.0, description="CPU time the sampler thread itself used")
@@ -42,7 +40,7 @@ class TelemetrySeries(_Record):
     thermal_violation_ns: list[Optional[float]] = Field(default_factory=list)
 
 
-class TelemetrySummary(_Record):
+class TelemetrySummary(Record):
     samples: int
     unavailable: dict[str, str] = Field(default_factory=dict)
     cpu_percent_mean: Optional[float] = None
@@ -60,7 +58,7 @@ class TelemetrySummary(_Record):
     violation_ms: Optional[float] = None
 
 
-class SoakSummary(_Record):
+class SoakSummary(Record):
     duration_s: float
     drift_ms_per_min: float = Field(description="slope of step time against wall time")
     drift_p_value: float

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from harness.records.base import Record
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Validity(_Record):
+class Validity(Record):
     frames: int
     measured_s: float
     enough_frames: bool
@@ -33,13 +31,13 @@ class Validity(_Record):
         return self.enough_frames and self.enough_seconds
 
 
-class BufferOutcome(_Record):
+class BufferOutcome(Record):
     buffer_ms: float
     underruns: int
     silence_ms: float
 
 
-class Playback(_Record):
+class Playback(Record):
     frame_ms: float
     outcomes: list[BufferOutcome]
     smallest_clean_buffer_ms: Optional[float]  # None: every buffer tried underruns
@@ -49,7 +47,7 @@ class Playback(_Record):
         return next((o for o in self.outcomes if o.buffer_ms == buffer_ms), None)
 
 
-class RunAssessment(_Record):
+class RunAssessment(Record):
     name: str
     status: str
     realtime: bool = False
@@ -61,7 +59,7 @@ class RunAssessment(_Record):
     playback: Optional[Playback] = None
 
 
-class Deployment(_Record):
+class Deployment(Record):
     run: str
     summary: str
     settings: dict[str, str]
@@ -71,7 +69,7 @@ class Deployment(_Record):
     buffer_ms: float
 
 
-class Verdict(_Record):
+class Verdict(Record):
     go: bool
     headline: str
     reasons: list[str]

@@ -19,8 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from harness.records.store import atomic_write_text
 from harness.worker.progress import ProgressPipe
-from harness.worker.protocol import (BenchJob, BenchReply, FrameSamples, MemoryReading, ProbeJob, ProbeReply,
-                                     WorkerError)
+from harness.worker.protocol import BenchJob, BenchReply, FrameSamples, MemoryReading, ProbeJob, ProbeReply, WorkerError
 
 Job = Union[BenchJob, ProbeJob]
 

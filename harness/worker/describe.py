@@ -9,9 +9,9 @@ import torch
 from moshi.modules.transformer import RMSNorm, StreamingMultiheadAttention
 from torch import nn
 
+from harness.records.architecture import ArchitectureFacts, BlockFacts, KVFacts
 from harness.worker.engine.architecture import lm_kwargs, lm_on_meta, mimi_on_meta
 from harness.worker.engine.synthetic import lm_blocks
-from harness.records.architecture import ArchitectureFacts, BlockFacts, KVFacts
 
 
 def _block_facts(name: str, block: nn.Module) -> BlockFacts:

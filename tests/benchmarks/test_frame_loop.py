@@ -10,21 +10,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.worker.engine.architecture import lm_on_meta, mimi_on_meta  # noqa: E402
-from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks  # noqa: E402
 from harness.worker.pipeline.frame_loop import run_frame_loop  # noqa: E402
 from harness.worker.pipeline.lmgen import FullDuplexLMGen  # noqa: E402
+from tests.helpers import synthetic_lm, synthetic_mimi  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny():  # noqa: ANN201
     torch.set_num_threads(2)
-    lm = lm_on_meta("personaplex-tiny", torch.float32)
-    weights = SyntheticWeights(0)
-    for _, block in lm_blocks(lm):
-        weights.materialize(block, "cpu")
-    mimi = mimi_on_meta()
-    SyntheticWeights(1).materialize(mimi, "cpu")
+    lm, mimi = synthetic_lm("personaplex-tiny"), synthetic_mimi()
     return lm, mimi
 
 

@@ -19,11 +19,11 @@ torch = pytest.importorskip("torch")
 
 from moshi.models.lm import LMGen  # noqa: E402
 
-from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta  # noqa: E402
-from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks  # noqa: E402
+from harness.worker.engine.architecture import MIMI_CODEBOOKS  # noqa: E402
 from harness.worker.pipeline.audio import speech_like  # noqa: E402
 from harness.worker.pipeline.frame_loop import FrameLoop  # noqa: E402
 from harness.worker.pipeline.lmgen import FullDuplexLMGen  # noqa: E402
+from tests.helpers import synthetic_lm, synthetic_mimi  # noqa: E402
 
 FRAMES = 300
 WARMUP = 10
@@ -32,12 +32,7 @@ MAX_OVERHEAD = 0.02
 
 def _models(preset: str):
     torch.set_num_threads(2)
-    lm = lm_on_meta(preset, torch.float32)
-    weights = SyntheticWeights(0)
-    for _, block in lm_blocks(lm):
-        weights.materialize(block, "cpu")
-    mimi = mimi_on_meta()
-    SyntheticWeights(1).materialize(mimi, "cpu")
+    lm, mimi = synthetic_lm(preset), synthetic_mimi()
     return lm, mimi
 
 

@@ -98,7 +98,8 @@ def test_no_runs_is_an_error(write_scenario) -> None:
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
-        ("name: x\npreset: personaplex-tiny\nruns:\n  - device: cpu\n    colour: red\n", ":5: runs[0].colour: unknown field"),
+        ("name: x\npreset: personaplex-tiny\nruns:\n  - device: cpu\n    colour: red\n",
+         ":5: runs[0].colour: unknown field"),
         ("name: x\npreset: personaplex-tiny\nbatch_size: two\nruns: [{}]\n", ":3: batch_size:"),
         ("name: x\npreset: personaplex-tiny\nruns:\n  - quantize: int4\n", ":4: runs[0].quantize:"),
     ],

@@ -11,7 +11,7 @@ import pytest
 from harness.records.machine import Machine
 from harness.records.schema import SCHEMA_VERSION, RunResult, Session
 from harness.records.store import ResultsFileError, atomic_write_text, load_session, write_session
-from harness.scenario.model import RunDefaults, RunConfig
+from harness.scenario.model import RunConfig, RunDefaults
 
 
 def _session() -> Session:

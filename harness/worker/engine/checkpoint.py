@@ -123,7 +123,7 @@ class CheckpointWeights:
 
     def materialize(self, prefix: str, block: nn.Module, device: torch.device | str) -> None:
         for owner_name, owner in block.named_modules():
-            for pname, param in list(owner.named_parameters(recurse=False)):
+            for pname, _ in list(owner.named_parameters(recurse=False)):
                 full = ".".join(p for p in (prefix, owner_name, pname) if p)
                 tensor = self._plan[full]().to(device=device, dtype=self._targets[full].dtype)
                 owner._parameters[pname] = nn.Parameter(tensor, requires_grad=False)
