@@ -11,6 +11,7 @@ from harness.records.telemetry import THROTTLE_BITS, SoakSummary, TelemetrySerie
 
 LEAK_MB_PER_MIN = 5.0
 DRIFT_CHANGE = 0.10
+MIN_SOAK_S = 60.0  # drift and leaks are judged on a minute or more of frames, not on a short run's noise
 
 
 def _present(values: Sequence[Optional[float]]) -> list[float]:
@@ -76,7 +77,7 @@ def summarize_soak(frame_t_s: Sequence[float], samples_ms: Sequence[float],
     change = float(np.median(y[-tenth:]) / np.median(y[:tenth]) - 1) if y.size else 0.0
     out = SoakSummary(duration_s=duration, drift_ms_per_min=slope, drift_p_value=p_value,
                       first_vs_last_p50_change=change)
-    out.drifting = abs(change) > DRIFT_CHANGE and p_value < 0.01
+    out.drifting = abs(change) > DRIFT_CHANGE and p_value < 0.01 and duration >= MIN_SOAK_S
     if out.drifting:
         out.notes.append(f"step time drifts: last tenth {change:+.0%} against the first ({slope:+.2f} ms/min)")
     if series is not None and t.size:
@@ -87,7 +88,7 @@ def summarize_soak(frame_t_s: Sequence[float], samples_ms: Sequence[float],
             if np.ptp(ts) > 0:
                 out.rss_growth_mb_per_min = float(linregress(ts, rss).slope)
             out.rss_growth_mb = float(rss[-1] - rss[0])
-            out.leak_suspected = (out.rss_growth_mb_per_min or 0.0) > LEAK_MB_PER_MIN and duration >= 60
+            out.leak_suspected = (out.rss_growth_mb_per_min or 0.0) > LEAK_MB_PER_MIN and duration >= MIN_SOAK_S
             if out.leak_suspected:
                 out.notes.append(f"memory grows {out.rss_growth_mb_per_min:.1f} MB/min: a leak is likely")
     return out

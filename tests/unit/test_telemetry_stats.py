@@ -45,3 +45,9 @@ def test_soak_finds_drift_and_leaks_and_not_on_a_flat_run() -> None:
     leaking = _series(n=2500, rss_bytes=[2.0**30 + i * 2**20 for i in range(2500)])  # 1 MiB per 0.1 s
     leak = summarize_soak(start, [50.0] * frames, leaking)
     assert leak.leak_suspected and 500 < leak.rss_growth_mb_per_min < 700
+
+
+def test_short_runs_are_not_judged_for_drift() -> None:
+    start = [i * 0.08 for i in range(40)]  # 3 s
+    short = summarize_soak(start, [50.0 + 2.0 * i for i in range(40)], None)
+    assert not short.drifting and short.first_vs_last_p50_change > 0.5
