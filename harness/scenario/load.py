@@ -123,6 +123,7 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         for err in exc.errors():
             loc = _strip_pydantic_loc(err["loc"])
             problems.append(ScenarioProblem(_node_line(root, loc), _field_path(loc), _describe_pydantic_error(err)))
+        problems.sort(key=lambda p: p.line or 0)
         raise ScenarioError(path, problems) from None
 
     try:
