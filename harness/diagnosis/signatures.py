@@ -14,7 +14,10 @@ from typing import Callable, Optional
 from harness.records.machine import Machine
 from harness.scenario.model import RunConfig
 
-CUDA_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu128"
+# moshi 0.2.13 needs torch < 2.10; cu128 builds cover Blackwell (sm_120), cu126 builds still carry Pascal (sm_61).
+CU128_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu128"
+CU126_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu126"
+CUDA_WHEEL = CU128_WHEEL
 GIB = 2**30
 
 

@@ -15,7 +15,7 @@ from harness import __version__
 from harness.launcher.console import RunDisplay
 from harness.launcher.environment import worker_env
 from harness.launcher.spawn import run_worker
-from harness.plan.planner import compare, plan_run
+from harness.plan.planner import compare, plan_scenario_run
 from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
 from harness.records import assemble
@@ -87,10 +87,6 @@ class ScenarioRunner:
                         telemetry_hz=s.telemetry_hz,
                         reply_path=str(work / "reply.json"))
 
-    def _memory_limit(self) -> Optional[int]:
-        limit = self.loaded.scenario.host_memory_limit_gib
-        return int(limit * 2**30) if limit else None
-
     def _execute(self, run: RunConfig, display: RunDisplay) -> RunResult:
         work = self.out_dir / WORK_DIR / run.name
         shutil.rmtree(work, ignore_errors=True)
@@ -99,6 +95,7 @@ class ScenarioRunner:
         job_file = work / "job.json"
         job_file.write_text(job.model_dump_json(indent=2))
         started = utc_now()
+
         def on_event(event: ProgressEvent) -> None:
             display.event(event)
             self.hooks.event(run.name, event)
@@ -107,7 +104,7 @@ class ScenarioRunner:
         outcome = run_worker(job_file, worker_env(run, self.loaded.scenario.torch_threads), timeout_s,
                              self.out_dir / LOG_DIR, run.name, on_event=on_event,
                              on_start=lambda pid: self.hooks.started(run.name, pid),
-                             memory_limit_bytes=self._memory_limit())
+                             memory_limit_bytes=self.loaded.scenario.host_memory_limit_bytes)
         reply: Optional[BenchReply] = None
         try:
             reply = BenchReply.model_validate_json(Path(job.reply_path).read_text())
@@ -122,16 +119,7 @@ class ScenarioRunner:
     def _plan(self, run: RunConfig, session: Session) -> Optional[RunPlan]:
         if session.architecture is None or self.machine is None:
             return None
-        scenario = self.loaded.scenario
-        weights = self.loaded.weights_path
-        checkpoint = 0
-        if weights is not None:
-            lm_file = weights / "model.safetensors" if weights.is_dir() else weights
-            checkpoint = lm_file.stat().st_size if lm_file.exists() else 0
-        limit = int(scenario.host_memory_limit_gib * 2**30) if scenario.host_memory_limit_gib else None
-        return plan_run(session.architecture, run, from_machine(self.machine), batch=scenario.batch_size,
-                        frame_budget_ms=scenario.frame_budget_ms, checkpoint_bytes=checkpoint,
-                        host_memory_limit_bytes=limit)
+        return plan_scenario_run(session.architecture, self.loaded, run, from_machine(self.machine))
 
     def run(self, runs: list[RunConfig]) -> Session:
         now = utc_now()
@@ -187,8 +175,8 @@ class ScenarioRunner:
         scenario = self.loaded.scenario
         if scenario.target is not None and session.architecture is not None:
             target = from_scenario(scenario.target, self.machine)
-            session.target_plans = [plan_run(session.architecture, run, target, batch=scenario.batch_size,
-                                             frame_budget_ms=scenario.frame_budget_ms) for run in self.loaded.runs]
+            session.target_plans = [plan_scenario_run(session.architecture, self.loaded, run, target)
+                                    for run in self.loaded.runs]
         session.updated_at = utc_now()
         _, _, session.verdict = write_report(session, self.out_dir)
         write_session(session, self.out_dir)

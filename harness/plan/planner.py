@@ -10,6 +10,7 @@ from harness.plan.target import PlanTarget
 from harness.records.architecture import ArchitectureFacts
 from harness.records.plan import PlanCheck, PlanIssue, RunPlan
 from harness.records.schema import RunMetrics
+from harness.scenario.load import LoadedScenario
 from harness.scenario.model import Device, DType, Offload, Quantize, RunConfig
 
 DEVICE_FILL_LIMIT = 1.0  # a plan "fits" when the predicted peak is within capacity; the verdict asks for headroom
@@ -65,6 +66,14 @@ def plan_run(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, bat
         bytes_per_step=local + moved, offloaded_bytes_per_step=moved, step_floor_ms=floor_ms, issues=issues,
         fits_memory=not memory_reasons, feasible=not reasons, reasons=reasons,
     )
+
+
+def plan_scenario_run(arch: ArchitectureFacts, loaded: LoadedScenario, run: RunConfig,
+                      target: PlanTarget) -> RunPlan:
+    """plan_run with the scenario's batch, budget, checkpoint size and memory cap."""
+    scenario = loaded.scenario
+    return plan_run(arch, run, target, batch=scenario.batch_size, frame_budget_ms=scenario.frame_budget_ms,
+                    checkpoint_bytes=loaded.checkpoint_bytes, host_memory_limit_bytes=scenario.host_memory_limit_bytes)
 
 
 def alternatives(arch: ArchitectureFacts, target: PlanTarget, *, batch: int = 1,

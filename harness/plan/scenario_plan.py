@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.plan.gpus import find_gpu
-from harness.plan.planner import alternatives, plan_run
+from harness.plan.planner import alternatives, plan_scenario_run
 from harness.plan.target import PlanTarget, from_machine, from_scenario, from_spec
 from harness.probe.machine import probe_machine
 from harness.records.architecture import ArchitectureFacts
@@ -48,13 +48,7 @@ def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bo
         target = from_machine(probe.machine)
     else:
         target = from_scenario(scenario.target, probe.machine)
-    checkpoint = 0
-    if loaded.weights_path is not None:
-        lm_file = loaded.weights_path / "model.safetensors" if loaded.weights_path.is_dir() else loaded.weights_path
-        checkpoint = lm_file.stat().st_size if lm_file.exists() else 0
-    limit = int(scenario.host_memory_limit_gib * 2**30) if scenario.host_memory_limit_gib else None
-    plans = [plan_run(arch, run, target, batch=scenario.batch_size, frame_budget_ms=scenario.frame_budget_ms,
-                      checkpoint_bytes=checkpoint, host_memory_limit_bytes=limit) for run in loaded.runs]
+    plans = [plan_scenario_run(arch, loaded, run, target) for run in loaded.runs]
     return ScenarioPlan(scenario=scenario.name, preset=scenario.preset, target=target, architecture=arch,
                         plans=plans, alternatives=alternatives(arch, target, batch=scenario.batch_size,
                                                                frame_budget_ms=scenario.frame_budget_ms))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+from harness.diagnosis.signatures import CU126_WHEEL, CU128_WHEEL
 from harness.plan.target import PlanTarget
 from harness.records.plan import PlanIssue
 from harness.scenario.model import Device, DType, Quantize, RunConfig
-
-CU126_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu126"
-CU128_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu128"
 
 
 def _cc(target: PlanTarget) -> tuple[int, int] | None:

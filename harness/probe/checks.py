@@ -12,12 +12,12 @@ from typing import Optional
 import numpy as np
 import psutil
 
+from harness.diagnosis.signatures import CUDA_WHEEL
 from harness.probe import host
 from harness.probe.nvml import NvmlReading
 from harness.records.machine import ProbeCheck
 from harness.worker.protocol import TorchFacts
 
-CUDA_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu128"
 GIB = 2**30
 
 

@@ -44,6 +44,14 @@ class LoadedScenario:
     runs: list[RunConfig]
     weights_path: Optional[Path]  # None for synthetic weights
 
+    @property
+    def checkpoint_bytes(self) -> int:
+        """Size of the LM checkpoint file (its pages are resident while loading); 0 for synthetic weights."""
+        if self.weights_path is None:
+            return 0
+        lm_file = self.weights_path / "model.safetensors" if self.weights_path.is_dir() else self.weights_path
+        return lm_file.stat().st_size if lm_file.exists() else 0
+
 
 def _field_path(loc: Sequence[str | int]) -> str:
     out = ""

@@ -229,6 +229,10 @@ class Scenario(_Strict):
         return self.weights == "synthetic"
 
     @property
+    def host_memory_limit_bytes(self) -> Optional[int]:
+        return int(self.host_memory_limit_gib * 2**30) if self.host_memory_limit_gib else None
+
+    @property
     def measured_frames(self) -> int:
         """`frames`, or as many frames as `duration` holds (a soak)."""
         if self.duration is None:

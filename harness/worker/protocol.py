@@ -9,22 +9,17 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from harness.records.architecture import ArchitectureFacts
+from harness.records.base import Record
 from harness.records.machine import GpuInfo, ProbeCheck
 from harness.records.schema import EngineInfo
 from harness.records.telemetry import TelemetrySeries
 from harness.scenario.model import RunConfig
 
-STAGES = ("encode", "lm_step", "decode")
 
-
-class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BenchJob(_Msg):
+class BenchJob(Record):
     kind: Literal["bench"] = "bench"
     run: RunConfig
     preset: str
@@ -40,21 +35,21 @@ class BenchJob(_Msg):
     reply_path: str
 
 
-class ProbeJob(_Msg):
+class ProbeJob(Record):
     kind: Literal["probe"] = "probe"
     reply_path: str
     presets: list[str] = Field(default_factory=list, description="presets whose architecture to describe")
     device_checks: bool = Field(default=True, description="run bitsandbytes / Triton / bandwidth checks")
 
 
-class WorkerError(_Msg):
+class WorkerError(Record):
     type: str
     message: str
     traceback: str = ""
     phase: str = ""
 
 
-class FrameSamples(_Msg):
+class FrameSamples(Record):
     """Per-frame milliseconds for the measured frames only (warmup excluded)."""
 
     total_ms: list[float]
@@ -63,7 +58,7 @@ class FrameSamples(_Msg):
     cuda_event_stage_ms: dict[str, list[float]] = Field(default_factory=dict)
 
 
-class MemoryReading(_Msg):
+class MemoryReading(Record):
     peak_rss_bytes: int
     rss_after_load_bytes: int
     cuda_peak_allocated_bytes: Optional[int] = None
@@ -71,7 +66,7 @@ class MemoryReading(_Msg):
     cuda_total_bytes: Optional[int] = None
 
 
-class BenchReply(_Msg):
+class BenchReply(Record):
     kind: Literal["bench"] = "bench"
     status: Literal["ok", "failed"]
     error: Optional[WorkerError] = None
@@ -84,7 +79,7 @@ class BenchReply(_Msg):
     telemetry: Optional[TelemetrySeries] = None
 
 
-class TorchFacts(_Msg):
+class TorchFacts(Record):
     """What only an importing-torch process can tell."""
 
     torch_version: Optional[str] = None
@@ -97,7 +92,7 @@ class TorchFacts(_Msg):
     import_error: Optional[WorkerError] = None
 
 
-class ProbeReply(_Msg):
+class ProbeReply(Record):
     kind: Literal["probe"] = "probe"
     facts: TorchFacts
     checks: list[ProbeCheck] = Field(default_factory=list)
@@ -108,7 +103,7 @@ class ProbeReply(_Msg):
     error: Optional[WorkerError] = None
 
 
-class ProgressEvent(_Msg):
+class ProgressEvent(Record):
     """One line on the progress pipe."""
 
     event: Literal["phase", "frame"]
