@@ -73,6 +73,15 @@ class EngineInfo(Record):
     env: dict[str, str] = Field(default_factory=dict, description="environment set before torch was imported")
 
 
+class ProcessRun(Record):
+    """One worker process of a run repeated `repeat: N` times: noise between processes is measured, not assumed."""
+
+    pid: Optional[int] = None
+    frames: int = Field(description="measured frames of this process; RunMetrics.samples_ms holds them in order")
+    p50_ms: float
+    p99_ms: float
+
+
 class RunMetrics(Record):
     frames: int
     warmup_frames: int
@@ -93,6 +102,9 @@ class RunMetrics(Record):
     telemetry: Optional[TelemetrySeries] = None
     telemetry_summary: Optional[TelemetrySummary] = None
     soak: Optional[SoakSummary] = None
+    processes: list[ProcessRun] = Field(
+        default_factory=list, description="one entry per worker process (scenario `repeat`); samples_ms is their "
+                                          "concatenation in this order")
 
 
 class Diagnosis(Record):
