@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.launcher.session import RunOptions, ScenarioRunner, WorkerHooks
+from harness.session.runner import RunOptions, ScenarioRunner, WorkerHooks
 from harness.records.store import load_session
 from harness.scenario.load import load_scenario
 from harness.worker.protocol import ProgressEvent

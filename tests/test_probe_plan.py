@@ -11,7 +11,7 @@ import psutil
 import pytest
 from rich.console import Console
 
-from harness.launcher.session import RunOptions, ScenarioRunner
+from harness.session.runner import RunOptions, ScenarioRunner
 from harness.scenario.load import load_scenario
 from tests.conftest import cuda_available, run_cli
 
@@ -97,7 +97,7 @@ def test_predicted_oom_is_skipped_and_forced_oom_is_diagnosed(tmp_path: Path, wr
 def test_cuda_run_forced_on_a_cpu_machine_is_diagnosed(tmp_path: Path) -> None:
     from harness.launcher.environment import worker_env
     from harness.launcher.spawn import run_worker
-    from harness.records.assemble import from_worker
+    from harness.session.assemble import from_worker
     from harness.records.schema import utc_now
     from harness.scenario.model import RunConfig, RunDefaults
     from harness.worker.protocol import BenchJob, BenchReply

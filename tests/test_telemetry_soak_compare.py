@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.launcher.session import RunOptions, ScenarioRunner
+from harness.session.runner import RunOptions, ScenarioRunner
 from harness.records.store import load_session, write_session
 from harness.scenario.load import load_scenario
 from tests.conftest import run_cli

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from harness.scenario.load import LoadedScenario, ScenarioError, load_scenario
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOGO, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def load_or_explain(path: str) -> Optional[LoadedScenario]:

@@ -14,7 +14,8 @@ from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from harness.records.store import ResultsFileError, load_session, write_session
-    from harness.report.render import write_report
+    from harness.report.render import criteria_of, write_report
+    from harness.verdict.recommend import decide
 
     folder = Path(args.dir)
     try:
@@ -23,7 +24,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out_dir = folder if folder.is_dir() else folder.parent
-    html, summary, verdict = write_report(session, out_dir)
+    verdict = decide(session, criteria_of(session))
+    html, summary = write_report(session, verdict, out_dir)
     if args.update_results:
         session.verdict = verdict
         write_session(session, out_dir)

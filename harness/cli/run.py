@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
+from harness.cli.common import EXIT_INTERRUPTED, EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
 from harness.scenario.presets import PRESETS
 
 _DESCRIPTION = """\
@@ -28,14 +28,17 @@ scenario fields (YAML):
   preset                   model architecture: {presets}
   weights                  'synthetic' (default; measures speed, not speech quality) or a path to
                            a local model.safetensors, or the folder PersonaPlex ships it in
-  frames, warmup_frames    measured frames (default 100) and frames run before them (default 10)
+  frames, warmup_frames    measured frames (default 100; raised to the criteria's min_frames and
+                           min_seconds of audio) and frames run before them (default 10)
   frame_budget_ms          audio per step, 80 by default
   batch_size, seed         concurrent streams (default 1), seed for weights and input audio
+  repeat                   worker processes per run (default 1); 3 or more let `harness compare`
+                           test per-process medians, so noise between processes is measured
   timeout_s                per-run limit in seconds (default 900); the worker is killed after it
   torch_threads            torch intra-op threads (default: torch's own choice)
   defaults:                values for every run (device auto, dtype bfloat16, quantize none,
                            offload none, offload_fraction 0.5, compile off, cuda_graphs off)
-  runs:                    a list of runs: name, device (cpu/cuda/auto), dtype (bfloat16/float16/
+  runs:                    a list of runs: name (letters, digits, . _ -), device (cpu/cuda/auto), dtype (bfloat16/float16/
                            float32), quantize (none/int8), offload (none/cpu), offload_fraction,
                            compile (on/off), cuda_graphs (on/off), timeout_s
   matrix:                  lists per field, expanded into every combination; `exclude:` drops some
@@ -44,20 +47,25 @@ scenario fields (YAML):
   pace                     fast (default: back to back) or realtime (each frame when its audio is in)
   duration                 soak: measure e.g. 30m instead of `frames` (drift, memory growth, throttling)
   telemetry_hz             sampler rate in the worker (default 10; 0 turns it off)
-  criteria:                what real time means for the verdict: headroom (0.1), jitter_buffer_ms (80),
-                           memory_headroom (0.1), late_frame_target (0.01), confidence (0.99),
-                           min_frames (100), min_seconds (10), max_cv (0.25)
+  criteria:                what real time means for the verdict: headroom (0.1: a frame is late past
+                           budget x 0.9), jitter_buffer_ms (one frame budget), memory_headroom (0.1),
+                           late_frame_target (0.01) certified at confidence (0.99): 459 frames with
+                           none late certify 1% at 99%; min_frames (100), min_seconds of audio (10),
+                           max_cv (0.25, above it a run is flagged unstable)
   host_memory_limit_gib    cap each worker's memory, e.g. to rehearse a smaller host
 
 results: DIR/report.html (verdict, plots), DIR/summary.md, DIR/results.json (schema-versioned,
 raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.json is rewritten
 atomically after every run. Runs the planner predicts cannot work here are skipped (--force).
-exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid scenario, 130 interrupted.
+exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input, 3 NO-GO with --fail-on-nogo,
+130 interrupted (what was measured is kept; --resume DIR carries on).
 
 examples:
   harness run scenarios/cpu-smoke.yaml
   harness run scenarios/rtx5090.yaml --out reports/rtx5090-today
   harness run scenarios/cpu-smoke.yaml --only cpu-bf16-eager --frames 50
+  harness run scenarios/h100.yaml --fail-on-nogo        # a CI gate
+  harness run scenarios/h100.yaml --resume reports/h100-20261122-0930   # after an interruption
 """
 
 
@@ -77,8 +85,9 @@ def _point_latest(out_dir: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from harness.launcher.console import summary_table
-    from harness.launcher.session import RunOptions, ScenarioRunner
+    from harness.records.store import ResultsFileError, load_session
+    from harness.session.display import summary_table
+    from harness.session.runner import RunOptions, ScenarioRunner
 
     loaded = load_or_explain(args.scenario)
     if loaded is None:
@@ -92,17 +101,28 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                   f"runs are: {', '.join(r.name for r in runs)}", file=sys.stderr)
             return EXIT_USAGE
         runs = [r for r in runs if r.name in wanted]
-    out_dir = Path(args.out) if args.out else _default_out_dir(loaded.scenario.name)
+    previous = None
+    if args.resume:
+        try:
+            previous = load_session(Path(args.resume))
+        except ResultsFileError as exc:
+            print(f"harness: --resume: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+            print("harness: --resume continues in the folder it names; leave out --out", file=sys.stderr)
+            return EXIT_USAGE
+    out_dir = Path(args.out or args.resume) if (args.out or args.resume) else _default_out_dir(loaded.scenario.name)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"harness: cannot create output folder {out_dir}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.out is None:
+    if args.out is None and args.resume is None:
         _point_latest(out_dir)
-    console.print(f"[bold]{loaded.scenario.name}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
-                  f"-> {out_dir}", highlight=False)
-    runner = ScenarioRunner(loaded, out_dir, RunOptions(args.frames, args.warmup, args.timeout, args.force), console)
+    console.print(f"[bold]{escape(loaded.scenario.name)}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
+                  f"-> {escape(str(out_dir))}", highlight=False)
+    options = RunOptions(args.frames, args.warmup, args.timeout, args.force, resume=previous)
+    runner = ScenarioRunner(loaded, out_dir, options, console)
     try:
         session = runner.run(runs)
     except KeyboardInterrupt:
@@ -116,7 +136,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             console.print(f"  - {escape(reason)}", highlight=False)
     console.print(f"report: {out_dir / 'report.html'}\nresults: {out_dir / 'results.json'}  "
                   f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", highlight=False)
-    return EXIT_RUN_FAILED if any(r.status == "failed" for r in session.runs) else EXIT_OK
+    if any(r.status == "failed" for r in session.runs):
+        return EXIT_RUN_FAILED
+    if args.fail_on_nogo and session.verdict is not None and not session.verdict.go:
+        return EXIT_NOGO
+    return EXIT_OK
 
 
 def cmd_presets(args: argparse.Namespace, console: Console) -> int:
@@ -141,11 +165,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--out", metavar="DIR", help="results folder (default: reports/<scenario>-<UTC time>, "
                                                   "with reports/latest pointing at it)")
     run.add_argument("--only", metavar="RUN", nargs="+", help="run only these runs (by name)")
-    run.add_argument("--frames", type=_positive_int, help="override the scenario's measured frames")
+    run.add_argument("--frames", type=_positive_int,
+                     help="measure exactly this many frames (the verdict says when that is too few to conclude)")
     run.add_argument("--warmup", type=_positive_int, help="override the scenario's warmup frames (at least 2)")
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="override the per-run timeout")
     run.add_argument("--force", action="store_true",
                      help="also run configurations the planner predicts cannot work here (out of memory, no Triton)")
+    run.add_argument("--fail-on-nogo", action="store_true",
+                     help="exit 3 when the verdict is NO-GO (for CI gates; by default a NO-GO still exits 0)")
+    run.add_argument("--resume", metavar="DIR",
+                     help="continue an interrupted or partial session in DIR: runs already measured there with the "
+                          "same configuration on the same hardware are kept, the others run")
     run.set_defaults(handler=cmd_run)
 
     presets = sub.add_parser("presets", help="list the model presets")

@@ -22,8 +22,9 @@ from typing import Callable, Optional
 import psutil
 from pydantic import ValidationError
 
+from harness.records.validate import wire_from_python
+from harness.records.wire import ProgressEvent
 from harness.worker.progress import PROGRESS_FD_ENV
-from harness.worker.protocol import ProgressEvent
 
 TICK_S = 0.5
 TERM_GRACE_S = 5.0
@@ -114,7 +115,7 @@ class _LineReader:
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
             try:
-                event = ProgressEvent.model_validate(json.loads(line))
+                event = wire_from_python(ProgressEvent, json.loads(line))
             except (ValueError, ValidationError):
                 continue  # a torn or foreign line is not worth failing a run over
             if event.event == "frame":
@@ -126,7 +127,7 @@ class _LineReader:
 
 def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: Path, log_name: str,
                on_event: EventCallback, on_start: Optional[Callable[[int], None]] = None,
-               memory_limit_bytes: Optional[int] = None) -> WorkerOutcome:
+               memory_limit_bytes: Optional[int] = None, python: str = sys.executable) -> WorkerOutcome:
     log_dir.mkdir(parents=True, exist_ok=True)
     stdout_path = log_dir / f"{log_name}.stdout.log"
     stderr_path = log_dir / f"{log_name}.stderr.log"
@@ -136,7 +137,7 @@ def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: P
     start = time.monotonic()
     try:
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "harness.worker", str(job_file)], stdout=out,
+            proc = subprocess.Popen([python, "-m", "harness.worker", str(job_file)], stdout=out,
                                     stderr=err, stdin=subprocess.DEVNULL, env=env, pass_fds=(write_fd,),
                                     start_new_session=True, preexec_fn=_limit_memory(memory_limit_bytes))
     finally:

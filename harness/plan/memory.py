@@ -6,9 +6,9 @@ and are estimates elsewhere; each says where it comes from.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from harness.knowledge.offload import offloaded_layer_names
 from harness.records.architecture import ArchitectureFacts, BlockFacts, KVFacts
 from harness.records.plan import MemoryItem
 from harness.scenario.model import DType, Offload, Quantize, RunConfig
@@ -49,8 +49,7 @@ def kv_bytes(kv: KVFacts, run: RunConfig, batch: int) -> int:
 def offloaded_blocks(arch: ArchitectureFacts, run: RunConfig) -> set[str]:
     if run.offload is not Offload.cpu:
         return set()
-    count = min(arch.temporal_layers, max(1, math.ceil(arch.temporal_layers * run.offload_fraction)))
-    return {f"transformer.layers.{i}" for i in range(arch.temporal_layers - count, arch.temporal_layers)}
+    return set(offloaded_layer_names(arch.temporal_layers, run.offload_fraction))
 
 
 def mimi_bytes(arch: ArchitectureFacts) -> int:

@@ -107,6 +107,8 @@ def compare(plan: RunPlan, metrics: RunMetrics) -> PlanCheck:
         predicted_device_bytes=predicted_device,
         measured_device_bytes=measured_device,
         device_error=(predicted_device / measured_device - 1) if predicted_device and measured_device else None,
+        predicted_device_total_bytes=plan.device_peak_bytes if metrics.cuda else None,
+        measured_device_total_bytes=metrics.cuda.device_used_bytes if metrics.cuda else None,
         step_floor_ms=plan.step_floor_ms,
         roofline_fraction=(plan.step_floor_ms / metrics.ms_per_step.p50) if plan.step_floor_ms else None,
     )

@@ -16,7 +16,7 @@ from harness.diagnosis.signatures import CUDA_WHEEL
 from harness.probe import host
 from harness.probe.nvml import NvmlReading
 from harness.records.machine import ProbeCheck
-from harness.worker.protocol import TorchFacts
+from harness.records.wire import TorchFacts
 
 GIB = 2**30
 

@@ -6,21 +6,13 @@ import os
 import platform
 import socket
 from importlib import metadata
-from pathlib import Path
 from typing import Optional
 
 import psutil
 
+from harness.worker.hostinfo import cpu_model  # noqa: F401 - one reader for parent and worker
+
 PACKAGES = ("torch", "moshi", "bitsandbytes", "accelerate", "triton", "nvidia-ml-py", "safetensors", "numpy")
-
-
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def os_name() -> str:

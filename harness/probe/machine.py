@@ -18,7 +18,8 @@ from harness.probe import host
 from harness.probe.nvml import read_nvml
 from harness.records.architecture import ArchitectureFacts
 from harness.records.machine import Machine, ProbeCheck
-from harness.worker.protocol import ProbeJob, ProbeReply, TorchFacts, WorkerError
+from harness.records.validate import parse_wire
+from harness.records.wire import ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
 
 PROBE_TIMEOUT_S = 240.0
 FULL_MODEL_CPU_BYTES = 19 * 2**30  # personaplex-7b bf16 on the CPU: measured peak RSS 18.3 GiB
@@ -42,12 +43,11 @@ def _probe_worker(work_dir: Path, presets: list[str], device_checks: bool) -> Pr
     reply_path = work_dir / "probe.reply.json"
     reply_path.unlink(missing_ok=True)
     job_path = work_dir / "probe.job.json"
-    job_path.write_text(ProbeJob(reply_path=str(reply_path), presets=presets,
-                                 device_checks=device_checks).model_dump_json())
+    job_path.write_text(to_json(ProbeJob(reply_path=str(reply_path), presets=presets, device_checks=device_checks)))
     outcome = run_worker(job_path, probe_env(), PROBE_TIMEOUT_S, work_dir, "probe", on_event=lambda _e: None)
     try:
-        return ProbeReply.model_validate_json(reply_path.read_text())
-    except (OSError, ValueError):
+        return parse_wire(ProbeReply, reply_path.read_text())
+    except (OSError, ValueError):  # WireError is a ValueError
         how = (f"timed out after {PROBE_TIMEOUT_S:.0f} s" if outcome.timed_out
                else f"exit code {outcome.exit_code}" if outcome.exit_code is not None
                else f"killed by {outcome.signal_name}")

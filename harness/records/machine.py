@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+import hashlib
+from typing import Optional
 
 from pydantic import Field
 
 from harness.records.base import Record
+from harness.records.wire import CheckStatus, GpuInfo, ProbeCheck
 
-CheckStatus = Literal["pass", "warn", "fail", "n/a"]
-
-
-class ProbeCheck(Record):
-    name: str
-    status: CheckStatus
-    finding: str
-    remedy: str = ""
-    value: Optional[float] = None
-
-
-class GpuInfo(Record):
-    index: int
-    name: str
-    uuid: Optional[str] = None
-    compute_capability: Optional[str] = None
-    memory_total_bytes: Optional[int] = None
-    memory_free_bytes: Optional[int] = None
-    driver: Optional[str] = None
-
+__all__ = ["CheckStatus", "GpuInfo", "Machine", "ProbeCheck"]
 
 class Machine(Record):
     """Fingerprint of the host. Torch-side facts come from a probe worker, never from the parent."""
@@ -56,3 +39,10 @@ class Machine(Record):
         default=None, description="a worker's RSS after importing torch/moshi/accelerate and a meta build")
     bitsandbytes_import_bytes: Optional[int] = None
     fingerprint: str = Field(description="short hash of the fields that make timings comparable")
+
+    @property
+    def hardware_key(self) -> str:
+        """The machine's hardware alone (CPU, cores, RAM, GPUs): stable across torch / moshi / driver updates."""
+        gpus = ",".join(f"{g.name}:{round((g.memory_total_bytes or 0) / 2**30)}" for g in self.gpus)
+        text = "|".join([self.cpu_model, str(self.cpu_cores_logical), str(round(self.ram_total_bytes / 2**30)), gpus])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]

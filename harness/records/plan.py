@@ -51,5 +51,8 @@ class PlanCheck(Record):
     predicted_device_bytes: Optional[int] = None
     measured_device_bytes: Optional[int] = None
     device_error: Optional[float] = None
+    predicted_device_total_bytes: Optional[int] = Field(default=None, description="context and allocator included")
+    measured_device_total_bytes: Optional[int] = Field(default=None, description="the device's used memory as the "
+                                                                                 "driver reports it")
     step_floor_ms: Optional[float] = None
     roofline_fraction: Optional[float] = Field(default=None, description="floor / measured p50: 1 is at the roofline")

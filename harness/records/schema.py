@@ -13,13 +13,14 @@ from pydantic import Field
 
 from harness.records.architecture import ArchitectureFacts
 from harness.records.base import Record
+from harness.records.config import RunConfig
 from harness.records.machine import Machine, ProbeCheck
 from harness.records.plan import PlanCheck, RunPlan
 from harness.records.telemetry import SoakSummary, TelemetrySeries, TelemetrySummary
 from harness.records.verdict import Verdict
-from harness.scenario.model import RunConfig
+from harness.records.wire import EngineInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: wire records, repeat processes, measurement keys, frames as measured
 SCHEMA_NAME = "harness.results"
 
 RunStatus = Literal["ok", "failed", "skipped"]
@@ -46,31 +47,11 @@ class CudaMetrics(Record):
     peak_allocated_bytes: int
     peak_reserved_bytes: int
     total_bytes: int
+    device_used_bytes: Optional[int] = Field(
+        default=None, description="whole device as the driver reported it after the frames: CUDA context and "
+                                  "other processes included (compare with the planner's device total)")
     stage_p50_ms: dict[str, float] = Field(
         default_factory=dict, description="stage times measured with CUDA events, p50 over measured frames")
-
-
-class EngineInfo(Record):
-    """What the worker actually built and ran, as observed inside the worker."""
-
-    torch_version: str
-    moshi_version: str
-    device: str
-    device_name: str
-    torch_threads: int
-    lm_dtype: str
-    mimi_dtype: str
-    weights: str = Field(description="'synthetic (...)' or the checkpoint path that was loaded")
-    lm_parameters: int
-    mimi_parameters: int
-    quantized_linears: int = 0
-    offloaded_layers: list[str] = Field(default_factory=list)
-    offload_tier: Optional[str] = None
-    compiled_frames: int = Field(default=0, description="frames torch.compile (dynamo) compiled in this worker")
-    cuda_graphs_active: bool = False
-    build_user_s: float = Field(default=0.0, description="CPU time in user space while building the model")
-    build_system_s: float = Field(default=0.0, description="CPU time in the kernel while building (page faults)")
-    env: dict[str, str] = Field(default_factory=dict, description="environment set before torch was imported")
 
 
 class ProcessRun(Record):
@@ -86,6 +67,7 @@ class RunMetrics(Record):
     frames: int
     warmup_frames: int
     frame_budget_ms: float
+    audio_s: float = Field(default=0.0, description="seconds of audio the measured frames carry (frames x budget)")
     ms_per_step: Percentiles
     rtf: float = Field(description="p50 step time / frame budget; below 1 is faster than real time")
     rtf_p99: float
@@ -95,6 +77,8 @@ class RunMetrics(Record):
     load_s: float
     first_step_s: float
     warmup_s: float
+    late_start_frames: int = Field(default=0, description="pace realtime: frames that started late because the "
+                                                          "previous one overran")
     samples_ms: list[float]
     stage_samples_ms: dict[str, list[float]]
     frame_start_s: list[float] = Field(default_factory=list, description="measured frames' start, telemetry clock")
@@ -131,6 +115,8 @@ class RunResult(Record):
     plan_check: Optional[PlanCheck] = Field(default=None, description="prediction beside measurement (ok runs)")
     started_at: Optional[datetime] = None
     wall_s: Optional[float] = None
+    measurement_key: str = Field(default="", description="hash of everything that changes the measurement")
+    resumed: bool = Field(default=False, description="taken from an earlier session by --resume, not re-measured")
 
 
 class Session(Record):
@@ -144,6 +130,9 @@ class Session(Record):
     scenario_path: str
     scenario: dict
     weights: str
+    frames: Optional[int] = Field(default=None, description="measured frames asked of each worker (criteria "
+                                                            "minimums and --frames applied); metrics say what ran")
+    warmup_frames: Optional[int] = None
     machine: Machine
     probe: list[ProbeCheck] = Field(default_factory=list)
     architecture: Optional[ArchitectureFacts] = None

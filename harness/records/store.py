@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
+from harness.records.atomic import atomic_write_text
+from harness.records.migrate import migrate
 from harness.records.schema import SCHEMA_NAME, SCHEMA_VERSION, RunResult, Session
 
 RESULTS_JSON = "results.json"
@@ -18,28 +19,6 @@ RESULTS_CSV = "results.csv"
 
 class ResultsFileError(Exception):
     pass
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _csv_row(run: RunResult) -> dict[str, Any]:
@@ -96,9 +75,13 @@ def load_session(path: Path) -> Session:
         raise ResultsFileError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict) or data.get("schema_name") != SCHEMA_NAME:
         raise ResultsFileError(f"{path}: not a harness results file (schema_name != {SCHEMA_NAME!r})")
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ResultsFileError(
-            f"{path}: results schema version {version} is not supported by this harness "
-            f"(it reads version {SCHEMA_VERSION})")
-    return Session.model_validate(data)
+    try:
+        data = migrate(data, SCHEMA_VERSION)
+    except ValueError as exc:
+        raise ResultsFileError(f"{path}: {exc}") from None
+    try:
+        return Session.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        raise ResultsFileError(f"{path}: not a valid results file: " + "; ".join(problems) + more) from None

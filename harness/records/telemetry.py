@@ -7,38 +7,9 @@ from typing import Optional
 from pydantic import Field
 
 from harness.records.base import Record
+from harness.records.wire import THROTTLE_BITS, TelemetrySeries
 
-# NVML clock-event ("throttle") reason bits that mean the GPU slowed itself down.
-THROTTLE_BITS = {
-    0x4: "software power cap",
-    0x8: "hardware slowdown",
-    0x20: "software thermal slowdown",
-    0x40: "hardware thermal slowdown",
-    0x80: "hardware power brake",
-}
-
-
-class TelemetrySeries(Record):
-    hz: float
-    sources: dict[str, str] = Field(default_factory=dict, description="'available' or 'unavailable: why'")
-    sampler_cpu_s: float = Field(default=0.0, description="CPU time the sampler thread itself used")
-    sampler_wall_s: float = 0.0
-    t_s: list[float] = Field(default_factory=list, description="seconds since the sampler started")
-    cpu_percent: list[float] = Field(default_factory=list)
-    cpu_mhz: list[Optional[float]] = Field(default_factory=list)
-    cpu_temp_c: list[Optional[float]] = Field(default_factory=list)
-    rss_bytes: list[float] = Field(default_factory=list)
-    gpu_temp_c: list[Optional[float]] = Field(default_factory=list)
-    gpu_power_w: list[Optional[float]] = Field(default_factory=list)
-    gpu_energy_j: list[Optional[float]] = Field(default_factory=list)
-    sm_clock_mhz: list[Optional[float]] = Field(default_factory=list)
-    mem_clock_mhz: list[Optional[float]] = Field(default_factory=list)
-    gpu_util_percent: list[Optional[float]] = Field(default_factory=list)
-    gpu_mem_used_bytes: list[Optional[float]] = Field(default_factory=list)
-    throttle_reasons: list[Optional[float]] = Field(default_factory=list)
-    power_violation_ns: list[Optional[float]] = Field(default_factory=list)
-    thermal_violation_ns: list[Optional[float]] = Field(default_factory=list)
-
+__all__ = ["THROTTLE_BITS", "TelemetrySeries", "TelemetrySummary", "SoakSummary"]
 
 class TelemetrySummary(Record):
     samples: int

@@ -23,8 +23,10 @@ class Validity(Record):
     confidence: float
     target: float
     certified: bool
-    frames_to_certify: Optional[int]
+    frames_to_certify: Optional[int]  # more frames, at the observed late rate, for the bound to reach the target
     notes: list[str]
+
+    deadline_ms: float = 0.0  # a frame later than this is late (budget less headroom)
 
     @property
     def valid(self) -> bool:

@@ -15,7 +15,7 @@ from harness.records.store import atomic_write_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.plots import Figure, all_figures
 from harness.scenario.model import Criteria
-from harness.verdict.recommend import decide
+from harness.verdict.recommend import model_label
 
 GIB = 2**30
 REPORT_HTML = "report.html"
@@ -37,12 +37,46 @@ class RunRow:
     why: list[str] = field(default_factory=list)
 
 
+@dataclass
+class RunDetail:
+    """The figures behind a row: where the time went before and during the measured frames."""
+
+    name: str
+    load_s: str
+    warmup: str
+    first_step_ms: str
+    stages: str
+    cuda_stages: str
+    energy: str
+    roofline: str
+    validity: str
+    engine: str
+
+
 def criteria_of(session: Session) -> Criteria:
     return Criteria.model_validate(session.scenario.get("criteria") or {})
 
 
 def _gib(value: Optional[int]) -> str:
     return "-" if value is None else f"{value / GIB:.2f}"
+
+
+def _memory_cell(run: RunResult) -> str:
+    """Like for like: the allocator's peak against the allocator-only prediction, the device's used memory
+    (context included) against the full prediction, host RSS against the host prediction."""
+    m, check = run.metrics, run.plan_check
+    assert m is not None
+    parts = []
+    if m.cuda is not None:
+        predicted = f" ({_gib(check.predicted_device_bytes)})" if check and check.predicted_device_bytes else ""
+        parts.append(f"{_gib(m.cuda.peak_allocated_bytes)}{predicted} GiB allocated")
+        if m.cuda.device_used_bytes is not None:
+            total = (f" ({_gib(check.predicted_device_total_bytes)})"
+                     if check and check.predicted_device_total_bytes else "")
+            parts.append(f"{_gib(m.cuda.device_used_bytes)}{total} GiB on the device")
+    predicted_host = f" ({_gib(check.predicted_host_bytes)})" if check else ""
+    parts.append(f"{_gib(m.peak_rss_bytes)}{predicted_host} GiB host")
+    return "; ".join(parts)
 
 
 def _row(run: RunResult, assessment: RunAssessment) -> RunRow:
@@ -54,20 +88,50 @@ def _row(run: RunResult, assessment: RunAssessment) -> RunRow:
         row.why = [f"{run.status}{kind}: see below"]
         return row
     row.p50, row.p99, row.rtf = f"{m.ms_per_step.p50:.1f}", f"{m.ms_per_step.p99:.1f}", f"{m.rtf:.2f}"
-    row.frames = str(m.frames)
+    row.frames = str(m.frames) + (f" in {len(m.processes)} processes" if m.processes else "")
     if assessment.validity is not None:
         v = assessment.validity
         row.late = f"{v.late_frames}/{v.frames} (<= {v.late_rate_upper:.1%})"
     if assessment.playback is not None:
         clean = assessment.playback.smallest_clean_buffer_ms
-        row.buffer = "none of 0-320 ms" if clean is None else f"{clean:g} ms"
-    measured = m.cuda.peak_reserved_bytes if m.cuda else m.peak_rss_bytes
-    where = "GPU" if m.cuda else "host"
-    predicted = None
-    if run.plan is not None:
-        predicted = run.plan.device_peak_bytes if m.cuda else run.plan.host_peak_bytes
-    row.memory = f"{_gib(measured)} GiB {where}" + (f" ({_gib(predicted)})" if predicted else "")
+        tried = assessment.playback.outcomes
+        row.buffer = (f"none of {tried[0].buffer_ms:g}-{tried[-1].buffer_ms:g} ms" if clean is None
+                      else f"{clean:g} ms")
+    row.memory = _memory_cell(run)
     return row
+
+
+def _ms(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in values.items()) or "-"
+
+
+def _detail(run: RunResult, assessment: RunAssessment) -> Optional[RunDetail]:
+    m = run.metrics
+    if m is None:
+        return None
+    t = m.telemetry_summary
+    energy = (f"{t.joules_per_audio_second:.1f} J per second of audio" if t and t.joules_per_audio_second is not None
+              else "not available" + (f" ({t.unavailable['gpu']})" if t and "gpu" in t.unavailable else ""))
+    check = run.plan_check
+    roofline = (f"{check.roofline_fraction:.2f} of the memory-bandwidth roofline (floor {check.step_floor_ms:.1f} ms)"
+                if check and check.roofline_fraction is not None and check.step_floor_ms is not None else "-")
+    v = assessment.validity
+    validity = "-"
+    if v is not None:
+        more = ("certified" if v.certified else f"{v.frames_to_certify} more frames would certify"
+                if v.frames_to_certify else "cannot be certified at this late rate")
+        validity = (f"{v.late_frames} late (> {v.deadline_ms:g} ms) of {v.frames}; P(late) <= {v.late_rate_upper:.2%} "
+                    f"at {v.confidence:.0%} (target {v.target:.0%}): {more}; CV {v.cv:.0%}"
+                    + ("" if v.stable else " (unstable)"))
+    engine = "-"
+    if run.engine is not None:
+        e = run.engine
+        engine = (f"torch {e.torch_version}, moshi {e.moshi_version}, {e.device_name}; compiled frames "
+                  f"{e.compiled_frames}, CUDA graphs captured {e.cuda_graphs_captured}")
+    return RunDetail(name=run.name, load_s=f"{m.load_s:.1f}", warmup=f"{m.warmup_frames} frames, {m.warmup_s:.1f} s",
+                     first_step_ms=f"{m.first_step_s * 1e3:.0f}", stages=_ms(m.stage_p50_ms),
+                     cuda_stages=_ms(m.cuda.stage_p50_ms) if m.cuda else "not on a GPU",
+                     energy=energy, roofline=roofline, validity=validity, engine=engine)
 
 
 def _plan_row(plan: RunPlan) -> dict:
@@ -98,7 +162,8 @@ def _machine_rows(session: Session) -> list[tuple[str, str]]:
     packages = ", ".join(f"{k} {v}" for k, v in m.packages.items() if v)
     return [("host", m.hostname), ("CPU", f"{m.cpu_model}, {m.cpu_cores_logical} logical cores"),
             ("RAM", f"{m.ram_total_bytes / GIB:.1f} GiB"), ("OS", f"{m.os} {m.os_release}"),
-            ("Python", m.python), ("GPUs", gpus), ("torch CUDA build", m.torch_cuda_build or "CPU-only"),
+            ("Python", m.python), ("hardware key", m.hardware_key), ("GPUs", gpus),
+            ("torch CUDA build", m.torch_cuda_build or "CPU-only"),
             ("packages", packages), ("fingerprint", m.fingerprint)]
 
 
@@ -112,6 +177,7 @@ def _weights_note(session: Session) -> str:
 def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> dict:
     by_name = {a.name: a for a in verdict.assessments}
     rows = [_row(run, by_name[run.name]) for run in session.runs]
+    details = [d for d in (_detail(run, by_name[run.name]) for run in session.runs) if d is not None]
     problems: dict[tuple, dict] = {}
     for r in session.runs:
         if r.status == "ok":
@@ -126,16 +192,31 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
     scenario = session.scenario
     return {
         "session": session, "scenario": scenario, "verdict": verdict, "rows": rows, "figures": figures,
+        "details": details, "model_label": model_label(session),
         "problems": list(problems.values()), "target_summary": _target_summary(session.target_plans),
         "target_plans": [_plan_row(p) for p in session.target_plans],
         "target_label": target_label if target else None,
         "machine_label": f"{machine.cpu_model}" + (f", {machine.gpus[0].name}" if machine.gpus else ", no GPU"),
         "machine_rows": _machine_rows(session), "weights_note": _weights_note(session),
         "budget": f"{float(scenario.get('frame_budget_ms', 80.0)):g}",
-        "frames_note": f"{scenario.get('frames')} measured frames after {scenario.get('warmup_frames')} warmup, "
-                       f"pace {scenario.get('pace', 'fast')}",
+        "frames_note": _frames_note(session),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _frames_note(session: Session) -> str:
+    """What ran, from the results (the criteria's minimums, --frames and soaks change the YAML's count)."""
+    measured = sorted({r.metrics.frames for r in session.runs if r.metrics is not None})
+    warmup = sorted({r.metrics.warmup_frames for r in session.runs if r.metrics is not None})
+    if measured:
+        frames = "/".join(str(f) for f in measured)
+        warm = "/".join(str(w) for w in warmup)
+    else:
+        frames, warm = str(session.frames or session.scenario.get("frames")), str(
+            session.warmup_frames or session.scenario.get("warmup_frames"))
+    repeat = int(session.scenario.get("repeat", 1) or 1)
+    processes = f" over {repeat} processes per run" if repeat > 1 else ""
+    return f"{frames} measured frames{processes} after {warm} warmup, pace {session.scenario.get('pace', 'fast')}"
 
 
 _ENV = Environment(loader=PackageLoader("harness.report", "templates"),
@@ -164,15 +245,17 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
                          f"{m.rtf:.2f} | {note} |")
         else:
             lines.append(f"| {run.name} | {run.status} | - | - | - | {note} |")
-    lines += ["", "RTF = step time / 80 ms (below 1 is faster than real time). "
+    budget = float(session.scenario.get("frame_budget_ms", 80.0))
+    lines += ["", f"Model: {model_label(session)}. RTF = step time / {budget:g} ms (below 1 is faster than real time). "
               + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
     return "\n".join(lines) + "\n"
 
 
-def write_report(session: Session, out_dir: Path, extra_plots: Optional[list] = None) -> tuple[Path, Path, Verdict]:
-    verdict = decide(session, criteria_of(session))
+def write_report(session: Session, verdict: Verdict, out_dir: Path,
+                 extra_plots: Optional[list] = None) -> tuple[Path, Path]:
+    """Render a decided verdict (the session, or `harness report`, decides it)."""
     figures = all_figures(session, extra_plots)
     html = render_html(build_context(session, verdict, figures))
     atomic_write_text(out_dir / REPORT_HTML, html)
     atomic_write_text(out_dir / SUMMARY_MD, summary_markdown(session, verdict))
-    return out_dir / REPORT_HTML, out_dir / SUMMARY_MD, verdict
+    return out_dir / REPORT_HTML, out_dir / SUMMARY_MD

@@ -1,6 +1,5 @@
-"""scenario room: YAML file -> validated Scenario -> list of RunConfig."""
+"""scenario room: YAML file -> validated Scenario -> list of RunConfig.
 
-from harness.scenario.load import ScenarioError, load_scenario
-from harness.scenario.model import RunConfig, Scenario
-
-__all__ = ["RunConfig", "Scenario", "ScenarioError", "load_scenario"]
+Deliberately imports nothing: `harness.scenario.presets` is standard-library data that the worker reads too,
+and importing it must not pull in pydantic or yaml.
+"""

@@ -90,6 +90,10 @@ def _describe_pydantic_error(err: dict[str, Any]) -> str:
         return "unknown field (check the spelling; `harness run --help` lists the scenario fields)"
     if err.get("type") == "missing":
         return "required field is missing"
+    if err.get("type") == "string_pattern_mismatch":
+        # Names become file names in the output folder: say what is allowed, not the regular expression.
+        return (f"names may use letters, digits, '.', '_' and '-', starting with a letter or digit "
+                f"(they become file names in the output folder) (got {err.get('input')!r})")
     given = err.get("input")
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]

@@ -13,33 +13,10 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from harness.records.config import Device, DType, Offload, Quantize, RunConfig
 from harness.scenario.presets import MIN_WARMUP_FRAMES, PRESETS
 
-
-class Device(str, Enum):
-    cpu = "cpu"
-    cuda = "cuda"
-    auto = "auto"
-
-
-class DType(str, Enum):
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-    float32 = "float32"
-
-    @property
-    def short(self) -> str:
-        return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[self.value]
-
-
-class Quantize(str, Enum):
-    none = "none"
-    int8 = "int8"
-
-
-class Offload(str, Enum):
-    none = "none"
-    cpu = "cpu"
+__all__ = ["Device", "DType", "Offload", "Quantize", "RunConfig"]  # the run record lives in records (the bottom room)
 
 
 def _parse_switch(value: Any) -> Any:
@@ -60,10 +37,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
+# Names become file and folder names (logs/<run>.stderr.log, .work/<run>/): letters, digits, '.', '_', '-',
+# starting with a letter or digit, so that no name can climb out of the output folder or hide a path.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
 class RunSpec(_Strict):
     """One run as written in a scenario: every field optional."""
 
-    name: Optional[str] = Field(default=None, min_length=1, max_length=80)
+    name: Optional[str] = Field(default=None, min_length=1, max_length=80, pattern=NAME_PATTERN)
     device: Optional[Device] = None
     dtype: Optional[DType] = None
     quantize: Optional[Quantize] = None
@@ -95,30 +77,6 @@ class Matrix(_Strict):
     compile: list[Switch] = Field(default_factory=list)
     cuda_graphs: list[Switch] = Field(default_factory=list)
     exclude: list[RunSpec] = Field(default_factory=list)
-
-
-class RunConfig(_Strict):
-    """A fully resolved run: what one worker process executes."""
-
-    name: str
-    device: Device
-    dtype: DType
-    quantize: Quantize
-    offload: Offload
-    offload_fraction: float
-    compile: bool
-    cuda_graphs: bool
-    timeout_s: Optional[float] = None
-
-    def describe(self) -> str:
-        parts = [self.device.value, self.dtype.value]
-        if self.quantize is Quantize.int8:
-            parts.append("int8")
-        if self.offload is Offload.cpu:
-            parts.append(f"offload {self.offload_fraction:.0%} of layers")
-        parts.append("compile" if self.compile else "eager")
-        parts.append("CUDA graphs" if self.cuda_graphs else "no CUDA graphs")
-        return ", ".join(parts)
 
 
 def auto_run_name(cfg: dict[str, Any]) -> str:
@@ -162,13 +120,23 @@ class Criteria(_Strict):
     """What a run must show to count as real time (the verdict), and what makes a measurement valid."""
 
     headroom: float = Field(default=0.10, ge=0.0, lt=1.0, description="p99 must stay under (1 - headroom) x budget")
-    jitter_buffer_ms: float = Field(default=80.0, ge=0.0, description="playback buffer that must see zero underruns")
+    jitter_buffer_ms: Optional[float] = Field(
+        default=None, ge=0.0, description="playback buffer that must see zero underruns; default one frame budget")
     memory_headroom: float = Field(default=0.10, ge=0.0, lt=1.0, description="free share of GPU / host memory")
     late_frame_target: float = Field(default=0.01, gt=0.0, lt=1.0, description="allowed share of frames over budget")
     confidence: float = Field(default=0.99, gt=0.5, lt=1.0)
-    min_frames: int = Field(default=100, ge=1)
-    min_seconds: float = Field(default=10.0, ge=0.0, description="measured wall time at least this long")
+    min_frames: int = Field(default=100, ge=1, description="measure at least this many frames")
+    min_seconds: float = Field(default=10.0, ge=0.0, description="measure at least this many seconds of audio "
+                                                                 "(frames x frame_budget_ms)")
     max_cv: float = Field(default=0.25, gt=0.0, description="coefficient of variation above which a run is unstable")
+
+    def deadline_ms(self, budget_ms: float) -> float:
+        """A frame is late when its step exceeds this: the budget less the headroom. One definition for the
+        p99 rule, the late-frame bound and the report."""
+        return (1.0 - self.headroom) * budget_ms
+
+    def buffer_ms(self, budget_ms: float) -> float:
+        return budget_ms if self.jitter_buffer_ms is None else self.jitter_buffer_ms
 
 
 def _parse_duration(value: Any) -> Any:
@@ -188,7 +156,7 @@ Duration = Annotated[float, BeforeValidator(_parse_duration)]
 
 
 class Scenario(_Strict):
-    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    name: str = Field(min_length=1, max_length=80, pattern=NAME_PATTERN)
     description: str = ""
     preset: str
     weights: str = "synthetic"
@@ -196,6 +164,8 @@ class Scenario(_Strict):
     warmup_frames: int = Field(default=10, ge=MIN_WARMUP_FRAMES, le=100_000)
     frame_budget_ms: float = Field(default=80.0, gt=0.0)
     batch_size: int = Field(default=1, ge=1, le=256)
+    repeat: int = Field(default=1, ge=1, le=50, description="worker processes per run: noise between processes "
+                                                            "is measured (compare uses it), not assumed")
     timeout_s: float = Field(default=900.0, gt=0.0)
     torch_threads: Optional[int] = Field(default=None, ge=1, le=1024)
     seed: int = 0

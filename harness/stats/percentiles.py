@@ -10,11 +10,23 @@ Definitions (DESIGN.md):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from harness.records.schema import Percentiles
+
+@dataclass(frozen=True)
+class StepSummary:
+    """Milliseconds over the measured frames."""
+
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    min: float
+    mean: float
+    std: float
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -25,14 +37,14 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples, dtype=float), q))
 
 
-def summarize(samples: Sequence[float]) -> Percentiles:
+def summarize(samples: Sequence[float]) -> StepSummary:
     if not samples:
         raise ValueError("cannot summarize an empty sample list")
     arr = np.asarray(samples, dtype=float)
     if not np.all(np.isfinite(arr)):
         raise ValueError("samples contain NaN or infinity")
     p50, p90, p99 = (float(v) for v in np.percentile(arr, [50, 90, 99]))
-    return Percentiles(
+    return StepSummary(
         p50=p50, p90=p90, p99=p99,
         max=float(arr.max()), min=float(arr.min()),
         mean=float(arr.mean()), std=float(arr.std(ddof=1)) if arr.size > 1 else 0.0,

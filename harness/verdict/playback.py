@@ -12,7 +12,12 @@ from typing import Sequence
 
 from harness.records.verdict import BufferOutcome, Playback
 
-BUFFERS_MS = (0.0, 40.0, 80.0, 160.0, 320.0)
+# Jitter buffers tried, in frames of audio (0, half a frame, one, two, four): with an 80 ms budget 0-320 ms.
+BUFFER_FRAMES = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def buffers_for(frame_ms: float) -> tuple[float, ...]:
+    return tuple(f * frame_ms for f in BUFFER_FRAMES)
 
 
 def finish_times(step_ms: Sequence[float], frame_ms: float) -> list[float]:
@@ -39,8 +44,8 @@ def simulate(step_ms: Sequence[float], frame_ms: float, buffer_ms: float) -> Buf
     return BufferOutcome(buffer_ms=buffer_ms, underruns=underruns, silence_ms=silence)
 
 
-def playback(step_ms: Sequence[float], frame_ms: float, buffers: Sequence[float] = BUFFERS_MS) -> Playback:
-    outcomes = [simulate(step_ms, frame_ms, b) for b in buffers]
+def playback(step_ms: Sequence[float], frame_ms: float, buffers: Sequence[float] | None = None) -> Playback:
+    outcomes = [simulate(step_ms, frame_ms, b) for b in (buffers or buffers_for(frame_ms))]
     clean = next((o.buffer_ms for o in outcomes if o.underruns == 0), None)
     first = finish_times(step_ms[:1], frame_ms)[0] - frame_ms if step_ms else 0.0
     return Playback(frame_ms=frame_ms, outcomes=outcomes, smallest_clean_buffer_ms=clean,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from harness.records.config import DType, Offload, Quantize, RunConfig
 from harness.records.schema import RunResult, Session
-from harness.records.verdict import Deployment, Playback, RunAssessment, Verdict
-from harness.scenario.model import Criteria, DType, Offload, Quantize, RunConfig
+from harness.records.verdict import Deployment, Playback, RunAssessment, Validity, Verdict
+from harness.scenario.model import Criteria
+from harness.scenario.presets import PRESETS
 from harness.verdict.playback import playback, simulate
 from harness.verdict.validity import assess_validity
 
@@ -27,30 +29,57 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         out.reasons.append(f"{run.status}: {why}")
         return out
     m = run.metrics
-    out.validity = assess_validity(m.samples_ms, m.frame_budget_ms, criteria)
-    out.playback = playback(m.samples_ms, m.frame_budget_ms)
-    limit = (1 - criteria.headroom) * m.frame_budget_ms
-    if m.ms_per_step.p99 > limit:
-        out.reasons.append(f"p99 {m.ms_per_step.p99:.1f} ms > {limit:.0f} ms ({m.frame_budget_ms:g} ms budget "
+    budget = m.frame_budget_ms
+    deadline = criteria.deadline_ms(budget)
+    buffer = criteria.buffer_ms(budget)
+    out.validity = v = assess_validity(m.samples_ms, budget, criteria)
+    out.playback = playback(m.samples_ms, budget)
+    if m.ms_per_step.p99 > deadline:
+        out.reasons.append(f"p99 {m.ms_per_step.p99:.1f} ms > {deadline:g} ms ({budget:g} ms budget "
                            f"less {criteria.headroom:.0%} headroom)")
-    at = simulate_at(out.playback, criteria.jitter_buffer_ms, m.samples_ms, m.frame_budget_ms)
+    at = simulate_at(out.playback, buffer, m.samples_ms, budget)
     if at:
-        out.reasons.append(f"{at} underruns with a {criteria.jitter_buffer_ms:g} ms jitter buffer")
+        out.reasons.append(f"{at} underruns with a {buffer:g} ms jitter buffer")
     out.memory_fraction, out.memory_of = _memory(run, session)
     if out.memory_fraction is not None and out.memory_fraction > 1 - criteria.memory_headroom:
         out.reasons.append(f"uses {out.memory_fraction:.0%} of {out.memory_of} (keep {criteria.memory_headroom:.0%} "
                            "free)")
-    if not out.validity.valid:  # last: a run that misses the budget is not real time however long it ran
+    # Last: a run that misses the budget is not real time however long it ran.
+    if not v.valid:
         out.reasons.append("measurement too short to conclude: " + "; ".join(
-            n for n in out.validity.notes if n.startswith("only")))
+            n for n in v.notes if n.startswith("only")))
+    elif not v.certified and not out.reasons:
+        more = (f"{v.frames_to_certify} more frames would certify it" if v.frames_to_certify
+                else "more frames cannot certify it at this late rate")
+        out.reasons.append(f"late-frame rate not certified: P(step > {deadline:g} ms) <= {v.late_rate_upper:.2%} at "
+                           f"{v.confidence:.0%} confidence, target {v.target:.0%}; {more}")
     out.realtime = not out.reasons
+    out.flags += _flags(run, v)
+    return out
+
+
+def _flags(run: RunResult, validity: Validity) -> list[str]:
+    """Worth knowing either way: they do not decide real time, but they qualify the figures."""
+    m = run.metrics
+    assert m is not None
+    flags = []
+    if not validity.stable:
+        flags.append(f"unstable: step times vary by {validity.cv:.0%} of their mean (p99/p50 = "
+                     f"{validity.tail_ratio:.2f})")
+    if run.engine is not None and run.engine.recompiles_measured:
+        flags.append(f"torch.compile recompiled {run.engine.recompiles_measured} time(s) during the measured frames: "
+                     "those frames include compiling (raise warmup_frames)")
+    if run.config.resolved_from == "auto":
+        flags.append(f"device auto resolved to {run.config.device.value}")
+    if m.late_start_frames:
+        flags.append(f"{m.late_start_frames} paced frame(s) started late (the previous frame overran)")
     summary = m.telemetry_summary
     if summary is not None and summary.throttled:
         onset = f" after {summary.throttle_onset_s:.0f} s" if summary.throttle_onset_s is not None else ""
-        out.flags.append(f"throttled{onset}: {', '.join(summary.throttle_reasons)}")
+        flags.append(f"throttled{onset}: {', '.join(summary.throttle_reasons)}")
     if m.soak is not None:
-        out.flags += m.soak.notes
-    return out
+        flags += m.soak.notes
+    return flags
 
 
 def simulate_at(result: Playback, buffer_ms: float, samples: list[float], frame_ms: float) -> int:
@@ -79,7 +108,7 @@ def deployment(run: RunResult, criteria: Criteria) -> Deployment:
                 "offload": cfg.offload.value if cfg.offload is Offload.none else f"cpu ({cfg.offload_fraction:.0%})",
                 "torch.compile": "on" if cfg.compile else "off", "CUDA graphs": "on" if cfg.cuda_graphs else "off"}
     return Deployment(run=run.name, summary=cfg.describe(), settings=settings, env=env, moshi=moshi,
-                      p99_ms=run.metrics.ms_per_step.p99, buffer_ms=criteria.jitter_buffer_ms)
+                      p99_ms=run.metrics.ms_per_step.p99, buffer_ms=criteria.buffer_ms(run.metrics.frame_budget_ms))
 
 
 def _no_go_reasons(session: Session, assessed: list[RunAssessment]) -> list[str]:
@@ -99,6 +128,18 @@ def _no_go_reasons(session: Session, assessed: list[RunAssessment]) -> list[str]
     return reasons
 
 
+def model_label(session: Session) -> str:
+    """What ran, said plainly: a scaled preset is not PersonaPlex-7B, and synthetic weights are not the model's."""
+    name = str(session.scenario.get("preset", "?"))
+    preset = PRESETS.get(name)
+    what = {"personaplex-7b": "PersonaPlex-7B", "moshi-7b": "Moshi-7B"}.get(name, f"preset {name}")
+    if preset is not None and preset.scaled:
+        what += " (a scaled preset, not PersonaPlex-7B)"
+    if session.weights == "synthetic":
+        what += " with synthetic weights"
+    return what
+
+
 def decide(session: Session, criteria: Criteria) -> Verdict:
     assessed = [assess_run(run, session, criteria) for run in session.runs]
     by_name = {r.name: r for r in session.runs}
@@ -106,14 +147,20 @@ def decide(session: Session, criteria: Criteria) -> Verdict:
     ranked = sorted(realtime, key=lambda a: (by_name[a.name].metrics.ms_per_step.p99,  # type: ignore[union-attr]
                                              a.memory_fraction or 0.0))
     machine = f"{session.machine.cpu_model}" + (f" + {session.machine.gpus[0].name}" if session.machine.gpus else "")
+    what = model_label(session)
     if ranked:
         best = by_name[ranked[0].name]
         dep = deployment(best, criteria)
-        return Verdict(go=True, headline=f"GO: {best.name} runs PersonaPlex in real time on this machine ({machine})",
-                       reasons=[f"p99 {dep.p99_ms:.1f} ms per 80 ms frame, zero underruns with a "
-                                f"{dep.buffer_ms:g} ms buffer, {ranked[0].memory_fraction or 0:.0%} of "
-                                f"{ranked[0].memory_of}", f"{len(ranked)} of {len(assessed)} configurations are "
-                                "real time"],
+        v = ranked[0].validity
+        assert best.metrics is not None and v is not None
+        budget = best.metrics.frame_budget_ms
+        return Verdict(go=True, headline=f"GO: {best.name} runs {what} in real time on this machine ({machine})",
+                       reasons=[f"p99 {dep.p99_ms:.1f} ms per {budget:g} ms frame (RTF {best.metrics.rtf:.2f}), zero "
+                                f"underruns with a {dep.buffer_ms:g} ms buffer, {ranked[0].memory_fraction or 0:.0%} of "
+                                f"{ranked[0].memory_of}",
+                                f"late frames certified: P(step > {v.deadline_ms:g} ms) <= {v.late_rate_upper:.2%} "
+                                f"at {v.confidence:.0%} confidence over {v.frames} frames",
+                                f"{len(ranked)} of {len(assessed)} configurations are real time"],
                        recommended=dep, ranked=[a.name for a in ranked], assessments=assessed)
-    return Verdict(go=False, headline=f"NO-GO: no configuration runs in real time on this machine ({machine})",
+    return Verdict(go=False, headline=f"NO-GO: no configuration runs {what} in real time on this machine ({machine})",
                    reasons=_no_go_reasons(session, assessed), assessments=assessed)

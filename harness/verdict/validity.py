@@ -43,35 +43,40 @@ def frames_to_certify(late: int, frames: int, target: float, confidence: float) 
 
 
 def assess_validity(samples_ms: Sequence[float], budget_ms: float, criteria: Criteria) -> Validity:
+    """Enough audio, stable, and the late-frame rate certified. Late = over `criteria.deadline_ms(budget)`,
+    the same deadline the p99 rule uses. Measured seconds are seconds of audio (frames x budget): a fast
+    configuration is not 'too short' for being fast."""
     arr = np.asarray(samples_ms, dtype=float)
     frames = int(arr.size)
-    measured_s = float(arr.sum()) / 1e3
+    measured_s = frames * budget_ms / 1e3
+    deadline = criteria.deadline_ms(budget_ms)
     mean = float(arr.mean()) if frames else 0.0
     cv = float(arr.std(ddof=1) / mean) if frames > 1 and mean > 0 else 0.0
     p50, p99 = (float(v) for v in np.percentile(arr, [50, 99])) if frames else (0.0, 0.0)
     tail_ratio = p99 / p50 if p50 > 0 else 0.0
-    late = int((arr > budget_ms).sum())
+    late = int((arr > deadline).sum())
     upper = late_rate_upper_bound(late, frames, criteria.confidence)
     needed = frames_to_certify(late, frames, criteria.late_frame_target, criteria.confidence)
     notes = []
     if frames < criteria.min_frames:
         notes.append(f"only {frames} measured frames (at least {criteria.min_frames} wanted)")
     if measured_s < criteria.min_seconds:
-        notes.append(f"only {measured_s:.1f} s measured (at least {criteria.min_seconds:g} s wanted)")
+        notes.append(f"only {measured_s:.1f} s of audio measured (at least {criteria.min_seconds:g} s wanted)")
     stable = cv <= criteria.max_cv
     if not stable:
         notes.append(f"unstable: step times vary by {cv:.0%} of their mean (p99/p50 = {tail_ratio:.2f})")
     conf = f"{criteria.confidence:.0%}"
     if upper <= criteria.late_frame_target:
-        notes.append(f"P(frame > {budget_ms:g} ms) <= {upper:.2%} at {conf} confidence")
+        notes.append(f"P(frame > {deadline:g} ms) <= {upper:.2%} at {conf} confidence")
     elif needed is None:
-        notes.append(f"{late}/{frames} frames over {budget_ms:g} ms: more than the {criteria.late_frame_target:.0%} "
+        notes.append(f"{late}/{frames} frames over {deadline:g} ms: more than the {criteria.late_frame_target:.0%} "
                      "allowed, more frames cannot certify it")
     else:
-        notes.append(f"P(frame > {budget_ms:g} ms) <= {upper:.2%} at {conf} confidence; {needed} more frames "
+        notes.append(f"P(frame > {deadline:g} ms) <= {upper:.2%} at {conf} confidence; {needed} more frames "
                      f"would certify <= {criteria.late_frame_target:.0%}")
     return Validity(frames=frames, measured_s=measured_s, enough_frames=frames >= criteria.min_frames,
                     enough_seconds=measured_s >= criteria.min_seconds, cv=cv, tail_ratio=tail_ratio, stable=stable,
                     late_frames=late, late_rate=late / frames if frames else 0.0, late_rate_upper=upper,
                     confidence=criteria.confidence, target=criteria.late_frame_target,
-                    certified=upper <= criteria.late_frame_target, frames_to_certify=needed, notes=notes)
+                    certified=upper <= criteria.late_frame_target, frames_to_certify=needed, notes=notes,
+                    deadline_ms=deadline)

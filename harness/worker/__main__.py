@@ -1,12 +1,16 @@
 """Worker entry point: `python -m harness.worker JOB.json`.
 
-Runs one job in this fresh process (the parent has already set the environment that moshi and
-torch read at import time) and writes the reply atomically to the job's `reply_path`. Exit status:
-0 when the reply says ok, 1 when it records a failure, 2 when the job itself could not be read.
+Runs one job in this fresh process (the parent has already set the environment that moshi and torch read at
+import time; a job started by hand re-executes itself with the job's environment first) and writes the reply
+as plain JSON, atomically, to the job's `reply_path`. Needs only the standard library, torch and moshi
+(accelerate, bitsandbytes, psutil, pynvml where a configuration or a probe uses them): no pydantic.
+Exit status: 0 when the reply says ok, 1 when it records a failure, 2 when the job itself could not be read.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import resource
 import sys
 import time
@@ -15,17 +19,29 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Union
 
-from pydantic import TypeAdapter, ValidationError
-
-from harness.records.store import atomic_write_text
+from harness.records.atomic import atomic_write_text
+from harness.records.wire import (
+    BenchJob,
+    BenchReply,
+    FrameSamples,
+    MemoryReading,
+    ProbeJob,
+    ProbeReply,
+    TelemetrySeries,
+    WorkerError,
+    job_from_json,
+    to_json,
+)
+from harness.worker.environment import ensure_job_env, measurement_env
 from harness.worker.progress import ProgressPipe
-from harness.worker.protocol import BenchJob, BenchReply, FrameSamples, MemoryReading, ProbeJob, ProbeReply, WorkerError
-
-Job = Union[BenchJob, ProbeJob]
 
 
 def _write(path: str, reply: Union[BenchReply, ProbeReply]) -> None:
-    atomic_write_text(Path(path), reply.model_dump_json())
+    atomic_write_text(Path(path), to_json(reply))
+
+
+def _error(exc: BaseException, phase: str) -> WorkerError:
+    return WorkerError(type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc(), phase=phase)
 
 
 def run_probe(job: ProbeJob) -> int:
@@ -35,21 +51,20 @@ def run_probe(job: ProbeJob) -> int:
     if reply.facts.import_error is None:
         try:
             import accelerate  # noqa: F401 - part of a bench worker's baseline
-            import psutil
 
             from harness.worker.describe import describe_preset
+            from harness.worker.trackers.memory import current_rss_bytes
 
             describe_preset("personaplex-tiny")  # a meta-device build, as every bench worker does
-            reply.baseline_rss_bytes = int(psutil.Process().memory_info().rss)
+            reply.baseline_rss_bytes = current_rss_bytes()
             import bitsandbytes  # noqa: F401
 
-            reply.bitsandbytes_import_bytes = int(psutil.Process().memory_info().rss) - reply.baseline_rss_bytes
+            reply.bitsandbytes_import_bytes = current_rss_bytes() - reply.baseline_rss_bytes
             for preset in job.presets:
                 reply.architectures[preset] = describe_preset(preset)
         except BaseException as exc:  # noqa: BLE001 - recorded, the probe still answers
             traceback.print_exc(file=sys.stderr)
-            reply.error = WorkerError(type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc(),
-                                      phase="describe")
+            reply.error = _error(exc, "describe")
         if job.device_checks:
             from harness.worker.device_checks import run_device_checks
 
@@ -68,7 +83,6 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         from harness.worker.engine.build import build_models
         from harness.worker.pipeline.frame_loop import run_frame_loop
         from harness.worker.trackers.memory import cuda_memory, current_rss_bytes, peak_rss_bytes
-        from harness.worker.trackers.telemetry import TelemetrySampler
 
         if job.torch_threads:
             torch.set_num_threads(job.torch_threads)
@@ -80,64 +94,81 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         built = build_models(job.run, job.preset, Path(job.weights_path) if job.weights_path else None,
                              job.seed, Path(job.scratch_dir))
         reply.load_s = time.perf_counter() - start
-        reply.engine = built.info
+        engine = reply.engine = built.info
         after = resource.getrusage(resource.RUSAGE_SELF)
-        reply.engine.build_user_s = after.ru_utime - usage.ru_utime
-        reply.engine.build_system_s = after.ru_stime - usage.ru_stime
+        engine.build_user_s = after.ru_utime - usage.ru_utime
+        engine.build_system_s = after.ru_stime - usage.ru_stime
+        engine.env = measurement_env()
+        engine.python = platform.python_version()
         rss_after_load = current_rss_bytes()
 
         phase = "frames"
         progress.phase(phase)
         gpu_index = built.device.index if built.device.type == "cuda" else None
-        sampler = TelemetrySampler(job.telemetry_hz, gpu_index) if job.telemetry_hz > 0 else None
+        sampler = _sampler(job.telemetry_hz, gpu_index)
         with sampler if sampler is not None else nullcontext():
             loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
                                   on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms)
         origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)
-        reply.telemetry = sampler.series if sampler is not None else None
+        reply.telemetry = sampler.series if sampler is not None else _no_telemetry(job.telemetry_hz)
         reply.first_step_s, reply.warmup_s = loop.first_step_s, loop.warmup_s
         reply.samples = FrameSamples(total_ms=loop.total_ms, stage_ms=loop.stage_ms,
                                      start_s=[t - origin for t in loop.start_perf_s],
-                                     cuda_event_stage_ms=loop.event_ms)
+                                     cuda_event_stage_ms=loop.event_ms, late_start_frames=loop.late_starts)
         cuda = cuda_memory(built.device)
         reply.memory = MemoryReading(
             peak_rss_bytes=peak_rss_bytes(), rss_after_load_bytes=rss_after_load,
             cuda_peak_allocated_bytes=cuda.peak_allocated_bytes if cuda else None,
             cuda_peak_reserved_bytes=cuda.peak_reserved_bytes if cuda else None,
             cuda_total_bytes=cuda.total_bytes if cuda else None,
+            cuda_device_used_bytes=cuda.device_used_bytes if cuda else None,
         )
-        reply.engine.compiled_frames = _compiled_frames()
+        engine.compiled_frames = loop.compiled_total
+        engine.recompiles_measured = loop.compiled_total - loop.compiled_before_measuring
+        engine.cuda_graphs_captured = loop.graphs_captured
+        engine.cuda_graphs_active = loop.graphs_captured > 0
         reply.status = "ok"
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        reply.error = WorkerError(type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc(),
-                                  phase=phase)
+        reply.error = _error(exc, phase)
     _write(job.reply_path, reply)
     progress.phase("done")
     return 0 if reply.status == "ok" else 1
 
 
-def _compiled_frames() -> int:
+def _sampler(hz: float, gpu_index: "int | None"):  # noqa: ANN202 - TelemetrySampler, imported lazily
+    if hz <= 0:
+        return None
     try:
-        from torch._dynamo.utils import counters
-    except ImportError:
-        return 0
-    return int(counters["frames"]["ok"])
+        from harness.worker.trackers.telemetry import TelemetrySampler
+    except ImportError:  # psutil is optional in a user's environment
+        return None
+    return TelemetrySampler(hz, gpu_index)
+
+
+def _no_telemetry(hz: float) -> "TelemetrySeries | None":
+    if hz <= 0:
+        return None
+    return TelemetrySeries(hz=hz, sources={"host": "unavailable: psutil is not installed in the worker's environment",
+                                           "gpu": "unavailable: the sampler needs psutil"})
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m harness.worker JOB.json  (started by `harness run`, not by hand)", file=sys.stderr)
+        print("usage: python -m harness.worker JOB.json  (written by `harness run` under "
+              "DIR/.work/<run>/job.json; re-runs that run exactly)", file=sys.stderr)
         return 2
     try:
-        job: Job = TypeAdapter(Job).validate_json(Path(argv[1]).read_bytes())
-    except (OSError, ValidationError) as exc:
+        job = job_from_json(Path(argv[1]).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError) as exc:
         print(f"harness worker: cannot read job {argv[1]}: {exc}", file=sys.stderr)
         return 2
     if isinstance(job, ProbeJob):
         return run_probe(job)
+    ensure_job_env(job.env, argv)
+    os.environ.pop("HARNESS_WORKER_REEXEC", None)
     return run_bench(job, ProgressPipe.from_env())
 
 

@@ -11,7 +11,7 @@ from importlib import metadata
 
 import torch
 
-from harness.records.machine import ProbeCheck
+from harness.records.wire import ProbeCheck
 from harness.worker.protocol import TorchFacts
 
 TRITON_MIN_CC = (7, 0)

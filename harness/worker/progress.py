@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from harness.worker.protocol import ProgressEvent
+from harness.records.wire import ProgressEvent, to_json
 
 PROGRESS_FD_ENV = "HARNESS_PROGRESS_FD"
 
@@ -23,7 +23,7 @@ class ProgressPipe:
         if self._fd is None:
             return
         try:
-            os.write(self._fd, (event.model_dump_json() + "\n").encode())
+            os.write(self._fd, (to_json(event) + "\n").encode())
         except OSError:
             self._fd = None  # parent gone or pipe closed: keep measuring, stop reporting
 

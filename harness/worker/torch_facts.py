@@ -5,7 +5,7 @@ from __future__ import annotations
 import traceback
 import warnings
 
-from harness.records.machine import GpuInfo
+from harness.records.wire import GpuInfo
 from harness.worker.protocol import TorchFacts, WorkerError
 
 

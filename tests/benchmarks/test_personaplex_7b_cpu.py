@@ -14,7 +14,7 @@ import psutil
 import pytest
 from rich.console import Console
 
-from harness.launcher.session import RunOptions, ScenarioRunner
+from harness.session.runner import RunOptions, ScenarioRunner
 from harness.scenario.load import load_scenario
 from tests.conftest import REPO
 

@@ -9,10 +9,10 @@ from tests.conftest import REPO
 
 PARENT_MODULES = [
     "harness.cli", "harness.cli.run", "harness.cli.machine", "harness.cli.results",
-    "harness.launcher.session", "harness.launcher.spawn", "harness.probe.machine", "harness.probe.checks",
+    "harness.session.runner", "harness.launcher.spawn", "harness.probe.machine", "harness.probe.checks",
     "harness.plan.planner", "harness.plan.scenario_plan", "harness.report.render", "harness.verdict.recommend",
     "harness.compare.regression", "harness.compare.history", "harness.diagnosis.diagnose",
-    "harness.records.assemble", "harness.worker.protocol", "harness.worker.progress",
+    "harness.session.assemble", "harness.worker.protocol", "harness.worker.progress",
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.records.telemetry import TelemetrySeries
-from harness.stats.telemetry import summarize_soak, summarize_telemetry
+from harness.session.summaries import summarize_soak, summarize_telemetry
 
 
 def _series(n: int = 100, hz: float = 10.0, **columns) -> TelemetrySeries:

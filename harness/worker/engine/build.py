@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -13,19 +12,15 @@ from moshi.models import loaders
 from moshi.models.compression import MimiModel
 from moshi.models.lm import LMGen, LMModel
 
-from harness.probe.host import cpu_model
-from harness.records.schema import EngineInfo
-from harness.scenario.model import Offload, Quantize, RunConfig
+from harness.knowledge.offload import offloaded_layer_names
+from harness.records.wire import EngineInfo, WorkerRun
 from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta
 from harness.worker.engine.checkpoint import CheckpointWeights, find_checkpoint_files
 from harness.worker.engine.int8 import check_int8_scales, count_qlinear, quantize_block
-from harness.worker.engine.offload import offload_layers, offloaded_layer_names
+from harness.worker.engine.offload import offload_layers
 from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks, meta_tensor_names
+from harness.worker.hostinfo import cpu_model
 from harness.worker.pipeline.lmgen import FullDuplexLMGen
-
-# Environment that moshi (or torch) reads at import time; the parent sets it before the worker starts.
-IMPORT_TIME_ENV = ("NO_TORCH_COMPILE", "NO_CUDA_GRAPH", "OMP_NUM_THREADS", "THP_MEM_ALLOC_ENABLE",
-                   "PYTORCH_CUDA_ALLOC_CONF", "CUDA_VISIBLE_DEVICES")
 
 
 class CudaUnavailableError(RuntimeError):
@@ -41,8 +36,8 @@ class BuiltModels:
     info: EngineInfo
 
 
-def resolve_device(run: RunConfig) -> torch.device:
-    if run.device.value == "cuda":
+def resolve_device(run: WorkerRun) -> torch.device:
+    if run.device == "cuda":
         if not torch.cuda.is_available():
             reason = "this torch build has no CUDA" if torch.version.cuda is None else "no usable CUDA device"
             raise CudaUnavailableError(f"run asks for CUDA but torch.cuda.is_available() is False ({reason})")
@@ -63,14 +58,14 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def build_models(run: RunConfig, preset: str, weights_path: Optional[Path], seed: int,
+def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed: int,
                  scratch_dir: Path) -> BuiltModels:
     device = resolve_device(run)
-    dtype = getattr(torch, run.dtype.value)
+    dtype = getattr(torch, run.dtype)
     lm = lm_on_meta(preset, dtype)
     lm_parameters = sum(p.numel() for p in lm.parameters())
     layers = len(lm.transformer.layers)
-    offloaded = offloaded_layer_names(layers, run.offload_fraction) if run.offload is Offload.cpu else []
+    offloaded = offloaded_layer_names(layers, run.offload_fraction) if run.offload == "cpu" else []
 
     mimi_file: Optional[Path] = None
     if weights_path is None:
@@ -90,12 +85,12 @@ def build_models(run: RunConfig, preset: str, weights_path: Optional[Path], seed
             source.materialize(block, target)
         else:
             source.materialize(name, block, target)
-        if run.quantize is Quantize.int8:
+        if run.quantize == "int8":
             quantize_block(lm, name, block)
     leftover = meta_tensor_names(lm)
     if leftover:
         raise RuntimeError(f"weights missing after build: {', '.join(leftover[:5])}")
-    if run.quantize is Quantize.int8:
+    if run.quantize == "int8":
         check_int8_scales(lm)
 
     tier = None
@@ -119,7 +114,7 @@ def build_models(run: RunConfig, preset: str, weights_path: Optional[Path], seed
         device=str(device),
         device_name=_device_name(device),
         torch_threads=torch.get_num_threads(),
-        lm_dtype=run.dtype.value,
+        lm_dtype=run.dtype,
         mimi_dtype="float32",
         weights=weights,
         lm_parameters=lm_parameters,
@@ -127,7 +122,6 @@ def build_models(run: RunConfig, preset: str, weights_path: Optional[Path], seed
         quantized_linears=count_qlinear(lm),
         offloaded_layers=offloaded,
         offload_tier=tier,
-        cuda_graphs_active=device.type == "cuda" and not os.environ.get("NO_CUDA_GRAPH"),
-        env={k: os.environ[k] for k in IMPORT_TIME_ENV if k in os.environ},
+        cuda_runtime=torch.version.cuda,
     )
     return BuiltModels(mimi=mimi, lm=lm, lm_gen=lm_gen, device=device, info=info)

@@ -14,18 +14,12 @@ Two moshi details need care:
 
 from __future__ import annotations
 
-import math
 import types
 from pathlib import Path
 
 from accelerate import dispatch_model
 from moshi.modules.streaming import StreamingModule
 from torch import nn
-
-
-def offloaded_layer_names(num_layers: int, fraction: float) -> list[str]:
-    count = min(num_layers, max(1, math.ceil(num_layers * fraction)))
-    return [f"transformer.layers.{i}" for i in range(num_layers - count, num_layers)]
 
 
 def _device_map(lm: nn.Module, offloaded: set[str], main: str, tier: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
-"""Stage timers for one frame: wall clock always, CUDA events as well on a GPU.
+"""Stage timers for one frame.
 
-On a GPU the device is synchronised at every stage boundary so that wall-clock stage times are
-the time the stage really took (DESIGN.md: one frame = one step, synchronised at boundaries).
+CPU: `time.perf_counter_ns` at each stage boundary. CUDA: the frame is synchronised once, at its end, as
+a server is when it copies the PCM to the host (`pcm.cpu()`); stage boundaries are CUDA events recorded on
+the stream and read after that one synchronisation, so timing does not add syncs a server would not pay.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ class StageClock:
     def __init__(self, device: torch.device) -> None:
         self._cuda = device.type == "cuda"
         self._marks: list[tuple[str, int]] = []
-        self._events: list[tuple[str, torch.cuda.Event]] = []
+        self._events: list[tuple[str, "torch.cuda.Event"]] = []
 
     def start(self) -> None:
-        self._marks = [("start", self._now())]
+        self._marks = [("start", time.perf_counter_ns())]
         if self._cuda:
             start = torch.cuda.Event(enable_timing=True)
             start.record()
@@ -29,20 +30,25 @@ class StageClock:
             event = torch.cuda.Event(enable_timing=True)
             event.record()
             self._events.append((stage, event))
-        self._marks.append((stage, self._now()))
+        else:
+            self._marks.append((stage, time.perf_counter_ns()))
 
-    def _now(self) -> int:
+    def finish(self) -> None:
+        """End of the frame: the one synchronisation on CUDA, then the wall clock."""
         if self._cuda:
             torch.cuda.synchronize()
-        return time.perf_counter_ns()
+        self._marks.append(("end", time.perf_counter_ns()))
 
     def wall_ms(self) -> dict[str, float]:
-        """Per-stage wall milliseconds, plus 'total' from start to the last mark."""
-        out = {stage: (t - self._marks[i][1]) / 1e6 for i, (stage, t) in enumerate(self._marks[1:])}
+        """'total' wall milliseconds; on a CPU also each stage (on CUDA stages come from `event_ms`)."""
+        out: dict[str, float] = {}
+        if not self._cuda:
+            out = {stage: (t - self._marks[i][1]) / 1e6 for i, (stage, t) in enumerate(self._marks[1:-1])}
         out["total"] = (self._marks[-1][1] - self._marks[0][1]) / 1e6
         return out
 
     def event_ms(self) -> dict[str, float]:
+        """Per-stage GPU milliseconds between recorded events; valid after `finish`."""
         if not self._cuda:
             return {}
         return {stage: self._events[i][1].elapsed_time(event) for i, (stage, event) in enumerate(self._events[1:])}

@@ -13,6 +13,7 @@ from moshi.models.lm import LMGen
 
 from harness.worker.pipeline.audio import speech_like
 from harness.worker.pipeline.clock import StageClock
+from harness.worker.pipeline.graphs import count_captured_graphs
 
 AGENT_CODEBOOKS = 8  # the agent's own audio stream: cache rows 1..8, what Mimi decodes
 STAGES = ("encode", "lm_step", "decode")
@@ -36,6 +37,10 @@ class FrameLoopResult:
     start_perf_s: list[float] = field(default_factory=list)  # time.perf_counter() at each measured frame
     first_step_s: float = 0.0
     warmup_s: float = 0.0
+    late_starts: int = 0  # paced: measured frames that started late because the previous one overran
+    compiled_before_measuring: int = 0  # dynamo frames compiled before the first measured frame
+    compiled_total: int = 0  # ... and by the end: a difference means the measured window recompiled
+    graphs_captured: int = 0
 
 
 class FrameLoop:
@@ -61,7 +66,7 @@ class FrameLoop:
         self._stack.close()
 
     def frame(self, index: int) -> dict[str, float]:
-        """Wall milliseconds per stage and 'total' for frame `index` (CUDA event times: `self.clock`)."""
+        """Milliseconds per stage and 'total' (wall) for frame `index`; on CUDA the stages are CUDA-event times."""
         start = (index % self.chunks_in_loop) * self.frame_size
         chunk = self.audio[:, :, start:start + self.frame_size]
         clock = self.clock
@@ -77,10 +82,24 @@ class FrameLoop:
             raise NoTokensError(f"LMGen.step returned no tokens at measured frame {index}; "
                                 "raise warmup_frames above the model's largest delay")
         clock.mark("decode")
+        clock.finish()
         # Outside the timed region: a configuration that produces NaN/Inf audio is broken, not fast.
         if pcm is not None and not bool(torch.isfinite(pcm).all()):
             raise NonFiniteAudioError(f"Mimi decoded non-finite audio (NaN/Inf) at frame {index}")
-        return clock.wall_ms()
+        return {**clock.event_ms(), **clock.wall_ms()}
+
+    def captured_graphs(self) -> int:
+        """CUDA graphs moshi really captured in this session (observed on its CUDAGraphed wrappers)."""
+        return count_captured_graphs(self.lm_gen, self.mimi)
+
+
+def _dynamo_frames() -> int:
+    """Frames torch.compile (dynamo) has compiled in this process so far."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return 0
+    return int(counters["frames"]["ok"])
 
 
 def run_frame_loop(
@@ -95,31 +114,43 @@ def run_frame_loop(
     on_frame: FrameCallback | None = None,
     paced_frame_ms: float | None = None,
 ) -> FrameLoopResult:
-    """Run warmup + measured frames. Paced: frame i starts no earlier than when its audio would have
-    arrived, (i + 1) x frame, like a live session; otherwise as fast as possible."""
+    """Run warmup + measured frames.
+
+    Paced: measured frame j starts no earlier than anchor + j x frame, the anchor being the start of the first
+    measured frame (after warmup and any compilation), like a live session whose audio arrives every frame;
+    a frame that could not start on time (the previous one ran late) starts at once and is counted.
+    Otherwise frames run back to back.
+    """
     result = FrameLoopResult()
     total = warmup_frames + frames
     with FrameLoop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames) as loop:
-        started = time.perf_counter()
+        anchor = 0.0
         for index in range(total):
-            if paced_frame_ms:
-                wait = started + (index + 1) * paced_frame_ms / 1e3 - time.perf_counter()
+            is_warmup = index < warmup_frames
+            if index == warmup_frames:
+                anchor = time.perf_counter()
+                result.compiled_before_measuring = _dynamo_frames()
+            if paced_frame_ms and not is_warmup:
+                wait = anchor + (index - warmup_frames) * paced_frame_ms / 1e3 - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
+                elif index > warmup_frames and wait < -1e-3:
+                    result.late_starts += 1
             begun = time.perf_counter()
-            wall = loop.frame(index)
-            is_warmup = index < warmup_frames
+            times = loop.frame(index)
             if index == 0:
-                result.first_step_s = wall["total"] / 1e3
+                result.first_step_s = times["total"] / 1e3
             if is_warmup:
-                result.warmup_s += wall["total"] / 1e3
+                result.warmup_s += times["total"] / 1e3
             else:
                 result.start_perf_s.append(begun)
-                result.total_ms.append(wall["total"])
+                result.total_ms.append(times["total"])
                 for stage in STAGES:
-                    result.stage_ms[stage].append(wall[stage])
+                    result.stage_ms[stage].append(times[stage])
                 for stage, ms in loop.clock.event_ms().items():
                     result.event_ms.setdefault(stage, []).append(ms)
             if on_frame is not None:
-                on_frame(index, total, is_warmup, wall["total"])
+                on_frame(index, total, is_warmup, times["total"])
+        result.compiled_total = _dynamo_frames()
+        result.graphs_captured = loop.captured_graphs()
     return result

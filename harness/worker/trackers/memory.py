@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 from dataclasses import dataclass
 from typing import Optional
 
-import psutil
 import torch
 
 
 def current_rss_bytes() -> int:
-    return int(psutil.Process().memory_info().rss)
+    """Resident set now: /proc on Linux (no psutil needed in a user's environment), psutil elsewhere."""
+    try:
+        pages = int(open("/proc/self/statm").read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
 
 
 def peak_rss_bytes() -> int:
@@ -26,6 +33,7 @@ class CudaMemory:
     peak_allocated_bytes: int
     peak_reserved_bytes: int
     total_bytes: int
+    device_used_bytes: Optional[int]  # the whole device as the driver reports it: context and other processes too
 
 
 def cuda_memory(device: torch.device) -> Optional[CudaMemory]:
@@ -35,4 +43,13 @@ def cuda_memory(device: torch.device) -> Optional[CudaMemory]:
         peak_allocated_bytes=int(torch.cuda.max_memory_allocated(device)),
         peak_reserved_bytes=int(torch.cuda.max_memory_reserved(device)),
         total_bytes=int(torch.cuda.get_device_properties(device).total_memory),
+        device_used_bytes=_device_used(device),
     )
+
+
+def _device_used(device: torch.device) -> Optional[int]:
+    try:
+        free, total = torch.cuda.mem_get_info(device)
+    except RuntimeError:
+        return None
+    return int(total - free)

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from harness.records.schema import RunResult, Session
-from harness.worker.protocol import ProgressEvent
+from harness.records.wire import ProgressEvent
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow"}
 _PHASE_TEXT = {"import": "importing torch", "build": "building model", "frames": "running frames",
@@ -45,7 +45,8 @@ class RunDisplay:
     def start(self, name: str, what: str) -> None:
         self._index += 1
         label = f"[{self._index}/{self.total_runs}] {name}"
-        self._task = self.progress.add_task(what, total=None, run=label, last="")
+        # Names and descriptions are the user's text: escaped, so `[/bold]` in a run name shows as written.
+        self._task = self.progress.add_task(escape(what), total=None, run=escape(label), last="")
 
     def event(self, event: ProgressEvent) -> None:
         if self._task is None:
@@ -57,12 +58,15 @@ class RunDisplay:
             self.progress.update(self._task, total=event.total, completed=event.index + 1,
                                  description=f"frames ({kind})", last=f"{event.ms:7.1f} ms")
 
+    def note(self, text: str) -> None:
+        self.console.print(escape(text), highlight=False, soft_wrap=True)
+
     def finish(self, result: RunResult) -> None:
         if self._task is not None:
             self.progress.remove_task(self._task)
             self._task = None
         style = _STATUS_STYLE[result.status]
-        line = f"[{style}]{result.status:>7}[/] {result.name}"
+        line = f"[{style}]{result.status:>7}[/] {escape(result.name)}"
         if result.metrics is not None:
             m = result.metrics
             line += (f"  p50 {m.ms_per_step.p50:.1f} ms  p99 {m.ms_per_step.p99:.1f} ms  RTF {m.rtf:.2f}"
@@ -76,17 +80,19 @@ class RunDisplay:
 
 
 def summary_table(session: Session) -> Table:
-    table = Table(title=f"{session.scenario.get('name', '')}: ms per 80 ms frame (RTF = step / budget; < 1 is "
-                        "faster than real time)", title_justify="left")
+    budget = float(session.scenario.get("frame_budget_ms", 80.0))
+    table = Table(title=f"{escape(str(session.scenario.get('name', '')))}: ms per {budget:g} ms frame "
+                        "(RTF = step / budget; < 1 is faster than real time)", title_justify="left")
     for column in ("run", "status", "p50 ms", "p99 ms", "RTF", "peak RSS", "GPU peak", "load s", "note"):
         table.add_column(column, justify="right" if column not in {"run", "status", "note"} else "left")
     for run in session.runs:
         m = run.metrics
         style = _STATUS_STYLE[run.status]
         if m is not None:
-            table.add_row(run.name, f"[{style}]{run.status}[/]", f"{m.ms_per_step.p50:.1f}", f"{m.ms_per_step.p99:.1f}",
-                          f"{m.rtf:.2f}", _gib(m.peak_rss_bytes),
+            table.add_row(escape(run.name), f"[{style}]{run.status}[/]", f"{m.ms_per_step.p50:.1f}",
+                          f"{m.ms_per_step.p99:.1f}", f"{m.rtf:.2f}", _gib(m.peak_rss_bytes),
                           _gib(m.cuda.peak_allocated_bytes) if m.cuda else "-", f"{m.load_s:.1f}", "")
         else:
-            table.add_row(run.name, f"[{style}]{run.status}[/]", "-", "-", "-", "-", "-", "-", run.reason)
+            table.add_row(escape(run.name), f"[{style}]{run.status}[/]", "-", "-", "-", "-", "-", "-",
+                          escape(run.reason))
     return table

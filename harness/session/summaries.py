@@ -1,13 +1,13 @@
-"""Telemetry and soak summaries: pure functions over sample lists."""
+"""A run's telemetry and soak summaries: records built from the sampler's series with the stats' functions."""
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.stats import linregress
 
 from harness.records.telemetry import THROTTLE_BITS, SoakSummary, TelemetrySeries, TelemetrySummary
+from harness.stats.trend import slope, tail_change
 
 LEAK_MB_PER_MIN = 5.0
 DRIFT_CHANGE = 0.10
@@ -68,25 +68,20 @@ def summarize_soak(frame_t_s: Sequence[float], samples_ms: Sequence[float],
     t = np.asarray(frame_t_s, dtype=float)
     y = np.asarray(samples_ms, dtype=float)
     duration = float(t[-1] - t[0]) if t.size > 1 else 0.0
-    if t.size > 2 and np.ptp(t) > 0:
-        fit = linregress(t / 60.0, y)
-        slope, p_value = float(fit.slope), float(fit.pvalue)
-    else:
-        slope, p_value = 0.0, 1.0
-    tenth = max(1, y.size // 10)
-    change = float(np.median(y[-tenth:]) / np.median(y[:tenth]) - 1) if y.size else 0.0
-    out = SoakSummary(duration_s=duration, drift_ms_per_min=slope, drift_p_value=p_value,
+    per_min, p_value = slope(t / 60.0, y)
+    change = tail_change(y)
+    out = SoakSummary(duration_s=duration, drift_ms_per_min=per_min, drift_p_value=p_value,
                       first_vs_last_p50_change=change)
     out.drifting = abs(change) > DRIFT_CHANGE and p_value < 0.01 and duration >= MIN_SOAK_S
     if out.drifting:
-        out.notes.append(f"step time drifts: last tenth {change:+.0%} against the first ({slope:+.2f} ms/min)")
+        out.notes.append(f"step time drifts: last tenth {change:+.0%} against the first ({per_min:+.2f} ms/min)")
     if series is not None and t.size:
         idx = _window(series, float(t[0]), float(t[-1]))
         if len(idx) > 2:
             ts = np.asarray([series.t_s[i] for i in idx]) / 60.0
             rss = np.asarray([series.rss_bytes[i] for i in idx]) / 2**20
             if np.ptp(ts) > 0:
-                out.rss_growth_mb_per_min = float(linregress(ts, rss).slope)
+                out.rss_growth_mb_per_min = slope(ts, rss)[0]
             out.rss_growth_mb = float(rss[-1] - rss[0])
             out.leak_suspected = (out.rss_growth_mb_per_min or 0.0) > LEAK_MB_PER_MIN and duration >= MIN_SOAK_S
             if out.leak_suspected:

@@ -1,0 +1,68 @@
+"""A run's configuration as results record it: the bottom of the layering (scenario builds these)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class DType(str, Enum):
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    float32 = "float32"
+
+    @property
+    def short(self) -> str:
+        return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[self.value]
+
+
+class Quantize(str, Enum):
+    none = "none"
+    int8 = "int8"
+
+
+class Offload(str, Enum):
+    none = "none"
+    cpu = "cpu"
+
+
+class RunConfig(BaseModel):
+    """A fully resolved run: what one worker process executes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    device: Device
+    dtype: DType
+    quantize: Quantize
+    offload: Offload
+    offload_fraction: float
+    compile: bool
+    cuda_graphs: bool
+    timeout_s: Optional[float] = None
+    resolved_from: Optional[str] = None  # "auto" when the session chose the device; the report says so
+
+    def measurement_key(self) -> str:
+        """Hash of what changes the measurement (not the name or the time limit): for --resume and compare."""
+        fields = self.model_dump(mode="json", exclude={"name", "timeout_s", "resolved_from"})
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        parts = [self.device.value, self.dtype.value]
+        if self.quantize is Quantize.int8:
+            parts.append("int8")
+        if self.offload is Offload.cpu:
+            parts.append(f"offload {self.offload_fraction:.0%} of layers")
+        parts.append("compile" if self.compile else "eager")
+        parts.append("CUDA graphs" if self.cuda_graphs else "no CUDA graphs")
+        return ", ".join(parts)

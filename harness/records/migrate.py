@@ -1,0 +1,39 @@
+"""Older results files read by this harness: each step lifts one schema version to the next.
+
+A step changes only what its version changed, on the raw JSON, before validation; a file from a newer
+harness than this one is refused (its fields may mean something this one cannot know).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Data = dict[str, Any]
+
+
+def _v1_to_v2(data: Data) -> Data:
+    """v2 counts measured seconds as seconds of audio and records them; everything else v2 added has defaults."""
+    for run in data.get("runs", []):
+        metrics = run.get("metrics")
+        if isinstance(metrics, dict) and "audio_s" not in metrics:
+            metrics["audio_s"] = metrics.get("frames", 0) * metrics.get("frame_budget_ms", 80.0) / 1e3
+    data["schema_version"] = 2
+    return data
+
+
+STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2}
+
+
+def migrate(data: Data, target: int) -> Data:
+    """Lift `data` to `target`; raises ValueError for a version there is no path from."""
+    version = data.get("schema_version")
+    while version != target:
+        step = STEPS.get(version) if isinstance(version, int) else None
+        if step is None:
+            newer = isinstance(version, int) and version > target
+            raise ValueError(f"results schema version {version} " + (
+                f"is newer than this harness reads ({target}): upgrade harness" if newer
+                else f"cannot be migrated to {target}"))
+        data = step(data)
+        version = data.get("schema_version")
+    return data

@@ -1,0 +1,306 @@
+"""What crosses the process boundary between the parent and a worker, defined once.
+
+Standard library only: the worker imports this module in environments that have torch and moshi but
+no pydantic (a user's PersonaPlex venv, the GPU node). The worker writes these dataclasses as plain
+JSON (`to_json`); the parent validates that JSON with pydantic (`harness.records.validate`), which
+understands stdlib dataclasses and honours `__pydantic_config__` (unknown fields are an error, as in
+every record). Records that the results file keeps (EngineInfo, TelemetrySeries, ArchitectureFacts,
+GpuInfo, ProbeCheck) are these same classes, so the contract and the schema cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+_FORBID = {"extra": "forbid"}
+
+CheckStatus = Literal["pass", "warn", "fail", "n/a"]
+
+# NVML clock-event ("throttle") reason bits that mean the GPU slowed itself down.
+THROTTLE_BITS = {
+    0x4: "software power cap",
+    0x8: "hardware slowdown",
+    0x20: "software thermal slowdown",
+    0x40: "hardware thermal slowdown",
+    0x80: "hardware power brake",
+}
+
+
+def to_json(value: Any) -> str:
+    """A wire dataclass as JSON (what the worker writes)."""
+    return json.dumps(dataclasses.asdict(value), separators=(",", ":"))
+
+
+# --- records the results file keeps -----------------------------------------------------------------------------
+
+@dataclass
+class ProbeCheck:
+    __pydantic_config__ = _FORBID
+    name: str
+    status: CheckStatus
+    finding: str
+    remedy: str = ""
+    value: Optional[float] = None
+
+
+@dataclass
+class GpuInfo:
+    __pydantic_config__ = _FORBID
+    index: int
+    name: str
+    uuid: Optional[str] = None
+    compute_capability: Optional[str] = None
+    memory_total_bytes: Optional[int] = None
+    memory_free_bytes: Optional[int] = None
+    driver: Optional[str] = None
+
+
+@dataclass
+class BlockFacts:
+    """Parameters of one LM block (a temporal layer, the depformer, the embeddings, ...)."""
+
+    __pydantic_config__ = _FORBID
+    name: str
+    params: int
+    linear_params: int  # nn.Linear weights: what int8 quantises
+    linear_out_features: int  # rows of those weights: one float32 int8 scale each
+    float32_params: int  # parameters kept in float32 whatever the dtype (RMSNorm f32)
+
+
+@dataclass
+class KVFacts:
+    """One family of streaming attention caches: 2 x layers x batch x capacity x kv_heads x head_dim."""
+
+    __pydantic_config__ = _FORBID
+    name: str
+    layers: int
+    capacity: int
+    kv_heads: int
+    head_dim: int
+    float32: bool = False  # always float32 (Mimi) rather than the LM dtype
+    per_step: bool = False  # rebuilt within each step (depformer)
+
+
+@dataclass
+class ArchitectureFacts:
+    """A preset's architecture as counted on the real moshi modules (by a worker), for the planner."""
+
+    __pydantic_config__ = _FORBID
+    preset: str
+    lm_parameters: int
+    mimi_parameters: int
+    mimi_buffer_bytes: int
+    dim: int
+    temporal_layers: int
+    context: int
+    dep_q: int
+    n_q: int
+    text_card: int
+    card: int
+    blocks: list[BlockFacts]
+    kv: list[KVFacts]
+
+    def block(self, name: str) -> BlockFacts:
+        return next(b for b in self.blocks if b.name == name)
+
+
+@dataclass
+class EngineInfo:
+    """What the worker actually built and ran, as observed inside the worker."""
+
+    __pydantic_config__ = _FORBID
+    torch_version: str
+    moshi_version: str
+    device: str
+    device_name: str
+    torch_threads: int
+    lm_dtype: str
+    mimi_dtype: str
+    weights: str  # 'synthetic (...)' or the checkpoint path that was loaded
+    lm_parameters: int
+    mimi_parameters: int
+    quantized_linears: int = 0
+    offloaded_layers: list[str] = field(default_factory=list)
+    offload_tier: Optional[str] = None
+    compiled_frames: int = 0  # frames torch.compile (dynamo) compiled in this worker, warmup included
+    recompiles_measured: int = 0  # of those, compiled while measured frames ran: the timings include compiling
+    cuda_graphs_active: bool = False  # moshi's CUDAGraphed wrappers really captured a graph (observed)
+    cuda_graphs_captured: int = 0
+    build_user_s: float = 0.0  # CPU time in user space while building the model
+    build_system_s: float = 0.0  # CPU time in the kernel while building (page faults)
+    env: dict[str, str] = field(default_factory=dict)  # every variable that can change a measurement
+    python: str = ""
+    cuda_runtime: Optional[str] = None
+
+
+@dataclass
+class TelemetrySeries:
+    """Columnar samples, one entry per sample; a missing source is 'unavailable: why', never zeros."""
+
+    __pydantic_config__ = _FORBID
+    hz: float
+    sources: dict[str, str] = field(default_factory=dict)
+    sampler_cpu_s: float = 0.0  # CPU time the sampler thread itself used
+    sampler_wall_s: float = 0.0
+    t_s: list[float] = field(default_factory=list)  # seconds since the sampler started
+    cpu_percent: list[float] = field(default_factory=list)
+    cpu_mhz: list[Optional[float]] = field(default_factory=list)
+    cpu_temp_c: list[Optional[float]] = field(default_factory=list)
+    rss_bytes: list[float] = field(default_factory=list)
+    gpu_temp_c: list[Optional[float]] = field(default_factory=list)
+    gpu_power_w: list[Optional[float]] = field(default_factory=list)
+    gpu_energy_j: list[Optional[float]] = field(default_factory=list)
+    sm_clock_mhz: list[Optional[float]] = field(default_factory=list)
+    mem_clock_mhz: list[Optional[float]] = field(default_factory=list)
+    gpu_util_percent: list[Optional[float]] = field(default_factory=list)
+    gpu_mem_used_bytes: list[Optional[float]] = field(default_factory=list)
+    throttle_reasons: list[Optional[float]] = field(default_factory=list)
+    power_violation_ns: list[Optional[float]] = field(default_factory=list)
+    thermal_violation_ns: list[Optional[float]] = field(default_factory=list)
+
+
+# --- jobs (parent -> worker) ------------------------------------------------------------------------------------
+
+@dataclass
+class WorkerRun:
+    """The run configuration as the worker needs it (plain strings; the parent validated the enums)."""
+
+    __pydantic_config__ = _FORBID
+    name: str
+    device: str  # cpu | cuda
+    dtype: str  # bfloat16 | float16 | float32
+    quantize: str = "none"  # none | int8
+    offload: str = "none"  # none | cpu
+    offload_fraction: float = 0.5
+    compile: bool = False
+    cuda_graphs: bool = False
+
+
+@dataclass
+class BenchJob:
+    __pydantic_config__ = _FORBID
+    run: WorkerRun
+    preset: str
+    frames: int
+    warmup_frames: int
+    batch_size: int
+    seed: int
+    scratch_dir: str
+    reply_path: str
+    kind: Literal["bench"] = "bench"
+    weights_path: Optional[str] = None  # None: synthetic weights
+    torch_threads: Optional[int] = None
+    paced_frame_ms: Optional[float] = None  # wait for each frame's audio like a live session
+    telemetry_hz: float = 10.0
+    env: dict[str, str] = field(default_factory=dict)  # what the worker must run under (re-exec'd by hand runs)
+
+
+@dataclass
+class ProbeJob:
+    __pydantic_config__ = _FORBID
+    reply_path: str
+    kind: Literal["probe"] = "probe"
+    presets: list[str] = field(default_factory=list)  # presets whose architecture to describe
+    device_checks: bool = True  # run bitsandbytes / Triton / bandwidth checks
+
+
+def job_from_json(text: str) -> "BenchJob | ProbeJob":
+    """The worker's reader (no pydantic): builds the job dataclasses, refusing unknown fields."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("kind") not in ("bench", "probe"):
+        raise ValueError("not a harness job: expected a JSON object with kind 'bench' or 'probe'")
+    if data["kind"] == "probe":
+        return ProbeJob(**data)
+    return BenchJob(**{**data, "run": WorkerRun(**data["run"])})
+
+
+# --- replies (worker -> parent) ---------------------------------------------------------------------------------
+
+@dataclass
+class WorkerError:
+    __pydantic_config__ = _FORBID
+    type: str
+    message: str
+    traceback: str = ""
+    phase: str = ""
+
+
+@dataclass
+class FrameSamples:
+    """Per-frame milliseconds for the measured frames only (warmup excluded)."""
+
+    __pydantic_config__ = _FORBID
+    total_ms: list[float]
+    stage_ms: dict[str, list[float]]
+    start_s: list[float] = field(default_factory=list)  # start of each measured frame, telemetry clock
+    cuda_event_stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    late_start_frames: int = 0  # paced runs: frames that could not start on their audio's arrival
+
+
+@dataclass
+class MemoryReading:
+    __pydantic_config__ = _FORBID
+    peak_rss_bytes: int
+    rss_after_load_bytes: int
+    cuda_peak_allocated_bytes: Optional[int] = None
+    cuda_peak_reserved_bytes: Optional[int] = None
+    cuda_total_bytes: Optional[int] = None
+    cuda_device_used_bytes: Optional[int] = None  # whole device as the driver sees it (context included)
+
+
+@dataclass
+class BenchReply:
+    __pydantic_config__ = _FORBID
+    status: Literal["ok", "failed"]
+    kind: Literal["bench"] = "bench"
+    error: Optional[WorkerError] = None
+    engine: Optional[EngineInfo] = None
+    samples: Optional[FrameSamples] = None
+    load_s: Optional[float] = None
+    first_step_s: Optional[float] = None
+    warmup_s: Optional[float] = None
+    memory: Optional[MemoryReading] = None
+    telemetry: Optional[TelemetrySeries] = None
+
+
+@dataclass
+class TorchFacts:
+    """What only an importing-torch process can tell."""
+
+    __pydantic_config__ = _FORBID
+    torch_version: Optional[str] = None
+    torch_cuda_build: Optional[str] = None
+    cuda_available: bool = False
+    cuda_unavailable_reason: str = ""
+    arch_list: list[str] = field(default_factory=list)
+    gpus: list[GpuInfo] = field(default_factory=list)
+    bf16_supported: Optional[bool] = None
+    import_error: Optional[WorkerError] = None
+
+
+@dataclass
+class ProbeReply:
+    __pydantic_config__ = _FORBID
+    facts: TorchFacts
+    kind: Literal["probe"] = "probe"
+    checks: list[ProbeCheck] = field(default_factory=list)
+    architectures: dict[str, ArchitectureFacts] = field(default_factory=dict)
+    baseline_rss_bytes: Optional[int] = None  # a worker after importing torch, moshi, accelerate, a meta build
+    bitsandbytes_import_bytes: Optional[int] = None
+    error: Optional[WorkerError] = None
+
+
+@dataclass
+class ProgressEvent:
+    """One line on the progress pipe."""
+
+    __pydantic_config__ = _FORBID
+    event: Literal["phase", "frame"]
+    phase: str = ""
+    index: int = 0
+    total: int = 0
+    warmup: bool = False
+    ms: float = 0.0

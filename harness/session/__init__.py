@@ -1,0 +1,1 @@
+"""session room: orchestrates one `harness run` (probe, plan, launch, assemble, decide, write)."""

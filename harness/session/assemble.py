@@ -1,0 +1,153 @@
+"""Turn what a run's worker processes left behind (exit status, stderr, replies) into one RunResult."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Optional
+
+from harness.diagnosis.diagnose import diagnose
+from harness.launcher.spawn import WorkerOutcome
+from harness.records.config import RunConfig
+from harness.records.machine import Machine
+from harness.records.schema import CudaMetrics, Percentiles, ProcessRun, RunMetrics, RunResult
+from harness.records.wire import BenchReply
+from harness.session.summaries import summarize_soak, summarize_telemetry
+from harness.stats.percentiles import percentile, real_time_factor, stage_medians, summarize
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """One worker process of a run: how it ended and what it replied (None when it wrote nothing valid)."""
+
+    outcome: WorkerOutcome
+    reply: Optional[BenchReply]
+
+    @property
+    def ok(self) -> bool:
+        r = self.reply
+        return (r is not None and r.status == "ok" and r.samples is not None and r.memory is not None
+                and r.engine is not None and not self.outcome.timed_out and self.outcome.exit_code == 0)
+
+
+def skipped(run: RunConfig, reason: str) -> RunResult:
+    return RunResult(name=run.name, config=run, status="skipped", reason=reason)
+
+
+def _cuda(replies: list[BenchReply]) -> Optional[CudaMetrics]:
+    peaks = [r.memory for r in replies if r.memory is not None and r.memory.cuda_peak_allocated_bytes is not None]
+    if not peaks:
+        return None
+    first = replies[0]
+    used = [p.cuda_device_used_bytes for p in peaks if p.cuda_device_used_bytes is not None]
+    events: dict[str, list[float]] = {}
+    for reply in replies:
+        for stage, values in (reply.samples.cuda_event_stage_ms if reply.samples else {}).items():
+            events.setdefault(stage, []).extend(values)
+    return CudaMetrics(
+        device_name=first.engine.device_name if first.engine else "",
+        peak_allocated_bytes=max(p.cuda_peak_allocated_bytes or 0 for p in peaks),
+        peak_reserved_bytes=max(p.cuda_peak_reserved_bytes or 0 for p in peaks),
+        total_bytes=peaks[0].cuda_total_bytes or 0,
+        device_used_bytes=max(used) if used else None,
+        stage_p50_ms=stage_medians(events),
+    )
+
+
+def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: int) -> RunMetrics:
+    """Samples of every process, in order; memory peaks the largest any process reached; telemetry, load,
+    warmup and first step from the first process (the others repeat them)."""
+    first = replies[0]
+    assert first.samples is not None and first.memory is not None
+    samples = [ms for r in replies for ms in r.samples.total_ms]  # type: ignore[union-attr]
+    stages: dict[str, list[float]] = {}
+    for reply in replies:
+        for stage, values in reply.samples.stage_ms.items():  # type: ignore[union-attr]
+            stages.setdefault(stage, []).extend(values)
+    steps = Percentiles(**asdict(summarize(samples)))
+    telemetry_summary = soak = None
+    start_s = first.samples.start_s
+    if start_s:
+        first_ms = first.samples.total_ms
+        last = start_s[-1] + first_ms[-1] / 1e3
+        if first.telemetry is not None:
+            telemetry_summary = summarize_telemetry(first.telemetry, start_s[0], last,
+                                                    len(first_ms) * frame_budget_ms / 1e3)
+        soak = summarize_soak(start_s, first_ms, first.telemetry)
+    processes = [ProcessRun(frames=len(r.samples.total_ms),  # type: ignore[union-attr]
+                            p50_ms=percentile(r.samples.total_ms, 50),  # type: ignore[union-attr]
+                            p99_ms=percentile(r.samples.total_ms, 99))  # type: ignore[union-attr]
+                 for r in replies] if len(replies) > 1 else []
+    return RunMetrics(
+        frames=len(samples),
+        warmup_frames=warmup_frames,
+        frame_budget_ms=frame_budget_ms,
+        audio_s=len(samples) * frame_budget_ms / 1e3,
+        ms_per_step=steps,
+        rtf=real_time_factor(steps.p50, frame_budget_ms),
+        rtf_p99=real_time_factor(steps.p99, frame_budget_ms),
+        stage_p50_ms=stage_medians(stages),
+        peak_rss_bytes=max(r.memory.peak_rss_bytes for r in replies),  # type: ignore[union-attr]
+        rss_after_load_bytes=first.memory.rss_after_load_bytes,
+        load_s=first.load_s or 0.0,
+        first_step_s=first.first_step_s or 0.0,
+        warmup_s=first.warmup_s or 0.0,
+        late_start_frames=sum(r.samples.late_start_frames for r in replies),  # type: ignore[union-attr]
+        samples_ms=samples,
+        stage_samples_ms=stages,
+        frame_start_s=start_s if len(replies) == 1 else [],
+        cuda=_cuda(replies),
+        telemetry=first.telemetry,
+        telemetry_summary=telemetry_summary,
+        soak=soak,
+        processes=processes,
+    )
+
+
+def _failure_reason(outcome: WorkerOutcome, reply: Optional[BenchReply], timeout_s: float) -> str:
+    phase = f" during {outcome.last_phase}" if outcome.last_phase else ""
+    if outcome.timed_out:
+        return f"timed out after {timeout_s:g} s{phase} (scenario timeout_s); the worker was killed"
+    if reply is not None and reply.error is not None:
+        return f"{reply.error.type}: {reply.error.message}".strip()
+    if outcome.signal_name is not None:
+        return f"worker killed by {outcome.signal_name}{phase}"
+    return f"worker exited with code {outcome.exit_code}{phase} without a result"
+
+
+def from_workers(run: RunConfig, processes: list[ProcessOutcome], *, frame_budget_ms: float, warmup_frames: int,
+                 timeout_s: float, started_at: datetime, machine: Optional[Machine] = None) -> RunResult:
+    """One record for a run: ok when every process measured; otherwise failed, with the first failure's
+    reason and diagnosis and the frames it measured before dying."""
+    failed = next((p for p in processes if not p.ok), None)
+    shown = failed or processes[0]
+    outcome, reply = shown.outcome, shown.reply
+    result = RunResult(
+        name=run.name,
+        config=run,
+        status="failed",
+        worker_pid=outcome.pid,
+        exit_code=outcome.exit_code,
+        signal=outcome.signal_name,
+        stderr_tail=outcome.stderr_tail,
+        engine=reply.engine if reply is not None else None,
+        started_at=started_at,
+        wall_s=sum(p.outcome.wall_s for p in processes),
+    )
+    if failed is None:
+        result.status = "ok"
+        result.metrics = _metrics([p.reply for p in processes], frame_budget_ms, warmup_frames)  # type: ignore[misc]
+        if len(processes) > 1:
+            for record, process in zip(result.metrics.processes, processes):
+                record.pid = process.outcome.pid
+        return result
+    which = f"process {processes.index(failed) + 1} of {len(processes)}: " if len(processes) > 1 else ""
+    result.reason = which + _failure_reason(outcome, reply, timeout_s)
+    result.partial_samples_ms = list(outcome.frames_ms)
+    error = reply.error if reply is not None else None
+    result.diagnosis = diagnose(
+        run, error_type=error.type if error else "", error_message=error.message if error else "",
+        stderr_tail=outcome.stderr_tail, signal_name=outcome.signal_name, exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out, timeout_s=timeout_s, last_phase=outcome.last_phase, machine=machine,
+        peak_rss_bytes=outcome.max_rss_bytes)
+    return result

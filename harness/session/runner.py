@@ -1,0 +1,232 @@
+"""Run every configuration of a scenario, one worker process each (or `repeat` of them); results on disk after
+every run; then the verdict, decided here and handed to the report to render."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from rich.console import Console
+
+from harness import __version__
+from harness.knowledge.devices import resolve_device
+from harness.launcher.environment import worker_env
+from harness.launcher.spawn import run_worker
+from harness.plan.planner import compare, plan_scenario_run
+from harness.plan.target import from_machine, from_scenario
+from harness.probe.machine import probe_machine
+from harness.records.config import Device, RunConfig
+from harness.records.plan import RunPlan
+from harness.records.schema import Machine, RunResult, Session, utc_now
+from harness.records.store import write_session
+from harness.records.validate import parse_wire
+from harness.records.wire import BenchJob, BenchReply, ProgressEvent, WorkerRun, to_json
+from harness.report.render import write_report
+from harness.scenario.load import LoadedScenario
+from harness.scenario.model import Criteria, Pace, Scenario
+from harness.session import assemble
+from harness.session.display import RunDisplay
+from harness.session.keys import measurement_key
+from harness.verdict.recommend import decide
+from harness.worker.environment import measurement_env
+
+WORK_DIR = ".work"
+LOG_DIR = "logs"
+
+
+@dataclass(frozen=True)
+class WorkerHooks:
+    """Callbacks for whoever embeds the runner (tests, tools): worker started, worker event."""
+
+    started: Callable[[str, int], None] = lambda run_name, pid: None
+    event: Callable[[str, ProgressEvent], None] = lambda run_name, event: None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    frames: Optional[int] = None  # exact measured frames (the scenario's are raised to the criteria's minimum)
+    warmup_frames: Optional[int] = None
+    timeout_s: Optional[float] = None
+    force: bool = False  # run what the planner predicts cannot work
+    resume: Optional[Session] = None  # reuse this session's ok runs measured the same way on the same machine
+
+
+def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int:
+    """The scenario's frames (or its soak duration), raised until both `min_frames` and `min_seconds` of audio
+    are met, so that a run is long enough to conclude from; `--frames` is taken as given."""
+    if override is not None:
+        return override
+    c: Criteria = scenario.criteria
+    by_seconds = math.ceil(c.min_seconds * 1000.0 / scenario.frame_budget_ms - 1e-9)
+    return max(scenario.measured_frames, c.min_frames, by_seconds)
+
+
+def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Optional[str]:
+    if run.device is Device.cuda and not machine.cuda_available:
+        return f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}"
+    if run.cuda_graphs and run.device is Device.cpu:
+        return "CUDA graphs need a CUDA device; this run is on the CPU (set cuda_graphs: off to run it here)"
+    if plan is not None and not plan.feasible:
+        return "predicted not to work here: " + "; ".join(plan.reasons) + " (--force runs it anyway)"
+    return None
+
+
+def worker_run(run: RunConfig) -> WorkerRun:
+    return WorkerRun(name=run.name, device=run.device.value, dtype=run.dtype.value, quantize=run.quantize.value,
+                     offload=run.offload.value, offload_fraction=run.offload_fraction, compile=run.compile,
+                     cuda_graphs=run.cuda_graphs)
+
+
+class ScenarioRunner:
+    def __init__(self, loaded: LoadedScenario, out_dir: Path, options: RunOptions, display_console: Console,
+                 hooks: Optional[WorkerHooks] = None) -> None:
+        self.loaded = loaded
+        self.hooks = hooks or WorkerHooks()
+        self.machine: Optional[Machine] = None
+        self.out_dir = out_dir
+        self.options = options
+        self.console = display_console
+        scenario = loaded.scenario
+        self.frames = frames_to_measure(scenario, options.frames)
+        self.warmup = options.warmup_frames or scenario.warmup_frames
+        self.timeout_s = options.timeout_s or scenario.timeout_s
+
+    def _job(self, run: RunConfig, work: Path, env: dict[str, str]) -> BenchJob:
+        s = self.loaded.scenario
+        return BenchJob(run=worker_run(run), preset=s.preset,
+                        weights_path=str(self.loaded.weights_path) if self.loaded.weights_path else None,
+                        frames=self.frames, warmup_frames=self.warmup, batch_size=s.batch_size,
+                        torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
+                        paced_frame_ms=s.frame_budget_ms if s.pace is Pace.realtime else None,
+                        telemetry_hz=s.telemetry_hz, reply_path=str(work / "reply.json"),
+                        env=measurement_env(env))
+
+    def _process(self, run: RunConfig, display: RunDisplay, index: int) -> assemble.ProcessOutcome:
+        repeat = self.loaded.scenario.repeat
+        label = run.name if repeat == 1 else f"{run.name}.{index + 1}"
+        work = self.out_dir / WORK_DIR / label
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        env = worker_env(run, self.loaded.scenario.torch_threads)
+        job = self._job(run, work, env)
+        (work / "job.json").write_text(to_json(job))
+
+        def on_event(event: ProgressEvent) -> None:
+            display.event(event)
+            self.hooks.event(run.name, event)
+
+        outcome = run_worker(work / "job.json", env, self._timeout(run), self.out_dir / LOG_DIR, label,
+                             on_event=on_event, on_start=lambda pid: self.hooks.started(run.name, pid),
+                             memory_limit_bytes=self.loaded.scenario.host_memory_limit_bytes)
+        reply: Optional[BenchReply] = None
+        try:
+            reply = parse_wire(BenchReply, Path(job.reply_path).read_text())
+        except (OSError, ValueError):
+            reply = None
+        shutil.rmtree(work / "scratch", ignore_errors=True)  # offloaded weights can be gigabytes
+        return assemble.ProcessOutcome(outcome, reply)
+
+    def _timeout(self, run: RunConfig) -> float:
+        return self.options.timeout_s or run.timeout_s or self.timeout_s
+
+    def _execute(self, run: RunConfig, display: RunDisplay) -> RunResult:
+        started = utc_now()
+        processes = []
+        for index in range(self.loaded.scenario.repeat):
+            processes.append(self._process(run, display, index))
+            if not processes[-1].ok:
+                break  # a configuration that failed once is reported, not retried
+        return assemble.from_workers(run, processes, frame_budget_ms=self.loaded.scenario.frame_budget_ms,
+                                     warmup_frames=self.warmup, timeout_s=self._timeout(run), started_at=started,
+                                     machine=self.machine)
+
+    def _plan(self, run: RunConfig, session: Session) -> Optional[RunPlan]:
+        if session.architecture is None or self.machine is None:
+            return None
+        return plan_scenario_run(session.architecture, self.loaded, run, from_machine(self.machine))
+
+    def _reusable(self, key: str) -> Optional[RunResult]:
+        previous = self.options.resume
+        if previous is None or self.machine is None or previous.machine.hardware_key != self.machine.hardware_key:
+            return None
+        return next((r for r in previous.runs if r.status == "ok" and r.measurement_key == key), None)
+
+    def _one(self, configured: RunConfig, session: Session, display: RunDisplay) -> RunResult:
+        assert self.machine is not None
+        choice = resolve_device(configured, self.machine)
+        run = choice.run
+        key = measurement_key(run, session.scenario, session.weights, self.frames, self.warmup)
+        reused = self._reusable(key)
+        if reused is not None:
+            display.note(f"{run.name}: measured before with the same configuration on this machine (--resume)")
+            return reused.model_copy(update={"name": run.name, "resumed": True})
+        plan = self._plan(run, session)
+        reason = choice.skip_reason or skip_reason(run, self.machine, plan)
+        if reason is not None and self.options.force and reason.startswith("predicted"):
+            reason = None
+        if reason is not None:
+            result = assemble.skipped(run, reason)
+            if choice.broken_cuda:
+                result.diagnosis = assemble.diagnose(run, error_message=self.machine.cuda_unavailable_reason,
+                                                     machine=self.machine)
+        else:
+            display.start(run.name, run.describe())
+            try:
+                result = self._execute(run, display)
+            except KeyboardInterrupt:
+                session.runs.append(RunResult(name=run.name, config=run, status="failed",
+                                              reason="interrupted by the user (Ctrl-C)"))
+                raise
+        result.measurement_key = key
+        result.plan = plan
+        if plan is not None and result.metrics is not None:
+            result.plan_check = compare(plan, result.metrics)
+        return result
+
+    def run(self, runs: list[RunConfig]) -> Session:
+        now = utc_now()
+        self.console.print("probing this machine (torch in a separate process) ...", highlight=False)
+        probe = probe_machine(self.out_dir / WORK_DIR / "probe", presets=[self.loaded.scenario.preset],
+                              disk_path=self.out_dir)
+        self.machine = probe.machine
+        session = Session(
+            harness_version=__version__, created_at=now, updated_at=now, state="running",
+            command=list(sys.argv), scenario_path=str(self.loaded.path),
+            scenario=self.loaded.scenario.model_dump(mode="json"),
+            weights=str(self.loaded.weights_path) if self.loaded.weights_path else "synthetic",
+            machine=self.machine, probe=probe.checks,
+            architecture=probe.architectures.get(self.loaded.scenario.preset),
+            frames=self.frames, warmup_frames=self.warmup,
+        )
+        write_session(session, self.out_dir)
+        try:
+            with RunDisplay(self.console, len(runs)) as display:
+                for configured in runs:
+                    result = self._one(configured, session, display)
+                    session.runs.append(result)
+                    session.updated_at = utc_now()
+                    write_session(session, self.out_dir)
+                    display.finish(result)
+        except KeyboardInterrupt:
+            session.state = "interrupted"
+            self._conclude(session)
+            raise
+        session.state = "complete"
+        self._conclude(session)
+        return session
+
+    def _conclude(self, session: Session) -> None:
+        """Target plans and the verdict, decided here; the report only renders them."""
+        scenario = self.loaded.scenario
+        if scenario.target is not None and session.architecture is not None:
+            target = from_scenario(scenario.target, self.machine)
+            session.target_plans = [plan_scenario_run(session.architecture, self.loaded, run, target)
+                                    for run in self.loaded.runs]
+        session.updated_at = utc_now()
+        session.verdict = decide(session, scenario.criteria)
+        write_session(session, self.out_dir)
+        write_report(session, session.verdict, self.out_dir)
