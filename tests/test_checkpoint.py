@@ -133,6 +133,7 @@ def test_harness_run_with_a_local_checkpoint_folder(tmp_path: Path, write_scenar
         weights: {folder}
         frames: 3
         warmup_frames: 2
+        criteria: {{min_frames: 1, min_seconds: 0}}
         torch_threads: 2
         runs:
           - device: cpu

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     assert "Traceback" not in done.stdout + done.stderr
 
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_name"] == "harness.results" and results["schema_version"] == 1
+    assert results["schema_name"] == "harness.results" and results["schema_version"] == 2
     assert results["state"] == "complete" and results["weights"] == "synthetic"
     assert {c["name"] for c in results["probe"]} >= {"os", "cuda", "triton", "bitsandbytes"}
     assert results["architecture"]["preset"] == "personaplex-tiny"
@@ -57,6 +60,8 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     assert "NO_TORCH_COMPILE" not in engines["cpu-bf16-compile"]["env"]
     assert engines["cpu-bf16-eager"]["env"]["NO_TORCH_COMPILE"] == "1"
     assert all(e["env"]["NO_CUDA_GRAPH"] == "1" for e in engines.values())
+    assert all(e["env"]["OMP_NUM_THREADS"] == "2" for e in engines.values()), "thread settings are recorded"
+    assert all(e["cuda_graphs_captured"] == 0 and e["recompiles_measured"] == 0 for e in engines.values())
 
     verdict = results["verdict"]
     assert verdict["go"] is False and verdict["headline"].startswith("NO-GO")  # tiny model, 2 CPU cores
@@ -68,6 +73,24 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     assert len(csv) == 1 + len(runs)
     assert (out / "logs" / "cpu-bf16-eager.stderr.log").exists()
     assert "RTF" in done.stdout and "cpu-bf16-offload-eager" in done.stdout
+    _job_json_re_runs_the_run(out)
+
+
+def _job_json_re_runs_the_run(out: Path) -> None:
+    """`.work/<run>/job.json` really re-runs the run: started from a shell without the run's environment, the
+    worker re-executes itself with the job's (NO_TORCH_COMPILE=1 here), then measures as the session did."""
+    job = out / ".work" / "cpu-bf16-eager" / "job.json"
+    reply = Path(json.loads(job.read_text())["reply_path"])
+    reply.unlink()
+    env = {k: v for k, v in os.environ.items() if k not in {"NO_TORCH_COMPILE", "NO_CUDA_GRAPH", "OMP_NUM_THREADS"}}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run([sys.executable, "-m", "harness.worker", str(job)], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "re-running with the job's environment" in done.stderr
+    again = json.loads(reply.read_text())
+    assert again["status"] == "ok" and again["engine"]["env"]["NO_TORCH_COMPILE"] == "1"
+    assert len(again["samples"]["total_ms"]) == 4
 
 
 @pytest.mark.skipif(cuda_available(), reason="shows the no-GPU behaviour; this machine has a GPU")

@@ -25,6 +25,7 @@ frames: {frames}
 warmup_frames: 2
 torch_threads: 1
 timeout_s: {timeout}
+criteria: {{min_frames: 1, min_seconds: 0}}   # exactly `frames`: the faults, not the verdict, are under test
 defaults:
   device: cpu
   dtype: float32
@@ -91,6 +92,7 @@ def test_worker_exception_is_a_failed_record_with_its_traceback(tmp_path: Path, 
         weights: {folder}
         frames: 2
         warmup_frames: 2
+        criteria: {{min_frames: 1, min_seconds: 0}}
         runs:
           - device: cpu
         """)

@@ -97,18 +97,20 @@ def test_predicted_oom_is_skipped_and_forced_oom_is_diagnosed(tmp_path: Path, wr
 def test_cuda_run_forced_on_a_cpu_machine_is_diagnosed(tmp_path: Path) -> None:
     from harness.launcher.environment import worker_env
     from harness.launcher.spawn import run_worker
-    from harness.session.assemble import from_worker
     from harness.records.schema import utc_now
+    from harness.records.validate import parse_wire
+    from harness.records.wire import BenchJob, BenchReply, to_json
     from harness.scenario.model import RunConfig, RunDefaults
-    from harness.worker.protocol import BenchJob, BenchReply
+    from harness.session.assemble import ProcessOutcome, from_workers
+    from harness.session.runner import worker_run
 
     run = RunConfig(name="cuda", **{**RunDefaults().model_dump(), "device": "cuda"})
-    job = BenchJob(run=run, preset="personaplex-tiny", frames=2, warmup_frames=2, batch_size=1, torch_threads=1,
-                   seed=0, scratch_dir=str(tmp_path), reply_path=str(tmp_path / "reply.json"))
-    (tmp_path / "job.json").write_text(job.model_dump_json())
+    job = BenchJob(run=worker_run(run), preset="personaplex-tiny", frames=2, warmup_frames=2, batch_size=1,
+                   torch_threads=1, seed=0, scratch_dir=str(tmp_path), reply_path=str(tmp_path / "reply.json"))
+    (tmp_path / "job.json").write_text(to_json(job))
     outcome = run_worker(tmp_path / "job.json", worker_env(run, 1), 120, tmp_path, "cuda", on_event=lambda e: None)
-    reply = BenchReply.model_validate_json((tmp_path / "reply.json").read_text())
-    result = from_worker(run, outcome, reply, frame_budget_ms=80, warmup_frames=2, timeout_s=120,
-                         started_at=utc_now())
+    reply = parse_wire(BenchReply, (tmp_path / "reply.json").read_text())
+    result = from_workers(run, [ProcessOutcome(outcome, reply)], frame_budget_ms=80, warmup_frames=2, timeout_s=120,
+                          started_at=utc_now())
     assert result.status == "failed" and result.diagnosis is not None and result.diagnosis.kind == "no_cuda"
     assert "device: cpu" in result.diagnosis.remedy

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.records.store import load_session, write_session
-from harness.report.render import write_report
+from harness.report.render import criteria_of, write_report
+from harness.verdict.recommend import decide
 from tests.conftest import run_cli
 from tests.unit.test_verdict import _run, _session
 
@@ -34,15 +35,17 @@ def browser():  # noqa: ANN201
 
 
 def _results_folder(tmp_path: Path) -> Path:
-    good = _run("cuda-bf16-compile-graphs", [30.0 + (i % 7) for i in range(400)], compile=True, cuda_graphs=True)
+    good = _run("cuda-bf16-compile-graphs", [30.0 + (i % 7) for i in range(500)], compile=True, cuda_graphs=True)
     slow = _run("cuda-fp16-eager", [95.0 + (i % 3) for i in range(300)], dtype="float16")
     hostile = _run(HOSTILE_NAME, None, status="failed")
     hostile.reason = HOSTILE_REASON
     hostile.stderr_tail = "Traceback ...\n<script>window.__pwned = 3</script>"
     session = _session([good, slow, hostile])
-    session.scenario = {"name": "browser", "frame_budget_ms": 80.0, "frames": 400, "warmup_frames": 10}
+    session.scenario = {"name": "browser", "preset": "personaplex-7b", "frame_budget_ms": 80.0, "frames": 400,
+                        "warmup_frames": 10}
+    session.verdict = decide(session, criteria_of(session))
     write_session(session, tmp_path)
-    write_report(session, tmp_path)
+    write_report(session, session.verdict, tmp_path)
     return tmp_path
 
 
@@ -58,6 +61,11 @@ def test_report_shows_verdict_and_every_plot_in_chromium(browser, tmp_path: Path
     headline = page.locator("#verdict-headline")
     assert headline.is_visible() and headline.inner_text().startswith("GO: cuda-bf16-compile-graphs")
     assert page.locator("#recommended").is_visible()
+    assert page.locator("#model-label").inner_text() == "PersonaPlex-7B with synthetic weights"
+    sub = page.locator("p.sub").inner_text()
+    assert "500/300 measured frames after 10 warmup" in sub, "frames from what ran, not from the YAML's 400"
+    details = page.locator("#details").inner_text()
+    assert "certified" in details and "159 more frames would certify" in details
     images = page.locator("figure img")
     assert images.count() == 5  # no telemetry in these fabricated runs
     for i in range(images.count()):

@@ -26,6 +26,7 @@ pace: realtime
 warmup_frames: 2
 torch_threads: 2
 telemetry_hz: 10
+criteria: {min_frames: 1, min_seconds: 0}   # the soak's own 3 s, not the default minimums
 runs:
   - device: cpu
     dtype: float32
@@ -47,9 +48,12 @@ def test_soak_is_paced_and_summarised(soak_results: Path) -> None:
     assert run.status == "ok", run.reason
     m = run.metrics
     assert m is not None and m.frames == 12  # 3 s of 250 ms frames
-    gaps = [b - a for a, b in zip(m.frame_start_s, m.frame_start_s[1:])]
-    assert min(gaps) >= 0.245, "paced: a frame never starts before its audio has arrived"
-    assert m.soak is not None and 2.7 <= m.soak.duration_s <= 3.5
+    # Paced: measured frame j never starts before its audio has arrived, j frames after the first measured one.
+    # (After a late frame the next one may start at once, so gaps between neighbours can be short; a loaded
+    # machine can only make starts later, never earlier, so this holds under any load.)
+    early = [j for j, start in enumerate(m.frame_start_s) if start - m.frame_start_s[0] < j * 0.250 - 0.002]
+    assert early == [], f"frames started before their audio arrived: {early}"
+    assert m.soak is not None and m.soak.duration_s >= 11 * 0.250 - 0.002
     assert m.soak.rss_growth_mb is not None and not m.soak.leak_suspected
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from harness.scenario.model import RunConfig
+from harness.records.config import RunConfig
 
 # Settings that would silently change what a run measures if inherited from the user's shell.
 _CONTROLLED = ("NO_TORCH_COMPILE", "NO_CUDA_GRAPH", "TORCHDYNAMO_DISABLE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

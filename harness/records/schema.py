@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from harness.records.architecture import ArchitectureFacts
 from harness.records.base import Record
@@ -31,7 +31,11 @@ def utc_now() -> datetime:
 
 
 class Percentiles(Record):
-    """Milliseconds. Linear interpolation between order statistics (numpy's default method)."""
+    """Milliseconds. Linear interpolation between order statistics (numpy's default method).
+
+    Built from `harness.stats.percentiles.summarize` (stats import no records): attributes are read as is."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
 
     p50: float
     p90: float

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
@@ -64,7 +64,7 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
     for reply in replies:
         for stage, values in reply.samples.stage_ms.items():  # type: ignore[union-attr]
             stages.setdefault(stage, []).extend(values)
-    steps = Percentiles(**asdict(summarize(samples)))
+    steps = Percentiles.model_validate(summarize(samples))
     telemetry_summary = soak = None
     start_s = first.samples.start_s
     if start_s:

@@ -149,21 +149,22 @@ class ScenarioRunner:
             return None
         return plan_scenario_run(session.architecture, self.loaded, run, from_machine(self.machine))
 
-    def _reusable(self, key: str) -> Optional[RunResult]:
+    def _reusable(self, name: str, key: str) -> Optional[RunResult]:
         previous = self.options.resume
         if previous is None or self.machine is None or previous.machine.hardware_key != self.machine.hardware_key:
             return None
-        return next((r for r in previous.runs if r.status == "ok" and r.measurement_key == key), None)
+        return next((r for r in previous.runs
+                     if r.status == "ok" and r.name == name and r.measurement_key == key), None)
 
     def _one(self, configured: RunConfig, session: Session, display: RunDisplay) -> RunResult:
         assert self.machine is not None
         choice = resolve_device(configured, self.machine)
         run = choice.run
         key = measurement_key(run, session.scenario, session.weights, self.frames, self.warmup)
-        reused = self._reusable(key)
+        reused = self._reusable(run.name, key)
         if reused is not None:
             display.note(f"{run.name}: measured before with the same configuration on this machine (--resume)")
-            return reused.model_copy(update={"name": run.name, "resumed": True})
+            return reused.model_copy(update={"resumed": True})
         plan = self._plan(run, session)
         reason = choice.skip_reason or skip_reason(run, self.machine, plan)
         if reason is not None and self.options.force and reason.startswith("predicted"):
