@@ -36,6 +36,11 @@ class Offload(str, Enum):
     cpu = "cpu"
 
 
+class Serving(str, Enum):
+    model = "model"  # moshi's inference core: Mimi encode -> LMGen.step -> Mimi decode
+    personaplex_server = "personaplex-server"  # what NVIDIA PersonaPlex's server does per frame, extras timed
+
+
 class RunConfig(BaseModel):
     """A fully resolved run: what one worker process executes."""
 
@@ -50,6 +55,7 @@ class RunConfig(BaseModel):
     compile: bool
     cuda_graphs: bool
     timeout_s: Optional[float] = None
+    serving: Serving = Serving.model
     resolved_from: Optional[str] = None  # "auto" when the session chose the device; the report says so
 
     def measurement_key(self) -> str:
@@ -65,4 +71,5 @@ class RunConfig(BaseModel):
             parts.append(f"offload {self.offload_fraction:.0%} of layers")
         parts.append("compile" if self.compile else "eager")
         parts.append("CUDA graphs" if self.cuda_graphs else "no CUDA graphs")
+        parts.append("PersonaPlex server frame" if self.serving is Serving.personaplex_server else "moshi core")
         return ", ".join(parts)

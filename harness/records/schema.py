@@ -67,6 +67,23 @@ class ProcessRun(Record):
     p99_ms: float
 
 
+class PrefillMetrics(Record):
+    """The persona prefill before the call's first frame, as the server steps it."""
+
+    steps: int = Field(description="voice + silence + text + silence LM steps")
+    voice_steps: int
+    silence_steps: int
+    text_steps: int
+    text_tokens_estimated: bool = False
+    seconds: float = Field(description="wall time of the prefill, the server's waits included")
+    wait_s: float = Field(description="of which the server's liveness waits (10 ms before each step)")
+    voice_encode_ms: float = 0.0
+    step_p50_ms: float
+    step_p99_ms: float
+    context_frames: int = Field(description="context the prompt used up before the conversation starts")
+    context_capacity: int = 0
+
+
 class RunMetrics(Record):
     frames: int
     warmup_frames: int
@@ -90,6 +107,11 @@ class RunMetrics(Record):
     telemetry: Optional[TelemetrySeries] = None
     telemetry_summary: Optional[TelemetrySummary] = None
     soak: Optional[SoakSummary] = None
+    prefill: Optional[PrefillMetrics] = None
+    first_frame_ms: Optional[float] = Field(default=None, description="the conversation's first frame")
+    time_to_first_audio_s: Optional[float] = Field(
+        default=None, description="load + warmup + prefill + first frame: from starting the server to the first "
+                                  "audio of a call")
     processes: list[ProcessRun] = Field(
         default_factory=list, description="one entry per worker process (scenario `repeat`); samples_ms is their "
                                           "concatenation in this order")

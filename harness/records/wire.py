@@ -134,6 +134,8 @@ class EngineInfo:
     env: dict[str, str] = field(default_factory=dict)  # every variable that can change a measurement
     python: str = ""
     cuda_runtime: Optional[str] = None
+    serving: str = "model"  # what ran per frame: the bare core, or the PersonaPlex server's frame
+    moshi_flavour: str = "pypi"  # pypi (the harness's faithful emulation) or nvidia (PersonaPlex's own fork)
 
 
 @dataclass
@@ -180,6 +182,21 @@ class WorkerRun:
 
 
 @dataclass
+class PersonaJob:
+    """The persona prompt a PersonaPlex server steps through, one LM step at a time, before the first user frame:
+    voice-prompt frames, silence, one step per text-prompt token, silence."""
+
+    __pydantic_config__ = _FORBID
+    voice_prompt_frames: int = 0  # from a voice embedding (.pt in NVIDIA's server): LM steps without Mimi
+    voice_prompt_wav: Optional[str] = None  # a .wav instead: its frames go through Mimi encode first
+    silence_frames: int = 6  # int(0.5 s x 12.5 Hz), before and after the text prompt
+    text_prompt_tokens: int = 0
+    text_prompt: Optional[str] = None  # tokenised in the worker when `tokenizer` is given
+    tokenizer: Optional[str] = None  # a SentencePiece model file
+    server_wait_ms: float = 10.0  # NVIDIA's server awaits a 10 ms liveness check before each prompt step
+
+
+@dataclass
 class BenchJob:
     __pydantic_config__ = _FORBID
     run: WorkerRun
@@ -196,6 +213,8 @@ class BenchJob:
     paced_frame_ms: Optional[float] = None  # wait for each frame's audio like a live session
     telemetry_hz: float = 10.0
     env: dict[str, str] = field(default_factory=dict)  # what the worker must run under (re-exec'd by hand runs)
+    serving: str = "model"  # model | personaplex-server (the server's per-frame extras, each timed)
+    persona: Optional[PersonaJob] = None  # prefill before the measured frames, as a server does per connection
 
 
 @dataclass
@@ -214,7 +233,9 @@ def job_from_json(text: str) -> "BenchJob | ProbeJob":
         raise ValueError("not a harness job: expected a JSON object with kind 'bench' or 'probe'")
     if data["kind"] == "probe":
         return ProbeJob(**data)
-    return BenchJob(**{**data, "run": WorkerRun(**data["run"])})
+    persona = data.get("persona")
+    return BenchJob(**{**data, "run": WorkerRun(**data["run"]),
+                       "persona": PersonaJob(**persona) if isinstance(persona, dict) else None})
 
 
 # --- replies (worker -> parent) ---------------------------------------------------------------------------------
@@ -241,6 +262,22 @@ class FrameSamples:
 
 
 @dataclass
+class PrefillSamples:
+    """The persona prefill as it ran: its LM steps (each timed) and the server's waits between them."""
+
+    __pydantic_config__ = _FORBID
+    voice_steps: int
+    silence_steps: int
+    text_steps: int
+    step_ms: list[float]  # every prefill step, in order (voice, silence, text, silence)
+    seconds: float  # wall time of the whole prefill, waits included
+    wait_s: float  # of which the server's waits
+    voice_encode_ms: float = 0.0  # Mimi encode of a .wav voice prompt
+    text_tokens_estimated: bool = False  # a text prompt counted without its tokenizer
+    context_capacity: int = 0  # the LM's context in frames (what the prompt's steps use up)
+
+
+@dataclass
 class MemoryReading:
     __pydantic_config__ = _FORBID
     peak_rss_bytes: int
@@ -264,6 +301,8 @@ class BenchReply:
     warmup_s: Optional[float] = None
     memory: Optional[MemoryReading] = None
     telemetry: Optional[TelemetrySeries] = None
+    prefill: Optional[PrefillSamples] = None
+    first_frame_ms: Optional[float] = None  # the first conversation frame after the prefill
 
 
 @dataclass

@@ -7,8 +7,9 @@ from typing import Any
 
 from harness.scenario.model import Matrix, RunConfig, RunSpec, Scenario, auto_run_name
 
-_RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs", "timeout_s")
-_MATRIX_AXES = ("device", "dtype", "quantize", "offload", "compile", "cuda_graphs")
+_RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs", "timeout_s",
+               "serving")
+_MATRIX_AXES = ("device", "dtype", "quantize", "offload", "compile", "cuda_graphs", "serving")
 
 
 class ExpansionError(ValueError):
@@ -58,7 +59,10 @@ def expand_runs(scenario: Scenario) -> list[RunConfig]:
     configs: list[RunConfig] = []
     seen: dict[str, tuple[str | int, ...]] = {}
     for loc, cfg, explicit_name in located:
-        name = explicit_name or auto_run_name(cfg)
+        usual = scenario.serving_for(cfg)
+        if cfg.get("serving") is None:
+            cfg = {**cfg, "serving": usual}
+        name = explicit_name or auto_run_name(cfg, usual)
         if name in seen:
             raise ExpansionError(
                 loc + (("name",) if explicit_name else ()),

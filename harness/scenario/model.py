@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from harness.records.config import Device, DType, Offload, Quantize, RunConfig
+from harness.records.config import Device, DType, Offload, Quantize, RunConfig, Serving
 from harness.scenario.presets import MIN_WARMUP_FRAMES, PRESETS
 
-__all__ = ["Device", "DType", "Offload", "Quantize", "RunConfig"]  # the run record lives in records (the bottom room)
+# The run record lives in records (the bottom room); re-exported here where scenarios are read.
+__all__ = ["Device", "DType", "Offload", "Quantize", "RunConfig", "Serving"]
 
 
 def _parse_switch(value: Any) -> Any:
@@ -54,6 +55,7 @@ class RunSpec(_Strict):
     compile: Optional[Switch] = None
     cuda_graphs: Optional[Switch] = None
     timeout_s: Optional[float] = Field(default=None, gt=0.0)
+    serving: Optional[Serving] = None
 
 
 class RunDefaults(_Strict):
@@ -65,6 +67,8 @@ class RunDefaults(_Strict):
     compile: Switch = False
     cuda_graphs: Switch = False
     timeout_s: Optional[float] = Field(default=None, gt=0.0, description="None: the scenario's timeout_s")
+    serving: Optional[Serving] = Field(default=None, description="None: personaplex-server for PersonaPlex presets, "
+                                                                 "model for Moshi presets")
 
 
 class Matrix(_Strict):
@@ -76,10 +80,11 @@ class Matrix(_Strict):
     offload: list[Offload] = Field(default_factory=list)
     compile: list[Switch] = Field(default_factory=list)
     cuda_graphs: list[Switch] = Field(default_factory=list)
+    serving: list[Serving] = Field(default_factory=list)
     exclude: list[RunSpec] = Field(default_factory=list)
 
 
-def auto_run_name(cfg: dict[str, Any]) -> str:
+def auto_run_name(cfg: dict[str, Any], default_serving: Serving = Serving.model) -> str:
     parts = [Device(cfg["device"]).value, DType(cfg["dtype"]).short]
     if Quantize(cfg["quantize"]) is Quantize.int8:
         parts.append("int8")
@@ -88,6 +93,9 @@ def auto_run_name(cfg: dict[str, Any]) -> str:
     parts.append("compile" if cfg["compile"] else "eager")
     if cfg["cuda_graphs"]:
         parts.append("graphs")
+    serving = Serving(cfg.get("serving") or default_serving)
+    if serving is not default_serving:  # names stay as they were for the preset's usual serving
+        parts.append("server" if serving is Serving.personaplex_server else "core")
     return "-".join(parts)
 
 
@@ -109,6 +117,41 @@ class Target(_Strict):
     host_ram_gib: Optional[float] = Field(default=None, gt=0)
     host_memory_bandwidth_gbs: Optional[float] = Field(default=None, gt=0)
     os: TargetOS = TargetOS.linux
+
+
+class Persona(_Strict):
+    """The persona prompt stepped before every call's first frame (PersonaPlex's `step_system_prompts`)."""
+
+    voice_prompt_frames: int = Field(
+        default=50, ge=0, le=10_000,
+        description="voice-prompt frames from a voice embedding (.pt); 50 (4 s) is an assumption: NVIDIA's NAT/VAR "
+                    "voice files are not in its repository, so measure yours with voice_prompt")
+    voice_prompt: Optional[str] = Field(default=None, description="a 16-bit PCM .wav: its frames go through Mimi")
+    text_prompt_tokens: int = Field(
+        default=65, ge=0, le=100_000,
+        description="SentencePiece tokens of the text prompt with its <system> tags; 65 is the estimate for the "
+                    "example service prompt of NVIDIA's README (assets/test/prompt_service.txt, 45 words)")
+    text_prompt: Optional[str] = Field(default=None, description="the prompt itself (counted, or tokenised with "
+                                                                 "`tokenizer`)")
+    tokenizer: Optional[str] = Field(default=None, description="PersonaPlex's SentencePiece model file")
+    silence_frames: int = Field(default=6, ge=0, le=1000, description="int(0.5 s x 12.5 Hz), as NVIDIA's server")
+    server_wait_ms: float = Field(default=10.0, ge=0.0, description="the server's liveness wait before each step")
+
+    @property
+    def steps(self) -> Optional[int]:
+        """voice + silence + text + silence, when known before running (a .wav or a tokenizer decide in the worker)."""
+        if self.voice_prompt or (self.text_prompt and self.tokenizer):
+            return None
+        return self.voice_prompt_frames + 2 * self.silence_frames + self.text_prompt_tokens
+
+
+class Latency(_Strict):
+    """Terms of the mouth-to-ear estimate that the harness cannot measure: the user declares them."""
+
+    network_rtt_ms: float = Field(default=0.0, ge=0.0, description="client <-> server round trip")
+    audio_path_ms: float = Field(default=0.0, ge=0.0, description="capture and playback outside the model, e.g. "
+                                                                 "WSLg's 30-50 ms")
+    target_ms: float = Field(default=500.0, gt=0.0, description="the seeds' conversational target, < 500 ms")
 
 
 class Pace(str, Enum):
@@ -176,6 +219,10 @@ class Scenario(_Strict):
     duration: Optional[Duration] = Field(default=None, gt=0, description="soak: measure this long instead of `frames`")
     telemetry_hz: float = Field(default=10.0, ge=0.0, le=100.0, description="0 turns the sampler off")
     criteria: Criteria = Field(default_factory=Criteria)
+    persona: Annotated[Union[Persona, bool, None], BeforeValidator(_parse_switch)] = Field(
+        default=None, description="the persona prefill; unset: the default persona for PersonaPlex presets and none "
+                                  "for Moshi presets; off: no prefill")
+    latency: Latency = Field(default_factory=Latency)
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     matrix: Optional[Matrix] = None
     runs: list[RunSpec] = Field(default_factory=list)
@@ -193,6 +240,31 @@ class Scenario(_Strict):
         if not value.strip():
             raise ValueError("weights must be 'synthetic' or a path to a local model.safetensors")
         return value
+
+    @property
+    def effective_persona(self) -> Optional[Persona]:
+        if self.persona is False:
+            return None
+        if isinstance(self.persona, Persona):
+            return self.persona
+        if self.persona is True or PRESETS[self.preset].family == "personaplex":
+            return Persona()
+        return None
+
+    @property
+    def default_serving(self) -> Serving:
+        """NVIDIA's server for PersonaPlex presets (what deploys them), moshi's core for Moshi presets."""
+        family = PRESETS[self.preset].family if self.preset in PRESETS else "moshi"
+        return Serving.personaplex_server if family == "personaplex" else Serving.model
+
+    def serving_for(self, cfg: dict[str, Any]) -> Serving:
+        """A run's serving when it names none: the preset's default, except that configurations NVIDIA's server
+        cannot run (it offers bf16 only, no int8, and its own offload) are measured as moshi's core."""
+        if self.default_serving is Serving.model:
+            return Serving.model
+        servable = (DType(cfg["dtype"]) is DType.bfloat16 and Quantize(cfg["quantize"]) is Quantize.none
+                    and Offload(cfg["offload"]) is not Offload.cpu)
+        return Serving.personaplex_server if servable else Serving.model
 
     @property
     def uses_synthetic_weights(self) -> bool:

@@ -10,7 +10,7 @@ from harness.diagnosis.diagnose import diagnose
 from harness.launcher.spawn import WorkerOutcome
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
-from harness.records.schema import CudaMetrics, Percentiles, ProcessRun, RunMetrics, RunResult
+from harness.records.schema import CudaMetrics, Percentiles, PrefillMetrics, ProcessRun, RunMetrics, RunResult
 from harness.records.wire import BenchReply
 from harness.session.summaries import summarize_soak, summarize_telemetry
 from harness.stats.percentiles import percentile, real_time_factor, stage_medians, summarize
@@ -74,6 +74,11 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
             telemetry_summary = summarize_telemetry(first.telemetry, start_s[0], last,
                                                     len(first_ms) * frame_budget_ms / 1e3)
         soak = summarize_soak(start_s, first_ms, first.telemetry)
+    prefill = _prefill(first)
+    ttfa = None
+    if first.first_frame_ms is not None:
+        ttfa = ((first.load_s or 0.0) + (first.warmup_s or 0.0) + (prefill.seconds if prefill else 0.0)
+                + first.first_frame_ms / 1e3)
     processes = [ProcessRun(frames=len(r.samples.total_ms),  # type: ignore[union-attr]
                             p50_ms=percentile(r.samples.total_ms, 50),  # type: ignore[union-attr]
                             p99_ms=percentile(r.samples.total_ms, 99))  # type: ignore[union-attr]
@@ -100,8 +105,22 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         telemetry=first.telemetry,
         telemetry_summary=telemetry_summary,
         soak=soak,
+        prefill=prefill,
+        first_frame_ms=first.first_frame_ms,
+        time_to_first_audio_s=ttfa,
         processes=processes,
     )
+
+
+def _prefill(reply: BenchReply) -> Optional[PrefillMetrics]:
+    p = reply.prefill
+    if p is None or not p.step_ms:
+        return None
+    return PrefillMetrics(steps=len(p.step_ms), voice_steps=p.voice_steps, silence_steps=p.silence_steps,
+                          text_steps=p.text_steps, text_tokens_estimated=p.text_tokens_estimated, seconds=p.seconds,
+                          wait_s=p.wait_s, voice_encode_ms=p.voice_encode_ms, step_p50_ms=percentile(p.step_ms, 50),
+                          step_p99_ms=percentile(p.step_ms, 99), context_frames=len(p.step_ms),
+                          context_capacity=p.context_capacity)
 
 
 def _failure_reason(outcome: WorkerOutcome, reply: Optional[BenchReply], timeout_s: float) -> str:

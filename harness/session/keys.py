@@ -10,7 +10,7 @@ from harness.records.config import RunConfig
 
 # Scenario fields that change what a worker measures (not names, descriptions, criteria or time limits).
 MEASUREMENT_FIELDS = ("preset", "batch_size", "torch_threads", "frame_budget_ms", "pace", "seed", "telemetry_hz",
-                      "host_memory_limit_gib")
+                      "host_memory_limit_gib", "persona")
 
 
 def measurement_key(run: RunConfig, scenario: dict[str, Any], weights: str, frames: int, warmup: int) -> str:

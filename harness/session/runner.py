@@ -24,7 +24,7 @@ from harness.records.plan import RunPlan
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.records.validate import parse_wire
-from harness.records.wire import BenchJob, BenchReply, ProgressEvent, WorkerRun, to_json
+from harness.records.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, WorkerRun, to_json
 from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.scenario.model import Criteria, Pace, Scenario
@@ -103,7 +103,17 @@ class ScenarioRunner:
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
                         paced_frame_ms=s.frame_budget_ms if s.pace is Pace.realtime else None,
                         telemetry_hz=s.telemetry_hz, reply_path=str(work / "reply.json"),
-                        env=measurement_env(env))
+                        env=measurement_env(env), serving=run.serving.value, persona=self._persona())
+
+    def _persona(self) -> Optional[PersonaJob]:
+        persona = self.loaded.scenario.effective_persona
+        if persona is None:
+            return None
+        wav = str(self.loaded.path.parent / persona.voice_prompt) if persona.voice_prompt else None
+        tokenizer = str(self.loaded.path.parent / persona.tokenizer) if persona.tokenizer else None
+        return PersonaJob(voice_prompt_frames=persona.voice_prompt_frames, voice_prompt_wav=wav,
+                          silence_frames=persona.silence_frames, text_prompt_tokens=persona.text_prompt_tokens,
+                          text_prompt=persona.text_prompt, tokenizer=tokenizer, server_wait_ms=persona.server_wait_ms)
 
     def _process(self, run: RunConfig, display: RunDisplay, index: int) -> assemble.ProcessOutcome:
         repeat = self.loaded.scenario.repeat

@@ -92,7 +92,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         progress.phase(phase)
         start, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         built = build_models(job.run, job.preset, Path(job.weights_path) if job.weights_path else None,
-                             job.seed, Path(job.scratch_dir))
+                             job.seed, Path(job.scratch_dir), serving=job.serving)
         reply.load_s = time.perf_counter() - start
         engine = reply.engine = built.info
         after = resource.getrusage(resource.RUSAGE_SELF)
@@ -109,7 +109,9 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         with sampler if sampler is not None else nullcontext():
             loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
-                                  on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms)
+                                  on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms,
+                                  other_mimi=built.other_mimi, persona=job.persona)
+        reply.prefill, reply.first_frame_ms = loop.prefill, loop.first_frame_ms
         origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)
         reply.telemetry = sampler.series if sampler is not None else _no_telemetry(job.telemetry_hz)
         reply.first_step_s, reply.warmup_s = loop.first_step_s, loop.warmup_s

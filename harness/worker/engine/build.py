@@ -34,6 +34,7 @@ class BuiltModels:
     lm_gen: LMGen
     device: torch.device
     info: EngineInfo
+    other_mimi: Optional[MimiModel] = None
 
 
 def resolve_device(run: WorkerRun) -> torch.device:
@@ -58,8 +59,17 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _mimi(mimi_file: Optional[Path], device: torch.device, seed: int) -> MimiModel:
+    if mimi_file is not None:
+        mimi = loaders.get_mimi(mimi_file, device=device, num_codebooks=MIMI_CODEBOOKS)
+    else:
+        mimi = mimi_on_meta()
+        SyntheticWeights(seed + 1).materialize(mimi, device)
+    return mimi.eval()
+
+
 def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed: int,
-                 scratch_dir: Path) -> BuiltModels:
+                 scratch_dir: Path, serving: str = "model") -> BuiltModels:
     device = resolve_device(run)
     dtype = getattr(torch, run.dtype)
     lm = lm_on_meta(preset, dtype)
@@ -98,14 +108,11 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
         main = "cpu" if device.type == "cpu" else str(device)
         tier = offload_layers(lm, offloaded, main, scratch_dir / "offload")
 
-    if mimi_file is not None:
-        mimi = loaders.get_mimi(mimi_file, device=device, num_codebooks=MIMI_CODEBOOKS)
-    else:
-        mimi = mimi_on_meta()
-        SyntheticWeights(seed + 1).materialize(mimi, device)
-        if weights_path is not None:
-            weights += f"; Mimi synthetic (no {loaders.MIMI_NAME} beside it)"
-    mimi.eval()
+    mimi = _mimi(mimi_file, device, seed)
+    if mimi_file is None and weights_path is not None:
+        weights += f"; Mimi synthetic (no {loaders.MIMI_NAME} beside it)"
+    # PersonaPlex's server loads a second Mimi from the same file and runs it every frame (results discarded).
+    other_mimi = _mimi(mimi_file, device, seed) if serving == "personaplex-server" else None
 
     lm_gen = FullDuplexLMGen(lm)
     info = EngineInfo(
@@ -123,5 +130,6 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
         offloaded_layers=offloaded,
         offload_tier=tier,
         cuda_runtime=torch.version.cuda,
+        serving=serving,
     )
-    return BuiltModels(mimi=mimi, lm=lm, lm_gen=lm_gen, device=device, info=info)
+    return BuiltModels(mimi=mimi, lm=lm, lm_gen=lm_gen, device=device, info=info, other_mimi=other_mimi)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from moshi.models.compression import MimiModel
 from moshi.models.lm import LMGen
 
+from harness.records.wire import PersonaJob, PrefillSamples
 from harness.worker.pipeline.audio import speech_like
 from harness.worker.pipeline.clock import StageClock
 from harness.worker.pipeline.graphs import count_captured_graphs
+from harness.worker.pipeline.prefill import run_prefill
+from harness.worker.pipeline.server_frame import SERVER_STAGES, ServerExtras
 
 AGENT_CODEBOOKS = 8  # the agent's own audio stream: cache rows 1..8, what Mimi decodes
 STAGES = ("encode", "lm_step", "decode")
@@ -41,38 +44,60 @@ class FrameLoopResult:
     compiled_before_measuring: int = 0  # dynamo frames compiled before the first measured frame
     compiled_total: int = 0  # ... and by the end: a difference means the measured window recompiled
     graphs_captured: int = 0
+    prefill: Optional[PrefillSamples] = None
+    first_frame_ms: Optional[float] = None  # the first measured frame: the first of the conversation
 
 
 class FrameLoop:
-    """One streaming session of Mimi + LMGen; `frame(index)` runs and times one full-duplex frame."""
+    """One streaming session of Mimi + LMGen; `frame(index)` runs and times one full-duplex frame.
+
+    With `other_mimi` (serving: personaplex-server) the frame is the PersonaPlex server's: Opus decode, the
+    duplicate Mimi encode and decode, the host copy, Opus encode and the text token's `.item()`, each a stage."""
 
     def __init__(self, mimi: MimiModel, lm_gen: LMGen, device: torch.device, *, batch_size: int, seed: int,
-                 warmup_frames: int) -> None:
+                 warmup_frames: int, other_mimi: Optional[MimiModel] = None) -> None:
         self.mimi, self.lm_gen, self.device = mimi, lm_gen, device
         self.batch_size, self.warmup_frames = batch_size, warmup_frames
         self.audio = speech_like(mimi.sample_rate, batch_size, seed).to(device)
         self.frame_size = int(mimi.sample_rate / mimi.frame_rate)
         self.chunks_in_loop = self.audio.shape[-1] // self.frame_size
         self.clock = StageClock(device)
+        self.server = ServerExtras(other_mimi, self.audio, self.frame_size) if other_mimi is not None else None
+        self.stages = SERVER_STAGES if self.server is not None else STAGES
         self._stack = ExitStack()
 
     def __enter__(self) -> "FrameLoop":
         self._stack.enter_context(torch.no_grad())
         self._stack.enter_context(self.mimi.streaming(self.batch_size))
         self._stack.enter_context(self.lm_gen.streaming(self.batch_size))
+        if self.server is not None:
+            self._stack.enter_context(self.server.other_mimi.streaming(self.batch_size))
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
+    def new_connection(self) -> None:
+        """What a server does when a call connects: every streaming state reset."""
+        self.mimi.reset_streaming()
+        self.lm_gen.reset_streaming()
+        if self.server is not None:
+            self.server.other_mimi.reset_streaming()
+
     def frame(self, index: int) -> dict[str, float]:
         """Milliseconds per stage and 'total' (wall) for frame `index`; on CUDA the stages are CUDA-event times."""
         start = (index % self.chunks_in_loop) * self.frame_size
         chunk = self.audio[:, :, start:start + self.frame_size]
-        clock = self.clock
+        clock, server = self.clock, self.server
         clock.start()
+        if server is not None:
+            server.decode_input(index)
+            clock.mark("opus_decode")
         codes = self.mimi.encode(chunk)
         clock.mark("encode")
+        if server is not None:
+            server.other_mimi.encode(chunk)
+            clock.mark("other_encode")
         tokens = self.lm_gen.step(codes)
         clock.mark("lm_step")
         pcm = None
@@ -82,6 +107,18 @@ class FrameLoop:
             raise NoTokensError(f"LMGen.step returned no tokens at measured frame {index}; "
                                 "raise warmup_frames above the model's largest delay")
         clock.mark("decode")
+        if server is not None:
+            if tokens is not None:
+                server.other_mimi.decode(tokens[:, 1:1 + AGENT_CODEBOOKS])
+            clock.mark("other_decode")
+            host = pcm.cpu() if pcm is not None else None
+            clock.mark("to_host")
+            if host is not None:
+                server.encode_output(host)
+            clock.mark("opus_encode")
+            if tokens is not None:
+                tokens[0, 0, 0].item()
+            clock.mark("text_token")
         clock.finish()
         # Outside the timed region: a configuration that produces NaN/Inf audio is broken, not fast.
         if pcm is not None and not bool(torch.isfinite(pcm).all()):
@@ -90,7 +127,8 @@ class FrameLoop:
 
     def captured_graphs(self) -> int:
         """CUDA graphs moshi really captured in this session (observed on its CUDAGraphed wrappers)."""
-        return count_captured_graphs(self.lm_gen, self.mimi)
+        extra = [self.server.other_mimi] if self.server is not None else []
+        return count_captured_graphs(self.lm_gen, self.mimi, *extra)
 
 
 def _dynamo_frames() -> int:
@@ -113,6 +151,8 @@ def run_frame_loop(
     seed: int,
     on_frame: FrameCallback | None = None,
     paced_frame_ms: float | None = None,
+    other_mimi: Optional[MimiModel] = None,
+    persona: Optional[PersonaJob] = None,
 ) -> FrameLoopResult:
     """Run warmup + measured frames.
 
@@ -120,14 +160,22 @@ def run_frame_loop(
     measured frame (after warmup and any compilation), like a live session whose audio arrives every frame;
     a frame that could not start on time (the previous one ran late) starts at once and is counted.
     Otherwise frames run back to back.
+
+    With a persona the warmup frames are the server's start-up; then a call connects: streaming state reset, the
+    persona prefill (timed step by step), and the measured frames of the conversation.
     """
     result = FrameLoopResult()
     total = warmup_frames + frames
-    with FrameLoop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames) as loop:
+    with FrameLoop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames,
+                   other_mimi=other_mimi) as loop:
+        result.stage_ms = {s: [] for s in loop.stages}
         anchor = 0.0
         for index in range(total):
             is_warmup = index < warmup_frames
             if index == warmup_frames:
+                if persona is not None:
+                    loop.new_connection()
+                    result.prefill = run_prefill(persona, mimi, lm_gen, device, batch_size, seed)
                 anchor = time.perf_counter()
                 result.compiled_before_measuring = _dynamo_frames()
             if paced_frame_ms and not is_warmup:
@@ -140,12 +188,14 @@ def run_frame_loop(
             times = loop.frame(index)
             if index == 0:
                 result.first_step_s = times["total"] / 1e3
+            if index == warmup_frames:
+                result.first_frame_ms = times["total"]
             if is_warmup:
                 result.warmup_s += times["total"] / 1e3
             else:
                 result.start_perf_s.append(begun)
                 result.total_ms.append(times["total"])
-                for stage in STAGES:
+                for stage in loop.stages:
                     result.stage_ms[stage].append(times[stage])
                 for stage, ms in loop.clock.event_ms().items():
                     result.event_ms.setdefault(stage, []).append(ms)
