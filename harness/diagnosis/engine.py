@@ -58,7 +58,7 @@ def find_all(view: LogView) -> list[Hit]:
 
 
 def _rank(hit: Hit) -> tuple[int, int, int]:
-    return (0 if hit.found.warning else 1, hit.found.last_line, -hit.order)
+    return (0 if hit.found.warning else 1, hit.found.first_line, -hit.order)
 
 
 def choose(hits: list[Hit]) -> tuple[Optional[Hit], Optional[Hit]]:

@@ -140,8 +140,8 @@ SIGNATURES: list[Signature] = [
          r.const("building a CUDA extension from source (moshi's Rust/CUDA parts, rustymimi) needs the CUDA "
                  "toolkit's nvcc, which is not on PATH"),
          r.const("install the prebuilt wheels instead of building (pip install moshi rustymimi), or install the CUDA "
-                 "toolkit (e.g. apt install cuda-toolkit-12-8) and export PATH=/usr/local/cuda/bin:$PATH "
-                 "CUDA_HOME=/usr/local/cuda")),
+                 "toolkit (e.g. apt install cuda-toolkit-12-8) so that nvcc is on PATH (export PATH=/usr/local/cuda/bin:$PATH "
+                 "CUDA_HOME=/usr/local/cuda)")),
     _sig("nonfinite", (r"NonFiniteAudioError", r"non-finite", r"probability tensor contains either `inf`, `nan`"),
          lambda f, ctx: "the model produced NaN/Inf"
                         + (f" in {ctx.run.dtype.value}" if ctx.run is not None else "") + ": numerical overflow",

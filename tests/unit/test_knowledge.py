@@ -1,0 +1,86 @@
+"""The facts probe, plan and diagnosis share: wheels per architecture, Triton/bf16, drivers, the GPU table."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.knowledge import compiler, drivers, wheels
+from harness.knowledge.gpus import GPUS, find_gpu
+
+
+@pytest.mark.parametrize(("name", "vram", "bandwidth"), [
+    ("NVIDIA L40S", 48, 864), ("NVIDIA L40", 48, 864), ("NVIDIA L4", 24, 300), ("NVIDIA A10G", 24, 600),
+    ("NVIDIA H100 NVL", 94, 3900), ("NVIDIA B200", 180, 7700), ("NVIDIA GeForce RTX 5090", 32, 1792),
+    ("NVIDIA GeForce RTX 5090 Laptop GPU", 24, 896), ("NVIDIA GeForce RTX 4090 Laptop GPU", 16, 576),
+    ("Tesla T4", 16, 320), ("NVIDIA GB10", 128, 273), ("NVIDIA RTX PRO 6000 Blackwell Workstation Edition", 96, 1792),
+])
+def test_exact_names_never_substrings(name: str, vram: float, bandwidth: float) -> None:
+    spec = find_gpu(name)
+    assert spec is not None and (spec.vram_gib, spec.bandwidth_gbs) == (vram, bandwidth), spec
+
+
+def test_no_substring_matches() -> None:
+    assert find_gpu("NVIDIA L4").name == "NVIDIA L4" and find_gpu("L40S").name == "NVIDIA L40S"
+    assert find_gpu("NVIDIA GeForce RTX 5090 Laptop GPU").laptop
+    assert not find_gpu("NVIDIA GeForce RTX 5090").laptop
+    assert find_gpu("NVIDIA GeForce RTX 509") is None and find_gpu("RTX") is None and find_gpu("NVIDIA") is None
+
+
+def test_one_nvml_name_two_memory_sizes() -> None:
+    assert find_gpu("NVIDIA GeForce RTX 4060 Ti", 16 * 2**30).vram_gib == 16
+    assert find_gpu("NVIDIA GeForce RTX 4060 Ti", 8 * 2**30).vram_gib == 8
+
+
+def test_every_gpu_is_sourced_and_unique() -> None:
+    names = [g.name for g in GPUS]
+    assert len(names) == len(set(names))
+    keys = [a.lower() for g in GPUS for a in g.aliases]
+    assert len(keys) == len(set(keys))
+    for gpu in GPUS:
+        assert gpu.source.startswith("https://"), gpu.name
+        assert gpu.vram_gib > 0 and gpu.bandwidth_gbs > 0 and wheels.parse_cc(gpu.compute_capability)
+    unified = {g.name for g in GPUS if g.unified}
+    assert {"NVIDIA Jetson AGX Orin 64GB", "NVIDIA Jetson AGX Thor", "NVIDIA DGX Spark (GB10)"} <= unified
+    assert all(g.host_ram_gib == g.vram_gib for g in GPUS if g.unified)  # one pool
+    required = ["l40s", "l40", "a10g", "a10", "t4", "rtx4080", "rtx4070ti", "rtx4060ti-16gb", "rtx5080", "rtx5070ti",
+                "rtx5060ti", "rtx6000-ada", "rtx-pro-6000", "h100-nvl", "gh200", "b200", "gb200", "jetson-agx-orin",
+                "jetson-thor", "dgx-spark"]
+    assert all(find_gpu(alias) is not None for alias in required)
+
+
+def test_pinned_torch_has_no_pascal_kernels() -> None:
+    assert not wheels.build_covers("6.1", wheels.PINNED_ARCHS)
+    assert wheels.build_covers("12.0", wheels.PINNED_ARCHS) and wheels.build_covers("8.9", wheels.PINNED_ARCHS)
+    assert wheels.build_covers("8.9", ["sm_80", "sm_86"])  # sm_86 cubins run on sm_89
+    assert not wheels.build_covers("9.0", ["sm_80", "sm_86"])
+    assert wheels.build_covers("12.0", ["sm_90", "compute_90"]) and wheels.needs_ptx_jit("12.0", ["sm_90", "compute_90"])
+    assert wheels.build_covers("6.1", wheels.variant("cu126").archs)
+    assert not wheels.build_covers("6.1", wheels.variant("cu128").archs)
+
+
+def test_wheel_advice_by_architecture() -> None:
+    pascal = wheels.wheel_for("6.1")
+    assert pascal.tag == "cu126" and "whl/cu126" in pascal.command and "cu118" in pascal.why
+    blackwell = wheels.wheel_for("12.0")
+    assert blackwell.tag == "cu128" and ">=2.7" in blackwell.command and "2.7" in blackwell.why
+    assert wheels.wheel_for("7.0").tag == "cu126"
+    assert wheels.wheel_for("8.6").tag == "cu128"
+    assert wheels.sm("12.0") == "sm_120" and wheels.parse_cc("sm_120") == (12, 0) and wheels.parse_cc("(6, 1)") == (6, 1)
+
+
+def test_triton_and_bf16_limits() -> None:
+    assert not compiler.compile_support("linux", "6.1").ok and "compile: off" in compiler.compile_support("linux", "6.1").remedy
+    assert not compiler.compile_support("windows", "12.0").ok and "WSL2" in compiler.compile_support("windows", "12.0").remedy
+    assert compiler.compile_support("linux", "7.0").ok
+    assert not compiler.bf16_support("7.5").ok and compiler.bf16_support("8.0").ok
+    assert not compiler.int8_support("6.1").ok and compiler.int8_support("7.5").ok
+
+
+def test_driver_minor_version_compatibility() -> None:
+    same_major = drivers.check_driver("12.2", "12.8", driver="535.104.05")
+    assert same_major.level == "warn" and "minor-version" in same_major.finding and "570" in same_major.remedy
+    assert drivers.check_driver("12.2", "12.8", driver="535.104.05", needs_ptx_jit=True).level == "fail"
+    assert drivers.check_driver("11.4", "12.8", driver="470.86").level == "fail"
+    assert drivers.check_driver("12.8", "12.8", driver="570.86").level == "pass"
+    assert drivers.check_driver("13.0", "12.8").level == "pass"
+    assert drivers.check_driver("12.0", "12.8", driver="520.61.05").level == "fail"  # below 525.60.13
