@@ -84,3 +84,80 @@ def test_driver_minor_version_compatibility() -> None:
     assert drivers.check_driver("12.8", "12.8", driver="570.86").level == "pass"
     assert drivers.check_driver("13.0", "12.8").level == "pass"
     assert drivers.check_driver("12.0", "12.8", driver="520.61.05").level == "fail"  # below 525.60.13
+
+
+# -- the GTX 1080 Ti told the same by probe, plan and diagnose --------------------------------------
+
+def _gtx1080ti_facts():  # noqa: ANN202 - fabricated facts to test the interpretation, never a probe record
+    from harness.probe.nvml import GpuProcess, NvmlReading
+    from harness.records.machine import GpuInfo, ProbeCheck
+    from harness.worker.protocol import TorchFacts
+
+    gpu = GpuInfo(index=0, name="NVIDIA GeForce GTX 1080 Ti", uuid="8a4d7c2e-1111-2222-3333-444455556666",
+                  compute_capability="6.1", memory_total_bytes=11 * 2**30, memory_free_bytes=10 * 2**30)
+    facts = TorchFacts(torch_version="2.9.1+cu128", torch_cuda_build="12.8", cuda_available=True,
+                       arch_list=list(wheels.PINNED_ARCHS), gpus=[gpu], bf16_supported=True)
+    twin = gpu.model_copy(update={"uuid": "GPU-8A4D7C2E-1111-2222-3333-444455556666", "driver": "570.86.15"})
+    nvml = NvmlReading(True, driver="570.86.15", cuda_driver_version="12.8", gpus=[twin],
+                       processes={twin.uuid: [GpuProcess(4242, "Xorg", 300 * 2**20)]})
+    raw = [ProbeCheck(name="triton", status="fail",
+                      finding="Triton 3.5.1 could not compile and run a kernel on NVIDIA GeForce GTX 1080 Ti (cc 6.1)"),
+           ProbeCheck(name="bf16", status="pass", finding="a bf16 matmul ran on NVIDIA GeForce GTX 1080 Ti"),
+           ProbeCheck(name="bitsandbytes", status="pass", finding="a QLinear int8 step ran on cuda")]
+    return facts, nvml, raw
+
+
+def test_gtx1080ti_story_is_the_same_in_probe_plan_and_diagnose() -> None:
+    from harness.diagnosis.context import Context, gpu_from_spec
+    from harness.diagnosis.engine import diagnose_text
+    from harness.plan.software import software_issues
+    from harness.plan.target import from_spec
+    from harness.probe.interpret import gpu_checks
+    from harness.scenario.model import RunConfig, RunDefaults
+
+    the_wheel = wheels.arch_remedy("6.1")
+    assert "whl/cu126" in the_wheel and "whl/cu128" not in the_wheel
+
+    facts, nvml, raw = _gtx1080ti_facts()
+    probe = {c.name: c for c in gpu_checks(facts, nvml, "Linux", raw)}
+    assert probe["cuda_arch"].status == "fail" and probe["cuda_arch"].remedy == the_wheel
+    assert probe["triton"].status == "fail" and "NO_TORCH_COMPILE=1" in probe["triton"].remedy
+    assert probe["bf16"].status == "warn" and "float16" in probe["bf16"].remedy  # it runs, emulated
+    assert probe["bitsandbytes"].status == "warn"  # int8 works but has no fast kernel below cc 7.5
+    memory = probe["gpu_memory"]
+    assert memory.status == "warn" and "quantize: int8" in memory.remedy and "Xorg" in memory.finding
+    assert "no NVML device" not in memory.finding  # matched by UUID, whatever the prefix and case
+
+    run = RunConfig(name="r", **{**RunDefaults().model_dump(), "device": "cuda", "compile": True})
+    plan = software_issues(run, from_spec(find_gpu("gtx1080ti"), None))
+    assert next(i for i in plan if "sm_61" in i.what).remedy == the_wheel
+    assert "NO_TORCH_COMPILE=1" in next(i for i in plan if "Triton" in i.what).remedy
+    assert any("bf16" in i.what for i in plan)
+
+    ctx = Context(gpu=gpu_from_spec(find_gpu("gtx1080ti")))
+    arch = diagnose_text("RuntimeError: CUDA error: no kernel image is available for execution on the device", ctx)
+    assert arch.remedy == the_wheel
+    oom = diagnose_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB",
+                        Context(gpu=gpu_from_spec(find_gpu("gtx1080ti"))))
+    assert "cannot fit in bf16 or fp16" in oom.remedy and "offload" in oom.remedy
+    triton = diagnose_text("RuntimeError: Found NVIDIA GeForce GTX 1080 Ti which is too old to be supported by the "
+                           "triton GPU compiler")
+    assert "NO_TORCH_COMPILE=1" in triton.remedy
+
+
+def test_driver_check_uses_minor_version_compatibility() -> None:
+    from harness.probe.interpret import check_driver
+
+    facts, nvml, _ = _gtx1080ti_facts()
+    nvml.cuda_driver_version, nvml.driver = "12.4", "550.54.14"
+    verdict = check_driver(facts, nvml, "Linux")
+    assert verdict.status == "warn" and "minor-version" in verdict.finding
+    nvml.cuda_driver_version, nvml.driver = "11.4", "470.86"
+    assert check_driver(facts, nvml, "Linux").status == "fail"
+
+
+def test_pinned_torch_here_matches_the_knowledge() -> None:
+    torch = pytest.importorskip("torch")
+    if torch.version.cuda != "12.8":
+        pytest.skip("not the pinned cu128 build")
+    assert tuple(torch._C._cuda_getArchFlags().split()) == wheels.PINNED_ARCHS
