@@ -38,7 +38,8 @@ def _sig(kind: str, patterns: tuple[str, ...], cause: r.Explain, remedy: r.Expla
 
 _NO_KERNEL = "no_kernel_image"
 SIGNATURES: list[Signature] = [
-    _sig("int8_scale_dtype", (r"Expected `?weight_scb`? to have type float, but got ((?:torch\.)?(?:bfloat16|float16|half))",),
+    _sig("int8_scale_dtype",
+         (r"Expected `?weight_scb`? to have type float, but got ((?:torch\.)?(?:bfloat16|float16|half))",),
          lambda f, ctx: f"the int8 scales (weight_scb) were cast to {f.match.group(1)} after quantisation: moshi's "
                         "QLinear needs them in float32 (the q8 dtype bug)",
          r.const("quantise last and never cast the model afterwards: in the harness use `quantize: int8` with any "
@@ -140,7 +141,8 @@ SIGNATURES: list[Signature] = [
          r.const("building a CUDA extension from source (moshi's Rust/CUDA parts, rustymimi) needs the CUDA "
                  "toolkit's nvcc, which is not on PATH"),
          r.const("install the prebuilt wheels instead of building (pip install moshi rustymimi), or install the CUDA "
-                 "toolkit (e.g. apt install cuda-toolkit-12-8) so that nvcc is on PATH (export PATH=/usr/local/cuda/bin:$PATH "
+                 "toolkit (e.g. apt install cuda-toolkit-12-8) so that nvcc is on PATH "
+                 "(export PATH=/usr/local/cuda/bin:$PATH "
                  "CUDA_HOME=/usr/local/cuda)")),
     _sig("nonfinite", (r"NonFiniteAudioError", r"non-finite", r"probability tensor contains either `inf`, `nan`"),
          lambda f, ctx: "the model produced NaN/Inf"

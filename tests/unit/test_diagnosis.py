@@ -194,7 +194,8 @@ def test_oom_after_an_architecture_warning_is_an_architecture_problem() -> None:
 def test_terminal_wrapped_lines_still_match() -> None:
     wrapped = ("RuntimeError: CUDA error: no kernel image is avail\nable for execution on the de\nvice\n")
     assert diagnose_text(wrapped).kind == "no_kernel_image"
-    boxed = "│ RuntimeError: Found NVIDIA GeForce GTX 1080 Ti which is too old to be │\n│ supported by the triton GPU compiler │"
+    boxed = ("│ RuntimeError: Found NVIDIA GeForce GTX 1080 Ti which is too old to be │\n"
+             "│ supported by the triton GPU compiler │")
     assert diagnose_text(boxed).kind == "triton"
 
 
@@ -213,7 +214,8 @@ def test_remedy_depends_on_the_gpu() -> None:
 
 
 def test_unknown_keeps_the_lines_it_looked_at() -> None:
-    finding = diagnose_text("starting\nTraceback (most recent call last):\n  File 'a.py'\nZeroDivisionError: division by zero\n")
+    finding = diagnose_text("starting\nTraceback (most recent call last):\n  File 'a.py'\n"
+                            "ZeroDivisionError: division by zero\n")
     assert finding.kind == "unknown" and "ZeroDivisionError" in finding.cause
     assert any("ZeroDivisionError" in line for _, line in finding.lines)
 

@@ -69,8 +69,9 @@ def test_wheel_advice_by_architecture() -> None:
 
 
 def test_triton_and_bf16_limits() -> None:
-    assert not compiler.compile_support("linux", "6.1").ok and "compile: off" in compiler.compile_support("linux", "6.1").remedy
-    assert not compiler.compile_support("windows", "12.0").ok and "WSL2" in compiler.compile_support("windows", "12.0").remedy
+    pascal, windows = compiler.compile_support("linux", "6.1"), compiler.compile_support("windows", "12.0")
+    assert not pascal.ok and "compile: off" in pascal.remedy
+    assert not windows.ok and "WSL2" in windows.remedy
     assert compiler.compile_support("linux", "7.0").ok
     assert not compiler.bf16_support("7.5").ok and compiler.bf16_support("8.0").ok
     assert not compiler.int8_support("6.1").ok and compiler.int8_support("7.5").ok
