@@ -205,23 +205,26 @@ def cuda_oom_cause(f: Found, ctx: Context) -> str:
 
 def cuda_oom_remedy(f: Found, ctx: Context) -> str:
     run = ctx.run
+    spec = ctx.gpu.spec
+    allocator = ("; drop backend:cudaMallocAsync from PYTORCH_CUDA_ALLOC_CONF and use expandable_segments:True"
+                 if "cudaMallocAsync" in f.text or "would exceed allowed memory" in f.text
+                 else "; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True helps fragmentation")
+    others = "; stop other processes on the GPU (nvidia-smi)" if run is None else ""
+    if spec is not None and weights_gib(2) > spec.vram_gib:
+        alias = spec.aliases[0] if spec.aliases else "NAME"
+        return (f"on {spec.name} ({spec.vram_gib:g} GiB) PersonaPlex cannot fit in bf16 or fp16 at all: use int8 with "
+                "part of the layers offloaded to the CPU (`quantize: int8` with `offload: cpu`, `offload_fraction: "
+                "0.25`; moshi's q8 weights with PersonaPlex's --cpu-offload), which fits but is slower than real time "
+                f"over PCIe (`harness plan SCENARIO --gpu {alias}` itemises it), or a GPU with more memory"
+                + others + allocator)
     steps = []
     if run is None or run.quantize.value == "none":
         steps.append("int8 weights (`quantize: int8` in the harness; moshi's q8 checkpoints)")
     if run is None or run.offload.value == "none":
         steps.append("offload part of the layers to the CPU (`offload: cpu` with `offload_fraction: 0.5`; "
                      "PersonaPlex's server: --cpu-offload)")
-    spec = ctx.gpu.spec
-    plan_gpu = spec.aliases[0] if spec is not None and spec.aliases else "NAME"
-    steps.append(f"a GPU with more memory (`harness plan SCENARIO --gpu {plan_gpu}` tells which fit)")
-    tail = "; stop other processes on the GPU (nvidia-smi)" if run is None else ""
-    if spec is not None and weights_gib(2) > spec.vram_gib:
-        tail += (f"; on {spec.name} ({spec.vram_gib:g} GiB) PersonaPlex cannot fit in bf16 or fp16 at all: only int8 "
-                 "with part of the layers offloaded fits, and offload over PCIe is slower than real time")
-    allocator = ("; drop backend:cudaMallocAsync from PYTORCH_CUDA_ALLOC_CONF and use expandable_segments:True"
-                 if "cudaMallocAsync" in f.text or "would exceed allowed memory" in f.text
-                 else "; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True helps fragmentation")
-    return "use " + ", or ".join(steps) + tail + allocator
+    steps.append("a GPU with more memory (`harness plan SCENARIO --gpu NAME` tells which fit)")
+    return "use " + ", or ".join(steps) + others + allocator
 
 
 def host_oom_cause(f: Found, ctx: Context) -> str:
