@@ -68,7 +68,7 @@ def gpu_from_log(text: str) -> GpuContext:
     for pattern in _NAME_IN_LOG:
         found = pattern.search(text)
         if found:
-            name = found.group(1).strip().strip("`'\"")
+            name = found.group(1).strip().strip("`'\"").split(": ")[-1]  # drop "UserWarning: " and kin
             break
     cc = None
     for pattern in _CC_IN_LOG:

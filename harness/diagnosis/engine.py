@@ -13,7 +13,7 @@ Rules, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from harness.diagnosis.context import Context, Found, gpu_from_log, os_from_log
@@ -70,7 +70,7 @@ def choose(hits: list[Hit]) -> tuple[Optional[Hit], Optional[Hit]]:
              and h is not best]
     if roots:
         root = max(roots, key=lambda h: h.found.last_line)
-        return root, (best if best.kind != root.kind else None)
+        return root, best
     return best, None
 
 
@@ -79,19 +79,17 @@ def diagnose_text(text: str, ctx: Optional[Context] = None) -> Finding:
     ctx = ctx or Context()
     if not ctx.os:
         ctx.os = os_from_log(text)
-    if not ctx.gpu.compute_capability:
+    if not ctx.gpu.compute_capability:  # no GPU given or probed: the one the log names, if any
         logged = gpu_from_log(text)
         if logged.compute_capability or logged.name:
-            ctx.gpu = logged if not ctx.gpu.arch_list else type(logged)(
-                name=logged.name, compute_capability=logged.compute_capability, spec=logged.spec,
-                arch_list=ctx.gpu.arch_list, source="log")
+            ctx.gpu = replace(logged, arch_list=ctx.gpu.arch_list)
     hits = find_all(view)
     chosen, symptom = choose(hits)
     if chosen is None:
         return Finding(UNKNOWN, _unknown_cause(view), "not a known failure: read the lines above; if it is a "
                        "deployment problem worth recognising, add a row to harness/diagnosis/signatures.py",
                        lines=_looked_at(view))
-    if symptom is not None:
+    if symptom is not None and symptom.kind != chosen.kind:
         ctx.symptom = symptom.found.quote[:120]
     found = chosen.found
     lines = [(n + 1, view.lines[n]) for n in range(found.first_line, found.last_line + 1)]

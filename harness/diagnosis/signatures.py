@@ -57,7 +57,7 @@ SIGNATURES: list[Signature] = [
                  "safetensors`), which maps NVIDIA's dep_q=16 layout")),
     _sig(_NO_KERNEL, (r"with CUDA capability (sm_\d+) is not compatible with the current PyTorch installation",),
          r.kernel_cause, r.kernel_remedy, role="warning",
-         explains=("cuda_oom", _NO_KERNEL, "bf16_unsupported", "cuda_graph_capture", "nonfinite", "triton")),
+         explains=("cuda_oom", _NO_KERNEL, "bf16_unsupported", "cuda_graph_capture")),
     _sig(_NO_KERNEL, (r"no kernel image is available for execution on the device", r"cudaErrorNoKernelImageForDevice",
                       r"CUDA_ERROR_NO_BINARY_FOR_GPU"),
          r.kernel_cause, r.kernel_remedy),
