@@ -11,7 +11,7 @@ from typing import Callable
 
 from harness.diagnosis.context import Context, Found
 from harness.knowledge import compiler, drivers, wheels
-from harness.knowledge.models import weights_gib
+from harness.knowledge.models import needs_gib, weights_gib
 
 GIB = 2**30
 Explain = Callable[[Found, Context], str]
@@ -196,8 +196,8 @@ def cuda_oom_cause(f: Found, ctx: Context) -> str:
     cause = "the GPU ran out of memory" + (": " + ", ".join(parts) if parts else "")
     spec = ctx.gpu.spec
     if spec is not None:
-        cause += (f"; {spec.name} has {spec.vram_gib:g} GiB and PersonaPlex 7B needs {weights_gib(2):.1f} GiB for "
-                  f"its bf16/fp16 weights alone ({weights_gib(1):.1f} GiB in int8)")
+        cause += (f"; {spec.name} has {spec.vram_gib:g} GiB and PersonaPlex 7B needs about {needs_gib(2):.1f} GiB in "
+                  f"bf16/fp16 ({weights_gib(2):.1f} GiB of weights), {needs_gib(1):.1f} GiB in int8")
     if "cudaMallocAsync" in text or "would exceed allowed memory" in text:
         cause += " (the cudaMallocAsync allocator backend)"
     return cause
@@ -210,7 +210,7 @@ def cuda_oom_remedy(f: Found, ctx: Context) -> str:
                  if "cudaMallocAsync" in f.text or "would exceed allowed memory" in f.text
                  else "; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True helps fragmentation")
     others = "; stop other processes on the GPU (nvidia-smi)" if run is None else ""
-    if spec is not None and weights_gib(2) > spec.vram_gib:
+    if spec is not None and needs_gib(2) > spec.vram_gib:
         alias = spec.aliases[0] if spec.aliases else "NAME"
         return (f"on {spec.name} ({spec.vram_gib:g} GiB) PersonaPlex cannot fit in bf16 or fp16 at all: use int8 with "
                 "part of the layers offloaded to the CPU (`quantize: int8` with `offload: cpu`, `offload_fraction: "

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from harness.knowledge import compiler, drivers, wheels
-from harness.knowledge.gpus import find_gpu
-from harness.knowledge.models import weights_gib
+from harness.knowledge.models import needs_gib, weights_gib
 from harness.probe.nvml import NvmlReading, uuid_key
 from harness.records.machine import GpuInfo, ProbeCheck
 from harness.worker.protocol import TorchFacts
@@ -98,15 +97,13 @@ def check_gpu_memory(facts: TorchFacts, nvml: NvmlReading) -> ProbeCheck:
         parts.append(text)
         room = free if free is not None else total
         smallest = room if smallest is None else min(smallest, room)
-    if smallest is not None and smallest < weights_gib(2) * GIB:
-        gpu = pairs[0][0]
-        spec = find_gpu(gpu.name, gpu.memory_total_bytes)
-        fits_int8 = smallest > weights_gib(1) * GIB
+    if smallest is not None and smallest < needs_gib(2) * GIB:
+        fits_int8 = smallest > needs_gib(1) * GIB
         status = "warn"
-        remedy = (f"PersonaPlex 7B needs {weights_gib(2):.1f} GiB for bf16/fp16 weights alone: use `quantize: int8`"
+        remedy = (f"PersonaPlex 7B needs about {needs_gib(2):.1f} GiB in bf16/fp16 ({weights_gib(2):.1f} GiB of "
+                  f"weights) and {needs_gib(1):.1f} GiB in int8: use `quantize: int8`"
                   f"{'' if fits_int8 else ' with `offload: cpu`'} here, or a larger GPU (`harness plan SCENARIO "
-                  f"--here` itemises it{'' if spec is None else f'; --gpu {spec.aliases[0]}' if spec.aliases else ''})"
-                  + ("; " + remedy if remedy else ""))
+                  "--here` itemises it)" + ("; " + remedy if remedy else ""))
     return ProbeCheck(name="gpu_memory", status=status, finding="; ".join(parts), remedy=remedy,
                       value=(smallest / GIB) if smallest is not None else None)
 
