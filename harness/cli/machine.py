@@ -102,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     plan = sub.add_parser(
         "plan", help="predict memory, software fit and a step-time floor for every run, before running anything",
-        description="Plan a scenario for its `target:` machine (or --gpu NAME, or --here): predicted peak GPU and "
+        description="Plan a scenario for its `target:` machine (or --gpu NAME, --here, or a card described with "
+                    "--vram/--bandwidth/--cc): predicted peak GPU and "
                     "host memory per run, itemised (weights by dtype, int8 scales, KV cache, depformer cache, Mimi, "
                     "activations, CUDA context); what offload keeps on the device and what on the host; software "
                     "fit (Triton vs compute capability and OS, bf16, int8, torch kernels for the GPU); and a "

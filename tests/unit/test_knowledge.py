@@ -163,3 +163,26 @@ def test_pinned_torch_here_matches_the_knowledge() -> None:
     if torch.version.cuda != "12.8":
         pytest.skip("not the pinned cu128 build")
     assert tuple(torch._C._cuda_getArchFlags().split()) == wheels.PINNED_ARCHS
+
+
+def test_knowledge_is_a_leaf_and_nothing_here_imports_torch() -> None:
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for path in (root / "harness" / "knowledge").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or name.startswith(
+                    ("harness.knowledge", "harness.records", "harness.scenario")), f"{path.name} imports {name}"
+    code = ("import sys; import harness.knowledge.gpus, harness.knowledge.wheels, harness.knowledge.drivers, "
+            "harness.diagnosis.engine, harness.diagnosis.diagnose, harness.probe.interpret, harness.cli.diagnose; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert done.stdout.strip() == "False", done.stderr
