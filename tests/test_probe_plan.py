@@ -25,8 +25,8 @@ def test_probe_json_matches_the_os_and_explains_missing_gpus() -> None:
     checks = {c["name"]: c for c in report["checks"]}
     expected_exit = {"pass": 0, "warn": 1, "fail": 2}[report["worst"]]
     assert done.returncode == expected_exit
-    for name in ("os", "python", "cpu", "ram", "disk", "host_bandwidth", "torch", "nvml", "cuda", "cuda_arch",
-                 "triton", "bitsandbytes", "accelerate", "bf16", "device_bandwidth"):
+    for name in ("os", "python", "cpu", "ram", "disk", "host_bandwidth", "torch", "nvml", "driver", "cuda", "cuda_arch",
+                 "gpu_memory", "triton", "bitsandbytes", "accelerate", "bf16", "device_bandwidth"):
         assert name in checks, name
     machine = report["machine"]
     assert machine["cpu_cores_logical"] == os.cpu_count()
@@ -37,8 +37,8 @@ def test_probe_json_matches_the_os_and_explains_missing_gpus() -> None:
         if check["status"] in {"warn", "fail"}:
             assert check["remedy"], check
     if not cuda_available():
-        for name in ("cuda", "cuda_arch", "device_bandwidth"):
-            assert checks[name]["status"] in {"n/a", "fail"}
+        for name in ("cuda", "cuda_arch", "device_bandwidth", "gpu_memory", "triton", "driver"):
+            assert checks[name]["status"] in {"n/a", "fail"}, checks[name]
         assert machine["cuda_available"] is False and machine["cuda_unavailable_reason"]
 
 
@@ -70,6 +70,21 @@ def test_plan_rtx5090_and_other_gpus() -> None:
     assert "NVIDIA L4" in l4["target"]
     bad = run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "voodoo2")
     assert bad.returncode == 2 and "unknown GPU" in bad.stderr
+
+
+def test_plan_exact_gpus_laptops_and_cards_not_in_the_table() -> None:
+    l40s = json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "NVIDIA L40S", "--json").stdout)
+    assert l40s["target"].startswith("NVIDIA L40S (48 GiB") and l40s["bandwidth_gbs"] == 864
+    assert all(p["device_capacity_bytes"] == 48 * 2**30 for p in l40s["plans"])
+    laptop = json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "NVIDIA GeForce RTX 5090 Laptop GPU",
+                                "--json").stdout)
+    assert laptop["bandwidth_gbs"] == 896 and all(p["device_capacity_bytes"] == 24 * 2**30 for p in laptop["plans"])
+    custom = run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "my card", "--vram", "10", "--bandwidth", "500",
+                     "--cc", "6.1", "--json")
+    assert custom.returncode == 1, custom.stderr  # nothing fits 10 GiB, and no sm_61 kernels in the pinned torch
+    plans = json.loads(custom.stdout)["plans"]
+    assert all(p["device_capacity_bytes"] == 10 * 2**30 for p in plans)
+    assert any("whl/cu126" in i["remedy"] for p in plans for i in p["issues"])
 
 
 def test_predicted_oom_is_skipped_and_forced_oom_is_diagnosed(tmp_path: Path, write_scenario) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import Optional, Sequence
 
 from harness import __version__
-from harness.cli import machine, results, run
+from harness.cli import diagnose, machine, results, run
 from harness.cli.common import EXIT_USAGE, make_console
 
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(sub)
     machine.register(sub)
     results.register(sub)
+    diagnose.register(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
-from harness.plan.gpus import gpu_names
+from harness.plan.gpus import find_gpu, gpu_names
 
 
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
@@ -27,18 +27,27 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
-    from harness.plan.gpus import find_gpu
+
     from harness.plan.render import plan_json, plan_tables
     from harness.plan.scenario_plan import ScenarioPlanError, plan_scenario
 
     loaded = load_or_explain(args.scenario)
     if loaded is None:
         return EXIT_USAGE
-    if args.gpu and find_gpu(args.gpu) is None:
-        print(f"harness: unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())}", file=sys.stderr)
+    custom = args.vram is not None or args.bandwidth is not None or args.cc is not None
+    if args.gpu and find_gpu(args.gpu) is None and not custom:
+        print(f"harness: unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())} (or describe it with --vram, "
+              "--bandwidth, --cc)", file=sys.stderr)
         return EXIT_USAGE
+    if custom:
+        if args.here:
+            print("harness: --vram/--bandwidth/--cc describe a GPU that is not here; drop --here", file=sys.stderr)
+            return EXIT_USAGE
+        loaded = _with_custom_gpu(loaded, args)
+        if loaded is None:
+            return EXIT_USAGE
     try:
-        result = plan_scenario(loaded, gpu=args.gpu, here=args.here, host_ram_gib=args.host_ram)
+        result = plan_scenario(loaded, gpu=None if custom else args.gpu, here=args.here, host_ram_gib=args.host_ram)
     except ScenarioPlanError as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -48,6 +57,36 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         for renderable in plan_tables(result):
             console.print(renderable)
     return EXIT_OK if any(p.feasible for p in result.plans) else EXIT_RUN_FAILED
+
+
+def _with_custom_gpu(loaded, args: argparse.Namespace):  # noqa: ANN001, ANN202 - LoadedScenario in, out
+    """The scenario with its `target:` replaced by the GPU the options describe (table figures fill the gaps)."""
+    import dataclasses
+    import re
+
+    from pydantic import ValidationError
+
+    from harness.scenario.model import Target
+
+    if args.cc is not None and not re.fullmatch(r"\d+\.\d+", args.cc):
+        print(f"harness: --cc wants a compute capability like 8.9, not {args.cc!r}", file=sys.stderr)
+        return None
+    spec = find_gpu(args.gpu, int(args.vram * 2**30) if args.vram else None) if args.gpu else None
+    if spec is None and args.vram is None:
+        print("harness: a GPU that is not in the table needs at least --vram", file=sys.stderr)
+        return None
+    old = loaded.scenario.target
+    try:
+        target = Target(gpu=args.gpu or "custom GPU", vram_gib=args.vram or spec.vram_gib,
+                        compute_capability=args.cc or (spec.compute_capability if spec else None),
+                        memory_bandwidth_gbs=args.bandwidth or (spec.bandwidth_gbs if spec else None),
+                        host_link_gbs=args.host_link or (spec.host_link_gbs if spec else None),
+                        host_ram_gib=args.host_ram or (old.host_ram_gib if old else None),
+                        os=old.os if old else "linux")
+    except ValidationError as exc:
+        print(f"harness: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return None
+    return dataclasses.replace(loaded, scenario=loaded.scenario.model_copy(update={"target": target}))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     plan = sub.add_parser(
         "plan", help="predict memory, software fit and a step-time floor for every run, before running anything",
-        description="Plan a scenario for its `target:` machine (or --gpu NAME, or --here): predicted peak GPU and "
+        description="Plan a scenario for its `target:` machine (or --gpu NAME, --here, or a card described with "
+                    "--vram/--bandwidth/--cc): predicted peak GPU and "
                     "host memory per run, itemised (weights by dtype, int8 scales, KV cache, depformer cache, Mimi, "
                     "activations, CUDA context); what offload keeps on the device and what on the host; software "
                     "fit (Triton vs compute capability and OS, bf16, int8, torch kernels for the GPU); and a "
@@ -76,5 +116,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--gpu", metavar="NAME", help="plan for this GPU from the table instead of the scenario's target")
     where.add_argument("--here", action="store_true", help="plan for this machine (probed)")
     plan.add_argument("--host-ram", type=float, metavar="GIB", help="host RAM of the target (with --gpu)")
+    card = plan.add_argument_group("a GPU that is not in the table (or to override its figures)")
+    card.add_argument("--vram", type=float, metavar="GIB", help="GPU memory")
+    card.add_argument("--bandwidth", type=float, metavar="GB/S", help="GPU memory bandwidth (the roofline)")
+    card.add_argument("--cc", metavar="X.Y", help="compute capability (decides kernels, Triton, bf16)")
+    card.add_argument("--host-link", type=float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
     plan.add_argument("--json", action="store_true", help="print the plans as JSON")
     plan.set_defaults(handler=cmd_plan)

@@ -1,10 +1,13 @@
-"""Match a failed run against the signature table; unknown failures keep their stderr tail."""
+"""Diagnose a failed worker (kept for harness.records.assemble) with the same engine as `harness diagnose`."""
 
 from __future__ import annotations
 
 from typing import Optional
 
-from harness.diagnosis.signatures import KILLED, KILLED_CAUSE, SIGNATURES, TIMEOUT, UNKNOWN, Context
+from harness.diagnosis.context import Context, gpu_from_machine
+from harness.diagnosis.engine import diagnose_text
+from harness.diagnosis.remedies import killed_cause
+from harness.diagnosis.signatures import KILLED, TIMEOUT, UNKNOWN
 from harness.records.machine import Machine
 from harness.records.schema import Diagnosis
 from harness.scenario.model import RunConfig
@@ -14,22 +17,23 @@ def diagnose(run: RunConfig, *, error_type: str = "", error_message: str = "", s
              signal_name: Optional[str] = None, exit_code: Optional[int] = None, timed_out: bool = False,
              timeout_s: Optional[float] = None, last_phase: str = "", machine: Optional[Machine] = None,
              peak_rss_bytes: Optional[int] = None) -> Diagnosis:
-    ctx = Context(run=run, machine=machine, peak_rss_bytes=peak_rss_bytes)
     if timed_out:
         during = f" while {last_phase}" if last_phase else ""
         hint = (" the first torch.compile of a 7B model can take minutes;" if run.compile else "")
-        return Diagnosis(kind=TIMEOUT,
-                         cause=f"no result within {timeout_s:g} s{during}; the worker was killed",
+        limit = f"{timeout_s:g} s" if timeout_s is not None else "the time limit"
+        return Diagnosis(kind=TIMEOUT, cause=f"no result within {limit}{during}; the worker was killed",
                          remedy=f"raise `timeout_s` for this run (a run may set its own);{hint} check "
                                 "logs/<run>.stderr.log for where it stalled")
-    text = f"{error_type}: {error_message}\n{stderr_tail}" if error_type else stderr_tail
-    for signature in SIGNATURES:
-        match = signature.pattern.search(text)
-        if match:
-            return Diagnosis(kind=signature.kind, cause=signature.cause(match, ctx),
-                             remedy=signature.remedy(match, ctx))
+    # the worker's own exception is what ended it: it goes last, where the engine looks first
+    error = f"{error_type}: {error_message}" if error_type else error_message
+    text = f"{stderr_tail}\n{error}" if error else stderr_tail
+    ctx = Context(run=run, machine=machine, peak_rss_bytes=peak_rss_bytes, gpu=gpu_from_machine(machine),
+                  os=(machine.os.lower() if machine else ""))
+    finding = diagnose_text(text, ctx)
+    if finding.known:
+        return Diagnosis(kind=finding.kind, cause=finding.cause, remedy=finding.remedy)
     if signal_name == "SIGKILL":
-        return Diagnosis(kind=KILLED, cause=KILLED_CAUSE(None, ctx),  # type: ignore[arg-type]
+        return Diagnosis(kind=KILLED, cause=killed_cause(None, ctx),
                          remedy="check `dmesg` for 'Out of memory: Killed process'; give the worker more RAM, "
                                 "use `quantize: int8`, or run on a GPU (`harness plan` predicts host memory)")
     if signal_name is not None:

@@ -1,187 +1,160 @@
-"""Known failures of PersonaPlex / Moshi deployments: one table, matched against the worker's error.
+"""Known failures of PersonaPlex / Moshi / PyTorch deployments: one table, matched against any log.
 
-Each signature is a regular expression over the error text (exception type and message, then the
-stderr tail) and functions that turn the match and the run's context into a cause and an exact
-remedy. Add a failure by adding a row; the first matching row wins, so specific rows come first.
+Each row is a kind, the regular expressions that recognise it (written for the plain message; the
+engine matches them with whitespace ignored, so terminal-wrapped lines still match), whether the
+message is a warning by nature, and the functions that turn a match into a cause and an exact remedy.
+Rows that are the root of other failures (a torch build without the GPU's architecture) say which
+kinds they explain. Add a failure by adding a row; tests/data/diagnosis/ holds the real logs each
+row is tested on.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Literal
 
-from harness.records.machine import Machine
-from harness.scenario.model import RunConfig
+from harness.diagnosis import remedies as r
+from harness.diagnosis.text import squash_pattern
 
-# moshi 0.2.13 needs torch < 2.10; cu128 builds cover Blackwell (sm_120), cu126 builds still carry Pascal (sm_61).
-CU128_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu128"
-CU126_WHEEL = "pip install 'torch>=2.7,<2.10' --index-url https://download.pytorch.org/whl/cu126"
-CUDA_WHEEL = CU128_WHEEL
-GIB = 2**30
-
-
-@dataclass(frozen=True)
-class Context:
-    run: RunConfig
-    machine: Optional[Machine]
-    peak_rss_bytes: Optional[int] = None
-
-
-Explain = Callable[[re.Match, Context], str]
+Role = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
 class Signature:
     kind: str
-    pattern: re.Pattern
-    cause: Explain
-    remedy: Explain
+    patterns: tuple[re.Pattern, ...]
+    cause: r.Explain
+    remedy: r.Explain
+    role: Role = "error"
+    explains: frozenset[str] = frozenset()  # kinds that are only symptoms of this one
 
 
-def _size(text: str) -> float:
-    """'1.50 GiB' / '20.00 MiB' / '4294967296 bytes' -> GiB."""
-    number, unit = re.match(r"([\d.]+)\s*(\w+)", text).groups()  # type: ignore[union-attr]
-    scale = {"B": 1, "bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}.get(unit, 1)
-    return float(number) * scale / GIB
+def _sig(kind: str, patterns: tuple[str, ...], cause: r.Explain, remedy: r.Explain, role: Role = "error",
+         explains: tuple[str, ...] = (), flags: int = 0) -> Signature:
+    compiled = tuple(re.compile(squash_pattern(p), flags) for p in patterns)
+    return Signature(kind, compiled, cause, remedy, role, frozenset(explains))
 
 
-def _cuda_oom_cause(m: re.Match, ctx: Context) -> str:
-    text = m.string
-    asked = re.search(r"Tried to allocate ([\d.]+ \w+)", text)
-    total = re.search(r"total capacity of ([\d.]+ \w+)|\(GPU \d+; ([\d.]+ \w+) total capacity", text)
-    free = re.search(r"of which ([\d.]+ \w+) is free|([\d.]+ \w+) free;", text)
-    parts = ["the GPU ran out of memory"]
-    if asked:
-        parts.append(f"asked for {_size(asked.group(1)):.2f} GiB")
-    if free:
-        parts.append(f"with {_size(free.group(1) or free.group(2)):.2f} GiB free")
-    if total:
-        parts.append(f"of {_size(total.group(1) or total.group(2)):.2f} GiB")
-    return " ".join(parts[:1]) + (": " + ", ".join(parts[1:]) if parts[1:] else "")
-
-
-def _oom_remedy(m: re.Match, ctx: Context) -> str:
-    steps = []
-    if ctx.run.quantize.value == "none":
-        steps.append("`quantize: int8` (halves the weights)")
-    if ctx.run.offload.value == "none":
-        steps.append("`offload: cpu` with `offload_fraction: 0.5`")
-    steps.append("a GPU with more memory (`harness plan SCENARIO --gpu NAME` tells which fit)")
-    return "use " + ", or ".join(steps) + "; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True helps fragmentation"
-
-
-def _host_oom_cause(m: re.Match, ctx: Context) -> str:
-    asked = re.search(r"allocate (\d+) bytes", m.string)
-    what = f": asked for {int(asked.group(1)) / GIB:.2f} GiB more" if asked else ""
-    return f"host memory ran out in the worker{what}"
-
-
-def _host_oom_remedy(m: re.Match, ctx: Context) -> str:
-    return ("give the worker more RAM (close other programs, raise host_memory_limit_gib), use `quantize: int8`, "
-            "or run on a GPU; `harness plan` predicts host memory per run")
-
-
-def _kernel_cause(m: re.Match, ctx: Context) -> str:
-    sm = re.search(r"capability (sm_\d+)", m.string)
-    gpu = sm.group(1) if sm else "this GPU's architecture"
-    built = re.search(r"supports CUDA capabilities ([\w ]+)\.", m.string)
-    have = f" (it has {built.group(1)})" if built else ""
-    return f"the installed torch has no kernels for {gpu}{have}"
-
-
-def _triton_cause(m: re.Match, ctx: Context) -> str:
-    cc = re.search(r"CUDA capability (\d+\.\d+)", m.string)
-    if cc:
-        return f"torch.compile needs Triton, which needs compute capability >= 7.0; this GPU is {cc.group(1)}"
-    if "Windows" in m.string:
-        return "torch.compile needs Triton, which is Linux-only"
-    return "torch.compile needs a working Triton installation, which is missing or broken"
-
-
-def _killed_cause(m: re.Match, ctx: Context) -> str:
-    peak = f" after reaching {ctx.peak_rss_bytes / GIB:.1f} GiB" if ctx.peak_rss_bytes else ""
-    return f"the worker was killed with SIGKILL{peak}: most likely the kernel's out-of-memory killer (host RAM)"
-
-
-def _const(text: str) -> Explain:
-    return lambda m, ctx: text
-
-
+_NO_KERNEL = "no_kernel_image"
 SIGNATURES: list[Signature] = [
-    Signature("int8_scale_dtype",
-              re.compile(r"Expected `?weight_scb`? to have type float, but got (\w+)"),
-              lambda m, ctx: f"the int8 scales (weight_scb) were cast to {m.group(1)} after quantisation: moshi's "
-                             "QLinear needs them in float32 (the q8 dtype bug)",
-              _const("quantise last and never cast the model afterwards: in the harness use `quantize: int8` "
-                     "with any dtype; in your own code call replace_linear_with_qlinear after .to(dtype), or load "
-                     "the q8 checkpoint without converting its dtype")),
-    Signature("cuda_oom",
-              re.compile(r"CUDA out of memory|OutOfMemoryError: CUDA|CUDA error: out of memory"),
-              _cuda_oom_cause, _oom_remedy),
-    Signature("oom",
-              re.compile(r"DefaultCPUAllocator: (?:not enough memory|can't allocate memory)|\bMemoryError\b|"
-                         r"Cannot allocate memory"),
-              _host_oom_cause, _host_oom_remedy),
-    Signature("no_kernel_image",
-              re.compile(r"no kernel image is available for execution on the device|"
-                         r"with CUDA capability sm_\d+ is not compatible with the current PyTorch installation"),
-              _kernel_cause,
-              _const(f"{CUDA_WHEEL} (Blackwell sm_120 needs a torch built with CUDA 12.8 or newer; check with "
-                     "`harness probe`)")),
-    Signature("triton",
-              re.compile(r"triton GPU compiler|Triton only supports devices of CUDA Capability|"
-                         r"Cannot find a working triton installation|No module named 'triton'|"
-                         r"Windows not yet supported for torch\.compile|TritonMissing"),
-              _triton_cause,
-              _const("set `compile: off` (NO_TORCH_COMPILE=1): moshi then runs eager, CUDA graphs still work")),
-    Signature("cuda_graph_shape",
-              re.compile(r"every call must be done with exactly the same shapes|had shape .* but got shape"),
-              _const("a CUDA-graphed function was called with a new input shape (batch size or sequence changed "
-                     "after capture)"),
-              _const("keep the batch size fixed for the session, or set `cuda_graphs: off` (NO_CUDA_GRAPH=1)")),
-    Signature("cuda_graph_capture",
-              re.compile(r"operation not permitted when stream is capturing|"
-                         r"cudaErrorStreamCaptureUnsupported|CUDA graph capture"),
-              _const("an operation that CUDA graphs cannot capture ran inside the graphed step (for example "
-                     "weights copied in by CPU offload hooks)"),
-              _const("set `cuda_graphs: off` (NO_CUDA_GRAPH=1) for this configuration")),
-    Signature("meta_tensor",
-              re.compile(r"Cannot copy out of meta tensor|is not on the expected device meta|"
-                         r"cannot be called on meta tensors|Tensor\.item\(\) cannot be called on meta"),
-              _const("a tensor was still on the `meta` device: an offloaded layer's weights or its streaming state "
-                     "(moshi allocates the KV cache on the device of the layer's weights)"),
-              _const("create moshi's streaming state with the layer's weights loaded (the harness's offload does); "
-                     "dispatch with preload_module_classes=['StreamingTransformerLayer']; or `offload: none`")),
-    Signature("no_cuda",
-              re.compile(r"Torch not compiled with CUDA enabled|Found no NVIDIA driver|CudaUnavailableError|"
-                         r"no CUDA-capable device is detected|CUDA driver version is insufficient"),
-              lambda m, ctx: "this torch cannot use a GPU here: "
-                             + (ctx.machine.cuda_unavailable_reason if ctx.machine and ctx.machine.cuda_unavailable_reason
-                                else m.group(0)),
-              _const(f"install a CUDA build of torch ({CUDA_WHEEL}) and an NVIDIA driver, or set `device: cpu`")),
-    Signature("nonfinite",
-              re.compile(r"NonFiniteAudioError|non-finite|probability tensor contains either `inf`, `nan`"),
-              lambda m, ctx: f"the model produced NaN/Inf in {ctx.run.dtype.value}: numerical overflow",
-              _const("use `dtype: bfloat16` (or float32); float16 overflows where bf16 does not")),
-    Signature("bf16_unsupported",
-              re.compile(r"CUBLAS_STATUS_NOT_SUPPORTED|bf16 is not supported|BFloat16 is not supported"),
-              _const("this GPU has no bf16 support in the kernels torch called"),
-              _const("set `dtype: float16` on this GPU (compute capability below 8.0)")),
-    Signature("bitsandbytes",
-              re.compile(r"bitsandbytes.*(?:compiled without GPU support|CUDA Setup failed)|"
-                         r"No module named 'bitsandbytes'"),
-              _const("bitsandbytes cannot run int8 on this device"),
-              _const("pip install 'bitsandbytes>=0.45,<0.50' (Linux, CUDA); or set `quantize: none`")),
-    Signature("checkpoint",
-              re.compile(r"CheckpointError|SafetensorError|HeaderTooLarge|InvalidHeader"),
-              lambda m, ctx: "the checkpoint could not be read as the scenario's preset: "
-                             + m.string.split("\n", 1)[0][:300],
-              _const("point `weights:` at PersonaPlex's model.safetensors (or its folder) and use the preset of "
-                     "that checkpoint (personaplex-7b); only safetensors files are read")),
+    _sig("int8_scale_dtype",
+         (r"Expected `?weight_scb`? to have type float, but got ((?:torch\.)?(?:bfloat16|float16|half))",),
+         lambda f, ctx: f"the int8 scales (weight_scb) were cast to {f.match.group(1)} after quantisation: moshi's "
+                        "QLinear needs them in float32 (the q8 dtype bug)",
+         r.const("quantise last and never cast the model afterwards: in the harness use `quantize: int8` with any "
+                 "dtype; in your own code call replace_linear_with_qlinear after .to(dtype), or load the q8 "
+                 "checkpoint without converting its dtype")),
+    _sig("moshi_package",
+         (r"KeyError: '(dep_q|demux_second_stream|depformer_\w+?|text_card_out|extra_heads_\w+?)'",
+          r"size mismatch for (depformer[\w.]*?|linears\.\d+\.weight|depformer_in[\w.]*?)[:,] copying a param",
+          r"(?:Unexpected|Missing) key\(s\) in state_dict(?: for LMModel)?: \"(depformer[\w.]*?)\""),
+         lambda f, ctx: "the moshi package does not match the checkpoint: PersonaPlex's weights (dep_q=16, NVIDIA's "
+                        f"layout) loaded by PyPI moshi, or a Moshi checkpoint by NVIDIA's fork ({f.match.group(1)})",
+         r.const("run PersonaPlex with the moshi it ships: clone https://github.com/NVIDIA/personaplex and "
+                 "`pip install ./moshi` in its own venv (moshi-personaplex, torch<2.5: no sm_120 kernels); or let "
+                 "the harness load it with PyPI moshi 0.2.13 (`preset: personaplex-7b`, `weights: /path/to/model."
+                 "safetensors`), which maps NVIDIA's dep_q=16 layout")),
+    _sig(_NO_KERNEL, (r"with CUDA capability (sm_\d+) is not compatible with the current PyTorch installation",),
+         r.kernel_cause, r.kernel_remedy, role="warning",
+         explains=("cuda_oom", _NO_KERNEL, "bf16_unsupported", "cuda_graph_capture")),
+    _sig(_NO_KERNEL, (r"no kernel image is available for execution on the device", r"cudaErrorNoKernelImageForDevice",
+                      r"CUDA_ERROR_NO_BINARY_FOR_GPU"),
+         r.kernel_cause, r.kernel_remedy),
+    _sig("driver_too_old",
+         (r"The NVIDIA driver on your system is too old \(found version (\d+)\)",
+          r"CUDA driver version is insufficient for CUDA runtime version", r"cudaErrorInsufficientDriver",
+          r"the provided PTX was compiled with an unsupported toolchain", r"CUDA_ERROR_UNSUPPORTED_PTX_VERSION"),
+         r.driver_cause, r.driver_remedy, explains=("no_cuda",)),
+    _sig("no_cuda", (r"Torch not compiled with CUDA enabled", r"Found no NVIDIA driver on your system",
+                     r"CudaUnavailableError", r"no CUDA-capable device is detected",
+                     r"torch\.cuda\.is_available\(\)`? (?:is|returns) `?False"),
+         r.no_cuda_cause, r.no_cuda_remedy),
+    _sig("triton", (r"too old to be supported by the triton GPU compiler",
+                    r"Triton only supports devices of CUDA Capability >= 7\.0",
+                    r"Cannot find a working triton installation", r"TritonMissing", r"No module named 'triton'",
+                    r"Windows not yet supported for torch\.compile", r"No matching distribution found for triton",
+                    r"Value 'sm_\d+a?' is not defined for option 'gpu-name'", r"Triton not found"),
+         r.triton_cause, r.triton_remedy),
+    _sig("inductor_toolchain", (r"InvalidCxxCompiler", r"No working C\+\+ compiler found",
+                                r"Failed to find C compiler", r"Compiler: cl is not found",
+                                r"libcuda\.so cannot found", r"cannot find -lcuda"),
+         r.toolchain_cause, r.toolchain_remedy),
+    _sig("library_mismatch",
+         (r"undefined symbol: ?(nccl\w+)", r"undefined symbol: ?(\w+), version (lib\w+\.so\.\d+)",
+          r"undefined symbol in (lib\w+\.so\.\d+)", r"Could not load library (libcudnn\w*\.so\.\d+)",
+          r"Unable to load any of \{(libcudnn\w*\.so[\w.]*)", r"Cannot load symbol (cudnn\w+)",
+          r"(lib(?:cudart|cublas\w*|cufft|cusparse\w*|curand|nvrtc|nvJitLink|cupti|nccl|cudnn\w*)\.so\.\d+): cannot "
+          r"open shared object file"),
+         r.library_cause, r.library_remedy, flags=re.IGNORECASE),
+    _sig("bf16_unsupported",
+         (r"CUBLAS_STATUS_NOT_SUPPORTED when calling `?cublas\w*\(.{0,400}?CUDA_R_16BF",
+          r"Feature '\.bf16' requires \.target sm_80", r"Feature 'cvt(?: with)? ?\.f32\.bf16' requires",
+          r"Feature 'cvt\.bf16\.f32' requires", r"(?:bf16|BFloat16) is not supported",
+          r"CUBLAS_STATUS_NOT_SUPPORTED"),
+         r.bf16_cause, r.bf16_remedy),
+    _sig("cuda_oom", (r"CUDA out of memory", r"OutOfMemoryError: CUDA", r"CUDA error: out of memory",
+                      r"CUDA_ERROR_OUT_OF_MEMORY", r"cudaErrorMemoryAllocation",
+                      r"Allocation on device \d+ would exceed allowed memory", r"torch\.OutOfMemoryError",
+                      r"cuda\.OutOfMemoryError"),
+         r.cuda_oom_cause, r.cuda_oom_remedy),
+    _sig("oom", (r"DefaultCPUAllocator: (?:not enough memory|can't allocate memory)", r"(?<![A-Za-z])MemoryError",
+                 r"Cannot allocate memory", r"Out of memory: Killed process"),
+         r.host_oom_cause, r.host_oom_remedy),
+    _sig("cuda_graph_shape", (r"every call must be done with exactly the same shapes", r"had shape .{1,80}? but got shape"),
+         r.const("a CUDA-graphed function was called with a new input shape (batch size or sequence changed after "
+                 "capture)"),
+         r.const("keep the batch size fixed for the session, or set `cuda_graphs: off` (NO_CUDA_GRAPH=1)")),
+    _sig("cuda_graph_capture", (r"operation not permitted when stream is capturing", r"cudaErrorStreamCaptureUnsupported",
+                                r"operation failed due to a previous error during capture",
+                                r"cudaErrorStreamCaptureInvalidated", r"ERROR_STREAM_CAPTURE_\w+",
+                                r"capturing stream has unjoined work", r"CUDA graph capture"),
+         r.capture_cause,
+         r.const("set `cuda_graphs: off` for this configuration (moshi: NO_CUDA_GRAPH=1); keep host syncs, CPU "
+                 "offload and bitsandbytes layers out of graphed code")),
+    _sig("meta_tensor", (r"Cannot copy out of meta tensor", r"is not on the expected device meta",
+                         r"cannot be called on meta tensors", r"Tensor\.item\(\) cannot be called on meta",
+                         r"is on the meta device", r"weight is on the meta device"),
+         r.const("a tensor was still on the `meta` device: an offloaded layer's weights or its streaming state "
+                 "(moshi allocates the KV cache on the device of the layer's weights)"),
+         r.const("create moshi's streaming state with the layer's weights loaded (the harness's offload does); "
+                 "dispatch with preload_module_classes=['StreamingTransformerLayer']; or `offload: none` where the "
+                 "model fits")),
+    _sig("bitsandbytes", (r"bitsandbytes.{0,200}?(?:compiled without GPU support|CUDA Setup failed)",
+                          r"CUDA Setup failed despite GPU being available"),
+         r.const("bitsandbytes cannot run int8 on this device (its CUDA library did not load)"),
+         r.const("pip install 'bitsandbytes>=0.45,<0.50' (Linux, CUDA); or set `quantize: none`")),
+    _sig("missing_package", (r"requires Accelerate", r"requires `accelerate`", r"requires the 'accelerate' package",
+                             r"No module named 'accelerate'",
+                             r"requires the latest version of bitsandbytes", r"Please install bitsandbytes",
+                             r"No module named 'bitsandbytes'",
+                             r"No module named '(torch|moshi|sphn|sentencepiece|rustymimi)'"),
+         r.missing_package_cause, r.missing_package_remedy),
+    _sig("transformers_api", (r"_unmask_unattended expects a float expanded_mask",
+                              r"'StaticSlidingWindowLayer' object has no attribute",
+                              r"'(?:DynamicCache|StaticCache|\w*Layer)' object has no attribute 'max_batch_size'"),
+         r.const("the Hugging Face Transformers port of Moshi/PersonaPlex breaks on transformers 5.0 (attention-mask "
+                 "and cache classes changed)"),
+         r.const("pin pip install 'transformers<5', or run the native moshi package (moshi.models.loaders: what the "
+                 "harness measures) instead of the Transformers port")),
+    _sig("build_toolchain", (r"nvcc not found", r"nvcc: command not found", r"Could not find nvcc",
+                             r"No CUDA toolkit found", r"CUDA_HOME environment variable is not set"),
+         r.const("building a CUDA extension from source (moshi's Rust/CUDA parts, rustymimi) needs the CUDA "
+                 "toolkit's nvcc, which is not on PATH"),
+         r.const("install the prebuilt wheels instead of building (pip install moshi rustymimi), or install the CUDA "
+                 "toolkit (e.g. apt install cuda-toolkit-12-8) so that nvcc is on PATH "
+                 "(export PATH=/usr/local/cuda/bin:$PATH "
+                 "CUDA_HOME=/usr/local/cuda)")),
+    _sig("nonfinite", (r"NonFiniteAudioError", r"non-finite", r"probability tensor contains either `inf`, `nan`"),
+         lambda f, ctx: "the model produced NaN/Inf"
+                        + (f" in {ctx.run.dtype.value}" if ctx.run is not None else "") + ": numerical overflow",
+         r.const("use `dtype: bfloat16` (or float32); float16 overflows where bf16 does not")),
+    _sig("checkpoint", (r"CheckpointError", r"SafetensorError", r"HeaderTooLarge", r"InvalidHeader"),
+         lambda f, ctx: "the checkpoint could not be read as the scenario's preset: " + f.quote[:300],
+         r.const("point `weights:` at PersonaPlex's model.safetensors (or its folder) and use the preset of that "
+                 "checkpoint (personaplex-7b); only safetensors files are read")),
 ]
 
 TIMEOUT = "timeout"
 KILLED = "killed_by_os"
 UNKNOWN = "unknown"
-KILLED_CAUSE = _killed_cause

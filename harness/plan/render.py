@@ -78,13 +78,32 @@ def _verdict(result: ScenarioPlan) -> str:
             f"[bold]{best.run}[/] ({size} GiB{floor}{realtime}){rest}")
 
 
+def _target_notes(result: ScenarioPlan) -> list[Any]:
+    """Where the GPU's figures come from, and what unified memory means for the two memory columns."""
+    target = result.target
+    notes: list[Any] = []
+    if target.has_gpu and target.bandwidth_gbs:
+        how = "measured here" if target.bandwidth_measured else (target.source or "the scenario's target")
+        notes.append(Text(f"GPU: {target.vram_bytes / GIB if target.vram_bytes else 0:.0f} GiB, "
+                          f"{target.bandwidth_gbs:g} GB/s memory bandwidth, host link {target.host_link_gbs:g} GB/s "
+                          f"(source: {how})"))
+    if target.unified and target.vram_bytes:
+        over = [p.run for p in result.plans
+                if (p.device_peak_bytes or 0) + p.host_peak_bytes > target.vram_bytes]
+        text = (f"unified memory: the GPU and host columns share one {target.vram_bytes / GIB:.0f} GiB pool, so "
+                "their sum must fit")
+        notes.append(Text(text + (f"; over the pool: {', '.join(over)}" if over else "; every run's sum fits"),
+                          style="yellow" if over else ""))
+    return notes
+
+
 def plan_tables(result: ScenarioPlan) -> list[Any]:
     arch = result.architecture
     header = Text.from_markup(
         f"[bold]{result.scenario}[/]: preset {result.preset} ({arch.lm_parameters / 1e9:.2f}e9 LM parameters, "
         f"Mimi {arch.mimi_parameters / 1e6:.1f}e6) on [bold]{result.target.label}[/]\n"
         "floor = bytes read per step / memory bandwidth (the roofline); real time needs under 80 ms per step")
-    out: list[Any] = [header, _table("scenario runs", result.plans)]
+    out: list[Any] = [header, *_target_notes(result), _table("scenario runs", result.plans)]
     first = next((p for p in result.plans if p.feasible), result.plans[0] if result.plans else None)
     if first is not None:
         out.append(_breakdown(first))
@@ -102,6 +121,9 @@ def plan_json(result: ScenarioPlan) -> str:
         "scenario": result.scenario,
         "preset": result.preset,
         "target": result.target.label,
+        "target_source": result.target.source,
+        "bandwidth_gbs": result.target.bandwidth_gbs,
+        "memory_kind": result.target.memory_kind,
         "plans": [p.model_dump() for p in result.plans],
         "alternatives": [p.model_dump() for p in result.alternatives],
     }, indent=2)

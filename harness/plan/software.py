@@ -1,18 +1,14 @@
-"""Does the software stack fit the target? Triton vs compute capability and OS, bf16, int8, kernels."""
+"""Does the software stack fit the target? Torch kernels, Triton vs OS and compute capability, bf16, int8.
+
+Every rule and remedy comes from harness.knowledge, the same facts the probe and the diagnosis use.
+"""
 
 from __future__ import annotations
 
-from harness.diagnosis.signatures import CU126_WHEEL, CU128_WHEEL
+from harness.knowledge import compiler, wheels
 from harness.plan.target import PlanTarget
 from harness.records.plan import PlanIssue
-from harness.scenario.model import Device, DType, Quantize, RunConfig
-
-
-def _cc(target: PlanTarget) -> tuple[int, int] | None:
-    if not target.compute_capability:
-        return None
-    major, minor = target.compute_capability.split(".")
-    return int(major), int(minor)
+from harness.scenario.model import Device, DType, Offload, Quantize, RunConfig
 
 
 def software_issues(run: RunConfig, target: PlanTarget) -> list[PlanIssue]:
@@ -27,37 +23,31 @@ def software_issues(run: RunConfig, target: PlanTarget) -> list[PlanIssue]:
         issues.append(PlanIssue(severity="blocker", what=f"no GPU on {target.label}",
                                 remedy="set `device: cpu`, or plan for a GPU with --gpu NAME", short="no GPU"))
         return issues
-    cc = _cc(target)
-    if run.compile and target.os == "windows":
-        issues.append(PlanIssue(severity="blocker", what="torch.compile needs Triton, which is Linux-only",
-                                remedy="set `compile: off` (NO_TORCH_COMPILE=1) or run under WSL2/Linux",
-                                short="compile: no Triton on Windows"))
-    if run.compile and cc is not None and cc < (7, 0):
-        issues.append(PlanIssue(severity="blocker",
-                                what=f"torch.compile needs Triton, which needs compute capability >= 7.0; "
-                                     f"{target.gpu_name} is {target.compute_capability}",
-                                remedy="set `compile: off` (NO_TORCH_COMPILE=1) on this GPU",
-                                short=f"compile: Triton needs cc >= 7.0, not {target.compute_capability}"))
-    if cc is not None and target.arch_list:
-        built = [int(a.split("_")[1]) for a in target.arch_list if a.startswith("sm_")]
-        if built and not any(sm // 10 == cc[0] for sm in built):
-            old = cc < (7, 0)
-            issues.append(PlanIssue(
-                severity="blocker",
-                what=f"the installed torch has kernels for {' '.join(a for a in target.arch_list if a.startswith('sm_'))}"
-                     f", not sm_{cc[0]}{cc[1]} ({target.gpu_name}): 'no kernel image is available'",
-                remedy=(f"{CU126_WHEEL} (cu128 wheels no longer ship Pascal kernels)" if old
-                        else f"{CU128_WHEEL} (Blackwell needs CUDA 12.8 builds)"),
-                short=f"installed torch has no sm_{cc[0]}{cc[1]} kernels"))
-    if run.dtype is DType.bfloat16 and cc is not None and cc < (8, 0):
+    cc = target.compute_capability or None
+    if run.compile:
+        support = compiler.compile_support(target.os, cc)
+        if not support.ok:
+            where = "on Windows" if target.os.startswith("win") else f"on cc {cc}"
+            issues.append(PlanIssue(severity="blocker", what=f"torch.compile: {support.why} ({target.gpu_name})",
+                                    remedy=support.remedy, short=f"compile: no Triton {where}"))
+    if cc and target.arch_list and not wheels.build_covers(cc, target.arch_list):
+        arch = wheels.sm(cc)
+        built = " ".join(a for a in target.arch_list if a.startswith(("sm_", "compute_")))
+        issues.append(PlanIssue(
+            severity="blocker",
+            what=f"the torch build has kernels for {built}, not {arch} ({target.gpu_name}): 'no kernel image is "
+                 "available'",
+            remedy=wheels.arch_remedy(cc), short=f"torch has no {arch} kernels"))
+    if run.dtype is DType.bfloat16 and cc and not compiler.bf16_support(cc).ok:
+        issues.append(PlanIssue(severity="warning", what=f"{target.gpu_name}: {compiler.bf16_support(cc).why}",
+                                remedy=compiler.bf16_support(cc).remedy, short="no native bf16"))
+    if run.quantize is Quantize.int8 and cc and not compiler.int8_support(cc).ok:
+        issues.append(PlanIssue(severity="warning", what=compiler.int8_support(cc).why,
+                                remedy=compiler.int8_support(cc).remedy, short="int8 without fast kernels"))
+    if run.offload is Offload.cpu and target.unified:
         issues.append(PlanIssue(severity="warning",
-                                what=f"{target.gpu_name} (cc {target.compute_capability}) has no bf16 tensor cores: "
-                                     "bf16 is emulated and slow, or unsupported by some kernels",
-                                remedy="use `dtype: float16` on this GPU", short="no native bf16"))
-    if run.quantize is Quantize.int8 and cc is not None and cc < (7, 5):
-        issues.append(PlanIssue(severity="warning",
-                                what=f"bitsandbytes int8 matmul has no fast kernel below cc 7.5 "
-                                     f"({target.compute_capability}): it falls back to dequantise + fp16",
-                                remedy="expect int8 to save memory, not time, on this GPU",
-                                short="int8 without fast kernels"))
+                                what=f"{target.gpu_name} has unified memory: offloading to the CPU frees nothing, "
+                                     "the host's share comes out of the same pool",
+                                remedy="use `offload: none` (and `quantize: int8` if the pool is too small)",
+                                short="offload pointless on unified memory"))
     return issues

@@ -1,11 +1,18 @@
-"""The machine a plan is for: the scenario's `target:`, a GPU from the table, or this machine."""
+"""The machine a plan is for: the scenario's `target:`, a GPU from the table, or this machine.
+
+A target away from here is assumed to run the pinned torch (2.9.1+cu128): its architecture list
+decides whether the GPU has kernels at all. Unified-memory parts (Jetson, DGX Spark) have one pool:
+the GPU's and the host's capacity are the same memory, and offloaded layers are read from it at
+memory speed. Here, a measured device bandwidth is used as measured.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-from harness.plan.gpus import GIB, GpuSpec, find_gpu
+from harness.knowledge.gpus import GIB, GpuSpec, find_gpu
+from harness.knowledge.wheels import PINNED_ARCHS
 from harness.plan.memory import HostFacts
 from harness.records.machine import Machine
 from harness.scenario.model import Target
@@ -26,10 +33,17 @@ class PlanTarget:
     os: str = "linux"
     arch_list: list[str] = field(default_factory=list)  # of the torch build that would run there
     host: HostFacts = field(default_factory=HostFacts)
+    memory_kind: str = "discrete"  # discrete | unified | coherent (see harness.knowledge.gpus)
+    source: str = ""  # where the GPU's figures come from
+    bandwidth_measured: bool = False
 
     @property
     def has_gpu(self) -> bool:
         return self.gpu_name is not None
+
+    @property
+    def unified(self) -> bool:
+        return self.memory_kind == "unified"
 
 
 def _host_facts(machine: Optional[Machine]) -> HostFacts:
@@ -39,47 +53,65 @@ def _host_facts(machine: Optional[Machine]) -> HostFacts:
                      bitsandbytes_import_bytes=machine.bitsandbytes_import_bytes or HostFacts().bitsandbytes_import_bytes)
 
 
+def _elsewhere_archs(machine: Optional[Machine]) -> list[str]:
+    """The torch a target away from here would run: this machine's build, else the pinned one."""
+    return list(machine.cuda_arch_list) if machine and machine.cuda_arch_list else list(PINNED_ARCHS)
+
+
+def _memory_label(vram_gib: float, kind: str, cc: Optional[str]) -> str:
+    what = f"{vram_gib:g} GiB unified, shared by CPU and GPU" if kind == "unified" else f"{vram_gib:g} GiB"
+    return f"{what}, cc {cc}" if cc else what
+
+
 def from_spec(spec: GpuSpec, machine: Optional[Machine], host_ram_gib: Optional[float] = None) -> PlanTarget:
+    ram = spec.host_ram_gib if spec.unified else (host_ram_gib or spec.host_ram_gib)
+    kind = "laptop " if spec.laptop else ""
     return PlanTarget(
-        label=f"{spec.name} ({spec.vram_gib:g} GiB, cc {spec.compute_capability})",
-        gpu_name=spec.name, vram_bytes=int(spec.vram_gib * GIB), compute_capability=spec.compute_capability,
-        bandwidth_gbs=spec.bandwidth_gbs, host_link_gbs=spec.host_link_gbs,
-        host_ram_bytes=int(host_ram_gib * GIB) if host_ram_gib else None,
-        arch_list=machine.cuda_arch_list if machine else [], host=_host_facts(machine))
+        label=f"{spec.name} ({kind}{_memory_label(spec.vram_gib, spec.memory, spec.compute_capability)})",
+        gpu_name=spec.name, vram_bytes=int(spec.vram_gib * GIB), compute_capability=spec.compute_capability or None,
+        bandwidth_gbs=spec.bandwidth_gbs or None, host_link_gbs=spec.host_link_gbs,
+        host_ram_bytes=int(ram * GIB) if ram else None,
+        host_bandwidth_gbs=spec.bandwidth_gbs if spec.unified else None,
+        arch_list=_elsewhere_archs(machine), host=_host_facts(machine), memory_kind=spec.memory, source=spec.source)
 
 
 def from_scenario(target: Target, machine: Optional[Machine]) -> PlanTarget:
-    spec = find_gpu(target.gpu) if target.gpu else None
+    vram_hint = int(target.vram_gib * GIB) if target.vram_gib else None
+    spec = find_gpu(target.gpu, vram_hint) if target.gpu else None
     vram = target.vram_gib or (spec.vram_gib if spec else None)
+    cc = target.compute_capability or (spec.compute_capability if spec else None)
+    kind = spec.memory if spec else "discrete"
     label = target.gpu or "CPU only"
     if vram:
-        label += f" ({vram:g} GiB"
-        cc = target.compute_capability or (spec.compute_capability if spec else None)
-        label += f", cc {cc})" if cc else ")"
-    if target.host_ram_gib:
-        label += f", host {target.host_ram_gib:g} GiB RAM"
+        label += f" ({_memory_label(vram, kind, cc)})"
+    ram = target.host_ram_gib or (spec.host_ram_gib if spec else None)
+    if ram and kind != "unified":
+        label += f", host {ram:g} GiB RAM"
+    bandwidth = target.memory_bandwidth_gbs or (spec.bandwidth_gbs if spec else None)
     return PlanTarget(
-        label=label, gpu_name=target.gpu, vram_bytes=int(vram * GIB) if vram else None,
-        compute_capability=target.compute_capability or (spec.compute_capability if spec else None),
-        bandwidth_gbs=target.memory_bandwidth_gbs or (spec.bandwidth_gbs if spec else None),
+        label=label, gpu_name=target.gpu, vram_bytes=int(vram * GIB) if vram else None, compute_capability=cc,
+        bandwidth_gbs=bandwidth,
         host_link_gbs=target.host_link_gbs or (spec.host_link_gbs if spec else DEFAULT_HOST_LINK_GBS),
-        host_ram_bytes=int(target.host_ram_gib * GIB) if target.host_ram_gib else None,
-        host_bandwidth_gbs=target.host_memory_bandwidth_gbs, os=target.os.value,
-        arch_list=machine.cuda_arch_list if machine else [], host=_host_facts(machine))
+        host_ram_bytes=int(ram * GIB) if ram else None,
+        host_bandwidth_gbs=target.host_memory_bandwidth_gbs or (bandwidth if kind == "unified" else None),
+        os=target.os.value, arch_list=_elsewhere_archs(machine), host=_host_facts(machine), memory_kind=kind,
+        source=spec.source if spec else "the scenario's target")
 
 
 def from_machine(machine: Machine) -> PlanTarget:
     gpu = machine.gpus[0] if machine.cuda_available and machine.gpus else None
-    spec = find_gpu(gpu.name) if gpu else None
+    spec = find_gpu(gpu.name, gpu.memory_total_bytes) if gpu else None
     label = f"this machine ({machine.cpu_model}, {machine.ram_total_bytes / GIB:.0f} GiB RAM"
     label += f", {gpu.name})" if gpu else ", no usable GPU)"
-    device_bw = (machine.device_bandwidth_gbs / 2) if machine.device_bandwidth_gbs else None  # copy = read + write
+    # the probe's device copy already counts the bytes read and written: that is the memory bandwidth
+    measured = machine.device_bandwidth_gbs if gpu else None
     return PlanTarget(
         label=label, gpu_name=gpu.name if gpu else None,
         vram_bytes=(gpu.memory_free_bytes or gpu.memory_total_bytes) if gpu else None,
         compute_capability=gpu.compute_capability if gpu else None,
-        bandwidth_gbs=(spec.bandwidth_gbs if spec else device_bw) if gpu else None,
+        bandwidth_gbs=(measured or (spec.bandwidth_gbs if spec else None)) if gpu else None,
         host_link_gbs=spec.host_link_gbs if spec else DEFAULT_HOST_LINK_GBS,
         host_ram_bytes=machine.ram_available_bytes or machine.ram_total_bytes,
         host_bandwidth_gbs=machine.host_bandwidth_gbs, os=machine.os.lower(),
-        arch_list=machine.cuda_arch_list, host=_host_facts(machine))
+        arch_list=machine.cuda_arch_list, host=_host_facts(machine), memory_kind=spec.memory if spec else "discrete",
+        source="measured here" if measured else (spec.source if spec else ""), bandwidth_measured=bool(measured))

@@ -1,4 +1,7 @@
-"""Host-side probe checks and the interpretation of what the torch worker saw, each with a remedy."""
+"""Host-side probe checks (OS, Python, CPU, RAM, disk, compilers, torch import, NVML), each with a remedy.
+
+What the GPU-side facts mean is judged in harness.probe.interpret.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from typing import Optional
 import numpy as np
 import psutil
 
-from harness.diagnosis.signatures import CUDA_WHEEL
 from harness.probe import host
 from harness.probe.nvml import NvmlReading
 from harness.records.machine import ProbeCheck
@@ -90,8 +92,9 @@ def check_cxx() -> ProbeCheck:
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     if compiler:
         return ProbeCheck(name="cxx_compiler", status="pass", finding=f"{compiler}: torch.compile's CPU backend works")
-    return ProbeCheck(name="cxx_compiler", status="warn", finding="no C++ compiler: torch.compile cannot build CPU kernels",
-                      remedy="apt-get install g++ (or set `compile: off` for CPU runs)")
+    return ProbeCheck(name="cxx_compiler", status="warn",
+                      finding="no C++ compiler: torch.compile cannot build CPU kernels, nor Triton its GPU launcher",
+                      remedy="apt-get install -y gcc g++ (or set `compile: off`)")
 
 
 def check_torch(facts: TorchFacts) -> ProbeCheck:
@@ -110,57 +113,6 @@ def check_nvml(nvml: NvmlReading) -> ProbeCheck:
                       for g in nvml.gpus) or "no GPU"
     return ProbeCheck(name="nvml", status="pass",
                       finding=f"driver {nvml.driver} (CUDA {nvml.cuda_driver_version or '?'}): {names}")
-
-
-def check_cuda(facts: TorchFacts, nvml: NvmlReading) -> ProbeCheck:
-    if facts.cuda_available:
-        return ProbeCheck(name="cuda", status="pass",
-                          finding=f"torch sees {len(facts.gpus)} GPU(s): {', '.join(g.name for g in facts.gpus)}")
-    if nvml.available and nvml.gpus:
-        remedy = CUDA_WHEEL if not facts.torch_cuda_build else "check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES"
-        return ProbeCheck(name="cuda", status="fail",
-                          finding=f"NVIDIA GPU present but torch cannot use it: {facts.cuda_unavailable_reason}",
-                          remedy=remedy)
-    return ProbeCheck(name="cuda", status="n/a",
-                      finding=f"no usable NVIDIA GPU on this machine ({facts.cuda_unavailable_reason or 'none found'}); "
-                              "CUDA runs will be skipped")
-
-
-def check_arch(facts: TorchFacts) -> ProbeCheck:
-    if not facts.cuda_available:
-        return ProbeCheck(name="cuda_arch", status="n/a", finding="no CUDA GPU: nothing to match against the torch build")
-    missing = [(gpu, f"sm_{gpu.compute_capability.replace('.', '')}") for gpu in facts.gpus
-               if gpu.compute_capability and not arch_supported(gpu.compute_capability, facts.arch_list)]
-    built = " ".join(facts.arch_list) or "none"
-    if missing:
-        gpu, sm = missing[0]
-        return ProbeCheck(name="cuda_arch", status="fail",
-                          finding=f"torch {facts.torch_version} has kernels for {built}, not {sm} ({gpu.name}): "
-                                  "every kernel launch fails with 'no kernel image is available'",
-                          remedy=f"{CUDA_WHEEL} ({sm} needs a torch built with CUDA 12.8 or newer)")
-    return ProbeCheck(name="cuda_arch", status="pass", finding=f"torch build covers this GPU ({built})")
-
-
-def arch_supported(compute_capability: str, arch_list: list[str]) -> bool:
-    """torch's own rule (torch.cuda._check_cubins): some sm_XY of the build shares the GPU's major version."""
-    major = int(compute_capability.split(".")[0])
-    built = [int(a.split("_")[1]) for a in arch_list if a.startswith("sm_")]
-    return any(sm // 10 == major for sm in built)
-
-
-def check_driver(facts: TorchFacts, nvml: NvmlReading) -> ProbeCheck:
-    if not (nvml.available and nvml.cuda_driver_version and facts.torch_cuda_build):
-        return ProbeCheck(name="driver", status="n/a", finding="no NVIDIA driver to compare with the torch build")
-    driver = tuple(int(x) for x in nvml.cuda_driver_version.split("."))
-    needed = tuple(int(x) for x in facts.torch_cuda_build.split(".")[:2])
-    if driver < needed:
-        return ProbeCheck(name="driver", status="fail",
-                          finding=f"driver {nvml.driver} supports CUDA {nvml.cuda_driver_version}; torch is built "
-                                  f"for CUDA {facts.torch_cuda_build}",
-                          remedy="update the NVIDIA driver (CUDA 12.8 wheels need R570 or newer)")
-    return ProbeCheck(name="driver", status="pass",
-                      finding=f"driver {nvml.driver} (CUDA {nvml.cuda_driver_version}) runs CUDA "
-                              f"{facts.torch_cuda_build} wheels")
 
 
 def worst(checks: list[ProbeCheck]) -> str:

@@ -15,6 +15,7 @@ from harness.launcher.environment import probe_env
 from harness.launcher.spawn import run_worker
 from harness.probe import checks as c
 from harness.probe import host
+from harness.probe import interpret as gpu_checks
 from harness.probe.nvml import read_nvml
 from harness.records.architecture import ArchitectureFacts
 from harness.records.machine import Machine, ProbeCheck
@@ -72,10 +73,11 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
     facts = reply.facts
     nvml = read_nvml()
     bandwidth = c.measure_host_bandwidth()
+    os_name = host.os_name()
     checks = [c.check_os(), c.check_python(), c.check_cpu(), c.check_ram(FULL_MODEL_CPU_BYTES),
               c.check_disk(disk_path or work_dir, OFFLOAD_DISK_BYTES), c.check_host_bandwidth(bandwidth),
-              c.check_cxx(), c.check_torch(facts), c.check_nvml(nvml), c.check_driver(facts, nvml),
-              c.check_cuda(facts, nvml), c.check_arch(facts), *reply.checks]
+              c.check_cxx(), c.check_torch(facts), c.check_nvml(nvml),
+              *gpu_checks.gpu_checks(facts, nvml, os_name, reply.checks)]
     if reply.error is not None:
         checks.append(ProbeCheck(name="moshi", status="fail",
                                  finding=f"building moshi models on the meta device failed: {reply.error.type}: "
@@ -83,7 +85,7 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
                                  remedy="pip install -c constraints.txt -e . (moshi 0.2.13)"))
     logical, physical = host.cores()
     packages = host.package_versions()
-    gpus = nvml.gpus or facts.gpus
+    gpus = gpu_checks.merged_gpus(facts, nvml)
     reason = facts.cuda_unavailable_reason
     if facts.import_error is not None:
         reason = f"torch cannot be imported: {facts.import_error.message}"

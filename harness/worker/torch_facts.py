@@ -1,4 +1,7 @@
-"""Torch-side machine facts, gathered in a worker so a broken CUDA install is a finding, not a crash."""
+"""Torch-side machine facts, gathered in a worker so a broken CUDA install is a finding, not a crash.
+
+Raw facts only (what torch says): the parent interprets them with harness.knowledge.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,18 @@ def compiled_arch_list(torch) -> list[str]:  # noqa: ANN001 - the torch module
     if not archs and torch.version.cuda is not None and hasattr(torch._C, "_cuda_getArchFlags"):
         archs = torch._C._cuda_getArchFlags().split()
     return archs
+
+
+def _gpu(torch, index: int) -> GpuInfo:  # noqa: ANN001 - the torch module
+    props = torch.cuda.get_device_properties(index)
+    free = None
+    try:
+        free, _total = torch.cuda.mem_get_info(index)  # what this process could still allocate (others' use counted)
+    except Exception:  # noqa: BLE001 - a device that cannot report it is still a device
+        pass
+    uuid = str(getattr(props, "uuid", "") or "") or None
+    return GpuInfo(index=index, name=props.name, uuid=uuid, compute_capability=f"{props.major}.{props.minor}",
+                   memory_total_bytes=int(props.total_memory), memory_free_bytes=int(free) if free is not None else None)
 
 
 def gather_torch_facts() -> TorchFacts:
@@ -41,13 +56,5 @@ def gather_torch_facts() -> TorchFacts:
                 facts.cuda_unavailable_reason = "; ".join(str(w.message) for w in caught) or "no CUDA device"
         return facts
     facts.bf16_supported = bool(torch.cuda.is_bf16_supported())
-    for index in range(torch.cuda.device_count()):
-        props = torch.cuda.get_device_properties(index)
-        facts.gpus.append(GpuInfo(
-            index=index,
-            name=props.name,
-            uuid=str(getattr(props, "uuid", "")) or None,
-            compute_capability=f"{props.major}.{props.minor}",
-            memory_total_bytes=int(props.total_memory),
-        ))
+    facts.gpus = [_gpu(torch, index) for index in range(torch.cuda.device_count())]
     return facts

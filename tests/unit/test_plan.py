@@ -106,3 +106,50 @@ def test_host_memory_limit_and_cpu_target(plex) -> None:  # noqa: ANN001
     assert not limited.feasible and "8.0 GiB available" in limited.reasons[0]
     graphs = plan_run(plex, _run(device="cpu", cuda_graphs=True), cpu_target)
     assert not graphs.feasible and "CUDA graphs need a CUDA device" in graphs.reasons
+
+
+@pytest.mark.parametrize(("name", "vram_gib", "bandwidth"), [
+    ("NVIDIA L40S", 48, 864), ("NVIDIA L40", 48, 864), ("NVIDIA GeForce RTX 5090 Laptop GPU", 24, 896),
+    ("NVIDIA GeForce RTX 4090 Laptop GPU", 16, 576), ("NVIDIA A10G", 24, 600), ("NVIDIA H100 NVL", 94, 3900),
+])
+def test_exact_gpu_targets(plex, name: str, vram_gib: float, bandwidth: float) -> None:  # noqa: ANN001
+    target = _gpu(name, CU128, host_ram_gib=64)
+    plan = plan_run(plex, _run(), target)
+    assert plan.device_capacity_bytes == vram_gib * GIB
+    assert plan.step_floor_ms == pytest.approx(plan.bytes_per_step / (bandwidth * 1e9) * 1e3)
+
+
+def test_laptop_5090_is_not_the_desktop_card(plex) -> None:  # noqa: ANN001
+    laptop = plan_run(plex, _run(), _gpu("NVIDIA GeForce RTX 5090 Laptop GPU", CU128, 32))
+    desktop = plan_run(plex, _run(), _gpu("NVIDIA GeForce RTX 5090", CU128, 32))
+    assert laptop.device_capacity_bytes == 24 * GIB < desktop.device_capacity_bytes == 32 * GIB
+    assert laptop.step_floor_ms == pytest.approx(desktop.step_floor_ms * 1792 / 896)
+    assert "laptop" in laptop.target
+
+
+def test_unified_memory_is_one_pool(plex) -> None:  # noqa: ANN001
+    target = from_spec(find_gpu("dgx-spark"), None)
+    assert target.unified and target.vram_bytes == target.host_ram_bytes == 128 * GIB
+    offload = plan_run(plex, _run(offload="cpu", offload_fraction=0.5), target)
+    assert any("unified memory" in i.what for i in offload.issues)
+    assert "unified" in target.label
+
+
+def test_target_elsewhere_runs_the_pinned_torch(plex) -> None:  # noqa: ANN001
+    pascal = plan_run(plex, _run(quantize="int8", offload="cpu"), from_spec(find_gpu("gtx1080ti"), None))
+    issue = next(i for i in pascal.issues if "sm_61" in i.what)
+    assert "whl/cu126" in issue.remedy and "whl/cu128" not in issue.remedy
+
+
+def test_measured_bandwidth_is_used_as_measured() -> None:
+    from harness.plan.target import from_machine
+    from harness.records.machine import GpuInfo, Machine
+
+    machine = Machine(hostname="h", os="Linux", os_release="6", platform="x", cpu_model="x", cpu_cores_logical=8,
+                      cpu_cores_physical=4, ram_total_bytes=64 * GIB, python="3.11", packages={}, cuda_available=True,
+                      gpus=[GpuInfo(index=0, name="NVIDIA L40S", compute_capability="8.9",
+                                    memory_total_bytes=48 * GIB, memory_free_bytes=40 * GIB)],
+                      cuda_arch_list=CU128, device_bandwidth_gbs=731.0, fingerprint="f")
+    target = from_machine(machine)
+    assert target.bandwidth_gbs == 731.0 and target.bandwidth_measured  # not halved, not the spec's 864
+    assert target.vram_bytes == 40 * GIB  # free memory: another process holds the rest
