@@ -1,24 +1,24 @@
-"""What `device: auto` becomes on a machine: the one rule, used by the session, the planner and the report.
+"""What `device: auto` becomes on a machine: the one rule (standard library only).
 
 `auto` never silently becomes another device: a machine with an NVIDIA GPU that torch cannot use gets a
-diagnosed skip (the run would measure the CPU and call it the GPU), and a run resolved to the CPU says so
-in its name and its record.
+diagnosed skip (running on the CPU instead would measure the CPU and call it the GPU), and a run resolved to
+the CPU says so in its name and its record.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
-from harness.records.config import Device, RunConfig
-from harness.records.machine import Machine
+from typing import Optional, Sequence
 
 
 @dataclass(frozen=True)
-class DeviceChoice:
-    run: RunConfig  # the run as it will execute (device resolved, renamed when auto became the CPU)
-    skip_reason: Optional[str] = None  # set when the run must not execute here
-    broken_cuda: bool = False  # the skip is a GPU torch cannot use: the session diagnoses it
+class AutoChoice:
+    device: str  # "cuda" or "cpu"
+    skip_reason: Optional[str] = None  # set when the run must not execute here (a GPU torch cannot use)
+
+    @property
+    def broken_cuda(self) -> bool:
+        return self.skip_reason is not None
 
 
 def cpu_name(name: str) -> str:
@@ -28,16 +28,12 @@ def cpu_name(name: str) -> str:
     return name if name.endswith("-cpu") else f"{name}-cpu"
 
 
-def resolve_device(run: RunConfig, machine: Machine) -> DeviceChoice:
-    if run.device is not Device.auto:
-        return DeviceChoice(run)
-    if machine.cuda_available:
-        return DeviceChoice(run.model_copy(update={"device": Device.cuda, "resolved_from": "auto"}))
-    if machine.gpus:
-        names = ", ".join(sorted({g.name for g in machine.gpus}))
-        why = machine.cuda_unavailable_reason or "torch.cuda.is_available() is False"
-        return DeviceChoice(run.model_copy(update={"device": Device.cuda, "resolved_from": "auto"}), broken_cuda=True,
-                            skip_reason=f"device auto: this machine has {names} but torch cannot use it ({why}); "
-                                        "not run on the CPU instead, which would measure something else")
-    cpu_run = run.model_copy(update={"device": Device.cpu, "resolved_from": "auto", "name": cpu_name(run.name)})
-    return DeviceChoice(cpu_run)
+def resolve_auto(cuda_available: bool, gpu_names: Sequence[str], cuda_unavailable_reason: str) -> AutoChoice:
+    if cuda_available:
+        return AutoChoice("cuda")
+    if gpu_names:
+        names = ", ".join(sorted(set(gpu_names)))
+        why = cuda_unavailable_reason or "torch.cuda.is_available() is False"
+        return AutoChoice("cuda", skip_reason=f"device auto: this machine has {names} but torch cannot use it "
+                                              f"({why}); not run on the CPU instead, which would measure something else")
+    return AutoChoice("cpu")

@@ -7,6 +7,7 @@ diagnosis use. It never imports torch, so it can be fed any machine's facts (and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 from harness.knowledge import compiler, drivers, wheels
@@ -145,7 +146,7 @@ def _judge(check: ProbeCheck, cc: Optional[str], facts: TorchFacts, os_name: str
         update = {"remedy": "pip install accelerate; or set `offload: none`"}
     elif check.status in {"warn", "fail"} and not check.remedy:
         update = {"remedy": "see the finding; `harness diagnose` explains a pasted error log"}
-    return check.model_copy(update=update) if update else check
+    return replace(check, **update) if update else check
 
 
 def gpu_checks(facts: TorchFacts, nvml: NvmlReading, os_name: str, raw: list[ProbeCheck]) -> list[ProbeCheck]:
@@ -163,8 +164,7 @@ def merged_gpus(facts: TorchFacts, nvml: NvmlReading) -> list[GpuInfo]:
         if twin is None:
             merged.append(gpu)
             continue
-        merged.append(gpu.model_copy(update={
-            "uuid": twin.uuid, "driver": twin.driver,
-            "memory_free_bytes": gpu.memory_free_bytes if gpu.memory_free_bytes is not None else twin.memory_free_bytes,
-        }))
+        merged.append(replace(
+            gpu, uuid=twin.uuid, driver=twin.driver,
+            memory_free_bytes=gpu.memory_free_bytes if gpu.memory_free_bytes is not None else twin.memory_free_bytes))
     return merged

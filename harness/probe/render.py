@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from rich.table import Table
 
@@ -29,6 +30,6 @@ def probe_table(result: ProbeResult) -> Table:
 def probe_json(result: ProbeResult) -> str:
     return json.dumps({
         "worst": result.worst,
-        "checks": [check.model_dump() for check in result.checks],
+        "checks": [asdict(check) for check in result.checks],
         "machine": result.machine.model_dump(mode="json"),
     }, indent=2)

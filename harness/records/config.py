@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import Enum
-from typing import Optional
+from typing import Annotated, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 
 class Device(str, Enum):
@@ -55,7 +55,7 @@ class RunConfig(BaseModel):
     compile: bool
     cuda_graphs: bool
     timeout_s: Optional[float] = None
-    serving: Serving = Serving.model
+    serving: Annotated[Serving, BeforeValidator(lambda v: Serving.model if v is None else v)] = Serving.model
     resolved_from: Optional[str] = None  # "auto" when the session chose the device; the report says so
 
     def measurement_key(self) -> str:

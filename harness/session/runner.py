@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from rich.console import Console
 
 from harness import __version__
-from harness.knowledge.devices import resolve_device
+from harness.knowledge.devices import cpu_name, resolve_auto
 from harness.launcher.environment import worker_env
 from harness.launcher.spawn import run_worker
 from harness.plan.planner import compare, plan_scenario_run
@@ -166,22 +166,32 @@ class ScenarioRunner:
         return next((r for r in previous.runs
                      if r.status == "ok" and r.name == name and r.measurement_key == key), None)
 
+    def _resolve(self, run: RunConfig) -> tuple[RunConfig, Optional[str]]:
+        """`device: auto` resolved by the one rule; a run that went to the CPU is renamed so that it says so."""
+        if run.device is not Device.auto or self.machine is None:
+            return run, None
+        m = self.machine
+        choice = resolve_auto(m.cuda_available, [g.name for g in m.gpus], m.cuda_unavailable_reason)
+        update: dict = {"device": Device(choice.device), "resolved_from": "auto"}
+        if choice.device == "cpu":
+            update["name"] = cpu_name(run.name)
+        return run.model_copy(update=update), choice.skip_reason
+
     def _one(self, configured: RunConfig, session: Session, display: RunDisplay) -> RunResult:
         assert self.machine is not None
-        choice = resolve_device(configured, self.machine)
-        run = choice.run
+        run, auto_skip = self._resolve(configured)
         key = measurement_key(run, session.scenario, session.weights, self.frames, self.warmup)
         reused = self._reusable(run.name, key)
         if reused is not None:
             display.note(f"{run.name}: measured before with the same configuration on this machine (--resume)")
             return reused.model_copy(update={"resumed": True})
         plan = self._plan(run, session)
-        reason = choice.skip_reason or skip_reason(run, self.machine, plan)
+        reason = auto_skip or skip_reason(run, self.machine, plan)
         if reason is not None and self.options.force and reason.startswith("predicted"):
             reason = None
         if reason is not None:
             result = assemble.skipped(run, reason)
-            if choice.broken_cuda:
+            if auto_skip is not None:
                 result.diagnosis = assemble.diagnose(run, error_message=self.machine.cuda_unavailable_reason,
                                                      machine=self.machine)
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness.knowledge import compiler, drivers, wheels
@@ -98,7 +100,7 @@ def _gtx1080ti_facts():  # noqa: ANN202 - fabricated facts to test the interpret
                   compute_capability="6.1", memory_total_bytes=11 * 2**30, memory_free_bytes=10 * 2**30)
     facts = TorchFacts(torch_version="2.9.1+cu128", torch_cuda_build="12.8", cuda_available=True,
                        arch_list=list(wheels.PINNED_ARCHS), gpus=[gpu], bf16_supported=True)
-    twin = gpu.model_copy(update={"uuid": "GPU-8A4D7C2E-1111-2222-3333-444455556666", "driver": "570.86.15"})
+    twin = replace(gpu, uuid="GPU-8A4D7C2E-1111-2222-3333-444455556666", driver="570.86.15")
     nvml = NvmlReading(True, driver="570.86.15", cuda_driver_version="12.8", gpus=[twin],
                        processes={twin.uuid: [GpuProcess(4242, "Xorg", 300 * 2**20)]})
     raw = [ProbeCheck(name="triton", status="fail",
