@@ -7,6 +7,7 @@ and are estimates elsewhere; each says where it comes from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from harness.knowledge.offload import offloaded_layer_names
 from harness.records.architecture import ArchitectureFacts, BlockFacts, KVFacts
@@ -46,10 +47,30 @@ def kv_bytes(kv: KVFacts, run: RunConfig, batch: int) -> int:
     return 2 * kv.layers * batch * kv.capacity * kv.kv_heads * kv.head_dim * size
 
 
-def offloaded_blocks(arch: ArchitectureFacts, run: RunConfig) -> set[str]:
-    if run.offload is not Offload.cpu:
-        return set()
-    return set(offloaded_layer_names(arch.temporal_layers, run.offload_fraction))
+def offloaded_blocks(arch: ArchitectureFacts, run: RunConfig, device_free: Optional[int] = None) -> set[str]:
+    if run.offload is Offload.cpu:
+        return set(offloaded_layer_names(arch.temporal_layers, run.offload_fraction))
+    if run.offload is Offload.auto and run.device.value == "cuda" and device_free:
+        return auto_offloaded_blocks(arch, run, device_free)
+    return set()  # auto off CUDA: NVIDIA's loader offloads nothing
+
+
+def auto_offloaded_blocks(arch: ArchitectureFacts, run: RunConfig, device_free: int) -> set[str]:
+    """What accelerate's `infer_auto_device_map(max_memory=None, no_split_module_classes=[
+    "StreamingTransformerLayer"])` does with PersonaPlex's LM (its `--cpu-offload`): blocks in module order fill
+    the GPU's free memory, less room for the largest block (loaded there when an offloaded one runs); from the first
+    block that does not fit, the rest go to the CPU, the depformer included. It counts weights only: the KV
+    caches, Mimi and activations still need room afterwards, which is why 16 GB cards run out of memory."""
+    sizes = [(b.name, block_bytes(b, run)) for b in arch.blocks]
+    budget = device_free - max(size for _, size in sizes)
+    used, offloaded, spilled = 0, set(), False
+    for name, size in sizes:
+        if spilled or used + size > budget:
+            spilled = True
+            offloaded.add(name)
+        else:
+            used += size
+    return offloaded
 
 
 def mimi_bytes(arch: ArchitectureFacts) -> int:
@@ -57,10 +78,10 @@ def mimi_bytes(arch: ArchitectureFacts) -> int:
 
 
 def predict_items(arch: ArchitectureFacts, run: RunConfig, batch: int, host: HostFacts,
-                  checkpoint_bytes: int = 0) -> list[MemoryItem]:
+                  checkpoint_bytes: int = 0, device_free: Optional[int] = None) -> list[MemoryItem]:
     on_gpu = run.device.value == "cuda"
     main = "device" if on_gpu else "host"
-    offloaded = offloaded_blocks(arch, run)
+    offloaded = offloaded_blocks(arch, run, device_free)
     resident = sum(block_bytes(b, run) for b in arch.blocks if b.name not in offloaded)
     moved = sum(block_bytes(b, run) for b in arch.blocks if b.name in offloaded)
     items = [MemoryItem(name="worker baseline (python, torch, moshi)", bytes=host.baseline_rss_bytes, where="host")]
@@ -103,9 +124,10 @@ def host_peak(items: list[MemoryItem]) -> int:
     return sum(i.bytes for i in items if i.where == "host")
 
 
-def bytes_per_step(arch: ArchitectureFacts, run: RunConfig, batch: int) -> tuple[int, int]:
+def bytes_per_step(arch: ArchitectureFacts, run: RunConfig, batch: int,
+                   device_free: Optional[int] = None) -> tuple[int, int]:
     """(bytes read from the executing device's memory, bytes crossing the host link) per step."""
-    offloaded = offloaded_blocks(arch, run)
+    offloaded = offloaded_blocks(arch, run, device_free)
     read = [b for b in arch.blocks if b.name not in LOOKUP_BLOCKS]
     local = sum(block_bytes(b, run) for b in read if b.name not in offloaded)
     moved = sum(block_bytes(b, run) for b in read if b.name in offloaded)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from harness.plan.memory import GIB, bytes_per_step, device_peaks, host_peak, predict_items
+from harness.plan.memory import CUDA_CONTEXT, GIB, bytes_per_step, device_peaks, host_peak, predict_items
 from harness.plan.software import software_issues
 from harness.plan.target import PlanTarget
 from harness.records.architecture import ArchitectureFacts
@@ -27,11 +27,13 @@ def plan_run(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, bat
              host_memory_limit_bytes: Optional[int] = None) -> RunPlan:
     run = resolve_for(run, target)
     on_gpu = run.device is Device.cuda
-    items = predict_items(arch, run, batch, target.host, checkpoint_bytes)
+    # What accelerate sees as free on an idle card: the memory less the CUDA context (offload: auto).
+    device_free = target.vram_bytes - CUDA_CONTEXT if on_gpu and target.vram_bytes else None
+    items = predict_items(arch, run, batch, target.host, checkpoint_bytes, device_free)
     allocated, device_total = device_peaks(items)
     host = host_peak(items)
     issues = software_issues(run, target)
-    local, moved = bytes_per_step(arch, run, batch)
+    local, moved = bytes_per_step(arch, run, batch, device_free)
 
     floor_ms: Optional[float] = None
     bandwidth = target.bandwidth_gbs if on_gpu else target.host_bandwidth_gbs
@@ -47,6 +49,15 @@ def plan_run(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, bat
                 else "run on a GPU",
                 short=f"not real time: floor {floor_ms:.0f} ms"))
 
+    if run.offload is Offload.auto and on_gpu and target.vram_bytes and device_total > target.vram_bytes:
+        weights = next((i.bytes for i in items if i.name.startswith("LM weights")), 0)
+        issues.append(PlanIssue(
+            severity="warning",
+            what=f"PersonaPlex's --cpu-offload (accelerate's automatic map) fills the GPU with {weights / GIB:.1f} GiB "
+                 "of weights and leaves the KV cache, Mimi and activations no room: out of memory, as users report "
+                 "on 16 GB cards",
+            remedy="the harness's tuned offload (offload: cpu, offload_fraction 0.5) or int8 leaves that room",
+            short="auto map leaves no room"))
     reasons = [i.what for i in issues if i.severity == "blocker"]
     memory_reasons = []
     capacity = target.vram_bytes if on_gpu else None

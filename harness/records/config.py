@@ -33,7 +33,8 @@ class Quantize(str, Enum):
 
 class Offload(str, Enum):
     none = "none"
-    cpu = "cpu"
+    cpu = "cpu"  # the harness's tuned offload: the last `offload_fraction` of the temporal layers
+    auto = "auto"  # PersonaPlex's --cpu-offload: accelerate's automatic device map from the GPU's free memory
 
 
 class Serving(str, Enum):

@@ -64,6 +64,7 @@ class RunAssessment(Record):
 class Deployment(Record):
     run: str
     summary: str
+    deployable_by: str = ""
     settings: dict[str, str]
     env: dict[str, str]
     moshi: list[str]
@@ -78,3 +79,37 @@ class Verdict(Record):
     recommended: Optional[Deployment] = None
     ranked: list[str] = Field(default_factory=list)
     assessments: list[RunAssessment] = Field(default_factory=list)
+    latency: list["LatencyBudget"] = Field(default_factory=list, description="mouth-to-ear estimate per ok run")
+    serving: list["ServingComparison"] = Field(default_factory=list)
+    advice: list[str] = Field(default_factory=list, description="changes the measurements say are worth making")
+
+
+class LatencyTerm(Record):
+    name: str
+    ms: float
+    source: str = Field(description="measured, the model's design, the verdict's choice, or declared by the user")
+
+
+class LatencyBudget(Record):
+    """Mouth-to-ear estimate for one run: each term with where it comes from, against the target."""
+
+    run: str
+    terms: list[LatencyTerm]
+    total_ms: float
+    target_ms: float
+    within_target: bool
+
+
+class ServingComparison(Record):
+    """The same configuration as moshi's core and as PersonaPlex's server frame, side by side (p50 ms)."""
+
+    core_run: Optional[str] = None
+    server_run: Optional[str] = None
+    core_total_ms: Optional[float] = None
+    server_total_ms: Optional[float] = None
+    core_non_lm_ms: Optional[float] = None  # total minus LMGen.step: Mimi, and in the server frame its extras
+    server_non_lm_ms: Optional[float] = None
+    duplicate_mimi_ms: Optional[float] = None  # other_encode + other_decode: what dropping other_mimi saves
+    extras_ms: dict[str, float] = Field(default_factory=dict)  # every server-only stage
+
+Verdict.model_rebuild()  # its latency and serving fields name classes defined after it

@@ -74,6 +74,8 @@ PRESETS: dict[str, Preset] = {
 # Every preset uses moshi's delays, whose largest value is 1: the first LMGen.step of a session
 # returns no tokens, so at least this many warmup frames are needed before frames can be measured.
 MIN_WARMUP_FRAMES = 2
+# ... and the agent's audio for a step comes out that many frames later (moshi's acoustic delay).
+MAX_DELAY_FRAMES = 1
 
 
 def preset_names() -> list[str]:

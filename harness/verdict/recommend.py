@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from harness.records.config import DType, Offload, Quantize, RunConfig
+from harness.knowledge.deploy import deployable_by
+from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import Deployment, Playback, RunAssessment, Validity, Verdict
-from harness.scenario.model import Criteria
+from harness.scenario.model import Criteria, Latency
 from harness.scenario.presets import PRESETS
 from harness.verdict.playback import playback, simulate
+from harness.verdict.serving import advice, compare_serving, latency_budget
 from harness.verdict.validity import assess_validity
 
 
@@ -95,19 +97,27 @@ def deployment(run: RunResult, criteria: Criteria) -> Deployment:
         env["NO_TORCH_COMPILE"] = "1"
     if not cfg.cuda_graphs:
         env["NO_CUDA_GRAPH"] = "1"
-    moshi = [f"python -m moshi.server --device {cfg.device.value}" + (" --half" if cfg.dtype is DType.float16 else "")]
+    if cfg.serving is Serving.personaplex_server:
+        moshi = ["PersonaPlex (github NVIDIA/personaplex): python -m moshi.server --ssl \"$SSL_DIR\""
+                 + (" --cpu-offload" if cfg.offload is Offload.auto else "")]
+    else:
+        moshi = [f"python -m moshi.server --device {cfg.device.value}"
+                 + (" --half" if cfg.dtype is DType.float16 else "")]
     if cfg.dtype is DType.float32:
         moshi.append("moshi.server has no float32 flag: load the LM with dtype=torch.float32")
     if cfg.quantize is Quantize.int8:
         moshi.append('int8: set "quantize": true in the model\'s config.json (moshi builds QLinear layers); never '
                      "cast the model's dtype afterwards")
     if cfg.offload is Offload.cpu:
-        moshi.append(f"CPU offload: PersonaPlex's server --cpu-offload (accelerate); the harness offloaded "
-                     f"{cfg.offload_fraction:.0%} of the temporal layers")
+        moshi.append(f"the harness's tuned offload ({cfg.offload_fraction:.0%} of the temporal layers through "
+                     "accelerate) is not a server option; PersonaPlex's --cpu-offload places layers automatically "
+                     "(measure it with offload: auto)")
     settings = {"device": cfg.device.value, "dtype": cfg.dtype.value, "quantize": cfg.quantize.value,
                 "offload": cfg.offload.value if cfg.offload is Offload.none else f"cpu ({cfg.offload_fraction:.0%})",
-                "torch.compile": "on" if cfg.compile else "off", "CUDA graphs": "on" if cfg.cuda_graphs else "off"}
+                "torch.compile": "on" if cfg.compile else "off", "CUDA graphs": "on" if cfg.cuda_graphs else "off",
+                "frame measured": cfg.serving.value}
     return Deployment(run=run.name, summary=cfg.describe(), settings=settings, env=env, moshi=moshi,
+                      deployable_by=deployable_by(cfg.dtype.value, cfg.quantize.value, cfg.offload.value),
                       p99_ms=run.metrics.ms_per_step.p99, buffer_ms=criteria.buffer_ms(run.metrics.frame_budget_ms))
 
 
@@ -140,7 +150,19 @@ def model_label(session: Session) -> str:
     return what
 
 
+def _serving_findings(session: Session, criteria: Criteria) -> dict:
+    latency = Latency.model_validate(session.scenario.get("latency") or {})
+    comparisons = compare_serving(session)
+    budgets = [b for b in (latency_budget(r, criteria, latency) for r in session.runs) if b is not None]
+    return {"latency": budgets, "serving": comparisons, "advice": advice(comparisons)}
+
+
 def decide(session: Session, criteria: Criteria) -> Verdict:
+    verdict = _decide(session, criteria)
+    return verdict.model_copy(update=_serving_findings(session, criteria))
+
+
+def _decide(session: Session, criteria: Criteria) -> Verdict:
     assessed = [assess_run(run, session, criteria) for run in session.runs]
     by_name = {r.name: r for r in session.runs}
     realtime = [a for a in assessed if a.realtime]

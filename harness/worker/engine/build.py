@@ -17,7 +17,7 @@ from harness.records.wire import EngineInfo, WorkerRun
 from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta
 from harness.worker.engine.checkpoint import CheckpointWeights, find_checkpoint_files
 from harness.worker.engine.int8 import check_int8_scales, count_qlinear, quantize_block
-from harness.worker.engine.offload import offload_layers
+from harness.worker.engine.offload import auto_offload, offload_layers
 from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks, meta_tensor_names
 from harness.worker.hostinfo import cpu_model
 from harness.worker.pipeline.lmgen import FullDuplexLMGen
@@ -76,6 +76,7 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
     lm_parameters = sum(p.numel() for p in lm.parameters())
     layers = len(lm.transformer.layers)
     offloaded = offloaded_layer_names(layers, run.offload_fraction) if run.offload == "cpu" else []
+    auto = run.offload == "auto"
 
     mimi_file: Optional[Path] = None
     if weights_path is None:
@@ -89,8 +90,9 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
             weights += f" ({len(source.expanded)} depformer weights expanded to dep_q={lm.dep_q})"
 
     for name, block in lm_blocks(lm):
-        # Offloaded layers are built on the host; dispatch_model moves them to their tier.
-        target = torch.device("cpu") if name in offloaded else device
+        # Offloaded layers are built on the host; dispatch_model moves them to their tier. With offload: auto the
+        # whole LM is built on the host first, as NVIDIA's loader does, and accelerate decides.
+        target = torch.device("cpu") if name in offloaded or auto else device
         if isinstance(source, SyntheticWeights):
             source.materialize(block, target)
         else:
@@ -107,6 +109,10 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
     if offloaded:
         main = "cpu" if device.type == "cpu" else str(device)
         tier = offload_layers(lm, offloaded, main, scratch_dir / "offload")
+    elif auto:
+        offloaded, tier = auto_offload(lm, dtype, device, scratch_dir / "offload")
+        if device.type != "cuda":
+            lm.to(device)
 
     mimi = _mimi(mimi_file, device, seed)
     if mimi_file is None and weights_path is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
+import torch
 from accelerate import dispatch_model
 from moshi.modules.streaming import StreamingModule
 from torch import nn
@@ -62,3 +63,24 @@ def offload_layers(lm: nn.Module, layers: list[str], main_device: str, offload_d
             if isinstance(module, StreamingModule):
                 _init_state_with_weights(layer, module)
     return tier
+
+
+def auto_offload(lm: nn.Module, dtype: "torch.dtype", device: "torch.device", offload_dir: Path) -> tuple[list[str], str]:
+    """PersonaPlex's `--cpu-offload`: accelerate's automatic device map from the GPU's free memory, whole
+    StreamingTransformerLayers kept together (as NVIDIA's loader asks), then `dispatch_model`. Off CUDA it
+    offloads nothing, as NVIDIA's loader does. Returns (offloaded module names, tier)."""
+    if device.type != "cuda":
+        return [], "none (not on CUDA: NVIDIA's loader offloads nothing there)"
+    from accelerate import infer_auto_device_map
+
+    device_map = infer_auto_device_map(lm, max_memory=None, no_split_module_classes=["StreamingTransformerLayer"],
+                                       dtype=dtype)
+    offloaded = [name for name, where in device_map.items() if where in ("cpu", "disk")]
+    dispatch_model(lm, device_map=device_map, offload_dir=str(offload_dir))
+    for name in offloaded:
+        owner = lm.get_submodule(name)
+        if getattr(getattr(owner, "_hf_hook", None), "offload", False):
+            for module in owner.modules():
+                if isinstance(module, StreamingModule):
+                    _init_state_with_weights(owner, module)
+    return offloaded, "cpu"
