@@ -15,6 +15,7 @@ from harness.records.store import atomic_write_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.plots import Figure, all_figures
 from harness.scenario.model import Criteria
+from harness.knowledge.deploy import deployable_by
 from harness.verdict.recommend import model_label
 
 GIB = 2**30
@@ -51,6 +52,9 @@ class RunDetail:
     roofline: str
     validity: str
     engine: str
+    prefill: str
+    first_audio: str
+    deployable: str
 
 
 def criteria_of(session: Session) -> Criteria:
@@ -128,7 +132,18 @@ def _detail(run: RunResult, assessment: RunAssessment) -> Optional[RunDetail]:
         e = run.engine
         engine = (f"torch {e.torch_version}, moshi {e.moshi_version}, {e.device_name}; compiled frames "
                   f"{e.compiled_frames}, CUDA graphs captured {e.cuda_graphs_captured}")
-    return RunDetail(name=run.name, load_s=f"{m.load_s:.1f}", warmup=f"{m.warmup_frames} frames, {m.warmup_s:.1f} s",
+    p = m.prefill
+    prefill = "none"
+    if p is not None:
+        estimated = " (text tokens estimated)" if p.text_tokens_estimated else ""
+        prefill = (f"{p.steps} steps = {p.voice_steps} voice + {p.silence_steps} silence + {p.text_steps} text{estimated}; "
+                   f"{p.seconds:.2f} s ({p.wait_s:.2f} s of server waits); step p50 {p.step_p50_ms:.1f} / p99 "
+                   f"{p.step_p99_ms:.1f} ms; context used {p.context_frames} of {p.context_capacity} frames")
+    first_audio = f"{m.time_to_first_audio_s:.2f} s" if m.time_to_first_audio_s is not None else "-"
+    cfg = run.config
+    return RunDetail(prefill=prefill, first_audio=first_audio,
+                     deployable=deployable_by(cfg.dtype.value, cfg.quantize.value, cfg.offload.value),
+                     name=run.name, load_s=f"{m.load_s:.1f}", warmup=f"{m.warmup_frames} frames, {m.warmup_s:.1f} s",
                      first_step_ms=f"{m.first_step_s * 1e3:.0f}", stages=_ms(m.stage_p50_ms),
                      cuda_stages=_ms(m.cuda.stage_p50_ms) if m.cuda else "not on a GPU",
                      energy=energy, roofline=roofline, validity=validity, engine=engine)

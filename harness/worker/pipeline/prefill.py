@@ -142,7 +142,7 @@ def run_prefill(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, device: torch.d
         times.append((time.perf_counter() - start) * 1e3)
         if on_step is not None:
             on_step(index, len(steps))
-    context = getattr(lm.transformer, "context", None) or 0
+    context = getattr(lm, "context", None) or 0  # LMModel keeps the temporal context it was built with
     return PrefillSamples(voice_steps=len(plan.voice), silence_steps=2 * job.silence_frames, text_steps=len(plan.text),
                           step_ms=times, seconds=time.perf_counter() - begun, wait_s=waited,
                           voice_encode_ms=plan.voice_encode_ms, text_tokens_estimated=plan.estimated,
