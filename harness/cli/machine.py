@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +19,11 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
 
     if not args.json:
         console.print("probing this machine (torch checks run in a separate process) ...", highlight=False)
-    result = probe_machine(device_checks=True, disk_path=Path(args.disk or "."))
+    python = args.python
+    if python is not None and not (Path(python).is_file() and os.access(python, os.X_OK)):
+        print(f"harness: --python {python}: not an executable file", file=sys.stderr)
+        return EXIT_USAGE
+    result = probe_machine(device_checks=True, disk_path=Path(args.disk or "."), python=python)
     if args.json:
         print(probe_json(result))
     else:
@@ -98,6 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="exit status: 0 all checks pass (or n/a), 1 some warn, 2 some fail.")
     probe.add_argument("--json", action="store_true", help="print the checks and the machine as JSON")
     probe.add_argument("--disk", metavar="PATH", help="where offloaded weights and results would go (default: .)")
+    probe.add_argument("--python", metavar="PATH",
+                       help="probe torch in another environment (e.g. your PersonaPlex venv's bin/python); it needs "
+                            "torch and moshi there, not the harness's own dependencies")
     probe.set_defaults(handler=cmd_probe)
 
     plan = sub.add_parser(

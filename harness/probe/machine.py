@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,14 +39,16 @@ class ProbeResult:
         return c.worst(self.checks)
 
 
-def _probe_worker(work_dir: Path, presets: list[str], device_checks: bool) -> ProbeReply:
+def _probe_worker(work_dir: Path, presets: list[str], device_checks: bool,
+                  python: Optional[str] = None) -> ProbeReply:
     """A fresh worker process reports what torch sees; a crash or hang there is reported, not raised."""
     work_dir.mkdir(parents=True, exist_ok=True)
     reply_path = work_dir / "probe.reply.json"
     reply_path.unlink(missing_ok=True)
     job_path = work_dir / "probe.job.json"
     job_path.write_text(to_json(ProbeJob(reply_path=str(reply_path), presets=presets, device_checks=device_checks)))
-    outcome = run_worker(job_path, probe_env(), PROBE_TIMEOUT_S, work_dir, "probe", on_event=lambda _e: None)
+    outcome = run_worker(job_path, probe_env(), PROBE_TIMEOUT_S, work_dir, "probe", on_event=lambda _e: None,
+                         python=python or sys.executable)
     try:
         return parse_wire(ProbeReply, reply_path.read_text())
     except (OSError, ValueError):  # WireError is a ValueError
@@ -66,10 +69,13 @@ def _value(checks: list[ProbeCheck], name: str) -> Optional[float]:
 
 
 def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] = None,
-                  device_checks: bool = True, disk_path: Optional[Path] = None) -> ProbeResult:
+                  device_checks: bool = True, disk_path: Optional[Path] = None,
+                  python: Optional[str] = None) -> ProbeResult:
+    """Probe this machine; with `python`, torch's side is probed in that interpreter's environment (a user's
+    PersonaPlex venv, say): the harness's worker code is put on its path, it needs only torch and moshi there."""
     if work_dir is None:
         work_dir = Path(tempfile.mkdtemp(prefix="harness-probe-"))
-    reply = _probe_worker(work_dir, presets or [], device_checks)
+    reply = _probe_worker(work_dir, presets or [], device_checks, python)
     facts = reply.facts
     nvml = read_nvml()
     bandwidth = c.measure_host_bandwidth()
@@ -85,6 +91,10 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
                                  remedy="pip install -c constraints.txt -e . (moshi 0.2.13)"))
     logical, physical = host.cores()
     packages = host.package_versions()
+    python_version = platform.python_version()
+    if python is not None:  # the environment that was probed, not the harness's own
+        packages = {**packages, "torch": facts.torch_version, "moshi": facts.moshi_version}
+        python_version = f"{facts.python} ({facts.python_executable})" if facts.python else python
     gpus = gpu_checks.merged_gpus(facts, nvml)
     reason = facts.cuda_unavailable_reason
     if facts.import_error is not None:
@@ -93,7 +103,7 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
     machine = Machine(
         hostname=host.hostname(), os=host.os_name(), os_release=platform.release(), platform=platform.platform(),
         cpu_model=host.cpu_model(), cpu_cores_logical=logical, cpu_cores_physical=physical, ram_total_bytes=ram,
-        python=platform.python_version(), packages=packages, torch_cuda_build=facts.torch_cuda_build,
+        python=python_version, packages=packages, torch_cuda_build=facts.torch_cuda_build,
         cuda_available=facts.cuda_available, cuda_unavailable_reason="" if facts.cuda_available else reason,
         gpus=gpus, cuda_arch_list=facts.arch_list, nvidia_driver=nvml.driver or None,
         cuda_driver_version=nvml.cuda_driver_version or None,

@@ -37,6 +37,14 @@ class Offload(str, Enum):
     auto = "auto"  # PersonaPlex's --cpu-offload: accelerate's automatic device map from the GPU's free memory
 
 
+def environment_label(python: str) -> str:
+    """A short name for an interpreter: its virtual environment's folder (…/venv-torch24/bin/python -> venv-torch24)."""
+    parts = [p for p in python.replace("\\", "/").split("/") if p]
+    if len(parts) >= 3 and parts[-2] in ("bin", "Scripts"):
+        return parts[-3]
+    return parts[-1] if parts else python
+
+
 class Serving(str, Enum):
     model = "model"  # moshi's inference core: Mimi encode -> LMGen.step -> Mimi decode
     personaplex_server = "personaplex-server"  # what NVIDIA PersonaPlex's server does per frame, extras timed
@@ -57,6 +65,7 @@ class RunConfig(BaseModel):
     cuda_graphs: bool
     timeout_s: Optional[float] = None
     serving: Annotated[Serving, BeforeValidator(lambda v: Serving.model if v is None else v)] = Serving.model
+    python: Optional[str] = None  # the interpreter of the worker's environment; None: the harness's own
     resolved_from: Optional[str] = None  # "auto" when the session chose the device; the report says so
 
     def measurement_key(self) -> str:
@@ -73,4 +82,6 @@ class RunConfig(BaseModel):
         parts.append("compile" if self.compile else "eager")
         parts.append("CUDA graphs" if self.cuda_graphs else "no CUDA graphs")
         parts.append("PersonaPlex server frame" if self.serving is Serving.personaplex_server else "moshi core")
+        if self.python:
+            parts.append(f"environment {environment_label(self.python)}")
         return ", ".join(parts)

@@ -318,6 +318,10 @@ class TorchFacts:
     gpus: list[GpuInfo] = field(default_factory=list)
     bf16_supported: Optional[bool] = None
     import_error: Optional[WorkerError] = None
+    python: str = ""  # the interpreter that probed (a user's environment can differ from the harness's)
+    python_executable: str = ""
+    moshi_version: Optional[str] = None
+    moshi_flavour: str = ""  # pypi | nvidia (PersonaPlex's fork has LMGen.step_system_prompts)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 from harness.scenario.model import Matrix, RunConfig, RunSpec, Scenario, auto_run_name
 
 _RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs", "timeout_s",
-               "serving")
+               "serving", "python")
 _MATRIX_AXES = ("device", "dtype", "quantize", "offload", "compile", "cuda_graphs", "serving")
 
 
@@ -47,6 +47,8 @@ def _matrix_runs(matrix: Matrix, defaults: dict[str, Any]) -> list[dict[str, Any
 
 def expand_runs(scenario: Scenario) -> list[RunConfig]:
     defaults = scenario.defaults.model_dump()
+    if defaults.get("python") is None:
+        defaults["python"] = scenario.python
     located: list[tuple[tuple[str | int, ...], dict[str, Any], str | None]] = []
     if scenario.matrix is not None:
         for cfg in _matrix_runs(scenario.matrix, defaults):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -107,6 +109,23 @@ def _strip_pydantic_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
     return tuple(p for p in loc if p not in {"bool", "function-before[_parse_switch(), bool]"})
 
 
+def _resolve_python(path: Path, root: Optional[yaml.Node], scenario: Scenario, run: RunConfig,
+                    index: int) -> RunConfig:
+    """An interpreter named relative to the scenario file, checked now rather than when its worker fails."""
+    if run.python is None:
+        return run
+    found = shutil.which(run.python) if "/" not in run.python else None
+    candidate = Path(found) if found else (path.parent / Path(run.python).expanduser())
+    if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+        spec = next((i for i, s in enumerate(scenario.runs) if s.name == run.name and s.python), None)
+        loc: tuple[str | int, ...] = ("runs", spec, "python") if spec is not None else (
+            ("defaults", "python") if scenario.defaults.python else ("python",))
+        raise ScenarioError(path, [ScenarioProblem(_node_line(root, loc), _field_path(loc),
+                                                   f"no executable interpreter at {candidate} (python: the "
+                                                   "environment's bin/python, absolute or relative to this file)")])
+    return run.model_copy(update={"python": str(candidate.absolute())})
+
+
 def load_scenario(path: str | Path) -> LoadedScenario:
     path = Path(path)
     try:
@@ -143,6 +162,7 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     except ExpansionError as exc:
         raise ScenarioError(path, [ScenarioProblem(_node_line(root, exc.loc), _field_path(exc.loc), exc.message)]) from None
 
+    runs = [_resolve_python(path, root, scenario, run, index) for index, run in enumerate(runs)]
     weights_path = None
     if not scenario.uses_synthetic_weights:
         weights_path = (path.parent / scenario.weights).resolve()

@@ -8,12 +8,13 @@ run field not given falls back to the scenario's `defaults:`, then to the defaul
 from __future__ import annotations
 
 import math
+import re
 from enum import Enum
 from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from harness.records.config import Device, DType, Offload, Quantize, RunConfig, Serving
+from harness.records.config import Device, DType, Offload, Quantize, RunConfig, Serving, environment_label
 from harness.scenario.presets import MIN_WARMUP_FRAMES, PRESETS
 
 # The run record lives in records (the bottom room); re-exported here where scenarios are read.
@@ -56,6 +57,7 @@ class RunSpec(_Strict):
     cuda_graphs: Optional[Switch] = None
     timeout_s: Optional[float] = Field(default=None, gt=0.0)
     serving: Optional[Serving] = None
+    python: Optional[str] = Field(default=None, min_length=1, description="another environment's interpreter")
 
 
 class RunDefaults(_Strict):
@@ -69,6 +71,8 @@ class RunDefaults(_Strict):
     timeout_s: Optional[float] = Field(default=None, gt=0.0, description="None: the scenario's timeout_s")
     serving: Optional[Serving] = Field(default=None, description="None: personaplex-server for PersonaPlex presets, "
                                                                  "model for Moshi presets")
+    python: Optional[str] = Field(default=None, min_length=1, description="interpreter of the environment the "
+                                                                          "workers run in (default: the harness's)")
 
 
 class Matrix(_Strict):
@@ -96,6 +100,8 @@ def auto_run_name(cfg: dict[str, Any], default_serving: Serving = Serving.model)
     serving = Serving(cfg.get("serving") or default_serving)
     if serving is not default_serving:  # names stay as they were for the preset's usual serving
         parts.append("server" if serving is Serving.personaplex_server else "core")
+    if cfg.get("python"):
+        parts.append(re.sub(r"[^A-Za-z0-9_.-]", "_", environment_label(cfg["python"])))
     return "-".join(parts)
 
 
@@ -223,6 +229,8 @@ class Scenario(_Strict):
         default=None, description="the persona prefill; unset: the default persona for PersonaPlex presets and none "
                                   "for Moshi presets; off: no prefill")
     latency: Latency = Field(default_factory=Latency)
+    python: Optional[str] = Field(default=None, min_length=1, description="run every worker with this interpreter "
+                                                                          "(a user's environment); runs may override")
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     matrix: Optional[Matrix] = None
     runs: list[RunSpec] = Field(default_factory=list)

@@ -131,7 +131,8 @@ class ScenarioRunner:
 
         outcome = run_worker(work / "job.json", env, self._timeout(run), self.out_dir / LOG_DIR, label,
                              on_event=on_event, on_start=lambda pid: self.hooks.started(run.name, pid),
-                             memory_limit_bytes=self.loaded.scenario.host_memory_limit_bytes)
+                             memory_limit_bytes=self.loaded.scenario.host_memory_limit_bytes,
+                             python=run.python or sys.executable)
         reply: Optional[BenchReply] = None
         try:
             reply = parse_wire(BenchReply, Path(job.reply_path).read_text())

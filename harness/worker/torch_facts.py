@@ -5,8 +5,12 @@ Raw facts only (what torch says): the parent interprets them with harness.knowle
 
 from __future__ import annotations
 
+import platform
+import sys
 import traceback
 import warnings
+from importlib import metadata
+from typing import Optional
 
 from harness.records.wire import GpuInfo
 from harness.worker.protocol import TorchFacts, WorkerError
@@ -32,14 +36,29 @@ def _gpu(torch, index: int) -> GpuInfo:  # noqa: ANN001 - the torch module
                    memory_total_bytes=int(props.total_memory), memory_free_bytes=int(free) if free is not None else None)
 
 
+def moshi_flavour() -> tuple[Optional[str], str]:
+    """moshi's version and which moshi it is: PyPI's, or NVIDIA PersonaPlex's fork (it steps persona prompts)."""
+    try:
+        version = metadata.version("moshi")
+    except metadata.PackageNotFoundError:
+        return None, ""
+    try:
+        from moshi.models.lm import LMGen
+    except Exception:  # noqa: BLE001 - the import failure shows up where moshi is used
+        return version, "unknown"
+    return version, "nvidia" if hasattr(LMGen, "step_system_prompts") else "pypi"
+
+
 def gather_torch_facts() -> TorchFacts:
+    env = {"python": platform.python_version(), "python_executable": sys.executable}
     try:
         import torch
     except Exception as exc:  # noqa: BLE001 - any import failure is the finding
         return TorchFacts(import_error=WorkerError(type=type(exc).__name__, message=str(exc),
-                                                   traceback=traceback.format_exc(), phase="import torch"))
+                                                   traceback=traceback.format_exc(), phase="import torch"), **env)
+    version, flavour = moshi_flavour()
     facts = TorchFacts(torch_version=torch.__version__, torch_cuda_build=torch.version.cuda,
-                       arch_list=compiled_arch_list(torch))
+                       arch_list=compiled_arch_list(torch), moshi_version=version, moshi_flavour=flavour, **env)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         available = torch.cuda.is_available()

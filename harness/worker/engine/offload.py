@@ -18,7 +18,6 @@ import types
 from pathlib import Path
 
 import torch
-from accelerate import dispatch_model
 from moshi.modules.streaming import StreamingModule
 from torch import nn
 
@@ -51,6 +50,8 @@ def _init_state_with_weights(owner: nn.Module, module: StreamingModule) -> None:
 
 def offload_layers(lm: nn.Module, layers: list[str], main_device: str, offload_dir: Path) -> str:
     """Dispatch `lm` with `layers` offloaded; returns the accelerate tier used ("cpu" or "disk")."""
+    from accelerate import dispatch_model  # only offloading runs need accelerate in the worker's environment
+
     tier = "disk" if main_device == "cpu" else "cpu"
     device_map = _device_map(lm, set(layers), "cpu" if main_device == "cpu" else main_device, tier)
     dispatch_model(lm, device_map=device_map, main_device=main_device, offload_dir=str(offload_dir),
@@ -71,7 +72,7 @@ def auto_offload(lm: nn.Module, dtype: "torch.dtype", device: "torch.device", of
     offloads nothing, as NVIDIA's loader does. Returns (offloaded module names, tier)."""
     if device.type != "cuda":
         return [], "none (not on CUDA: NVIDIA's loader offloads nothing there)"
-    from accelerate import infer_auto_device_map
+    from accelerate import dispatch_model, infer_auto_device_map
 
     device_map = infer_auto_device_map(lm, max_memory=None, no_split_module_classes=["StreamingTransformerLayer"],
                                        dtype=dtype)
