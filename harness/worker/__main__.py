@@ -50,16 +50,21 @@ def run_probe(job: ProbeJob) -> int:
     reply = ProbeReply(facts=gather_torch_facts())
     if reply.facts.import_error is None:
         try:
-            import accelerate  # noqa: F401 - part of a bench worker's baseline
-
+            try:
+                import accelerate  # noqa: F401 - part of a bench worker's baseline where it is installed
+            except ImportError:
+                pass  # only offloading runs need it; the accelerate check says so
             from harness.worker.describe import describe_preset
             from harness.worker.trackers.memory import current_rss_bytes
 
             describe_preset("personaplex-tiny")  # a meta-device build, as every bench worker does
             reply.baseline_rss_bytes = current_rss_bytes()
-            import bitsandbytes  # noqa: F401
-
-            reply.bitsandbytes_import_bytes = current_rss_bytes() - reply.baseline_rss_bytes
+            try:
+                import bitsandbytes  # noqa: F401
+            except ImportError:
+                pass  # only int8 runs need it; the bitsandbytes check says so
+            else:
+                reply.bitsandbytes_import_bytes = current_rss_bytes() - reply.baseline_rss_bytes
             for preset in job.presets:
                 reply.architectures[preset] = describe_preset(preset)
         except BaseException as exc:  # noqa: BLE001 - recorded, the probe still answers
