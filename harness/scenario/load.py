@@ -117,7 +117,7 @@ def _resolve_python(path: Path, root: Optional[yaml.Node], scenario: Scenario, r
     found = shutil.which(run.python) if "/" not in run.python else None
     candidate = Path(found) if found else (path.parent / Path(run.python).expanduser())
     if not (candidate.is_file() and os.access(candidate, os.X_OK)):
-        spec = next((i for i, s in enumerate(scenario.runs) if s.name == run.name and s.python), None)
+        spec = next((i for i, s in enumerate(scenario.runs) if s.python == run.python), None)
         loc: tuple[str | int, ...] = ("runs", spec, "python") if spec is not None else (
             ("defaults", "python") if scenario.defaults.python else ("python",))
         raise ScenarioError(path, [ScenarioProblem(_node_line(root, loc), _field_path(loc),
