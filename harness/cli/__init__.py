@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(sub)
     machine.register(sub)
     results.register(sub)
+    __import__("harness.cli.fleet", fromlist=["register"]).register(sub)  # harness fleet (issue 12)
     return parser
 
 
