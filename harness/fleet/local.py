@@ -26,7 +26,7 @@ NODE_RESOURCE = "harness_node_{index}"  # each local node also offers its own cu
 @dataclass(frozen=True)
 class LocalCluster:
     address: str
-    root: Path  # RAY_TMPDIR: every file Ray writes is under it
+    root: Path  # every file Ray writes is under it (RAY_TMPDIR, possibly through a short link)
     node_ids: list[str]
     nodes: int
 
@@ -46,10 +46,21 @@ def _loopback_env(root: Path) -> dict[str, Optional[str]]:
     }
     previous = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
-    if "ray._private.ray_constants" in sys.modules:
-        # Read at import time: a process that imported Ray before needs the same setting applied.
-        sys.modules["ray._private.ray_constants"].ENABLE_RAY_CLUSTER = False
+    if "ray" in sys.modules:
+        _apply_to_imported_ray()
     return previous
+
+
+def _apply_to_imported_ray() -> None:
+    """Ray reads these settings when it is imported: a process that imported it earlier gets them applied."""
+    sys.modules["ray._private.ray_constants"].ENABLE_RAY_CLUSTER = False
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")  # re-reads RAY_AUTH_MODE, as Ray's own token setup does
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):  # a Ray without token authentication: nothing to refresh
+        pass
 
 
 def _restore(previous: dict[str, Optional[str]]) -> None:
@@ -60,11 +71,22 @@ def _restore(previous: dict[str, Optional[str]]) -> None:
             os.environ[name] = value
 
 
-def prepare_loopback(parent: Optional[Path] = None) -> tuple[Path, dict[str, Optional[str]]]:
-    """Create the cluster's temp root and set the environment; call before `import ray` where possible."""
-    # Short: Ray puts unix sockets under it, and socket paths are limited to 107 bytes.
+# Ray puts unix sockets at <RAY_TMPDIR>/ray/session_<date>_<pid>/sockets/plasma_store, and a socket path
+# is limited to 107 bytes: a root longer than this goes through a short symbolic link in /tmp.
+_MAX_ROOT_CHARS = 40
+
+
+def prepare_loopback(parent: Optional[Path] = None) -> tuple[Path, Optional[Path], dict[str, Optional[str]]]:
+    """Create the cluster's temp root (and a short link to it when needed) and set the environment.
+
+    Call before `import ray` where possible. Returns (root, link or None, previous environment)."""
     root = Path(tempfile.mkdtemp(prefix="hray-", dir=parent))
-    return root, _loopback_env(root)
+    link = None
+    if len(str(root)) > _MAX_ROOT_CHARS:
+        link = Path(tempfile.mkdtemp(prefix="hray-", dir="/tmp"))
+        link.rmdir()
+        link.symlink_to(root, target_is_directory=True)
+    return root, link, _loopback_env(link or root)
 
 
 @contextmanager
@@ -73,7 +95,7 @@ def local_cluster(nodes: int, cpus_per_node: float = 1.0, parent: Optional[Path]
     """Start `nodes` Ray nodes on loopback, connect this process to them, and tear everything down after."""
     if nodes < 1:
         raise ValueError("a local cluster needs at least one node")
-    root, previous = prepare_loopback(parent)
+    root, link, previous = prepare_loopback(parent)
     cluster = None
     try:
         import ray
@@ -99,4 +121,6 @@ def local_cluster(nodes: int, cpus_per_node: float = 1.0, parent: Optional[Path]
                 cluster.shutdown()
         finally:
             _restore(previous)
+            if link is not None:
+                link.unlink(missing_ok=True)
             shutil.rmtree(root, ignore_errors=True)
