@@ -281,6 +281,7 @@ def test_unsatisfiable_requests_fail_after_the_placement_timeout(cluster, tmp_pa
     assert set(by_node) == {cluster.node_ids[0], missing}
     for machine in fleet.machines:
         assert machine.status == "failed" and machine.results_dir is None
-        assert "64 CPU" in machine.reason
-        assert "Ray cannot place the task" in machine.reason or "not placed within 3 s" in machine.reason
+    too_small = by_node[cluster.node_ids[0]].reason
+    assert "64 CPU" in too_small and ("Ray cannot place the task" in too_small or "not placed within 3 s" in too_small)
+    assert by_node[missing].reason.startswith(f"could not submit the task: Invalid node_id '{missing}'")
     assert load_fleet(tmp_path / "b").machines == fleet.machines
