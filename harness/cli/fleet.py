@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -150,6 +152,7 @@ def _run(args: argparse.Namespace, loaded: list, requirement, out_dir: Path,  # 
                                    cluster=f"local cluster of {cluster.nodes} nodes", command=command)
             _announce(console, loaded, cluster.node_ids)
             return run_fleet(loaded, options, _print_event(console))
+    _check_reachable(args.address)
     import ray
 
     from harness.fleet.driver import FleetOptions, run_fleet
@@ -168,6 +171,18 @@ def _run(args: argparse.Namespace, loaded: list, requirement, out_dir: Path,  # 
         return run_fleet(loaded, options, _print_event(console))
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on an address nobody answers at: Ray itself retries for many minutes."""
+    host, sep, port = address.rpartition(":")
+    if address in ("auto", "local") or not sep or not port.isdigit() or "://" in address:
+        return  # `auto` (this node's cluster) and ray:// client addresses: Ray's own lookup applies
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise _ClusterError(f"no Ray cluster answers at {address} ({exc}); start one with `ray start --head` "
+                            f"there, or check the address (`ray status` on a node prints it)") from None
 
 
 def _announce(console: Console, loaded: list, node_ids: list[str]) -> None:  # noqa: ANN001
