@@ -218,10 +218,17 @@ def _kill_when_mid_run(kill_ray_worker_of: str, pids: dict[str, int]):  # noqa: 
             return
         started = event.started
 
+        def measuring(harness: psutil.Process) -> bool:
+            """`harness run` has started the worker of the scenario's run (after its probe worker)."""
+            try:
+                return any(f"{RUN}/job.json" in " ".join(c.cmdline()) for c in harness.children())
+            except psutil.Error:
+                return False
+
         def kill() -> None:
             harness = psutil.Process(started.harness_pid)
-            deadline = time.monotonic() + 120
-            while not harness.children() and time.monotonic() < deadline:
+            deadline = time.monotonic() + 150
+            while not measuring(harness) and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(1.0)
             victim = started.task_pid if started.node_id == kill_ray_worker_of else started.harness_pid
@@ -253,7 +260,11 @@ def test_task_killed_mid_run_is_a_failed_record(cluster, tmp_path: Path) -> None
     assert by_node[harness_node].status == "failed"
     assert by_node[harness_node].reason.startswith("harness run was killed by SIGKILL")
     for machine in fleet.machines:
+        # No verdict (the run never finished), but on the shared folder what the node wrote before the kill
+        # (its machine facts, its probe) is kept and linked.
         assert machine.verdict is None
+        assert machine.results_dir and (out / machine.results_dir / "results.json").is_file()
+        assert machine.fingerprint and machine.torch
     assert load_fleet(out).machines == fleet.machines
     # Nothing of the killed runs survives: `harness run` dies with its Ray worker, the measuring worker with it.
     assert not _wait_gone(str(tmp_path)), "processes of the killed runs are still alive"

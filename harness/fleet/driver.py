@@ -230,6 +230,16 @@ class FleetRun:
 
         for queue in queues:
             next_of(queue)
+        try:
+            self._loop(running, next_of)
+        except KeyboardInterrupt:
+            for task, _ in running:  # do not leave benchmarks running on the cluster behind us
+                ray.cancel(task.gen, force=True)
+            self.write()
+            raise
+        return self.write()
+
+    def _loop(self, running: list[tuple[_Task, deque[_Task]]], next_of: Callable[[deque[_Task]], None]) -> None:
         while running:
             ready, _ = ray.wait([t.gen for t, _ in running], num_returns=1, timeout=self.options.poll_s)
             ready_ids = {id(gen) for gen in ready}
@@ -254,7 +264,6 @@ class FleetRun:
                         self._finish(left, self._failed(left, f"not attempted: {task.slug} could not place "
                                                               f"{task.loaded.scenario.name} before it"))
                     queue.clear()
-        return self.write()
 
     def _receive(self, task: _Task) -> Union[Started, FleetMachine]:
         try:

@@ -1,14 +1,15 @@
 """What a fleet task does on its node: run `python -m harness run` there and hand its results back.
 
 This module runs inside a Ray worker on the node. It imports no torch (the `harness run` subprocess keeps
-the parent/worker split: each configuration gets its own worker process there) and no Ray at import time,
+the parent/worker split: each configuration gets its own worker process there; `supervise` sits between
+them so that no process outlives the task) and no Ray at import time,
 so the driver can build jobs without Ray's worker context. The task is a generator: it first yields
 `Started` (so the driver knows it was placed, and where), then one `NodeOutcome`.
 """
 
 from __future__ import annotations
 
-import ctypes
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,29 @@ RETURNED_FILES = ("results.json", "results.csv", "report.html", "summary.md", "h
 RETURNED_DIRS = ("logs",)
 MAX_RETURNED_BYTES = 64 * 2**20
 RUN_LOG = "harness-run.log"
+STATE_DIR = ".fleet-task"
+
+
+def _wait_for_pid(path: Path, supervisor: subprocess.Popen, within_s: float = 60.0) -> Optional[int]:
+    """`harness run`'s pid as the supervisor wrote it (None if the supervisor ended first)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and supervisor.poll() is None:
+        try:
+            return int(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    return None
+
+
+def _exit_of(path: Path, supervisor_code: int) -> tuple[Optional[int], Optional[str]]:
+    """(exit code, signal name) of `harness run`, from the supervisor's exit.json."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        if supervisor_code < 0:
+            return None, signal.Signals(-supervisor_code).name
+        return supervisor_code, None
+    return data.get("exit_code"), data.get("signal")
 
 
 @dataclass(frozen=True)
@@ -61,15 +85,6 @@ class NodeOutcome:
     files: dict[str, bytes] = field(default_factory=dict)
     log_tail: str = ""
     note: str = ""
-
-
-def _die_with_parent() -> None:
-    """Linux: the `harness run` process is killed if the task's worker dies, so a killed task leaves no orphan."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _collect(out_dir: Path) -> tuple[dict[str, bytes], str]:
@@ -116,22 +131,29 @@ def run_on_node(job: NodeJob, node_id: str) -> Iterator[Union[Started, NodeOutco
         out_dir = work_dir / "results"
     scenario_file = work_dir / f"{job.scenario_name}.fleet-scenario.yaml"
     scenario_file.write_text(job.scenario_text, encoding="utf-8")
-    command = [job.python or sys.executable, "-m", "harness", "run", str(scenario_file), "--out", str(out_dir),
-               *job.harness_args]
+    python = job.python or sys.executable
+    command = [python, "-m", "harness", "run", str(scenario_file), "--out", str(out_dir), *job.harness_args]
     out_dir.mkdir(parents=True, exist_ok=True)
+    state = out_dir / STATE_DIR
+    state.mkdir(exist_ok=True)
     log_path = out_dir / RUN_LOG
     started = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, COLUMNS="160"), preexec_fn=_die_with_parent)
-        yield Started(node_id=node_id, hostname=hostname, task_pid=os.getpid(), harness_pid=proc.pid,
+        # The supervisor dies with this worker and then kills `harness run` and its workers; it also kills
+        # the workers a killed `harness run` leaves behind (harness/fleet/supervise.py).
+        proc = subprocess.Popen([python, "-m", "harness.fleet.supervise", str(state), "--", *command],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, COLUMNS="160"))
+        harness_pid = _wait_for_pid(state / "pid", proc)
+        yield Started(node_id=node_id, hostname=hostname, task_pid=os.getpid(), harness_pid=harness_pid or proc.pid,
                       out_dir=str(out_dir))
-        code = proc.wait()
+        supervisor_code = proc.wait()
     wall = time.monotonic() - started
-    signal_name = signal.Signals(-code).name if code < 0 else None
-    outcome = NodeOutcome(node_id=node_id, hostname=hostname, exit_code=code if code >= 0 else None,
-                          signal_name=signal_name, wall_s=wall, out_dir=str(out_dir),
-                          shared=bool(job.shared_out_dir), log_tail=_tail(log_path))
+    exit_code, signal_name = _exit_of(state / "exit.json", supervisor_code)
+    shutil.rmtree(state, ignore_errors=True)
+    outcome = NodeOutcome(node_id=node_id, hostname=hostname, exit_code=exit_code, signal_name=signal_name,
+                          wall_s=wall, out_dir=str(out_dir), shared=bool(job.shared_out_dir),
+                          log_tail=_tail(log_path))
     if not job.shared_out_dir:
         outcome.files, outcome.note = _collect(out_dir)
         shutil.rmtree(work_dir, ignore_errors=True)
