@@ -38,6 +38,7 @@ def machine_from_session(session: Session, base: FleetMachine) -> FleetMachine:
         "driver": machine.nvidia_driver,
         "torch": machine.packages.get("torch"),
         "verdict": verdict,
+        "headline": session.verdict.headline if session.verdict is not None else "",
         "best": best,
         "p99_ms": p99,
         "runs_ok": counts["ok"],

@@ -43,6 +43,7 @@ class FleetMachine(Record):
     status: MachineStatus
     reason: str = Field(default="", description="why the machine failed, or what is worth knowing when ok")
     verdict: Optional[VerdictWord] = None
+    headline: str = Field(default="", description="the verdict's one-line headline on that machine")
     best: Optional[str] = Field(default=None, description="recommended configuration (GO) or the fastest ok run")
     p99_ms: Optional[float] = Field(default=None, description="p99 step time of `best`")
     capacity: Optional[int] = Field(default=None, description="real-time sessions the machine holds, when measured")
