@@ -139,6 +139,41 @@ def test_without_ray_fleet_says_how_to_install(monkeypatch: pytest.MonkeyPatch, 
     assert "pip install 'harness[fleet]'" in err and "Traceback" not in err
 
 
+_ORPHAN_MAKER = (
+    "import subprocess, sys, time\n"
+    "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
+    "print(p.pid, flush=True)\n"
+    "time.sleep(float(sys.argv[1]))\n"
+    "sys.exit(3)\n")
+
+
+def _supervised(tmp_path: Path, linger_s: float) -> tuple[subprocess.Popen, int]:
+    """The supervisor over a child that starts a grandchild in its own session (as harness run starts workers)."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness.fleet.supervise", str(tmp_path), "--", sys.executable,
+                             "-c", _ORPHAN_MAKER, str(linger_s)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    grandchild = int(proc.stdout.readline())
+    return proc, grandchild
+
+
+def test_supervisor_leaves_no_orphan(tmp_path: Path) -> None:
+    proc, grandchild = _supervised(tmp_path, 0.2)
+    assert proc.wait(timeout=60) == 0
+    assert json.loads((tmp_path / "exit.json").read_text()) == {"exit_code": 3}
+    assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
+
+
+def test_supervisor_killed_by_its_parent_kills_the_tree(tmp_path: Path) -> None:
+    proc, grandchild = _supervised(tmp_path, 120)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int((tmp_path / "pid").read_text())
+    proc.send_signal(signal.SIGTERM)  # what PR_SET_PDEATHSIG delivers when the fleet task's worker dies
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    for pid in (child, grandchild):
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
 @needs_ray
 def test_fleet_driver_never_imports_torch() -> None:
     code = ("import sys\nimport harness.cli.fleet, harness.fleet.driver, harness.fleet.local, harness.fleet.node_task\n"
