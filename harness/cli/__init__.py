@@ -6,7 +6,7 @@ import argparse
 from typing import Optional, Sequence
 
 from harness import __version__
-from harness.cli import diagnose, machine, results, run
+from harness.cli import diagnose, fleet, machine, results, run
 from harness.cli.common import EXIT_USAGE, make_console
 
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     machine.register(sub)
     results.register(sub)
     diagnose.register(sub)
+    fleet.register(sub)
     return parser
 
 
