@@ -76,7 +76,7 @@ def test_timeout_kills_the_worker_and_keeps_going(tmp_path: Path, write_scenario
     session = _runner(path, tmp_path / "out", WorkerHooks()).run(load_scenario(path).runs)
     victim = next(r for r in session.runs if r.name == "victim")
     assert victim.status == "failed" and "timed out after 2.5 s" in victim.reason, victim.reason
-    assert victim.wall_s is not None and victim.wall_s < 2.5 + 8
+    assert victim.diagnosis is not None and victim.diagnosis.kind == "timeout"
     assert [r.status for r in session.runs] == ["ok", "failed", "ok"]
     with pytest.raises(ProcessLookupError):
         os.kill(victim.worker_pid, 0)  # really gone

