@@ -8,15 +8,15 @@ fleet folder as "these results, per machine".
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from harness.records.base import Record
-from harness.records.store import RESULTS_JSON, ResultsFileError, atomic_write_text
+from harness.records.files import ResultsFileError, read_schema_json, validate_file
+from harness.records.store import RESULTS_JSON, atomic_write_text
 
 FLEET_SCHEMA_NAME = "harness.fleet"
 FLEET_SCHEMA_VERSION = 1
@@ -84,25 +84,12 @@ def is_fleet(path: Path) -> bool:
 
 def load_fleet(path: Path) -> Fleet:
     """Read fleet.json (or a folder holding one); refuse other files and schema versions with a clear message."""
-    if path.is_dir():
-        path = path / FLEET_JSON
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FleetFileError(f"{path}: no such fleet file") from None
-    except json.JSONDecodeError as exc:
-        raise FleetFileError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict) or data.get("schema_name") != FLEET_SCHEMA_NAME:
-        raise FleetFileError(f"{path}: not a harness fleet file (schema_name != {FLEET_SCHEMA_NAME!r})")
+    path, data = read_schema_json(path, FLEET_JSON, FLEET_SCHEMA_NAME, "fleet", FleetFileError)
     version = data.get("schema_version")
     if version != FLEET_SCHEMA_VERSION:
         raise FleetFileError(f"{path}: fleet schema version {version} is not supported by this harness "
                              f"(it reads version {FLEET_SCHEMA_VERSION})")
-    try:
-        return Fleet.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])
-        raise FleetFileError(f"{path}: invalid fleet file: {problems}") from None
+    return validate_file(Fleet, data, path, "fleet", FleetFileError)
 
 
 def machine_results(path: Path) -> list[tuple[FleetMachine, Path]]:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
 from harness.records.atomic import atomic_write_text
+from harness.records.files import ResultsFileError, read_schema_json, validate_file
 from harness.records.migrate import migrate
 from harness.records.schema import SCHEMA_NAME, SCHEMA_VERSION, RunResult, Session
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
-
-
-class ResultsFileError(Exception):
-    pass
 
 
 def _csv_row(run: RunResult) -> dict[str, Any]:
@@ -64,24 +59,10 @@ def write_session(session: Session, out_dir: Path) -> None:
 
 
 def load_session(path: Path) -> Session:
-    """Read results.json (or a folder holding one); refuse other schemas with a clear message."""
-    if path.is_dir():
-        path = path / RESULTS_JSON
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsFileError(f"{path}: no such results file") from None
-    except json.JSONDecodeError as exc:
-        raise ResultsFileError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict) or data.get("schema_name") != SCHEMA_NAME:
-        raise ResultsFileError(f"{path}: not a harness results file (schema_name != {SCHEMA_NAME!r})")
+    """Read results.json (or a folder holding one), migrating older schema versions; clear errors otherwise."""
+    path, data = read_schema_json(path, RESULTS_JSON, SCHEMA_NAME, "results")
     try:
         data = migrate(data, SCHEMA_VERSION)
     except ValueError as exc:
         raise ResultsFileError(f"{path}: {exc}") from None
-    try:
-        return Session.model_validate(data)
-    except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
-        more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
-        raise ResultsFileError(f"{path}: not a valid results file: " + "; ".join(problems) + more) from None
+    return validate_file(Session, data, path, "results")
