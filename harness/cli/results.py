@@ -102,14 +102,21 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
     from harness.compare import history
-    from harness.records.store import ResultsFileError
+    from harness.compare.hardware import hardware_key, hardware_of
+    from harness.compare.regression import EXIT_NO_BASELINE
+    from harness.records.store import ResultsFileError, load_session
 
     folder = Path(args.dir)
-    if args.action == "add":
+    if args.action in ("add", "key"):
         if not args.results:
-            print("harness: history add needs RESULTS (a results.json or run folder)", file=sys.stderr)
+            print(f"harness: history {args.action} needs RESULTS (a results.json or run folder)", file=sys.stderr)
             return EXIT_USAGE
         try:
+            if args.action == "key":
+                machine = load_session(Path(args.results)).machine
+                print(hardware_key(machine))
+                print(hardware_of(machine).describe(), file=sys.stderr)
+                return EXIT_OK
             where = history.add(Path(args.results), folder)
         except ResultsFileError as exc:
             print(f"harness: {exc}", file=sys.stderr)
@@ -118,9 +125,12 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     found = history.entries(folder, args.hardware, args.scenario)
     if not found:
-        print(f"harness: no results in {folder}" + (f" for hardware {args.hardware}" if args.hardware else ""),
+        # Nothing recorded for this hardware yet: the same "no baseline" exit as compare, so CI can tell a
+        # first night from an error.
+        print(f"harness: no results in {folder}" + (f" for hardware {args.hardware}" if args.hardware else "")
+              + (f" of scenario {args.scenario}" if args.scenario else "") + f" (exit {EXIT_NO_BASELINE})",
               file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_NO_BASELINE
     keys = {e.hardware for e in found}
     if len(keys) > 1:
         newest = found[-1].hardware
@@ -189,10 +199,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     hist = sub.add_parser("history", help="keep results by machine hardware; list them or plot their trend",
                           description="Results are kept per hardware (CPU model, cores, RAM, GPUs), whatever the "
                                       "software versions; `list` and `trend` show the software of each session "
-                                      "and where it changed.")
-    hist.add_argument("action", choices=["add", "list", "trend"],
-                      help="add RESULTS to the history, list the sessions, or list them and plot the trend")
-    hist.add_argument("results", nargs="?", help="results.json or run folder (for add)")
+                                      "and where it changed. list and trend exit 4 when nothing matches.")
+    hist.add_argument("action", choices=["add", "list", "trend", "key"],
+                      help="add RESULTS to the history, list the sessions, list them and plot the trend, or print "
+                           "the hardware key of RESULTS")
+    hist.add_argument("results", nargs="?", help="results.json or run folder (for add and key)")
     hist.add_argument("--dir", default="reports/history", help="history folder (default reports/history)")
     hist.add_argument("--hardware", "--fingerprint", dest="hardware",
                       help="hardware key or a prefix of it (default: the newest in the folder)")

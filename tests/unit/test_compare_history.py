@@ -98,6 +98,10 @@ def test_cli_history_gate_regression_refusal_and_table(tmp_path: Path, capsys: p
     assert main(["compare", str(base), str(bigger), "--allow-difference", "colour"]) == 2
     assert main(["history", "add", str(slow), "--dir", str(hist)]) == 0
     capsys.readouterr()
+    assert main(["history", "key", str(slow)]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key == hardware_key(machine()) and (hist / key).is_dir()
+    assert main(["history", "list", "--dir", str(hist), "--hardware", "0000"]) == EXIT_NO_BASELINE, "CI: first night"
     assert main(["history", "list", "--dir", str(hist)]) == 0
     table = capsys.readouterr().out
     assert "2.10.0" in table and "torch 2.9.1 -> 2.10.0" in table
