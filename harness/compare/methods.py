@@ -5,9 +5,11 @@ Two methods, chosen per statistic:
   of each process is one observation, and the interval comes from Welch's t on their logarithms.
   This is the only method that sees the noise *between* processes (a process that landed on a
   busy core, another memory layout), which on a shared VM is larger than the noise inside one.
-- otherwise: a circular block bootstrap of the frames (harness.stats.bootstrap), blocks no longer
-  than the series' autocorrelation needs and never crossing a process boundary. With one process
-  per side the interval only knows the noise inside each process; the note says so.
+- otherwise: a circular block bootstrap of the frames (harness.stats.bootstrap), blocks as long as
+  the series' autocorrelation needs and never crossing a process boundary, widened for the median
+  and the mean to the interval that consecutive batches of frames give (the method of batch means)
+  where that is wider. With one process per side the interval only knows the noise inside each
+  process; the note says so.
 Mann-Whitney U on raw frames is gone: it treated autocorrelated frames as independent and called a
 process-to-process shift of +15% "p = 5.5e-7".
 """
@@ -76,8 +78,10 @@ def process_change(base: list[list[float]], cur: list[list[float]], statistic: s
                    confidence: float) -> Change:
     """Welch's t on the logarithm of each process's statistic: a ratio interval that holds whatever the
     frames inside a process do, since each process counts once."""
-    vb = np.log([_statistic(s, statistic) for s in base])
-    vc = np.log([_statistic(s, statistic) for s in cur])
+    raw_b, raw_c = [_statistic(s, statistic) for s in base], [_statistic(s, statistic) for s in cur]
+    if min(raw_b + raw_c) <= 0.0:
+        raise ValueError(f"a process's {statistic} is not positive: no ratio to form")
+    vb, vc = np.log(raw_b), np.log(raw_c)
     diff = float(vc.mean() - vb.mean())
     var_b, var_c = float(vb.var(ddof=1)) / len(vb), float(vc.var(ddof=1)) / len(vc)
     se = math.sqrt(var_b + var_c)

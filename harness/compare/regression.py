@@ -174,7 +174,11 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
             judged.append(StatisticChange(threshold=str(t), verdict="not judged",
                                           note=f"{t} not judged: {frames} frames (needs {need})"))
             continue
-        change = estimate_change(base.metrics, cur.metrics, t.statistic, confidence, need)
+        try:
+            change = estimate_change(base.metrics, cur.metrics, t.statistic, confidence, need)
+        except ValueError as exc:  # e.g. a zero step time: no ratio to form
+            judged.append(StatisticChange(threshold=str(t), verdict="not judged", note=f"{t} not judged: {exc}"))
+            continue
         judged.append(judge(change, t))
         caveats.append(change.note)
     verdicts = {s.verdict for s in judged}

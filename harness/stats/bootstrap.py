@@ -152,17 +152,3 @@ def ratio_interval(baseline: Sequence[Sequence[float]], current: Sequence[Sequen
     low, high = (float(v) for v in np.percentile(ratios, [tail, 100.0 - tail]))
     return RatioInterval(estimate=point_c / point_b - 1.0, low=low, high=high,
                          baseline_block=float(np.mean(base_blocks)), current_block=float(np.mean(cur_blocks)))
-
-
-def level_spread(series: Sequence[float], chunks: int = 4) -> float:
-    """Relative spread (max - min) / median of the medians of `chunks` consecutive stretches.
-
-    A process whose level moves while it runs (load from elsewhere, thermal or frequency
-    changes) will move between processes too; this is the part of that noise one process shows.
-    """
-    x = np.asarray(series, dtype=float)
-    if len(x) < 2 * chunks:
-        return 0.0
-    medians = [float(np.median(part)) for part in np.array_split(x, chunks)]
-    centre = float(np.median(x))
-    return (max(medians) - min(medians)) / centre if centre > 0 else 0.0

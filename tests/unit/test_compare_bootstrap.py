@@ -12,7 +12,6 @@ from harness.stats.bootstrap import (
     autocovariance,
     block_length,
     bootstrap_percentiles,
-    level_spread,
     ratio_interval,
 )
 from tests.unit.test_compare import ar1
@@ -76,9 +75,3 @@ def test_interval_coverage_on_autocorrelated_series_of_one_distribution() -> Non
         change = bootstrap_change([base], [cur], "p50", 0.90, resamples=400)
         combined += change.low <= 0.0 <= change.high
     assert iid < 70 and combined >= 84, (iid, combined)
-
-
-def test_level_spread_sees_a_level_shift_inside_one_process() -> None:
-    steady = [50.0 + (i % 3) for i in range(100)]
-    shifted = steady[:50] + [v * 1.3 for v in steady[50:]]
-    assert level_spread(steady) < 0.05 and level_spread(shifted) > 0.25 and level_spread([1.0] * 3) == 0.0
