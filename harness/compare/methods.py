@@ -28,6 +28,8 @@ from harness.stats.bootstrap import DEFAULT_RESAMPLES, ratio_interval
 
 QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
 MIN_PROCESSES = 3
+# Frames the bootstrap needs to judge a statistic: at least 10 beyond a tail percentile; never the maximum.
+BOOTSTRAP_MIN_FRAMES: dict[str, Optional[int]] = {"p50": 1, "mean": 1, "p90": 100, "p99": 1000, "max": None}
 # Batch statistics for one or two processes: this many stretches per side, each at least this long.
 BATCHES = 5
 MIN_BATCH_FRAMES = 10
@@ -144,4 +146,13 @@ def estimate_change(base: RunMetrics, cur: RunMetrics, statistic: str, confidenc
     if (len(sb) >= MIN_PROCESSES and len(sc) >= MIN_PROCESSES
             and min(len(s) for s in sb + sc) >= min_frames):
         return process_change(sb, sc, statistic, confidence)
+    need = BOOTSTRAP_MIN_FRAMES.get(statistic, 1)
+    frames = min(sum(len(s) for s in sb), sum(len(s) for s in sc))
+    if need is None or frames < need:
+        # A resample never holds a frame slower than the slowest measured one, so the bootstrap of a tail
+        # percentile with few frames beyond it is far too sure of itself (a p99 of 100 frames is their maximum).
+        raise ValueError(f"{frames} frames for a bootstrap of {statistic} (needs "
+                         + (f"{need}, 10 beyond it" if need else "processes: it cannot be resampled")
+                         + f"); `repeat: {MIN_PROCESSES}` with {min_frames} frames per process judges it per "
+                           "process")
     return bootstrap_change(sb, sc, statistic, confidence, min_frames)

@@ -161,8 +161,27 @@ def judge(change: Change, threshold: Threshold) -> StatisticChange:
                            method=change.method, note=note)
 
 
+# Host CPU utilisation (telemetry) this many points higher during the current run than during the baseline
+# means other processes took the machine: at a fixed thread count and `pace: fast` the worker itself keeps
+# its threads busy whatever its speed, so a code change does not raise it.
+BUSIER_POINTS = 20.0
+
+
+def busier_machine(base: RunResult, cur: RunResult, pace: object) -> str:
+    """A note when the machine was clearly busier during the current run, else ""."""
+    if str(pace or "fast") != "fast" or base.metrics is None or cur.metrics is None:
+        return ""
+    b, c = base.metrics.telemetry_summary, cur.metrics.telemetry_summary
+    if b is None or c is None or b.cpu_percent_mean is None or c.cpu_percent_mean is None:
+        return ""
+    if c.cpu_percent_mean - b.cpu_percent_mean < BUSIER_POINTS:
+        return ""
+    return (f"the machine was busier during the current run (host CPU {c.cpu_percent_mean:.0f}% vs "
+            f"{b.cpu_percent_mean:.0f}%): a slowdown may be other processes' load, not the code")
+
+
 def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[Threshold],
-                   confidence: float) -> RunComparison:
+                   confidence: float, pace: object = "fast") -> RunComparison:
     assert base.metrics is not None and cur.metrics is not None
     bs, cs = _stats(base), _stats(cur)
     frames = min(base.metrics.frames, cur.metrics.frames, len(base.metrics.samples_ms),
@@ -176,7 +195,7 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
             continue
         try:
             change = estimate_change(base.metrics, cur.metrics, t.statistic, confidence, need)
-        except ValueError as exc:  # e.g. a zero step time: no ratio to form
+        except ValueError as exc:  # too few frames for a tail by bootstrap, or a zero step time
             judged.append(StatisticChange(threshold=str(t), verdict="not judged", note=f"{t} not judged: {exc}"))
             continue
         judged.append(judge(change, t))
@@ -184,6 +203,11 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
     verdicts = {s.verdict for s in judged}
     outcome: Outcome = ("regression" if "slower" in verdicts else "inconclusive" if "unclear" in verdicts
                         else "improvement" if "faster" in verdicts else "unchanged")
+    busier = busier_machine(base, cur, pace)
+    if busier:
+        caveats.insert(0, busier)
+        if outcome == "regression":
+            outcome = "inconclusive"  # the gate cannot tell this slowdown from the load that came with it
     return RunComparison(name=name, outcome=outcome, baseline=bs, current=cs,
                          change={k: cs[k] / bs[k] - 1 for k in bs if bs[k] > 0}, statistics=judged,
                          processes=(max(1, len(base.metrics.processes)), max(1, len(cur.metrics.processes))),
@@ -191,7 +215,8 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
 
 
 def compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], thresholds: list[Threshold],
-                confidence: float, allowed: set[str], session_diffs: list[str]) -> RunComparison:
+                confidence: float, allowed: set[str], session_diffs: list[str],
+                pace: object = "fast") -> RunComparison:
     if cur is None:
         return RunComparison(name=name, outcome="missing", note="in the baseline, not in the current results")
     if base is None:
@@ -209,7 +234,7 @@ def compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], 
                              note=f"{base.status} in the baseline ({base.reason}): nothing to compare with")
     if cur.metrics is None:
         return RunComparison(name=name, outcome="failed", note=f"ok in the baseline, {cur.status} now: {cur.reason}")
-    return _measured_pair(name, base, cur, thresholds, confidence)
+    return _measured_pair(name, base, cur, thresholds, confidence, pace)
 
 
 def compare_sessions(baseline: Session, current: Session, thresholds: list[Threshold], alpha: float,
@@ -240,6 +265,7 @@ def compare_sessions(baseline: Session, current: Session, thresholds: list[Thres
     base_runs = {r.name: r for r in baseline.runs}
     cur_runs = {r.name: r for r in current.runs}
     names = list(base_runs) + [n for n in cur_runs if n not in base_runs]
+    pace = current.scenario.get("pace", "fast")
     comparison.runs = [compare_run(n, base_runs.get(n), cur_runs.get(n), thresholds, confidence, allowed,
-                                   session_diffs) for n in names]
+                                   session_diffs, pace) for n in names]
     return comparison
