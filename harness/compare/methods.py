@@ -76,11 +76,16 @@ def _spread(values: Sequence[float]) -> float:
     return (max(values) - min(values)) / centre if centre > 0 else 0.0
 
 
-def process_change(base: list[list[float]], cur: list[list[float]], statistic: str,
-                   confidence: float) -> Change:
+def process_change(base: list[list[float]], cur: list[list[float]], statistic: str, confidence: float,
+                   unit: str = "process") -> Change:
     """Welch's t on the logarithm of each process's statistic: a ratio interval that holds whatever the
     frames inside a process do, since each process counts once."""
-    raw_b, raw_c = [_statistic(s, statistic) for s in base], [_statistic(s, statistic) for s in cur]
+    return values_change([_statistic(s, statistic) for s in base], [_statistic(s, statistic) for s in cur],
+                         statistic, confidence, unit)
+
+
+def values_change(raw_b: list[float], raw_c: list[float], statistic: str, confidence: float,
+                  unit: str = "process") -> Change:
     if min(raw_b + raw_c) <= 0.0:
         raise ValueError(f"a process's {statistic} is not positive: no ratio to form")
     vb, vc = np.log(raw_b), np.log(raw_c)
@@ -97,7 +102,7 @@ def process_change(base: list[list[float]], cur: list[list[float]], statistic: s
         low, high = diff - half, diff + half
     spread = max(_spread(np.exp(vb).tolist()), _spread(np.exp(vc).tolist()))
     return Change(estimate=math.expm1(diff), low=math.expm1(low), high=math.expm1(high),
-                  method=f"process {statistic}s, Welch t on logs ({len(vb)} vs {len(vc)} processes)",
+                  method=f"{unit} {statistic}s, Welch t on logs ({len(vb)} vs {len(vc)} {unit}es)",
                   spread=spread)
 
 
@@ -129,7 +134,7 @@ def bootstrap_change(base: list[list[float]], cur: list[list[float]], statistic:
     if statistic in ("p50", "mean"):
         bb, bc = batches(base, min_frames=min_frames), batches(cur, min_frames=min_frames)
         if len(bb) >= MIN_PROCESSES and len(bc) >= MIN_PROCESSES:
-            by_batch = process_change(bb, bc, statistic, confidence)
+            by_batch = process_change(bb, bc, statistic, confidence, unit="batch")
             low, high = min(low, by_batch.low), max(high, by_batch.high)
             method += f" and of {len(bb)}/{len(bc)} consecutive batches"
     one = len(base) == 1 and len(cur) == 1
@@ -146,6 +151,12 @@ def estimate_change(base: RunMetrics, cur: RunMetrics, statistic: str, confidenc
     if (len(sb) >= MIN_PROCESSES and len(sc) >= MIN_PROCESSES
             and min(len(s) for s in sb + sc) >= min_frames):
         return process_change(sb, sc, statistic, confidence)
+    recorded = {"p50": lambda p: p.p50_ms, "p99": lambda p: p.p99_ms}.get(statistic)
+    if (recorded is not None and min(len(base.processes), len(cur.processes)) >= MIN_PROCESSES
+            and min(p.frames for p in [*base.processes, *cur.processes]) >= min_frames):
+        # The samples do not split by the recorded frame counts: use the statistics each process recorded.
+        return values_change([recorded(p) for p in base.processes], [recorded(p) for p in cur.processes],
+                             statistic, confidence)
     need = BOOTSTRAP_MIN_FRAMES.get(statistic, 1)
     frames = min(sum(len(s) for s in sb), sum(len(s) for s in sc))
     if need is None or frames < need:

@@ -229,3 +229,13 @@ def test_a_slowdown_that_came_with_other_load_is_not_called_a_regression() -> No
     paced = compare_sessions(session([base], pace="realtime"), session([cur], later=1, pace="realtime"), T, 0.01,
                              "a", "b")
     assert paced.runs[0].outcome == "regression", "paced, a slower worker is busier by itself"
+
+
+def test_processes_whose_samples_do_not_split_use_their_recorded_medians() -> None:
+    base = run("r", _processes([50, 52, 49], 100, 6), processes=[100] * 3)
+    cur = run("r", _processes([100, 103, 99], 100, 7), processes=[100] * 3)
+    assert base.metrics is not None and cur.metrics is not None
+    base.metrics.samples_ms = base.metrics.samples_ms[:250]  # e.g. a process's samples were not kept
+    r = compare_sessions(session([base]), session([cur], later=1), T, 0.01, "a", "b").runs[0]
+    assert r.outcome == "regression" and r.statistics[0].method.startswith("process p50s")
+    assert r.statistics[0].change == pytest.approx(1.0, abs=0.05)
