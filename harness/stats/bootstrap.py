@@ -54,14 +54,15 @@ def block_length(series: Sequence[float]) -> float:
     if acv[0] <= 0.0:
         return 1.0  # a constant series: nothing to preserve
     rho = [a / acv[0] for a in acv]
-    # The correlogram is "negligible" after lag m when K_N consecutive lags stay inside the band.
+    # The correlogram is negligible from lag m on when K_N consecutive lags from m stay inside the band
+    # (m as Patton's reference code counts it: the first lag of that run).
     band = 2.0 * math.sqrt(math.log10(n) / n)
     m_hat = None
-    for m in range(0, len(rho) - k_n):
-        if all(abs(rho[m + k]) < band for k in range(1, k_n + 1)):
+    for m in range(1, len(rho) - k_n + 1):
+        if all(abs(rho[m + k]) < band for k in range(k_n)):
             m_hat = m
             break
-    big_m = m_max if m_hat is None else min(2 * m_hat, m_max)
+    big_m = m_max if m_hat is None else min(2 * max(m_hat, 1), m_max)
     big_m = min(big_m, len(acv) - 1)
     if big_m < 1:
         return 1.0

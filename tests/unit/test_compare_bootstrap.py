@@ -30,6 +30,9 @@ def test_block_length_grows_with_the_autocorrelation() -> None:
     assert block_length([50.0] * 100) == 1.0 and block_length([1.0, 2.0]) == 1.0
     weak, strong = block_length(ar1(50, 500, seed=1, phi=0.5)), block_length(ar1(50, 500, seed=1, phi=0.9))
     assert 1.5 < weak < strong <= 3 * np.sqrt(500)
+    # Cross-checked against arch 8.0.0's optimal_block_length (circular column) on the same series.
+    assert block_length(ar1(50, 300, seed=3, phi=0.5)) == pytest.approx(7.87, abs=0.01)
+    assert block_length(ar1(50, 1000, seed=3, phi=0.9)) == pytest.approx(38.59, abs=0.01)
 
 
 def test_blocks_never_cross_a_process_boundary() -> None:
