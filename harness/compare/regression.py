@@ -181,7 +181,7 @@ def busier_machine(base: RunResult, cur: RunResult, pace: object) -> str:
 
 
 def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[Threshold],
-                   confidence: float, pace: object = "fast") -> RunComparison:
+                   confidence: float, pace: object = "fast", allowed: frozenset[str] = frozenset()) -> RunComparison:
     assert base.metrics is not None and cur.metrics is not None
     bs, cs = _stats(base), _stats(cur)
     frames = min(base.metrics.frames, cur.metrics.frames, len(base.metrics.samples_ms),
@@ -203,7 +203,7 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
     verdicts = {s.verdict for s in judged}
     outcome: Outcome = ("regression" if "slower" in verdicts else "inconclusive" if "unclear" in verdicts
                         else "improvement" if "faster" in verdicts else "unchanged")
-    busier = busier_machine(base, cur, pace)
+    busier = busier_machine(base, cur, pace) if "torch_threads" not in allowed else ""
     if busier:
         caveats.insert(0, busier)
         if outcome == "regression":
@@ -234,7 +234,7 @@ def compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], 
                              note=f"{base.status} in the baseline ({base.reason}): nothing to compare with")
     if cur.metrics is None:
         return RunComparison(name=name, outcome="failed", note=f"ok in the baseline, {cur.status} now: {cur.reason}")
-    return _measured_pair(name, base, cur, thresholds, confidence, pace)
+    return _measured_pair(name, base, cur, thresholds, confidence, pace, frozenset(allowed))
 
 
 def compare_sessions(baseline: Session, current: Session, thresholds: list[Threshold], alpha: float,
