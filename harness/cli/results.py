@@ -173,13 +173,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "'inconclusive' (the threshold is below this machine's noise). Runs whose measurement settings "
                     "differ are refused as not comparable, naming the fields; other hardware is refused unless "
                     "--allow-other-machine.",
-        epilog="examples:\n  harness compare reports/base reports/latest --threshold p50:5%% --threshold p99:10%%\n"
+        epilog="examples:\n  harness compare reports/base reports/latest --threshold p50:5% --threshold p99:10%\n"
                "  harness compare --history reports/history reports/latest --markdown summary.md\n"
                "  harness compare reports/batch1 reports/batch4 --allow-difference batch_size\n"
-               "exit status (the first that applies): 1 regression (or a run that measured before fails now), "
-               "5 not comparable (settings or hardware differ, or a run is gone), 4 no baseline (no baseline "
-               "file, no earlier results for this hardware in the history, or a run new in CURRENT), "
-               "6 inconclusive (noise above the threshold), 0 no regression; 2 invalid input.",
+               "exit status (the first that applies):\n"
+               "  1  regression: a run is slower past its threshold, or measured before and fails now\n"
+               "  5  not comparable: measurement settings or hardware differ, or a baseline run is gone\n"
+               "  4  no baseline: no baseline file, no earlier results of the scenario on this hardware in\n"
+               "     the history, or a run that is new in CURRENT\n"
+               "  6  inconclusive: a threshold is below the measured noise\n"
+               "  0  no regression\n"
+               "  2  invalid input",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("paths", nargs="+", metavar="RESULTS", help="BASELINE CURRENT, or CURRENT with --history")
     compare.add_argument("--threshold", action="append", metavar="STAT:PCT%",
