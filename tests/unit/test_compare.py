@@ -15,6 +15,7 @@ from harness.compare.regression import (
     EXIT_NO_BASELINE,
     EXIT_NOT_COMPARABLE,
     EXIT_REGRESSION,
+    RunComparison,
     ThresholdError,
     compare_sessions,
     parse_threshold,
@@ -214,21 +215,32 @@ def test_a_tail_percentile_needs_frames_beyond_it_or_processes() -> None:
 
 
 def test_a_slowdown_that_came_with_other_load_is_not_called_a_regression() -> None:
+    from harness.records.schema import EngineInfo
     from harness.records.telemetry import TelemetrySummary
 
-    base, cur = run("r", ar1(50, 300, seed=1)), run("r", ar1(100, 300, seed=2))
-    assert base.metrics is not None and cur.metrics is not None
-    base.metrics.telemetry_summary = TelemetrySummary(samples=100, cpu_percent_mean=52.0)
-    cur.metrics.telemetry_summary = TelemetrySummary(samples=100, cpu_percent_mean=97.0)
-    r = compare_sessions(session([base]), session([cur], later=1), T, 0.01, "a", "b").runs[0]
-    assert r.outcome == "inconclusive" and "machine was busier" in r.note and "97% vs 52%" in r.note
-    cur.metrics.telemetry_summary = TelemetrySummary(samples=100, cpu_percent_mean=60.0)
-    assert compare_sessions(session([base]), session([cur], later=1), T, 0.01, "a", "b").runs[0].outcome == \
-        "regression"
-    cur.metrics.telemetry_summary = TelemetrySummary(samples=100, cpu_percent_mean=97.0)
-    paced = compare_sessions(session([base], pace="realtime"), session([cur], later=1, pace="realtime"), T, 0.01,
-                             "a", "b")
-    assert paced.runs[0].outcome == "regression", "paced, a slower worker is busier by itself"
+    def loaded(samples: list[float], host: float, threads: int = 4) -> RunResult:
+        r = run("r", samples)
+        assert r.metrics is not None
+        r.metrics.telemetry_summary = TelemetrySummary(samples=100, cpu_percent_mean=host)
+        r.engine = EngineInfo(torch_version="2.9.1", moshi_version="0.2.13", device="cpu", device_name="cpu",
+                              torch_threads=threads, lm_dtype="bfloat16", mimi_dtype="bfloat16", weights="synthetic",
+                              lm_parameters=1, mimi_parameters=1)
+        return r
+
+    def outcome(base: RunResult, cur: RunResult, pace: str = "fast") -> RunComparison:
+        return compare_sessions(session([base], pace=pace), session([cur], later=1, pace=pace), T, 0.01, "a",
+                                "b").runs[0]
+
+    base, slow = ar1(50, 300, seed=1), ar1(100, 300, seed=2)
+    # 4 threads of 16 cores: 25% is the run's own share. 27% and 30%: nobody else; a real regression.
+    assert outcome(loaded(base, 27.0), loaded(slow, 30.0)).outcome == "regression"
+    busier = outcome(loaded(base, 27.0), loaded(slow, 48.0))
+    assert busier.outcome == "inconclusive" and "busier during the current run (host CPU 48% vs 27%)" in busier.note
+    shared = outcome(loaded(base, 90.0), loaded(slow, 95.0))
+    assert shared.outcome == "inconclusive" and "other processes loaded the machine during the baseline" in shared.note
+    assert "its 4 thread(s) account for 25%" in shared.note
+    assert outcome(loaded(base, 27.0), loaded(slow, 95.0), pace="realtime").outcome == "regression", \
+        "paced, a slower worker is busier by itself"
 
 
 def test_processes_whose_samples_do_not_split_use_their_recorded_medians() -> None:
