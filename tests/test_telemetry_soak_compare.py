@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from harness.compare.hardware import hardware_key
 from harness.session.runner import RunOptions, ScenarioRunner
 from harness.records.store import load_session, write_session
 from harness.scenario.load import load_scenario
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -91,54 +95,72 @@ def _slowed_copy(source: Path, target: Path, factor: float) -> Path:
 
 def test_compare_cli_exit_codes_and_markdown(soak_results: Path, tmp_path: Path) -> None:
     same = run_cli("compare", str(soak_results), str(soak_results), "--markdown", str(tmp_path / "same.md"))
-    assert same.returncode == 0 and "no regression" in (tmp_path / "same.md").read_text()
-    slower = _slowed_copy(soak_results, tmp_path / "slower", 1.5)
+    assert same.returncode in (0, 6), same.stdout + same.stderr  # never a regression against itself
+    assert (tmp_path / "same.md").read_text().startswith(("## Performance: no regression",
+                                                           "## Performance: INCONCLUSIVE"))
+    slower = _slowed_copy(soak_results, tmp_path / "slower", 2.0)
     done = run_cli("compare", str(soak_results), str(slower), "--threshold", "p50:5%", "--json")
     assert done.returncode == 1, done.stdout + done.stderr
     verdict = json.loads(done.stdout)
-    assert verdict["runs"][0]["outcome"] == "regression" and verdict["same_machine"]
+    assert verdict["runs"][0]["outcome"] == "regression" and verdict["same_hardware"]
+    assert verdict["exit_code"] == 1 and verdict["runs"][0]["statistics"][0]["low"] > 0.05
     bad = run_cli("compare", str(soak_results))
     assert bad.returncode == 2 and "BASELINE and CURRENT" in bad.stderr
 
 
-def test_history_by_fingerprint_and_trend(soak_results: Path, tmp_path: Path) -> None:
+def test_history_by_hardware_and_trend(soak_results: Path, tmp_path: Path) -> None:
     history = tmp_path / "history"
+    nothing = run_cli("compare", "--history", str(history), str(soak_results))
+    assert nothing.returncode == 4 and "NO BASELINE" in nothing.stdout, "the first night is loud, not a pass"
     first = run_cli("history", "add", str(soak_results), "--dir", str(history))
     assert first.returncode == 0
-    fingerprint = load_session(soak_results).machine.fingerprint
-    assert len(list((history / fingerprint).glob("*.json"))) == 1
-    later = _slowed_copy(soak_results, tmp_path / "later", 1.6)
+    key = hardware_key(load_session(soak_results).machine)
+    assert len(list((history / key).glob("*.json"))) == 1
+    later = _slowed_copy(soak_results, tmp_path / "later", 2.0)
     done = run_cli("compare", "--history", str(history), str(later), "--threshold", "p50:10%")
     assert done.returncode == 1 and "REGRESSION" in done.stdout
     run_cli("history", "add", str(later), "--dir", str(history))
     trend = run_cli("history", "trend", "--dir", str(history), "--out", str(tmp_path / "trend.png"))
     assert trend.returncode == 0 and (tmp_path / "trend.png").stat().st_size > 10_000
-    nothing = run_cli("compare", "--history", str(tmp_path / "empty"), str(soak_results))
-    assert nothing.returncode == 0 and "nothing to compare" in nothing.stdout
 
 
-def test_one_thread_against_two_is_a_regression(tmp_path: Path, write_scenario) -> None:
-    """A real slowdown, really measured: torch threads 2 (baseline) against 1 (current), four streams so that
-    the second thread has work (+20% to +54% p50 measured on this 2-core VM)."""
-    results = {}
-    for threads in (2, 1):
-        path = write_scenario(f"""
-            name: threads
-            preset: personaplex-tiny
-            frames: 40
-            warmup_frames: 3
-            batch_size: 4
-            torch_threads: {threads}
-            telemetry_hz: 0
-            runs:
-              - device: cpu
-                dtype: float32
-            """, name=f"threads{threads}.yaml")
-        loaded = load_scenario(path)
-        out = tmp_path / f"t{threads}"
-        ScenarioRunner(loaded, out, RunOptions(), Console(file=io.StringIO())).run(loaded.runs)
-        results[threads] = out
-    done = run_cli("compare", str(results[2]), str(results[1]), "--threshold", "p50:10%", "--json")
+SLOWDOWN = """
+name: batch
+preset: personaplex-tiny
+frames: 40
+warmup_frames: 3
+batch_size: {batch}
+torch_threads: 1
+telemetry_hz: 0
+runs:
+  - device: cpu
+    dtype: float32
+"""
+
+
+def test_eight_streams_against_one_is_a_regression(tmp_path: Path) -> None:
+    """A real slowdown, really measured, with an effect load cannot erase: the same run at batch 8 does about
+    twice to three times the work per step of batch 1. The two sessions run side by side, one torch thread
+    each, so that load from elsewhere on this shared machine (which moved single sessions by 2-4x) falls on
+    both alike. No absolute time is asserted, only the comparison's verdict."""
+    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(REPO))
+    workers = {}
+    for batch in (1, 8):
+        scenario = tmp_path / f"batch{batch}.yaml"
+        scenario.write_text(SLOWDOWN.format(batch=batch))
+        out = tmp_path / f"b{batch}"
+        workers[batch] = (out, subprocess.Popen([sys.executable, "-m", "harness", "run", str(scenario), "--out",
+                                                 str(out)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT, text=True))
+    for out, process in workers.values():
+        text, _ = process.communicate(timeout=900)
+        assert load_session(out).runs[0].status == "ok", text
+    base, slow = workers[1][0], workers[8][0]
+    refused = run_cli("compare", str(base), str(slow))
+    assert refused.returncode == 5 and "batch_size 1 -> 8" in refused.stdout
+    done = run_cli("compare", str(base), str(slow), "--allow-difference", "batch_size",
+                   "--threshold", "p50:10%", "--json")
     verdict = json.loads(done.stdout)
     assert done.returncode == 1, verdict["runs"]
-    assert verdict["runs"][0]["outcome"] == "regression" and verdict["runs"][0]["change"]["p50"] > 0.10
+    run = verdict["runs"][0]
+    assert run["outcome"] == "regression" and run["statistics"][0]["low"] > 0.10

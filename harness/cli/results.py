@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from harness.cli.common import EXIT_OK, EXIT_USAGE
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
@@ -34,39 +35,61 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _no_baseline(console: Console, text: str, markdown_path: Optional[str]) -> int:
+    """A missing baseline is its own loud outcome (exit 4), never a silent pass."""
+    from harness.compare.regression import EXIT_NO_BASELINE
+    from harness.records.store import atomic_write_text
+
+    message = f"NO BASELINE: {text} (exit {EXIT_NO_BASELINE}; nothing was compared)"
+    print(f"harness: {message}", file=sys.stderr)
+    console.print(message, markup=False, highlight=False)
+    if markdown_path:
+        atomic_write_text(Path(markdown_path), f"## Performance: NO BASELINE\n\n{text}\n")
+    return EXIT_NO_BASELINE
+
+
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from harness.compare import history
-    from harness.compare.regression import (
-        DEFAULT_THRESHOLDS,
-        ThresholdError,
-        compare_sessions,
-        markdown,
-        parse_threshold,
-    )
+    from harness.compare.comparable import FIELDS
+    from harness.compare.hardware import hardware_key, hardware_of
+    from harness.compare.regression import DEFAULT_THRESHOLDS, ThresholdError, compare_sessions, parse_threshold
+    from harness.compare.render import markdown
     from harness.records.store import ResultsFileError, atomic_write_text, load_session
 
     try:
         thresholds = [parse_threshold(t) for t in (args.threshold or DEFAULT_THRESHOLDS)]
+        unknown = sorted(set(args.allow_difference or []) - set(FIELDS))
+        if unknown:
+            raise ThresholdError(f"--allow-difference {', '.join(unknown)}: not a measurement setting "
+                                 f"(one of {', '.join(FIELDS)})")
+        if args.history and len(args.paths) != 1:
+            raise ThresholdError("with --history give only the CURRENT results")
+        if not args.history and len(args.paths) != 2:
+            raise ThresholdError("give BASELINE and CURRENT (results.json files or run folders)")
         current_path = Path(args.paths[-1])
         current = load_session(current_path)
         if args.history:
-            if len(args.paths) != 1:
-                raise ThresholdError("with --history give only the CURRENT results")
             found = history.latest_baseline(Path(args.history), current)
             if found is None:
-                console.print(f"no earlier {current.scenario.get('name')} results for machine "
-                              f"{current.machine.fingerprint} in {args.history}: nothing to compare (exit 0)")
-                return EXIT_OK
-            baseline_path, baseline = found
+                key = hardware_key(current.machine)
+                others = {e.hardware for e in history.entries(Path(args.history),
+                                                              scenario=current.scenario.get("name"))} - {key}
+                elsewhere = f"; {len(others)} other hardware key(s) have some" if others else ""
+                return _no_baseline(console, f"no earlier {current.scenario.get('name')} results for hardware "
+                                             f"{key} ({hardware_of(current.machine).describe()}) in "
+                                             f"{args.history}{elsewhere}", args.markdown)
+            baseline_path, baseline = found.path, found.session
         else:
-            if len(args.paths) != 2:
-                raise ThresholdError("give BASELINE and CURRENT (results.json files or run folders)")
             baseline_path = Path(args.paths[0])
+            if not baseline_path.exists():
+                return _no_baseline(console, f"baseline {baseline_path} does not exist", args.markdown)
             baseline = load_session(baseline_path)
+        comparison = compare_sessions(baseline, current, thresholds, args.alpha, str(baseline_path),
+                                      str(current_path), allow_other_machine=args.allow_other_machine,
+                                      allow_differences=set(args.allow_difference or []))
     except (ResultsFileError, ThresholdError) as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    comparison = compare_sessions(baseline, current, thresholds, args.alpha, str(baseline_path), str(current_path))
     text = markdown(comparison)
     if args.markdown:
         atomic_write_text(Path(args.markdown), text)
@@ -74,35 +97,62 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         print(comparison.model_dump_json(indent=2))
     else:
         console.print(text, markup=False, highlight=False)
-    return EXIT_RUN_FAILED if comparison.regressed else EXIT_OK
+    return comparison.exit_code
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
     from harness.compare import history
-    from harness.records.store import ResultsFileError
+    from harness.compare.hardware import hardware_key, hardware_of
+    from harness.compare.regression import EXIT_NO_BASELINE
+    from harness.records.store import ResultsFileError, load_session
 
     folder = Path(args.dir)
-    if args.action == "add":
+    if args.action in ("add", "key"):
+        if not args.results:
+            print(f"harness: history {args.action} needs RESULTS (a results.json or run folder)", file=sys.stderr)
+            return EXIT_USAGE
         try:
+            if args.action == "key":
+                machine = load_session(Path(args.results)).machine
+                print(hardware_key(machine))
+                print(hardware_of(machine).describe(), file=sys.stderr)
+                return EXIT_OK
             where = history.add(Path(args.results), folder)
         except ResultsFileError as exc:
             print(f"harness: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        console.print(f"added: {where}")
+        console.print(f"added: {escape(str(where))}")
         return EXIT_OK
-    found = history.entries(folder, args.fingerprint, args.scenario)
+    found = history.entries(folder, args.hardware, args.scenario)
     if not found:
-        print(f"harness: no results in {folder}" + (f" for machine {args.fingerprint}" if args.fingerprint else ""),
+        # Nothing recorded for this hardware yet: the same "no baseline" exit as compare, so CI can tell a
+        # first night from an error.
+        print(f"harness: no results in {folder}" + (f" for hardware {args.hardware}" if args.hardware else "")
+              + (f" of scenario {args.scenario}" if args.scenario else "") + f" (exit {EXIT_NO_BASELINE})",
               file=sys.stderr)
-        return EXIT_USAGE
-    fingerprints = {s.machine.fingerprint for _, s in found}
-    if len(fingerprints) > 1:
-        newest = found[-1][1].machine.fingerprint
-        console.print(f"{folder} holds {len(fingerprints)} machines; plotting the newest ({newest}); "
-                      "choose another with --fingerprint")
-        found = [(p, s) for p, s in found if s.machine.fingerprint == newest]
-    out = history.trend_plot([s for _, s in found], Path(args.out))
-    console.print(f"trend of {len(found)} sessions: {out}")
+        return EXIT_NO_BASELINE
+    keys = {e.hardware for e in found}
+    if len(keys) > 1:
+        newest = found[-1].hardware
+        console.print(f"{escape(str(folder))} holds {len(keys)} machines ({', '.join(sorted(keys))}); showing the "
+                      f"newest ({newest}); choose another with --hardware")
+        found = [e for e in found if e.hardware == newest]
+    sessions = [e.session for e in found]
+    rows = history.trend_rows(sessions)
+    runs = sorted({name for row in rows for name in row.p50_ms})
+    table = Table(title=f"hardware {found[-1].hardware}: p50 ms per session, software as recorded")
+    for column in ["when", "torch", "moshi", "CUDA", "harness", *runs, "software changed"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.when, *(row.software.get(k, "-") for k in ("torch", "moshi", "CUDA", "harness")),
+                      *(f"{row.p50_ms[n]:.1f}" if n in row.p50_ms else "-" for n in runs),
+                      escape("; ".join(row.changed)))
+    console.print(table)
+    if args.action == "trend":
+        out = history.trend_plot(sessions, Path(args.out))
+        console.print(f"trend of {len(found)} sessions: {escape(str(out))}")
     return EXIT_OK
 
 
@@ -117,29 +167,52 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     compare = sub.add_parser(
         "compare", help="regression check: BASELINE against CURRENT results (exit 1 on a regression)",
-        description="Compare two results (results.json files or run folders), run by run: a one-sided "
-                    "Mann-Whitney U test on the raw per-frame samples combined with effect-size thresholds. A run "
-                    "regresses when it is significantly slower AND a thresholded statistic grew past its threshold; "
-                    "a run that was ok and now fails is a regression too. Warns when the machines differ.",
-        epilog="examples:\n  harness compare reports/base reports/latest --threshold p50:5%% --threshold p99:10%%\n"
+        description="Compare two results (results.json files or run folders), run by run. For each threshold the "
+                    "relative change gets an interval: from the per-process statistics (Welch t on logs) when both "
+                    "sides ran >= 3 worker processes (scenario `repeat`), else from a circular block bootstrap of "
+                    "the frames that keeps their autocorrelation. A run regresses when the lower bound of its "
+                    "slowdown exceeds the threshold; when the interval is wider than the threshold the outcome is "
+                    "'inconclusive' (the threshold is below this machine's noise). Runs whose measurement settings "
+                    "differ are refused as not comparable, naming the fields; other hardware is refused unless "
+                    "--allow-other-machine.",
+        epilog="examples:\n  harness compare reports/base reports/latest --threshold p50:5% --threshold p99:10%\n"
                "  harness compare --history reports/history reports/latest --markdown summary.md\n"
-               "exit status: 0 no regression, 1 regression, 2 invalid input.",
+               "  harness compare reports/batch1 reports/batch4 --allow-difference batch_size\n"
+               "exit status (the first that applies):\n"
+               "  1  regression: a run is slower past its threshold, or measured before and fails now\n"
+               "  5  not comparable: measurement settings or hardware differ, or a baseline run is gone\n"
+               "  4  no baseline: no baseline file, no earlier results of the scenario on this hardware in\n"
+               "     the history, or a run that is new in CURRENT\n"
+               "  6  inconclusive: a threshold is below the measured noise\n"
+               "  0  no regression\n"
+               "  2  invalid input",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("paths", nargs="+", metavar="RESULTS", help="BASELINE CURRENT, or CURRENT with --history")
     compare.add_argument("--threshold", action="append", metavar="STAT:PCT%",
                          help=f"effect-size threshold, repeatable (default: {' '.join(('p50:10%%', 'p99:20%%'))})")
-    compare.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    compare.add_argument("--alpha", type=float, default=0.01,
+                         help="each bound of the interval holds with confidence 1 - alpha (default 0.01)")
     compare.add_argument("--history", metavar="DIR", help="baseline = the newest earlier results of the same "
-                                                          "scenario on the same machine in this history folder")
+                                                          "scenario on the same hardware in this history folder")
+    compare.add_argument("--allow-other-machine", action="store_true",
+                         help="compare results of different hardware (a warning instead of a refusal)")
+    compare.add_argument("--allow-difference", action="append", metavar="FIELD",
+                         help="compare although this measurement setting differs (e.g. batch_size), repeatable")
     compare.add_argument("--markdown", metavar="FILE", help="also write the markdown summary here (CI step summary)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.set_defaults(handler=cmd_compare)
 
-    hist = sub.add_parser("history", help="keep results by machine fingerprint and plot their trend")
-    hist.add_argument("action", choices=["add", "trend"], help="add RESULTS to the history, or plot the trend")
-    hist.add_argument("results", nargs="?", help="results.json or run folder (for add)")
+    hist = sub.add_parser("history", help="keep results by machine hardware; list them or plot their trend",
+                          description="Results are kept per hardware (CPU model, cores, RAM, GPUs), whatever the "
+                                      "software versions; `list` and `trend` show the software of each session "
+                                      "and where it changed. list and trend exit 4 when nothing matches.")
+    hist.add_argument("action", choices=["add", "list", "trend", "key"],
+                      help="add RESULTS to the history, list the sessions, list them and plot the trend, or print "
+                           "the hardware key of RESULTS")
+    hist.add_argument("results", nargs="?", help="results.json or run folder (for add and key)")
     hist.add_argument("--dir", default="reports/history", help="history folder (default reports/history)")
-    hist.add_argument("--fingerprint", help="machine fingerprint (trend; default: the only one in the folder)")
-    hist.add_argument("--scenario", help="scenario name (trend)")
+    hist.add_argument("--hardware", "--fingerprint", dest="hardware",
+                      help="hardware key or a prefix of it (default: the newest in the folder)")
+    hist.add_argument("--scenario", help="scenario name")
     hist.add_argument("--out", default="reports/history/trend.png", help="trend plot file")
     hist.set_defaults(handler=cmd_history)

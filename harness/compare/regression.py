@@ -1,9 +1,17 @@
-"""Regression between two sessions: Mann-Whitney U on the raw samples plus an effect-size threshold.
+"""Regression verdicts between two sessions, run by run, with the noise judged before the threshold.
 
-A run regresses when its current samples are significantly slower (one-sided Mann-Whitney U,
-p < alpha) *and* some thresholded statistic grew by more than its threshold (`p50:5%`, as
-pytest-benchmark writes them). Both are needed: with thousands of frames a 0.5% shift is
-significant but irrelevant, and with a few frames a 20% swing can be noise.
+For each thresholded statistic (`p50:10%`, written as pytest-benchmark does) the relative change
+gets a two-sided interval at confidence 1 - 2 alpha (harness.compare.methods), so that each bound
+alone holds at 1 - alpha. The decision uses the bounds, not a p-value beside a point estimate:
+- regression when the LOWER bound of the slowdown exceeds the threshold: the run is slower by more
+  than the threshold with confidence 1 - alpha. ("significant AND point estimate > threshold"
+  flags about half of all true changes that sit exactly at the threshold, and every shift that a
+  too-narrow interval calls significant; the lower bound keeps false alarms at alpha or below);
+- improvement when the upper bound is below minus the threshold;
+- inconclusive when the interval still reaches past the threshold and its half-width (or the
+  spread between processes) is larger than the threshold: this machine's noise is above the
+  threshold, and the outcome says so instead of guessing;
+- unchanged otherwise (the slowdown is shown to be below the threshold, or small against it).
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import mannwhitneyu
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from harness.compare.comparable import run_differences, session_differences
+from harness.compare.hardware import hardware_differences, hardware_key, software_changes
+from harness.compare.methods import Change, estimate_change
 from harness.records.schema import RunResult, Session
 
 DEFAULT_THRESHOLDS = ("p50:10%", "p99:20%")
@@ -22,6 +32,22 @@ STATISTICS = ("p50", "p90", "p99", "mean", "max")
 # A tail percentile of few frames is just their largest value: judge it only with enough frames.
 MIN_FRAMES = {"p50": 1, "mean": 1, "max": 1, "p90": 20, "p99": 100}
 _THRESHOLD = re.compile(r"^(p50|p90|p99|mean|max):(\d+(?:\.\d+)?)%$")
+
+# Exit codes of `harness compare` (0 no regression, 2 invalid input: harness.cli.common).
+EXIT_REGRESSION = 1
+EXIT_NO_BASELINE = 4
+EXIT_NOT_COMPARABLE = 5
+EXIT_INCONCLUSIVE = 6
+
+Outcome = Literal["regression", "failed", "improvement", "unchanged", "inconclusive", "no baseline",
+                  "missing", "not comparable", "skipped", "not measured"]
+# The exit code an outcome asks for; the comparison exits with the first that any run asks for.
+_EXIT_ORDER: list[tuple[int, set[str]]] = [
+    (EXIT_REGRESSION, {"regression", "failed"}),
+    (EXIT_NOT_COMPARABLE, {"not comparable", "missing"}),
+    (EXIT_NO_BASELINE, {"no baseline"}),
+    (EXIT_INCONCLUSIVE, {"inconclusive"}),
+]
 
 
 class ThresholdError(ValueError):
@@ -45,17 +71,31 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(match.group(1), float(match.group(2)) / 100)
 
 
+class StatisticChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: str
+    verdict: Literal["slower", "faster", "same", "unclear", "not judged"]
+    change: Optional[float] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    noise: Optional[float] = Field(default=None, description="interval half-width or between-process spread")
+    spread: Optional[float] = Field(default=None, description="between-process spread (process method)")
+    method: str = ""
+    note: str = ""
+
+
 class RunComparison(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    outcome: Literal["regression", "improvement", "unchanged", "failed", "missing", "new", "not comparable"]
+    outcome: Outcome
     baseline: dict[str, float] = Field(default_factory=dict)
     current: dict[str, float] = Field(default_factory=dict)
     change: dict[str, float] = Field(default_factory=dict)
-    p_slower: Optional[float] = None
-    p_faster: Optional[float] = None
-    exceeded: list[str] = Field(default_factory=list)
+    statistics: list[StatisticChange] = Field(default_factory=list)
+    differences: list[str] = Field(default_factory=list, description="measurement settings that differ")
+    processes: tuple[int, int] = (0, 0)
     note: str = ""
 
 
@@ -66,13 +106,32 @@ class Comparison(BaseModel):
     current_label: str
     thresholds: list[str]
     alpha: float
-    same_machine: bool
-    warnings: list[str]
-    runs: list[RunComparison]
+    confidence: float
+    baseline_hardware: str
+    current_hardware: str
+    same_hardware: bool
+    software_changes: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    refused: str = Field(default="", description="why nothing was compared (other hardware)")
+    runs: list[RunComparison] = Field(default_factory=list)
 
     @property
     def regressed(self) -> bool:
         return any(r.outcome in {"regression", "failed"} for r in self.runs)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def exit_code(self) -> int:
+        if self.refused:
+            return EXIT_NOT_COMPARABLE
+        outcomes = {r.outcome for r in self.runs}
+        return next((code for code, kinds in _EXIT_ORDER if outcomes & kinds), 0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def headline(self) -> str:
+        return {0: "no regression", EXIT_REGRESSION: "REGRESSION", EXIT_NOT_COMPARABLE: "NOT COMPARABLE",
+                EXIT_NO_BASELINE: "NO BASELINE", EXIT_INCONCLUSIVE: "INCONCLUSIVE"}[self.exit_code]
 
 
 def _stats(run: RunResult) -> dict[str, float]:
@@ -81,71 +140,153 @@ def _stats(run: RunResult) -> dict[str, float]:
     return {name: getattr(m.ms_per_step, name) for name in STATISTICS}
 
 
+def judge(change: Change, threshold: Threshold) -> StatisticChange:
+    theta = threshold.fraction
+    verdict: str
+    note = ""
+    if change.low > theta:
+        verdict = "slower"
+    elif change.high < -theta:
+        verdict = "faster"
+    elif change.high > theta and change.noise > theta:
+        verdict = "unclear"
+        note = f"{threshold.statistic} inconclusive: noise {change.noise:.1%} > threshold {theta:.0%}"
+    else:
+        verdict = "same"
+        if change.high > theta:
+            note = (f"{threshold.statistic} {change.estimate:+.1%} (interval {change.low:+.1%} to "
+                    f"{change.high:+.1%}) is not shown to exceed {theta:.0%}")
+    return StatisticChange(threshold=str(threshold), verdict=verdict, change=change.estimate,  # type: ignore[arg-type]
+                           low=change.low, high=change.high, noise=change.noise, spread=change.spread,
+                           method=change.method, note=note)
+
+
+# Host CPU utilisation (telemetry) this many points above what the run's own threads account for means
+# other processes shared the machine: at `pace: fast` the worker keeps its threads busy whatever its speed,
+# so its own share is threads / cores, and a code change does not raise the host's utilisation.
+OTHER_LOAD_POINTS = 25.0
+BUSIER_POINTS = 20.0
+
+
+def _host_cpu(run: RunResult) -> Optional[float]:
+    summary = run.metrics.telemetry_summary if run.metrics is not None else None
+    return summary.cpu_percent_mean if summary is not None else None
+
+
+def contention(base: RunResult, cur: RunResult, pace: object, cores: int) -> str:
+    """Why the timings may be other processes' load, not the code ("" when the telemetry shows none).
+
+    On a machine shared with other work a worker's step time moves with the load (2-4x between sessions on
+    this project's 2-core VM); no test on the frames can tell that from a slower code path."""
+    if str(pace or "fast") != "fast":
+        return ""
+    found = []
+    for label, run in (("baseline", base), ("current", cur)):
+        host = _host_cpu(run)
+        threads = run.engine.torch_threads if run.engine is not None else None
+        if host is None or not threads or cores <= 0:
+            continue
+        own = 100.0 * min(threads, cores) / cores
+        if host - own >= OTHER_LOAD_POINTS:
+            found.append(f"{label} (host CPU {host:.0f}% where its {threads} thread(s) account for {own:.0f}%)")
+    if found:
+        return ("other processes loaded the machine during the " + " and ".join(found)
+                + ": a slowdown may be their load, not the code")
+    b, c = _host_cpu(base), _host_cpu(cur)
+    if b is not None and c is not None and c - b >= BUSIER_POINTS:
+        return (f"the machine was busier during the current run (host CPU {c:.0f}% vs {b:.0f}%): a slowdown may "
+                "be other processes' load, not the code")
+    return ""
+
+
+def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[Threshold],
+                   confidence: float, pace: object = "fast", allowed: frozenset[str] = frozenset(),
+                   cores: int = 0) -> RunComparison:
+    assert base.metrics is not None and cur.metrics is not None
+    bs, cs = _stats(base), _stats(cur)
+    frames = min(base.metrics.frames, cur.metrics.frames, len(base.metrics.samples_ms),
+                 len(cur.metrics.samples_ms))
+    judged, caveats = [], []
+    for t in thresholds:
+        need = MIN_FRAMES[t.statistic]
+        if frames < need:
+            judged.append(StatisticChange(threshold=str(t), verdict="not judged",
+                                          note=f"{t} not judged: {frames} frames (needs {need})"))
+            continue
+        try:
+            change = estimate_change(base.metrics, cur.metrics, t.statistic, confidence, need)
+        except ValueError as exc:  # too few frames for a tail by bootstrap, or a zero step time
+            judged.append(StatisticChange(threshold=str(t), verdict="not judged", note=f"{t} not judged: {exc}"))
+            continue
+        judged.append(judge(change, t))
+        caveats.append(change.note)
+    verdicts = {s.verdict for s in judged}
+    outcome: Outcome = ("regression" if "slower" in verdicts else "inconclusive" if "unclear" in verdicts
+                        else "improvement" if "faster" in verdicts else "unchanged")
+    busier = contention(base, cur, pace, cores) if "torch_threads" not in allowed else ""
+    if busier:
+        caveats.insert(0, busier)
+        if outcome == "regression":
+            outcome = "inconclusive"  # the gate cannot tell this slowdown from the load that came with it
+    return RunComparison(name=name, outcome=outcome, baseline=bs, current=cs,
+                         change={k: cs[k] / bs[k] - 1 for k in bs if bs[k] > 0}, statistics=judged,
+                         processes=(max(1, len(base.metrics.processes)), max(1, len(cur.metrics.processes))),
+                         note="; ".join(n for n in dict.fromkeys([*(s.note for s in judged), *caveats]) if n))
+
+
 def compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], thresholds: list[Threshold],
-                alpha: float) -> RunComparison:
+                confidence: float, allowed: set[str], session_diffs: list[str],
+                pace: object = "fast", cores: int = 0) -> RunComparison:
     if cur is None:
         return RunComparison(name=name, outcome="missing", note="in the baseline, not in the current results")
     if base is None:
-        return RunComparison(name=name, outcome="new", note="not in the baseline")
+        return RunComparison(name=name, outcome="no baseline", note="not in the baseline: nothing to compare with")
+    differences = session_diffs + run_differences(base, cur, allowed)
+    if differences:
+        return RunComparison(name=name, outcome="not comparable", differences=differences,
+                             note="measurement settings differ: " + "; ".join(differences))
+    if base.metrics is None and cur.metrics is None:
+        kind = "skipped" if base.status == cur.status == "skipped" else "not measured"
+        return RunComparison(name=name, outcome=kind, note=f"{base.status} in the baseline, {cur.status} now: "
+                                                           f"{cur.reason}")
     if base.metrics is None:
-        return RunComparison(name=name, outcome="not comparable", note=f"baseline run was {base.status}")
+        return RunComparison(name=name, outcome="no baseline",
+                             note=f"{base.status} in the baseline ({base.reason}): nothing to compare with")
     if cur.metrics is None:
         return RunComparison(name=name, outcome="failed", note=f"ok in the baseline, {cur.status} now: {cur.reason}")
-    b, c = base.metrics.samples_ms, cur.metrics.samples_ms
-    slower = float(mannwhitneyu(c, b, alternative="greater").pvalue)
-    faster = float(mannwhitneyu(c, b, alternative="less").pvalue)
-    bs, cs = _stats(base), _stats(cur)
-    change = {k: cs[k] / bs[k] - 1 for k in bs if bs[k] > 0}
-    frames = min(len(b), len(c))
-    judged = [t for t in thresholds if frames >= MIN_FRAMES[t.statistic]]
-    skipped = [f"{t} not judged: {frames} frames (needs {MIN_FRAMES[t.statistic]})" for t in thresholds
-               if t not in judged]
-    exceeded = [str(t) for t in judged if change.get(t.statistic, 0.0) > t.fraction]
-    improved = [str(t) for t in judged if change.get(t.statistic, 0.0) < -t.fraction]
-    outcome: str = "unchanged"
-    if slower < alpha and exceeded:
-        outcome = "regression"
-    elif faster < alpha and improved:
-        outcome = "improvement"
-    return RunComparison(name=name, outcome=outcome, baseline=bs, current=cs, change=change,  # type: ignore[arg-type]
-                         p_slower=slower, p_faster=faster, exceeded=exceeded if outcome == "regression" else [],
-                         note="; ".join(skipped))
+    return _measured_pair(name, base, cur, thresholds, confidence, pace, frozenset(allowed), cores)
 
 
 def compare_sessions(baseline: Session, current: Session, thresholds: list[Threshold], alpha: float,
-                     baseline_label: str, current_label: str) -> Comparison:
-    warnings = []
-    same = baseline.machine.fingerprint == current.machine.fingerprint
-    if not same:
-        b, c = baseline.machine, current.machine
-        warnings.append(f"different machines (fingerprint {b.fingerprint} vs {c.fingerprint}: {b.cpu_model}"
-                        f"{', ' + b.gpus[0].name if b.gpus else ''} vs {c.cpu_model}"
-                        f"{', ' + c.gpus[0].name if c.gpus else ''}): differences may be the hardware, not the code")
+                     baseline_label: str, current_label: str, allow_other_machine: bool = False,
+                     allow_differences: Optional[set[str]] = None) -> Comparison:
+    if not 0.0 < alpha < 0.5:
+        raise ThresholdError(f"alpha must be within (0, 0.5), got {alpha}")
+    allowed = allow_differences or set()
+    confidence = 1.0 - 2.0 * alpha
+    hw_base, hw_cur = hardware_key(baseline.machine), hardware_key(current.machine)
+    comparison = Comparison(baseline_label=baseline_label, current_label=current_label,
+                            thresholds=[str(t) for t in thresholds], alpha=alpha, confidence=confidence,
+                            baseline_hardware=hw_base, current_hardware=hw_cur, same_hardware=hw_base == hw_cur,
+                            software_changes=software_changes(baseline, current))
+    if hw_base != hw_cur:
+        what = "; ".join(hardware_differences(baseline.machine, current.machine))
+        if not allow_other_machine:
+            comparison.refused = (f"different hardware ({what}): timings of other machines differ for reasons "
+                                  "no code change explains (--allow-other-machine compares them anyway)")
+            return comparison
+        comparison.warnings.append(f"different hardware ({what}): differences may be the machine, not the code")
     if baseline.scenario.get("name") != current.scenario.get("name"):
-        warnings.append(f"different scenarios: {baseline.scenario.get('name')} vs {current.scenario.get('name')}")
-    if baseline.weights != current.weights:
-        warnings.append(f"different weights: {baseline.weights} vs {current.weights}")
+        comparison.warnings.append(f"different scenarios: {baseline.scenario.get('name')} vs "
+                                   f"{current.scenario.get('name')}")
+    for field in sorted(allowed):
+        comparison.warnings.append(f"{field} may differ (--allow-difference): the change includes its effect")
+    session_diffs = session_differences(baseline, current, allowed)
     base_runs = {r.name: r for r in baseline.runs}
     cur_runs = {r.name: r for r in current.runs}
     names = list(base_runs) + [n for n in cur_runs if n not in base_runs]
-    runs = [compare_run(n, base_runs.get(n), cur_runs.get(n), thresholds, alpha) for n in names]
-    return Comparison(baseline_label=baseline_label, current_label=current_label,
-                      thresholds=[str(t) for t in thresholds], alpha=alpha, same_machine=same, warnings=warnings,
-                      runs=runs)
-
-
-def markdown(comparison: Comparison) -> str:
-    head = "REGRESSION" if comparison.regressed else "no regression"
-    lines = [f"## Performance: {head}", "",
-             f"`{comparison.baseline_label}` -> `{comparison.current_label}`; thresholds "
-             f"{', '.join(comparison.thresholds)}; one-sided Mann-Whitney U, alpha {comparison.alpha:g}", ""]
-    lines += [f"> warning: {w}" for w in comparison.warnings]
-    lines += ["", "| run | outcome | p50 ms | change | p99 ms | change | p(slower) |", "|---|---|---:|---:|---:|---:|---:|"]
-    for r in comparison.runs:
-        if r.current and r.baseline:
-            lines.append(f"| {r.name} | **{r.outcome}** | {r.baseline['p50']:.1f} -> {r.current['p50']:.1f} | "
-                         f"{r.change['p50']:+.1%} | {r.baseline['p99']:.1f} -> {r.current['p99']:.1f} | "
-                         f"{r.change['p99']:+.1%} | {r.p_slower:.3g} |")
-        else:
-            lines.append(f"| {r.name} | **{r.outcome}** | - | - | - | - | {r.note} |")
-    return "\n".join(lines) + "\n"
+    pace = current.scenario.get("pace", "fast")
+    cores = current.machine.cpu_cores_logical
+    comparison.runs = [compare_run(n, base_runs.get(n), cur_runs.get(n), thresholds, confidence, allowed,
+                                   session_diffs, pace, cores) for n in names]
+    return comparison

@@ -43,6 +43,11 @@ class Machine(Record):
     @property
     def hardware_key(self) -> str:
         """The machine's hardware alone (CPU, cores, RAM, GPUs): stable across torch / moshi / driver updates."""
-        gpus = ",".join(f"{g.name}:{round((g.memory_total_bytes or 0) / 2**30)}" for g in self.gpus)
-        text = "|".join([self.cpu_model, str(self.cpu_cores_logical), str(round(self.ram_total_bytes / 2**30)), gpus])
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return hashlib.sha256("|".join(self.hardware_parts()).encode()).hexdigest()[:12]
+
+    def hardware_parts(self) -> list[str]:
+        # RAM and GPU memory rounded to whole GiB: the kernel's and the driver's reservations move the exact
+        # byte counts a little between boots and driver versions, not the hardware.
+        gpus = [f"{g.name} ({round(g.memory_total_bytes / 2**30)} GiB)" if g.memory_total_bytes else g.name
+                for g in sorted(self.gpus, key=lambda g: g.index)]
+        return [self.cpu_model.strip(), str(self.cpu_cores_logical), str(round(self.ram_total_bytes / 2**30)), *gpus]
