@@ -28,7 +28,7 @@ from harness.fleet.placement import NodeInfo, PlacementError, Requirement, choos
 from harness.fleet.summary import buyer_order
 from harness.records.fleet import FleetFileError, FleetMachine, is_fleet, load_fleet, machine_results
 from harness.scenario.load import load_scenario
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, run_cli
 
 # Ray is imported by the fleet modules when a cluster starts, not here (it reads its settings at import).
 needs_ray = pytest.mark.skipif(not ray_available(), reason="harness fleet needs Ray (pip install 'harness[fleet]')")
@@ -243,6 +243,12 @@ def test_scenario_on_both_nodes_merged(cluster, tmp_path: Path) -> None:  # noqa
     for machine in fleet.machines:
         assert f'href="{machine.report}"' in html and machine.node_id[:12] in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
+    # compare and history take the fleet machine by machine
+    done = run_cli("compare", str(out), str(out))
+    assert done.returncode in (0, 6), done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("| cpu-fp32-eager |") == len(fleet.machines)
+    history = run_cli("history", "add", str(out), "--dir", str(tmp_path / "history"))
+    assert history.returncode == 0 and history.stdout.count("added:") == len(fleet.machines)
 
 
 def _kill_when_mid_run(kill_ray_worker_of: str, pids: dict[str, int]):  # noqa: ANN202

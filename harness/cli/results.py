@@ -49,6 +49,14 @@ def _no_baseline(console: Console, text: str, markdown_path: Optional[str]) -> i
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from harness.cli.fleet_results import compare_fleet, is_fleet
+
+    if args.paths and is_fleet(Path(args.paths[-1])):
+        return compare_fleet(args, console, _compare_one)
+    return _compare_one(args, console)
+
+
+def _compare_one(args: argparse.Namespace, console: Console) -> int:
     from harness.compare import history
     from harness.compare.comparable import FIELDS
     from harness.compare.hardware import hardware_key, hardware_of
@@ -119,11 +127,17 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
                 print(hardware_key(machine))
                 print(hardware_of(machine).describe(), file=sys.stderr)
                 return EXIT_OK
-            where = history.add(Path(args.results), folder)
+            from harness.cli.fleet_results import history_add_fleet, is_fleet
+
+            if is_fleet(Path(args.results)):  # one entry per machine, each under its own hardware key
+                added = history_add_fleet(Path(args.results), lambda r: history.add(r, folder))
+            else:
+                added = [history.add(Path(args.results), folder)]
         except ResultsFileError as exc:
             print(f"harness: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        console.print(f"added: {escape(str(where))}")
+        for where in added:
+            console.print(f"added: {escape(str(where))}")
         return EXIT_OK
     found = history.entries(folder, args.hardware, args.scenario)
     if not found:
