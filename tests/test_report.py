@@ -63,7 +63,7 @@ def test_report_shows_verdict_and_every_plot_in_chromium(browser, tmp_path: Path
     assert page.locator("#recommended").is_visible()
     assert page.locator("#model-label").inner_text() == "PersonaPlex-7B with synthetic weights"
     sub = page.locator("p.sub").inner_text()
-    assert "500/300 measured frames after 10 warmup" in sub, "frames from what ran, not from the YAML's 400"
+    assert "300/500 measured frames after 10 warmup" in sub, "frames from what ran, not from the YAML's 400"
     details = page.locator("#details").inner_text()
     assert "certified" in details and "159 more frames would certify" in details
     images = page.locator("figure img")
