@@ -7,7 +7,9 @@ import json
 from enum import Enum
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.records.capacity import CapacitySpec
 
 
 class Device(str, Enum):
@@ -51,10 +53,13 @@ class RunConfig(BaseModel):
     cuda_graphs: bool
     timeout_s: Optional[float] = None
     resolved_from: Optional[str] = None  # "auto" when the session chose the device; the report says so
+    batch_size: Optional[int] = Field(default=None, ge=1, le=256)  # sessions in lockstep; None: the scenario's
+    capacity: Optional[CapacitySpec] = None  # search the largest real-time batch instead of one measurement
 
     def measurement_key(self) -> str:
         """Hash of what changes the measurement (not the name or the time limit): for --resume and compare."""
-        fields = self.model_dump(mode="json", exclude={"name", "timeout_s", "resolved_from"})
+        # exclude_none: fields added later (batch_size, capacity) leave the keys of older results unchanged
+        fields = self.model_dump(mode="json", exclude={"name", "timeout_s", "resolved_from"}, exclude_none=True)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
@@ -65,4 +70,8 @@ class RunConfig(BaseModel):
             parts.append(f"offload {self.offload_fraction:.0%} of layers")
         parts.append("compile" if self.compile else "eager")
         parts.append("CUDA graphs" if self.cuda_graphs else "no CUDA graphs")
+        if self.batch_size and self.batch_size > 1:
+            parts.append(f"{self.batch_size} sessions in lockstep")
+        if self.capacity is not None:
+            parts.append(f"capacity search up to {self.capacity.max_sessions} sessions")
         return ", ".join(parts)

@@ -196,6 +196,8 @@ class BenchJob:
     paced_frame_ms: Optional[float] = None  # wait for each frame's audio like a live session
     telemetry_hz: float = 10.0
     env: dict[str, str] = field(default_factory=dict)  # what the worker must run under (re-exec'd by hand runs)
+    join_at_tick: Optional[int] = None  # batch > 1: the last slot is reset and warmed up at this measured tick
+    join_warmup_steps: int = 0
 
 
 @dataclass
@@ -252,6 +254,19 @@ class MemoryReading:
 
 
 @dataclass
+class AdmissionSample:
+    """A session joining a running batch (per-slot reset + warm-up), timed inside the tick that admitted it."""
+
+    __pydantic_config__ = _FORBID
+    slot: int
+    at_tick: int  # measured tick index
+    warmup_steps: int
+    reset_ms: float
+    prefill_ms: float
+    tick_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
 class BenchReply:
     __pydantic_config__ = _FORBID
     status: Literal["ok", "failed"]
@@ -264,6 +279,7 @@ class BenchReply:
     warmup_s: Optional[float] = None
     memory: Optional[MemoryReading] = None
     telemetry: Optional[TelemetrySeries] = None
+    admission: Optional[AdmissionSample] = None
 
 
 @dataclass

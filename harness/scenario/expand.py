@@ -7,8 +7,9 @@ from typing import Any
 
 from harness.scenario.model import Matrix, RunConfig, RunSpec, Scenario, auto_run_name
 
-_RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs", "timeout_s")
-_MATRIX_AXES = ("device", "dtype", "quantize", "offload", "compile", "cuda_graphs")
+_RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs", "timeout_s",
+               "batch_size", "capacity")
+_MATRIX_AXES = ("device", "dtype", "quantize", "offload", "compile", "cuda_graphs", "batch_size")
 
 
 class ExpansionError(ValueError):

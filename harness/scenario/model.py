@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from harness.records.capacity import CapacitySpec
 from harness.records.config import Device, DType, Offload, Quantize, RunConfig
 from harness.scenario.presets import MIN_WARMUP_FRAMES, PRESETS
 
@@ -54,6 +55,8 @@ class RunSpec(_Strict):
     compile: Optional[Switch] = None
     cuda_graphs: Optional[Switch] = None
     timeout_s: Optional[float] = Field(default=None, gt=0.0)
+    batch_size: Optional[int] = Field(default=None, ge=1, le=256)
+    capacity: Optional[CapacitySpec] = None
 
 
 class RunDefaults(_Strict):
@@ -65,6 +68,8 @@ class RunDefaults(_Strict):
     compile: Switch = False
     cuda_graphs: Switch = False
     timeout_s: Optional[float] = Field(default=None, gt=0.0, description="None: the scenario's timeout_s")
+    batch_size: Optional[int] = Field(default=None, ge=1, le=256, description="None: the scenario's batch_size")
+    capacity: Optional[CapacitySpec] = Field(default=None, description="search the largest real-time batch")
 
 
 class Matrix(_Strict):
@@ -76,6 +81,7 @@ class Matrix(_Strict):
     offload: list[Offload] = Field(default_factory=list)
     compile: list[Switch] = Field(default_factory=list)
     cuda_graphs: list[Switch] = Field(default_factory=list)
+    batch_size: list[Annotated[int, Field(ge=1, le=256)]] = Field(default_factory=list)
     exclude: list[RunSpec] = Field(default_factory=list)
 
 
@@ -88,6 +94,10 @@ def auto_run_name(cfg: dict[str, Any]) -> str:
     parts.append("compile" if cfg["compile"] else "eager")
     if cfg["cuda_graphs"]:
         parts.append("graphs")
+    if cfg.get("batch_size"):
+        parts.append(f"b{cfg['batch_size']}")
+    if cfg.get("capacity") is not None:
+        parts.append("capacity")
     return "-".join(parts)
 
 

@@ -113,6 +113,7 @@ def run_frame_loop(
     seed: int,
     on_frame: FrameCallback | None = None,
     paced_frame_ms: float | None = None,
+    make_loop: Callable[..., FrameLoop] = FrameLoop,  # lockstep.JoiningLoop: a session joins mid-run
 ) -> FrameLoopResult:
     """Run warmup + measured frames.
 
@@ -123,7 +124,7 @@ def run_frame_loop(
     """
     result = FrameLoopResult()
     total = warmup_frames + frames
-    with FrameLoop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames) as loop:
+    with make_loop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames) as loop:
         anchor = 0.0
         for index in range(total):
             is_warmup = index < warmup_frames
