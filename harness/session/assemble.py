@@ -101,6 +101,7 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         telemetry_summary=telemetry_summary,
         soak=soak,
         processes=processes,
+        admission=first.admission,
     )
 
 
