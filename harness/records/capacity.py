@@ -74,6 +74,18 @@ class CostLine(Record):
     energy_note: str = ""
 
 
+class GpuSessions(Record):
+    """The planner's prediction for one GPU of the table: sessions that fit by memory (predicted, not measured)."""
+
+    gpu: str
+    vram_bytes: int
+    sessions_by_memory: int
+    per_session_bytes: int
+    fixed_bytes: int = Field(description="the batch-1 device peak less one session (weights, Mimi, context)")
+    floor_ms_at_max: Optional[float] = Field(default=None, description="bandwidth roofline of a tick at that size")
+    sessions_by_floor: Optional[int] = Field(default=None, description="largest size whose floor meets the deadline")
+
+
 class CapacityResult(Record):
     max_realtime_sessions: int
     limited_by: LimitedBy
@@ -88,4 +100,5 @@ class CapacityResult(Record):
     predicted_memory_per_session_bytes: Optional[int] = None
     probes: list[CapacityProbe] = Field(default_factory=list)
     cost: Optional[CostLine] = None
+    predicted_gpus: list[GpuSessions] = Field(default_factory=list, description="the planner, every GPU of the table")
     notes: list[str] = Field(default_factory=list)

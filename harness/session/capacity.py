@@ -15,7 +15,12 @@ from typing import Callable, Optional, Protocol
 import numpy as np
 
 from harness.knowledge.prices import resolve_price
-from harness.records.capacity import Admission, CapacityProbe, CapacityResult, CapacitySpec, CostLine, LimitedBy
+from harness.plan.capacity import gpu_table_bounds, memory_bound, session_cost
+from harness.plan.planner import plan_run
+from harness.plan.target import PlanTarget
+from harness.records.capacity import (Admission, CapacityProbe, CapacityResult, CapacitySpec, CostLine, GpuSessions,
+                                      LimitedBy)
+from harness.records.architecture import ArchitectureFacts
 from harness.records.config import Device, RunConfig
 from harness.records.schema import RunResult, Session
 from harness.scenario.model import Criteria
@@ -179,24 +184,21 @@ def device_label(run: RunConfig, session: Session) -> str:
 # --- orchestration: the runner's probes, the planner's bound, one RunResult with metrics.capacity ----------------
 
 def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria: Criteria, *,
-                 note: Callable[[str], None], plan_target: Optional[object] = None,
+                 note: Callable[[str], None], plan_target: Optional[PlanTarget] = None,
                  host_memory_limit_bytes: Optional[int] = None, option_usd: Optional[float] = None) -> RunResult:
     """Search, then return the run measured at its largest real-time size (the batch-1 probe when none is),
     its metrics carrying the whole search in `metrics.capacity`."""
-    from harness.plan.capacity import memory_bound, session_cost
-    from harness.plan.planner import plan_run
-
     spec = run.capacity or CapacitySpec()
     arch = session.architecture
     bound = per_session = None
     if arch is not None and plan_target is not None:
-        bound = memory_bound(arch, run, plan_target, host_memory_limit_bytes=host_memory_limit_bytes)  # type: ignore[arg-type]
-        per_session = session_cost(arch, run, plan_target).bytes  # type: ignore[arg-type]
+        bound = memory_bound(arch, run, plan_target, host_memory_limit_bytes=host_memory_limit_bytes)
+        per_session = session_cost(arch, run, plan_target).bytes
 
     def predicted(n: int) -> Optional[int]:
         if arch is None or plan_target is None:
             return None
-        plan = plan_run(arch, run, plan_target, batch=n, host_memory_limit_bytes=host_memory_limit_bytes)  # type: ignore[arg-type]
+        plan = plan_run(arch, run, plan_target, batch=n, host_memory_limit_bytes=host_memory_limit_bytes)
         return plan.device_allocated_bytes if plan.device_allocated_bytes is not None else plan.host_peak_bytes
 
     def fits(n: int) -> Optional[str]:
@@ -232,5 +234,15 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
     summary.cost = cost_line(spec, option_usd, summary.device, best,
                              out.metrics.telemetry_summary.joules_per_audio_second
                              if out.metrics.telemetry_summary else None)
+    if arch is not None:
+        summary.predicted_gpus = predicted_gpus(arch, run, session, deadline)
     out.metrics = out.metrics.model_copy(update={"capacity": summary})
     return out
+
+
+def predicted_gpus(arch: ArchitectureFacts, run: RunConfig, session: Session, deadline_ms: float) -> list[GpuSessions]:
+    """The planner's memory-bound sessions of this run's configuration on every GPU of the table."""
+    return [GpuSessions(gpu=b.gpu or b.target, vram_bytes=b.capacity_bytes or 0, sessions_by_memory=b.max_sessions,
+                        per_session_bytes=b.per_session.bytes, fixed_bytes=b.fixed_bytes,
+                        floor_ms_at_max=b.floor_ms_at_max, sessions_by_floor=b.realtime_by_floor)
+            for b in gpu_table_bounds(arch, run, session.machine, deadline_ms=deadline_ms)]
