@@ -9,7 +9,7 @@ item list (`predict_items`) evaluated at two batch sizes and its own fit rule (`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from harness.plan.gpus import find_gpu, gpu_names
 from harness.plan.memory import bytes_per_step, predict_items
@@ -18,6 +18,9 @@ from harness.plan.target import PlanTarget, from_spec
 from harness.records.architecture import ArchitectureFacts
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 SEARCH_LIMIT = 4096  # no GPU in the table holds more sessions of any preset
 
@@ -113,3 +116,30 @@ def gpu_table_bounds(arch: ArchitectureFacts, run: RunConfig, machine: Optional[
         gpu_run = run.model_copy(update={"device": run.device.cuda, "offload": run.offload.none})
         out.append(session_bound(arch, gpu_run, from_spec(spec, machine), deadline_ms=deadline_ms))
     return out
+
+
+def sessions_table(arch: ArchitectureFacts, run: RunConfig, machine: Optional[Machine], *, deadline_ms: float,
+                   only_gpu: Optional[str] = None) -> "Table":
+    """`harness plan SCENARIO --sessions`: how many sessions each GPU holds by memory, and the floor per tick."""
+    from rich.table import Table
+
+    bounds = gpu_table_bounds(arch, run, machine, deadline_ms=deadline_ms)
+    if only_gpu is not None:
+        wanted = find_gpu(only_gpu)
+        bounds = [b for b in bounds if wanted is not None and b.gpu == wanted.name]
+    gib = 2**30
+    first = bounds[0].per_session if bounds else None
+    detail = (", ".join(f"{name} {size / 2**20:.1f} MiB" for name, size in first.items.items())
+              if first is not None else "")
+    table = Table(title=f"sessions in lockstep for {run.name} (predicted, not measured): per session {detail}; "
+                        f"reads {first.bytes_read_per_step / 1e9:.2f} GB more per tick" if first else run.name,
+                  title_justify="left")
+    for column in ("GPU", "GiB", "fixed GiB", "GiB per session", "sessions by memory", "floor ms/tick at that size",
+                   f"sessions with floor <= {deadline_ms:g} ms"):
+        table.add_column(column, justify="left" if column == "GPU" else "right")
+    for b in bounds:
+        floor = "-" if b.floor_ms_at_max is None else f"{b.floor_ms_at_max:.1f}"
+        table.add_row(b.gpu or b.target, f"{(b.capacity_bytes or 0) / gib:.0f}", f"{b.fixed_bytes / gib:.2f}",
+                      f"{b.per_session.bytes / gib:.3f}", str(b.max_sessions), floor,
+                      "-" if b.realtime_by_floor is None else str(b.realtime_by_floor))
+    return table

@@ -124,8 +124,13 @@ def admission(result: RunResult, deadline_ms: float) -> Optional[Admission]:
 # --- the result ---------------------------------------------------------------------------------------------------
 
 def memory_slope(probes: list[CapacityProbe]) -> Optional[int]:
-    """Measured bytes per added session: least-squares slope of peak memory over the sizes that ran."""
+    """Measured bytes per added session: least-squares slope of peak memory over the sizes that ran, from 2 sessions
+    up when two such sizes ran (on the CPU going from 1 to 2 sessions adds a one-off step, about twice a
+    session, measured on personaplex-tiny: batch-1 and batched kernels differ)."""
     points = [(p.sessions, p.peak_memory_bytes) for p in probes if p.ran and p.peak_memory_bytes]
+    batched = [(n, b) for n, b in points if n >= 2]
+    if len({n for n, _ in batched}) >= 2:
+        points = batched
     if len({n for n, _ in points}) < 2:
         return None
     x, y = np.array([n for n, _ in points], float), np.array([b for _, b in points], float)
@@ -168,6 +173,11 @@ def summarize(probes: list[CapacityProbe], best: int, limited: LimitedBy, *, dev
         result.peak_memory_bytes = at_best.peak_memory_bytes
         if not at_best.certified:
             result.notes.append(f"{best} sessions: " + (at_best.notes[0] if at_best.notes else "not certified"))
+    one = next((p.peak_memory_bytes for p in probes if p.ran and p.sessions == 1 and p.peak_memory_bytes), None)
+    two = next((p.peak_memory_bytes for p in probes if p.ran and p.sessions == 2 and p.peak_memory_bytes), None)
+    if one and two and result.memory_per_session_bytes:
+        result.notes.append(f"1 -> 2 sessions added {(two - one) / 2**20:.0f} MiB; the slope from 2 sessions up is "
+                            f"{result.memory_per_session_bytes / 2**20:.1f} MiB per session")
     failing = [p for p in probes if p.sessions == best + 1]
     if failing:
         result.notes.append(f"{best + 1} sessions: {failing[0].verdict}"

@@ -176,6 +176,9 @@ class ScenarioRunner:
         reason = choice.skip_reason or skip_reason(run, self.machine, plan)
         if reason is not None and self.options.force and reason.startswith("predicted"):
             reason = None
+        if (reason is not None and run.capacity is not None and plan is not None and not plan.fits_memory
+                and not any(i.severity == "blocker" for i in plan.issues)):
+            reason = None  # the capacity search records each size the planner says cannot fit, without running it
         if reason is not None:
             result = assemble.skipped(run, reason)
             if choice.broken_cuda:

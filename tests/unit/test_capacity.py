@@ -77,7 +77,7 @@ def test_ticks_to_certify_is_mlperfs_459() -> None:
 
 
 def test_memory_slope_and_cost() -> None:
-    probes = [_probe(1, True, 1000 * MIB), _probe(2, True, 1030 * MIB), _probe(4, True, 1090 * MIB),
+    probes = [_probe(1, True, 940 * MIB), _probe(2, True, 1030 * MIB), _probe(4, True, 1090 * MIB),
               CapacityProbe(sessions=8, verdict="memory", ran=False)]
     assert memory_slope(probes) == pytest.approx(30 * MIB, rel=1e-6)
     line = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "NVIDIA H100 80GB HBM3", 4, 400.0)
@@ -142,3 +142,21 @@ def test_scenario_capacity_and_batch_axis(tmp_path: Path) -> None:
     assert plain.measurement_key() != runs["cpu-bf16-eager-b4"].model_copy(update={"name": "p"}).measurement_key()
     with pytest.raises(ValueError):
         Scenario.model_validate({"name": "c", "preset": "personaplex-tiny", "runs": [{"capacity": {"max_sessions": 0}}]})
+
+
+def test_memory_slope_uses_all_sizes_when_only_one_is_batched() -> None:
+    assert memory_slope([_probe(1, True, 1000 * MIB), _probe(2, True, 1030 * MIB)]) == pytest.approx(30 * MIB, rel=1e-6)
+    assert memory_slope([_probe(1, True, 1000 * MIB)]) is None
+
+
+def test_search_with_the_planners_bound_never_runs_what_cannot_fit() -> None:
+    tiny = describe_preset("personaplex-tiny")
+    run = _cuda_run(device="cpu")
+    target = PlanTarget(label="cpu", host_ram_bytes=64 * GIB)
+    limit = (plan_run(tiny, run, target, batch=3).host_peak_bytes + plan_run(tiny, run, target, batch=4).host_peak_bytes) // 2
+    bound = memory_bound(tiny, run, target, host_memory_limit_bytes=limit)
+    assert bound == 3
+    tried: list[int] = []
+    probes, best, limited = search(16, lambda n: None if n <= bound else "no", _measure(100, tried))
+    assert best == 3 and limited == "memory" and tried == [1, 2, 3]
+    assert {p.sessions: p.ran for p in probes} == {1: True, 2: True, 4: False, 3: True}
