@@ -52,7 +52,8 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
 
         deadline = loaded.scenario.criteria.deadline_ms(loaded.scenario.frame_budget_ms)
         for run in loaded.runs:
-            console.print(sessions_table(result.architecture, run, None, deadline_ms=deadline, only_gpu=args.gpu))
+            console.print(sessions_table(result.architecture, run, None, deadline_ms=deadline, only_gpu=args.gpu,
+                                         extra=(result.target,)))
     return EXIT_OK if any(p.feasible for p in result.plans) else EXIT_RUN_FAILED
 
 

@@ -106,24 +106,23 @@ def session_bound(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *
 
 
 def gpu_table_bounds(arch: ArchitectureFacts, run: RunConfig, machine: Optional[Machine], *,
-                     deadline_ms: float) -> list[SessionBound]:
-    """The memory-bound sessions on every GPU of the table (predicted, for the report and `harness plan`)."""
-    out = []
-    for name in gpu_names():
-        spec = find_gpu(name)
-        if spec is None:
-            continue
-        gpu_run = run.model_copy(update={"device": run.device.cuda, "offload": run.offload.none})
-        out.append(session_bound(arch, gpu_run, from_spec(spec, machine), deadline_ms=deadline_ms))
-    return out
+                     deadline_ms: float, extra: tuple[PlanTarget, ...] = ()) -> list[SessionBound]:
+    """The memory-bound sessions on every GPU of the table, and on `extra` targets with a GPU that the table does
+    not know (a scenario's `target:`): predicted, for the report and `harness plan`."""
+    gpu_run = run.model_copy(update={"device": run.device.cuda, "offload": run.offload.none})
+    targets = [from_spec(spec, machine) for spec in (find_gpu(name) for name in gpu_names()) if spec is not None]
+    known = {t.gpu_name for t in targets}
+    targets += [t for t in extra if t.has_gpu and t.vram_bytes and find_gpu(t.gpu_name or "") is None
+                and t.gpu_name not in known]
+    return [session_bound(arch, gpu_run, target, deadline_ms=deadline_ms) for target in targets]
 
 
 def sessions_table(arch: ArchitectureFacts, run: RunConfig, machine: Optional[Machine], *, deadline_ms: float,
-                   only_gpu: Optional[str] = None) -> "Table":
+                   only_gpu: Optional[str] = None, extra: tuple[PlanTarget, ...] = ()) -> "Table":
     """`harness plan SCENARIO --sessions`: how many sessions each GPU holds by memory, and the floor per tick."""
     from rich.table import Table
 
-    bounds = gpu_table_bounds(arch, run, machine, deadline_ms=deadline_ms)
+    bounds = gpu_table_bounds(arch, run, machine, deadline_ms=deadline_ms, extra=extra)
     if only_gpu is not None:
         wanted = find_gpu(only_gpu)
         bounds = [b for b in bounds if wanted is not None and b.gpu == wanted.name]

@@ -107,10 +107,10 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
         per_session += f", predicted {_mib(predicted)} MiB"
         if measured:
             per_session += f" ({predicted / measured - 1:+.0%})"
-    admitted = [p.admission for p in cap.probes if p.admission is not None]
+    admitted = {p.sessions: p.admission for p in cap.probes if p.admission is not None}
     admission = "-"
-    if admitted:
-        a = max(admitted, key=lambda x: x.slot)
+    if admitted:  # at the size the search settled on, else the largest that admitted one
+        a = admitted.get(cap.max_realtime_sessions) or admitted[max(admitted)]
         admission = (f"joining slot {a.slot} at tick {a.at_tick}: reset {a.reset_ms:.1f} ms + {a.warmup_steps} warm-up "
                      f"steps; the admitting tick took {', '.join(f'{t:.0f}' for t in a.tick_ms)} ms "
                      f"({a.late_ticks} late for every session)")
