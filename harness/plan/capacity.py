@@ -112,8 +112,8 @@ def gpu_table_bounds(arch: ArchitectureFacts, run: RunConfig, machine: Optional[
     gpu_run = run.model_copy(update={"device": run.device.cuda, "offload": run.offload.none})
     targets = [from_spec(spec, machine) for spec in (find_gpu(name) for name in gpu_names()) if spec is not None]
     known = {t.gpu_name for t in targets}
-    targets += [t for t in extra if t.has_gpu and t.vram_bytes and find_gpu(t.gpu_name or "") is None
-                and t.gpu_name not in known]
+    # By exact name: find_gpu's loose match would take an L40S for the table's L4.
+    targets += [t for t in extra if t.has_gpu and t.vram_bytes and t.gpu_name not in known]
     return [session_bound(arch, gpu_run, target, deadline_ms=deadline_ms) for target in targets]
 
 
