@@ -22,7 +22,7 @@ SCENARIO = """
     {extra}
     runs:
       - name: tiny-cap
-        capacity: {{max_sessions: 6, gpu_hour_usd: 0.5, join: {{warmup_steps: 1}}}}
+        capacity: {{max_sessions: 6, gpu_hour_usd: 0.5, join: {{warmup_steps: 2}}}}
     """
 
 

@@ -20,8 +20,10 @@ class JoinSpec(Record):
     """A session joining a running batch: per-slot reset of the last slot, then its warm-up (persona prefill)."""
 
     at_tick: int = Field(default=0, ge=0, description="measured tick at which the last slot is reset; 0: the middle")
-    warmup_steps: int = Field(default=6, ge=1, le=10_000, description="ticks the joining slot spends before it "
-                                                                       "is a live conversation (its prefill)")
+    # At least 2: moshi's LMGen resets its batch-wide step counter with any slot and returns no tokens until it
+    # passes the largest delay (1 in every preset), so a joining slot needs 2 steps before the next tick.
+    warmup_steps: int = Field(default=6, ge=2, le=10_000, description="LM steps the joining slot takes alone "
+                                                                       "before its first live tick (its prefill)")
 
 
 class CapacitySpec(Record):

@@ -18,9 +18,16 @@ from harness.knowledge.prices import resolve_price
 from harness.plan.capacity import gpu_table_bounds, memory_bound, session_cost
 from harness.plan.planner import plan_run
 from harness.plan.target import PlanTarget
-from harness.records.capacity import (Admission, CapacityProbe, CapacityResult, CapacitySpec, CostLine, GpuSessions,
-                                      LimitedBy)
 from harness.records.architecture import ArchitectureFacts
+from harness.records.capacity import (
+    Admission,
+    CapacityProbe,
+    CapacityResult,
+    CapacitySpec,
+    CostLine,
+    GpuSessions,
+    LimitedBy,
+)
 from harness.records.config import Device, RunConfig
 from harness.records.schema import RunResult, Session
 from harness.scenario.model import Criteria

@@ -153,7 +153,8 @@ def test_search_with_the_planners_bound_never_runs_what_cannot_fit() -> None:
     tiny = describe_preset("personaplex-tiny")
     run = _cuda_run(device="cpu")
     target = PlanTarget(label="cpu", host_ram_bytes=64 * GIB)
-    limit = (plan_run(tiny, run, target, batch=3).host_peak_bytes + plan_run(tiny, run, target, batch=4).host_peak_bytes) // 2
+    three, four = (plan_run(tiny, run, target, batch=n).host_peak_bytes for n in (3, 4))
+    limit = (three + four) // 2
     bound = memory_bound(tiny, run, target, host_memory_limit_bytes=limit)
     assert bound == 3
     tried: list[int] = []

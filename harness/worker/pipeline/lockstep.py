@@ -56,6 +56,11 @@ class JoiningLoop(FrameLoop):
     def __init__(self, *args: object, join_index: int, warmup_steps: int, prefill: Prefill = warmup_prefill,
                  **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if warmup_steps <= self.lm_gen.max_delay:
+            # LMGen's reset zeroes its batch-wide step counter: until it passes the largest delay every slot's
+            # step returns no tokens, so the join must step at least that far before the next tick.
+            raise ValueError(f"a joining session needs at least {self.lm_gen.max_delay + 1} warm-up steps "
+                             f"(moshi's largest delay is {self.lm_gen.max_delay}); got {warmup_steps}")
         self.join = JoinRecord(slot=self.batch_size - 1, at_index=join_index, warmup_steps=warmup_steps)
         self.prefill = prefill
 
