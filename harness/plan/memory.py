@@ -17,8 +17,8 @@ MIB, GIB = 2**20, 2**30
 DTYPE_BYTES = {DType.bfloat16: 2, DType.float16: 2, DType.float32: 4}
 LOOKUP_BLOCKS = {"emb", "text_emb", "depformer_emb", "depformer_text_emb"}  # embedding tables: rows are gathered
 FRAME_WORKING_SET = 80 * MIB  # Mimi activations and codebook caches, input audio: measured on CPU workers
-# Each further lockstep session on a CPU, beyond its KV caches: measured on personaplex-tiny workers, peak RSS
-# slope over batch 1..8 (29.5 MiB per session, of which 21.6 MiB are KV caches), issue 11.
+# Each further lockstep session on a CPU, beyond its KV caches: measured on personaplex-tiny bf16 workers, peak-RSS
+# slope from 2 to 8 sessions 27.1 MiB per session, of which 18.6 MiB are KV caches (issue 11; fp32 runs gave ~5).
 SESSION_WORKING_SET = 8 * MIB
 COMPILE_HOST = 110 * MIB  # inductor's modules and caches in the worker: measured on CPU compile runs
 CUDA_CONTEXT = 512 * MIB  # CUDA context + cuBLAS workspace, outside torch's allocator: typical, not measured here

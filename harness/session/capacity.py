@@ -132,8 +132,8 @@ def admission(result: RunResult, deadline_ms: float) -> Optional[Admission]:
 
 def memory_slope(probes: list[CapacityProbe]) -> Optional[int]:
     """Measured bytes per added session: least-squares slope of peak memory over the sizes that ran, from 2 sessions
-    up when two such sizes ran (on the CPU going from 1 to 2 sessions adds a one-off step, about twice a
-    session, measured on personaplex-tiny: batch-1 and batched kernels differ)."""
+    up when two such sizes ran: on the CPU going from 1 to 2 sessions added a one-off step of about two sessions'
+    worth in every personaplex-tiny run measured (cause not established), which is not a per-session cost."""
     points = [(p.sessions, p.peak_memory_bytes) for p in probes if p.ran and p.peak_memory_bytes]
     batched = [(n, b) for n, b in points if n >= 2]
     if len({n for n, _ in batched}) >= 2:
