@@ -14,8 +14,14 @@ from harness.worker.pipeline.lockstep import JoiningLoop, warmup_prefill  # noqa
 from tests.helpers import synthetic_lm, synthetic_mimi  # noqa: E402
 
 
-def test_the_last_slot_rejoins_while_the_others_keep_streaming() -> None:
-    gen = FullDuplexLMGen(synthetic_lm())
+@pytest.fixture(scope="module")
+def models():  # noqa: ANN201 - built once: the two tests only need real modules, not fresh weights
+    return synthetic_mimi(), synthetic_lm()
+
+
+def test_the_last_slot_rejoins_while_the_others_keep_streaming(models) -> None:  # noqa: ANN001
+    mimi, lm = models
+    gen = FullDuplexLMGen(lm)
     loops: list[JoiningLoop] = []
     offsets: list[list[int]] = []
 
@@ -26,7 +32,7 @@ def test_the_last_slot_rejoins_while_the_others_keep_streaming() -> None:
     def after_frame(index: int, *_: object) -> None:
         offsets.append(gen._streaming_state.offsets.tolist())  # LMGen's per-slot step counter
 
-    result = run_frame_loop(synthetic_mimi(), gen, torch.device("cpu"), frames=4, warmup_frames=2, batch_size=3,
+    result = run_frame_loop(mimi, gen, torch.device("cpu"), frames=4, warmup_frames=2, batch_size=3,
                             seed=0, on_frame=after_frame, make_loop=make)
     join = loops[0].join
     assert join.slot == 2 and join.warmup_steps == 2 and len(join.tick_ms) == 1
@@ -39,7 +45,8 @@ def test_the_last_slot_rejoins_while_the_others_keep_streaming() -> None:
     assert join.tick_ms[0] >= join.reset_ms + join.prefill_ms
 
 
-def test_a_replacement_prefill_is_called_for_the_joining_slot() -> None:
+def test_a_replacement_prefill_is_called_for_the_joining_slot(models) -> None:  # noqa: ANN001
+    mimi, lm = models
     calls = []
 
     def prefill(loop: JoiningLoop, slot: int, steps: int) -> None:  # what a persona prefill would plug in
@@ -47,10 +54,10 @@ def test_a_replacement_prefill_is_called_for_the_joining_slot() -> None:
         warmup_prefill(loop, slot, steps)
 
     make = partial(JoiningLoop, join_index=2, warmup_steps=3, prefill=prefill)
-    gen = FullDuplexLMGen(synthetic_lm())
-    run_frame_loop(synthetic_mimi(), gen, torch.device("cpu"), frames=1, warmup_frames=2, batch_size=2, seed=0,
+    gen = FullDuplexLMGen(lm)
+    run_frame_loop(mimi, gen, torch.device("cpu"), frames=1, warmup_frames=2, batch_size=2, seed=0,
                    make_loop=make)
     assert calls == [(2, 1, 3)]
     with pytest.raises(ValueError, match="at least 2 warm-up steps"):
-        run_frame_loop(synthetic_mimi(), gen, torch.device("cpu"), frames=1, warmup_frames=2, batch_size=2, seed=0,
+        run_frame_loop(mimi, gen, torch.device("cpu"), frames=1, warmup_frames=2, batch_size=2, seed=0,
                        make_loop=partial(JoiningLoop, join_index=2, warmup_steps=1))
