@@ -182,7 +182,8 @@ def summarize(probes: list[CapacityProbe], best: int, limited: LimitedBy, *, dev
             result.notes.append(f"{best} sessions: " + (at_best.notes[0] if at_best.notes else "not certified"))
     one = next((p.peak_memory_bytes for p in probes if p.ran and p.sessions == 1 and p.peak_memory_bytes), None)
     two = next((p.peak_memory_bytes for p in probes if p.ran and p.sessions == 2 and p.peak_memory_bytes), None)
-    if one and two and result.memory_per_session_bytes:
+    batched = {p.sessions for p in probes if p.ran and p.sessions >= 2 and p.peak_memory_bytes}
+    if one and two and result.memory_per_session_bytes and len(batched) >= 2:
         result.notes.append(f"1 -> 2 sessions added {(two - one) / 2**20:.0f} MiB; the slope from 2 sessions up is "
                             f"{result.memory_per_session_bytes / 2**20:.1f} MiB per session")
     failing = [p for p in probes if p.sessions == best + 1]
