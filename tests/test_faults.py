@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.session.runner import RunOptions, ScenarioRunner, WorkerHooks
 from harness.records.store import load_session
 from harness.scenario.load import load_scenario
+from harness.session.runner import RunOptions, ScenarioRunner, WorkerHooks
 from harness.worker.protocol import ProgressEvent
 
 pytestmark = pytest.mark.slow

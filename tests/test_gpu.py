@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.session.runner import RunOptions, ScenarioRunner
 from harness.scenario.load import load_scenario
+from harness.session.runner import RunOptions, ScenarioRunner
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]

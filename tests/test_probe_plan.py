@@ -11,8 +11,8 @@ import psutil
 import pytest
 from rich.console import Console
 
-from harness.session.runner import RunOptions, ScenarioRunner
 from harness.scenario.load import load_scenario
+from harness.session.runner import RunOptions, ScenarioRunner
 from tests.conftest import cuda_available, run_cli
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,9 @@ import pytest
 from rich.console import Console
 
 from harness.compare.hardware import hardware_key
-from harness.session.runner import RunOptions, ScenarioRunner
 from harness.records.store import load_session, write_session
 from harness.scenario.load import load_scenario
+from harness.session.runner import RunOptions, ScenarioRunner
 from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow

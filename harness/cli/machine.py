@@ -61,6 +61,13 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     else:
         for renderable in plan_tables(result):
             console.print(renderable)
+    if args.sessions and not args.json:
+        from harness.plan.capacity import sessions_table  # issue 11: sessions per GPU by memory
+
+        deadline = loaded.scenario.criteria.deadline_ms(loaded.scenario.frame_budget_ms)
+        for run in loaded.runs:
+            console.print(sessions_table(result.architecture, run, None, deadline_ms=deadline, only_gpu=args.gpu,
+                                         extra=(result.target,)))
     return EXIT_OK if any(p.feasible for p in result.plans) else EXIT_RUN_FAILED
 
 
@@ -130,4 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--cc", metavar="X.Y", help="compute capability (decides kernels, Triton, bf16)")
     card.add_argument("--host-link", type=float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
     plan.add_argument("--json", action="store_true", help="print the plans as JSON")
+    plan.add_argument("--sessions", action="store_true",
+                      help="also: how many lockstep sessions each GPU of the table holds by memory, and the "
+                           "bandwidth floor per tick at that size (predicted)")
     plan.set_defaults(handler=cmd_plan)

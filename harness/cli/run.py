@@ -53,6 +53,9 @@ scenario fields (YAML):
                            none late certify 1% at 99%; min_frames (100), min_seconds of audio (10),
                            max_cv (0.25, above it a run is flagged unstable)
   host_memory_limit_gib    cap each worker's memory, e.g. to rehearse a smaller host
+  batch_size (per run)     sessions in lockstep (one batched worker run; also a matrix axis)
+  capacity: (per run)      max_sessions, gpu_hour_usd, join {{at_tick, warmup_steps}}: search the most
+                           sessions that stay real time (1, 2, 4, ... then bisect); cost per conversation-hour
 
 results: DIR/report.html (verdict, plots), DIR/summary.md, DIR/results.json (schema-versioned,
 raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.json is rewritten
@@ -121,7 +124,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         _point_latest(out_dir)
     console.print(f"[bold]{escape(loaded.scenario.name)}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
                   f"-> {escape(str(out_dir))}", highlight=False)
-    options = RunOptions(args.frames, args.warmup, args.timeout, args.force, resume=previous)
+    options = RunOptions(args.frames, args.warmup, args.timeout, args.force, resume=previous,
+                         gpu_hour_usd=args.gpu_hour_usd)
     runner = ScenarioRunner(loaded, out_dir, options, console)
     try:
         session = runner.run(runs)
@@ -176,6 +180,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--resume", metavar="DIR",
                      help="continue an interrupted or partial session in DIR: runs already measured there with the "
                           "same configuration on the same hardware are kept, the others run")
+    run.add_argument("--gpu-hour-usd", type=float, metavar="USD",
+                     help="price of one GPU-hour for capacity runs' cost per conversation-hour (default: the "
+                          "scenario's capacity.gpu_hour_usd, else the price table in harness/knowledge/prices.py)")
     run.set_defaults(handler=cmd_run)
 
     presets = sub.add_parser("presets", help="list the model presets")

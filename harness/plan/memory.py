@@ -18,6 +18,9 @@ MIB, GIB = 2**20, 2**30
 DTYPE_BYTES = {DType.bfloat16: 2, DType.float16: 2, DType.float32: 4}
 LOOKUP_BLOCKS = {"emb", "text_emb", "depformer_emb", "depformer_text_emb"}  # embedding tables: rows are gathered
 FRAME_WORKING_SET = 80 * MIB  # Mimi activations and codebook caches, input audio: measured on CPU workers
+# Each further lockstep session on a CPU, beyond its KV caches: measured on personaplex-tiny bf16 workers, peak-RSS
+# slope from 2 to 8 sessions 27.1 MiB per session, of which 18.6 MiB are KV caches (issue 11; fp32 runs gave ~5).
+SESSION_WORKING_SET = 8 * MIB
 COMPILE_HOST = 110 * MIB  # inductor's modules and caches in the worker: measured on CPU compile runs
 CUDA_CONTEXT = 512 * MIB  # CUDA context + cuBLAS workspace, outside torch's allocator: typical, not measured here
 CUDA_HOST = 1 * GIB  # host RSS that CUDA's libraries add once initialised: typical, not measured here
@@ -105,7 +108,8 @@ def predict_items(arch: ArchitectureFacts, run: RunConfig, batch: int, host: Hos
             items.append(MemoryItem(name="offloaded layer in flight", bytes=largest, where="device"))
         items.append(MemoryItem(name="CUDA runtime libraries (host)", bytes=CUDA_HOST, where="host"))
     else:
-        items.append(MemoryItem(name="frame working set", bytes=batch * FRAME_WORKING_SET, where="host"))
+        items.append(MemoryItem(name="frame working set", bytes=FRAME_WORKING_SET + (batch - 1) * SESSION_WORKING_SET,
+                                 where="host"))
         if run.quantize is Quantize.int8:
             text_linear = next((b.linear_params for b in arch.blocks if b.name == "text_linear"), 0)
             items.append(MemoryItem(name="int8 dequantised matmul (CPU)", bytes=2 * text_linear, where="host"))

@@ -83,7 +83,7 @@ def plan_scenario_run(arch: ArchitectureFacts, loaded: LoadedScenario, run: RunC
                       target: PlanTarget) -> RunPlan:
     """plan_run with the scenario's batch, budget, checkpoint size and memory cap."""
     scenario = loaded.scenario
-    return plan_run(arch, run, target, batch=scenario.batch_size, frame_budget_ms=scenario.frame_budget_ms,
+    return plan_run(arch, run, target, batch=run.batch_size or scenario.batch_size, frame_budget_ms=scenario.frame_budget_ms,
                     checkpoint_bytes=loaded.checkpoint_bytes, host_memory_limit_bytes=scenario.host_memory_limit_bytes)
 
 

@@ -7,7 +7,9 @@ import json
 from enum import Enum
 from typing import Annotated, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from harness.records.capacity import CapacitySpec
 
 
 class Device(str, Enum):
@@ -67,10 +69,13 @@ class RunConfig(BaseModel):
     serving: Annotated[Serving, BeforeValidator(lambda v: Serving.model if v is None else v)] = Serving.model
     python: Optional[str] = None  # the interpreter of the worker's environment; None: the harness's own
     resolved_from: Optional[str] = None  # "auto" when the session chose the device; the report says so
+    batch_size: Optional[int] = Field(default=None, ge=1, le=256)  # sessions in lockstep; None: the scenario's
+    capacity: Optional[CapacitySpec] = None  # search the largest real-time batch instead of one measurement
 
     def measurement_key(self) -> str:
         """Hash of what changes the measurement (not the name or the time limit): for --resume and compare."""
-        fields = self.model_dump(mode="json", exclude={"name", "timeout_s", "resolved_from"})
+        # exclude_none: fields added later (batch_size, capacity) leave the keys of older results unchanged
+        fields = self.model_dump(mode="json", exclude={"name", "timeout_s", "resolved_from"}, exclude_none=True)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
@@ -84,4 +89,8 @@ class RunConfig(BaseModel):
         parts.append("PersonaPlex server frame" if self.serving is Serving.personaplex_server else "moshi core")
         if self.python:
             parts.append(f"environment {environment_label(self.python)}")
+        if self.batch_size and self.batch_size > 1:
+            parts.append(f"{self.batch_size} sessions in lockstep")
+        if self.capacity is not None:
+            parts.append(f"capacity search up to {self.capacity.max_sessions} sessions")
         return ", ".join(parts)

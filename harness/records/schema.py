@@ -13,12 +13,13 @@ from pydantic import ConfigDict, Field
 
 from harness.records.architecture import ArchitectureFacts
 from harness.records.base import Record
+from harness.records.capacity import CapacityResult
 from harness.records.config import RunConfig
 from harness.records.machine import Machine, ProbeCheck
 from harness.records.plan import PlanCheck, RunPlan
 from harness.records.telemetry import SoakSummary, TelemetrySeries, TelemetrySummary
 from harness.records.verdict import Verdict
-from harness.records.wire import EngineInfo
+from harness.records.wire import AdmissionSample, EngineInfo
 
 SCHEMA_VERSION = 2  # 2: wire records, repeat processes, measurement keys, frames as measured
 SCHEMA_NAME = "harness.results"
@@ -115,6 +116,8 @@ class RunMetrics(Record):
     processes: list[ProcessRun] = Field(
         default_factory=list, description="one entry per worker process (scenario `repeat`); samples_ms is their "
                                           "concatenation in this order")
+    admission: Optional[AdmissionSample] = Field(default=None, description="a session joining mid-run (lockstep)")
+    capacity: Optional[CapacityResult] = Field(default=None, description="capacity search: sessions in real time")
 
 
 class Diagnosis(Record):

@@ -215,6 +215,8 @@ class BenchJob:
     env: dict[str, str] = field(default_factory=dict)  # what the worker must run under (re-exec'd by hand runs)
     serving: str = "model"  # model | personaplex-server (the server's per-frame extras, each timed)
     persona: Optional[PersonaJob] = None  # prefill before the measured frames, as a server does per connection
+    join_at_tick: Optional[int] = None  # batch > 1: the last slot is reset and warmed up at this measured tick
+    join_warmup_steps: int = 0
 
 
 @dataclass
@@ -289,6 +291,19 @@ class MemoryReading:
 
 
 @dataclass
+class AdmissionSample:
+    """A session joining a running batch (per-slot reset + warm-up), timed inside the tick that admitted it."""
+
+    __pydantic_config__ = _FORBID
+    slot: int
+    at_tick: int  # measured tick index
+    warmup_steps: int
+    reset_ms: float
+    prefill_ms: float
+    tick_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
 class BenchReply:
     __pydantic_config__ = _FORBID
     status: Literal["ok", "failed"]
@@ -303,6 +318,7 @@ class BenchReply:
     telemetry: Optional[TelemetrySeries] = None
     prefill: Optional[PrefillSamples] = None
     first_frame_ms: Optional[float] = None  # the first conversation frame after the prefill
+    admission: Optional[AdmissionSample] = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ from harness.records.plan import RunPlan
 from harness.records.schema import RunResult, Session
 from harness.records.store import atomic_write_text
 from harness.records.verdict import RunAssessment, Verdict
+from harness.report.capacity import capacity_sections
 from harness.report.plots import Figure, all_figures
 from harness.scenario.model import Criteria
 from harness.verdict.recommend import model_label
@@ -216,6 +217,7 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
         "budget": f"{float(scenario.get('frame_budget_ms', 80.0)):g}",
         "frames_note": _frames_note(session),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "capacity": capacity_sections(session),
     }
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from harness.scenario.model import Matrix, RunConfig, RunSpec, Scenario, auto_run_name
 
 _RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs", "timeout_s",
-               "serving", "python")
-_MATRIX_AXES = ("device", "dtype", "quantize", "offload", "compile", "cuda_graphs", "serving")
+               "serving", "python", "batch_size", "capacity")
+_MATRIX_AXES = ("device", "dtype", "quantize", "offload", "compile", "cuda_graphs", "serving", "batch_size")
 
 
 class ExpansionError(ValueError):

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from harness.records.capacity import CapacitySpec
 from harness.records.config import Device, DType, Offload, Quantize, RunConfig, Serving, environment_label
 from harness.scenario.presets import MIN_WARMUP_FRAMES, PRESETS
 
@@ -58,6 +59,8 @@ class RunSpec(_Strict):
     timeout_s: Optional[float] = Field(default=None, gt=0.0)
     serving: Optional[Serving] = None
     python: Optional[str] = Field(default=None, min_length=1, description="another environment's interpreter")
+    batch_size: Optional[int] = Field(default=None, ge=1, le=256)
+    capacity: Optional[CapacitySpec] = None
 
 
 class RunDefaults(_Strict):
@@ -73,6 +76,8 @@ class RunDefaults(_Strict):
                                                                  "model for Moshi presets")
     python: Optional[str] = Field(default=None, min_length=1, description="interpreter of the environment the "
                                                                           "workers run in (default: the harness's)")
+    batch_size: Optional[int] = Field(default=None, ge=1, le=256, description="None: the scenario's batch_size")
+    capacity: Optional[CapacitySpec] = Field(default=None, description="search the largest real-time batch")
 
 
 class Matrix(_Strict):
@@ -85,6 +90,7 @@ class Matrix(_Strict):
     compile: list[Switch] = Field(default_factory=list)
     cuda_graphs: list[Switch] = Field(default_factory=list)
     serving: list[Serving] = Field(default_factory=list)
+    batch_size: list[Annotated[int, Field(ge=1, le=256)]] = Field(default_factory=list)
     exclude: list[RunSpec] = Field(default_factory=list)
 
 
@@ -102,6 +108,10 @@ def auto_run_name(cfg: dict[str, Any], default_serving: Serving = Serving.model)
         parts.append("server" if serving is Serving.personaplex_server else "core")
     if cfg.get("python"):
         parts.append(re.sub(r"[^A-Za-z0-9_.-]", "_", environment_label(cfg["python"])))
+    if cfg.get("batch_size"):
+        parts.append(f"b{cfg['batch_size']}")
+    if cfg.get("capacity") is not None:
+        parts.append("capacity")
     return "-".join(parts)
 
 

@@ -109,6 +109,7 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         first_frame_ms=first.first_frame_ms,
         time_to_first_audio_s=ttfa,
         processes=processes,
+        admission=first.admission,
     )
 
 

@@ -28,7 +28,7 @@ from harness.records.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent
 from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.scenario.model import Criteria, Pace, Scenario
-from harness.session import assemble
+from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.keys import measurement_key
 from harness.verdict.recommend import decide
@@ -53,6 +53,7 @@ class RunOptions:
     timeout_s: Optional[float] = None
     force: bool = False  # run what the planner predicts cannot work
     resume: Optional[Session] = None  # reuse this session's ok runs measured the same way on the same machine
+    gpu_hour_usd: Optional[float] = None  # capacity runs: price for the cost per conversation-hour
 
 
 def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int:
@@ -95,11 +96,16 @@ class ScenarioRunner:
         self.warmup = options.warmup_frames or scenario.warmup_frames
         self.timeout_s = options.timeout_s or scenario.timeout_s
 
-    def _job(self, run: RunConfig, work: Path, env: dict[str, str]) -> BenchJob:
+    def _job(self, run: RunConfig, work: Path, env: dict[str, str], frames: Optional[int] = None) -> BenchJob:
         s = self.loaded.scenario
+        frames = frames or self.frames
+        batch = run.batch_size or s.batch_size
+        join = run.capacity.join if run.capacity is not None and batch > 1 else None
         return BenchJob(run=worker_run(run), preset=s.preset,
                         weights_path=str(self.loaded.weights_path) if self.loaded.weights_path else None,
-                        frames=self.frames, warmup_frames=self.warmup, batch_size=s.batch_size,
+                        join_at_tick=(join.at_tick or frames // 2) if join else None,
+                        join_warmup_steps=join.warmup_steps if join else 0,
+                        frames=frames, warmup_frames=self.warmup, batch_size=batch,
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
                         paced_frame_ms=s.frame_budget_ms if s.pace is Pace.realtime else None,
                         telemetry_hz=s.telemetry_hz, reply_path=str(work / "reply.json"),
@@ -115,14 +121,15 @@ class ScenarioRunner:
                           silence_frames=persona.silence_frames, text_prompt_tokens=persona.text_prompt_tokens,
                           text_prompt=persona.text_prompt, tokenizer=tokenizer, server_wait_ms=persona.server_wait_ms)
 
-    def _process(self, run: RunConfig, display: RunDisplay, index: int) -> assemble.ProcessOutcome:
+    def _process(self, run: RunConfig, display: RunDisplay, index: int,
+                 frames: Optional[int] = None) -> assemble.ProcessOutcome:
         repeat = self.loaded.scenario.repeat
         label = run.name if repeat == 1 else f"{run.name}.{index + 1}"
         work = self.out_dir / WORK_DIR / label
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         env = worker_env(run, self.loaded.scenario.torch_threads)
-        job = self._job(run, work, env)
+        job = self._job(run, work, env, frames)
         (work / "job.json").write_text(to_json(job))
 
         def on_event(event: ProgressEvent) -> None:
@@ -144,11 +151,11 @@ class ScenarioRunner:
     def _timeout(self, run: RunConfig) -> float:
         return self.options.timeout_s or run.timeout_s or self.timeout_s
 
-    def _execute(self, run: RunConfig, display: RunDisplay) -> RunResult:
+    def _execute(self, run: RunConfig, display: RunDisplay, frames: Optional[int] = None) -> RunResult:
         started = utc_now()
         processes = []
         for index in range(self.loaded.scenario.repeat):
-            processes.append(self._process(run, display, index))
+            processes.append(self._process(run, display, index, frames))
             if not processes[-1].ok:
                 break  # a configuration that failed once is reported, not retried
         return assemble.from_workers(run, processes, frame_budget_ms=self.loaded.scenario.frame_budget_ms,
@@ -190,6 +197,9 @@ class ScenarioRunner:
         reason = auto_skip or skip_reason(run, self.machine, plan)
         if reason is not None and self.options.force and reason.startswith("predicted"):
             reason = None
+        if (reason is not None and run.capacity is not None and plan is not None and not plan.fits_memory
+                and not any(i.severity == "blocker" for i in plan.issues)):
+            reason = None  # the capacity search records each size the planner says cannot fit, without running it
         if reason is not None:
             result = assemble.skipped(run, reason)
             if auto_skip is not None:
@@ -198,16 +208,34 @@ class ScenarioRunner:
         else:
             display.start(run.name, run.describe())
             try:
-                result = self._execute(run, display)
+                result = self._capacity(run, session, display) if run.capacity else self._execute(run, display)
             except KeyboardInterrupt:
                 session.runs.append(RunResult(name=run.name, config=run, status="failed",
                                               reason="interrupted by the user (Ctrl-C)"))
                 raise
         result.measurement_key = key
+        if run.capacity is not None and result.config.batch_size:
+            plan = self._plan(result.config, session)  # the plan of the size the search settled on
         result.plan = plan
         if plan is not None and result.metrics is not None:
             result.plan_check = compare(plan, result.metrics)
         return result
+
+    def _capacity(self, run: RunConfig, session: Session, display: RunDisplay) -> RunResult:
+        """A capacity search (harness.session.capacity): probes are this runner's worker runs at each size."""
+        scenario = self.loaded.scenario
+        frames = self.options.frames or max(self.frames, capacity.ticks_to_certify(scenario.criteria))
+        runner = self
+
+        class Probes:
+            def probe(self, probe_run: RunConfig, sessions: int) -> RunResult:
+                sized = probe_run.model_copy(update={"name": f"{probe_run.name}.s{sessions}", "batch_size": sessions})
+                return runner._execute(sized, display, frames)
+
+        return capacity.capacity_run(Probes(), run, session, scenario.criteria, note=display.note,
+                                     plan_target=from_machine(self.machine) if self.machine else None,
+                                     host_memory_limit_bytes=scenario.host_memory_limit_bytes,
+                                     option_usd=self.options.gpu_hour_usd)
 
     def run(self, runs: list[RunConfig]) -> Session:
         now = utc_now()

@@ -21,6 +21,7 @@ from typing import Union
 
 from harness.records.atomic import atomic_write_text
 from harness.records.wire import (
+    AdmissionSample,
     BenchJob,
     BenchReply,
     FrameSamples,
@@ -111,11 +112,13 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         progress.phase(phase)
         gpu_index = built.device.index if built.device.type == "cuda" else None
         sampler = _sampler(job.telemetry_hz, gpu_index)
+        joined: list = []  # the JoiningLoop, when a session joins mid-run
         with sampler if sampler is not None else nullcontext():
             loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
                                   on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms,
-                                  other_mimi=built.other_mimi, persona=job.persona)
+                                  other_mimi=built.other_mimi, persona=job.persona,
+                                  make_loop=_loop_factory(job, joined))
         reply.prefill, reply.first_frame_ms = loop.prefill, loop.first_frame_ms
         origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)
         reply.telemetry = sampler.series if sampler is not None else _no_telemetry(job.telemetry_hz)
@@ -135,6 +138,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         engine.recompiles_measured = loop.compiled_total - loop.compiled_before_measuring
         engine.cuda_graphs_captured = loop.graphs_captured
         engine.cuda_graphs_active = loop.graphs_captured > 0
+        reply.admission = _admission(job, joined)
         reply.status = "ok"
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         traceback.print_exc(file=sys.stderr)
@@ -143,6 +147,31 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
     _write(job.reply_path, reply)
     progress.phase("done")
     return 0 if reply.status == "ok" else 1
+
+
+def _loop_factory(job: BenchJob, joined: list):  # noqa: ANN202 - a FrameLoop factory (torch imported lazily)
+    """The plain frame loop, or (batch > 1 and a join asked for) the loop whose last slot joins mid-run."""
+    from harness.worker.pipeline.frame_loop import FrameLoop
+
+    if job.join_at_tick is None or job.batch_size < 2 or job.join_warmup_steps < 1:
+        return FrameLoop
+    from harness.worker.pipeline.lockstep import JoiningLoop
+
+    def make(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - FrameLoop's signature
+        loop = JoiningLoop(*args, join_index=job.warmup_frames + min(job.join_at_tick, job.frames - 1),
+                           warmup_steps=job.join_warmup_steps, **kwargs)
+        joined.append(loop)
+        return loop
+
+    return make
+
+
+def _admission(job: BenchJob, joined: list) -> "AdmissionSample | None":
+    if not joined or not joined[0].join.tick_ms:
+        return None
+    join = joined[0].join
+    return AdmissionSample(slot=join.slot, at_tick=join.at_index - job.warmup_frames, warmup_steps=join.warmup_steps,
+                           reset_ms=join.reset_ms, prefill_ms=join.prefill_ms, tick_ms=list(join.tick_ms))
 
 
 def _sampler(hz: float, gpu_index: "int | None"):  # noqa: ANN202 - TelemetrySampler, imported lazily

@@ -14,8 +14,8 @@ import psutil
 import pytest
 from rich.console import Console
 
-from harness.session.runner import RunOptions, ScenarioRunner
 from harness.scenario.load import load_scenario
+from harness.session.runner import RunOptions, ScenarioRunner
 from tests.conftest import REPO
 
 NEEDED_BYTES = 19 * 2**30

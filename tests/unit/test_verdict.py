@@ -117,7 +117,8 @@ def _session(runs: list[RunResult], preset: str = "personaplex-7b") -> Session:
                       cpu_cores_physical=8, ram_total_bytes=64 * 2**30, python="3.11", packages={}, fingerprint="f",
                       gpus=[GpuInfo(index=0, name="NVIDIA GeForce RTX 5090")], cuda_available=True)
     return Session(harness_version="0", created_at=now, updated_at=now, state="complete", command=[],
-                   scenario_path="s", scenario={"name": "s", "preset": preset}, weights="synthetic", machine=machine, runs=runs)
+                   scenario_path="s", scenario={"name": "s", "preset": preset}, weights="synthetic", machine=machine,
+                   runs=runs)
 
 
 def _run(name: str, samples: list[float] | None, status: str = "ok", budget: float = 80.0, **config) -> RunResult:

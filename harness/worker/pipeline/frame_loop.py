@@ -153,6 +153,7 @@ def run_frame_loop(
     paced_frame_ms: float | None = None,
     other_mimi: Optional[MimiModel] = None,
     persona: Optional[PersonaJob] = None,
+    make_loop: Callable[..., FrameLoop] = FrameLoop,  # lockstep.JoiningLoop: a session joins mid-run
 ) -> FrameLoopResult:
     """Run warmup + measured frames.
 
@@ -166,7 +167,7 @@ def run_frame_loop(
     """
     result = FrameLoopResult()
     total = warmup_frames + frames
-    with FrameLoop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames,
+    with make_loop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames,
                    other_mimi=other_mimi) as loop:
         result.stage_ms = {s: [] for s in loop.stages}
         anchor = 0.0

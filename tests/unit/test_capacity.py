@@ -1,0 +1,163 @@
+"""Capacity search logic on fabricated probes, the planner's per-session memory, cost, and scenario fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.knowledge.prices import default_price, resolve_price
+from harness.plan.capacity import memory_bound, session_bound, session_cost
+from harness.plan.gpus import find_gpu
+from harness.plan.memory import GIB, MIB
+from harness.plan.planner import plan_run
+from harness.plan.target import PlanTarget, from_spec
+from harness.records.capacity import CapacityProbe, CapacitySpec
+from harness.scenario.expand import expand_runs
+from harness.scenario.model import Criteria, RunConfig, Scenario
+from harness.session.capacity import cost_line, memory_slope, search, ticks_to_certify
+from harness.worker.describe import describe_preset
+
+
+@pytest.fixture(scope="module")
+def plex():  # noqa: ANN201
+    return describe_preset("personaplex-7b")
+
+
+def _probe(n: int, ok: bool, memory: int | None = None) -> CapacityProbe:
+    return CapacityProbe(sessions=n, verdict="realtime" if ok else "late", ran=True, peak_memory_bytes=memory)
+
+
+def _measure(limit: int, tried: list[int]):  # noqa: ANN202
+    def measure(n: int) -> CapacityProbe:
+        tried.append(n)
+        return _probe(n, n <= limit)
+    return measure
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 6, 7, 8, 13])
+def test_double_then_bisect_finds_the_largest_passing_size(limit: int) -> None:
+    tried: list[int] = []
+    probes, best, limited = search(64, lambda n: None, _measure(limit, tried))
+    assert best == limit and limited == "time"
+    assert limit + 1 in tried and all(tried.count(n) == 1 for n in tried)  # the next size failed, nothing twice
+    doubling = [n for n in tried if n & (n - 1) == 0]
+    assert doubling == sorted(doubling) and doubling[0] == 1
+    assert [p.sessions for p in probes] == tried
+
+
+def test_nothing_passes() -> None:
+    probes, best, limited = search(64, lambda n: None, _measure(0, []))
+    assert best == 0 and limited == "time" and [p.sessions for p in probes] == [1]
+
+
+def test_max_sessions_caps_the_search() -> None:
+    tried: list[int] = []
+    _, best, limited = search(6, lambda n: None, _measure(100, tried))
+    assert best == 6 and limited == "max_sessions" and tried == [1, 2, 4, 6]
+
+
+def test_planner_says_no_is_recorded_without_running() -> None:
+    tried: list[int] = []
+    probes, best, limited = search(64, lambda n: "does not fit" if n > 5 else None, _measure(100, tried))
+    assert best == 5 and limited == "memory"
+    unrun = {p.sessions for p in probes if not p.ran}
+    assert unrun and all(n > 5 for n in unrun) and 6 in unrun and not unrun & set(tried)
+    assert all(p.verdict == "memory" and p.reasons == ["does not fit"] for p in probes if not p.ran)
+
+
+def test_time_limit_below_the_memory_bound_is_time() -> None:
+    _, best, limited = search(64, lambda n: "no" if n > 10 else None, _measure(3, []))
+    assert best == 3 and limited == "time"
+
+
+def test_ticks_to_certify_is_mlperfs_459() -> None:
+    assert ticks_to_certify(Criteria()) == 459
+    assert ticks_to_certify(Criteria(late_frame_target=0.05, confidence=0.95)) == 59
+
+
+def test_memory_slope_and_cost() -> None:
+    probes = [_probe(1, True, 940 * MIB), _probe(2, True, 1030 * MIB), _probe(4, True, 1090 * MIB),
+              CapacityProbe(sessions=8, verdict="memory", ran=False)]
+    assert memory_slope(probes) == pytest.approx(30 * MIB, rel=1e-6)
+    line = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "NVIDIA H100 80GB HBM3", 4, 400.0)
+    assert line is not None and line.per_conversation_hour_usd == pytest.approx(0.5)
+    assert line.energy_wh_per_conversation_hour == pytest.approx(100.0)  # 400 J/s of audio over 4 sessions
+    assert "scenario" in line.price_source
+    assert cost_line(CapacitySpec(), 3.0, "cpu", 2, None).per_conversation_hour_usd == pytest.approx(1.5)
+    assert cost_line(CapacitySpec(), None, "AMD EPYC", 2, None) is None  # no price for a CPU: said, not guessed
+
+
+def test_price_table_has_source_and_order() -> None:
+    h100 = default_price("NVIDIA H100 80GB HBM3")
+    assert h100 is not None and "deploybase" in h100.source and h100.usd_per_hour > 0
+    assert resolve_price("NVIDIA H100 80GB HBM3", 5.0, None).usd_per_hour == 5.0
+    assert resolve_price("NVIDIA H100 80GB HBM3", 5.0, 7.0).source.startswith("harness run")
+
+
+def _cuda_run(**kw: object) -> RunConfig:
+    base = dict(name="r", device="cuda", dtype="bfloat16", quantize="none", offload="none", offload_fraction=0.5,
+                compile=False, cuda_graphs=False)
+    return RunConfig(**{**base, **kw})
+
+
+def test_sessions_by_memory_on_gpus(plex) -> None:  # noqa: ANN001
+    run = _cuda_run()
+    cost = session_cost(plex, run, from_spec(find_gpu("h100"), None))
+    temporal = 2 * 32 * 3000 * 32 * 128 * 2  # K and V x layers x context x heads x head_dim x bf16
+    assert cost.items["temporal KV cache"] == temporal and cost.where == "device"
+    bounds = {}
+    for name in ("h100", "4090", "1080ti"):
+        target = from_spec(find_gpu(name), None)
+        n = memory_bound(plex, run, target)
+        bounds[name] = n
+        if n:  # n fits, n + 1 does not: the planner's own rule
+            assert plan_run(plex, run, target, batch=n).fits_memory
+        assert not plan_run(plex, run, target, batch=n + 1).fits_memory
+    assert bounds["h100"] > bounds["4090"] >= 1 and bounds["1080ti"] == 0
+    h100 = session_bound(plex, run, from_spec(find_gpu("h100"), None), deadline_ms=72.0)
+    assert h100.floor_ms_at_max > h100.floor_ms_one  # every session's cache is read every tick
+
+
+def test_host_memory_limit_bounds_cpu_sessions(plex) -> None:  # noqa: ANN001
+    run = _cuda_run(device="cpu")
+    target = PlanTarget(label="cpu", host_ram_bytes=64 * GIB)
+    two = plan_run(plex, run, target, batch=2).host_peak_bytes
+    assert memory_bound(plex, run, target, host_memory_limit_bytes=two + 1) == 2
+
+
+def test_scenario_capacity_and_batch_axis(tmp_path: Path) -> None:
+    scenario = Scenario.model_validate({
+        "name": "c", "preset": "personaplex-tiny", "defaults": {"device": "cpu"},
+        "matrix": {"batch_size": [1, 4]},
+        "runs": [{"name": "cap", "capacity": {"max_sessions": 8, "gpu_hour_usd": 1.5, "join": {"warmup_steps": 2}}}]})
+    runs = {r.name: r for r in expand_runs(scenario)}
+    assert set(runs) == {"cpu-bf16-eager-b1", "cpu-bf16-eager-b4", "cap"}
+    assert runs["cpu-bf16-eager-b4"].batch_size == 4 and runs["cap"].capacity.max_sessions == 8
+    assert runs["cap"].capacity.join.warmup_steps == 2
+    # fields added later leave the measurement keys of existing results unchanged
+    plain = RunConfig(name="p", device="cpu", dtype="bfloat16", quantize="none", offload="none",
+                      offload_fraction=0.5, compile=False, cuda_graphs=False)
+    assert "batch_size" not in plain.model_dump(exclude_none=True)
+    assert plain.measurement_key() != runs["cpu-bf16-eager-b4"].model_copy(update={"name": "p"}).measurement_key()
+    with pytest.raises(ValueError):
+        Scenario.model_validate({"name": "c", "preset": "personaplex-tiny", "runs": [{"capacity": {"max_sessions": 0}}]})
+
+
+def test_memory_slope_uses_all_sizes_when_only_one_is_batched() -> None:
+    assert memory_slope([_probe(1, True, 1000 * MIB), _probe(2, True, 1030 * MIB)]) == pytest.approx(30 * MIB, rel=1e-6)
+    assert memory_slope([_probe(1, True, 1000 * MIB)]) is None
+
+
+def test_search_with_the_planners_bound_never_runs_what_cannot_fit() -> None:
+    tiny = describe_preset("personaplex-tiny")
+    run = _cuda_run(device="cpu")
+    target = PlanTarget(label="cpu", host_ram_bytes=64 * GIB)
+    three, four = (plan_run(tiny, run, target, batch=n).host_peak_bytes for n in (3, 4))
+    limit = (three + four) // 2
+    bound = memory_bound(tiny, run, target, host_memory_limit_bytes=limit)
+    assert bound == 3
+    tried: list[int] = []
+    probes, best, limited = search(16, lambda n: None if n <= bound else "no", _measure(100, tried))
+    assert best == 3 and limited == "memory" and tried == [1, 2, 3]
+    assert {p.sessions: p.ran for p in probes} == {1: True, 2: True, 4: False, 3: True}
