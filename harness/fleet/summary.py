@@ -24,12 +24,23 @@ def _best(session: Session) -> tuple[Optional[str], Optional[float]]:
     return fastest.name, fastest.metrics.ms_per_step.p99  # type: ignore[union-attr]
 
 
+def _capacity(session: Session) -> tuple[Optional[int], Optional[float]]:
+    """The largest real-time session count any capacity run measured, and its cost per conversation-hour."""
+    found = [r.metrics.capacity for r in session.runs
+             if r.status == "ok" and r.metrics is not None and r.metrics.capacity is not None]
+    if not found:
+        return None, None
+    best = max(found, key=lambda c: c.max_realtime_sessions)
+    return best.max_realtime_sessions, best.cost.per_conversation_hour_usd if best.cost else None
+
+
 def machine_from_session(session: Session, base: FleetMachine) -> FleetMachine:
     """Fill `base` (node, scenario, status, paths) with what the machine's results say."""
     machine = session.machine
     gpus = sorted({g.name for g in machine.gpus})
     best, p99 = _best(session)
     verdict = None if session.verdict is None else ("GO" if session.verdict.go else "NO-GO")
+    capacity, cost = _capacity(session)
     counts = {status: sum(1 for r in session.runs if r.status == status) for status in ("ok", "failed", "skipped")}
     return base.model_copy(update={
         "hostname": base.hostname or machine.hostname,
@@ -41,6 +52,8 @@ def machine_from_session(session: Session, base: FleetMachine) -> FleetMachine:
         "headline": session.verdict.headline if session.verdict is not None else "",
         "best": best,
         "p99_ms": p99,
+        "capacity": capacity,
+        "cost_per_conversation_hour": cost,
         "runs_ok": counts["ok"],
         "runs_failed": counts["failed"],
         "runs_skipped": counts["skipped"],
