@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.worker.pipeline.server_frame import SERVER_STAGES
 from tests.conftest import REPO, cuda_available, run_cli
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,9 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
         assert len(m["samples_ms"]) == 4 and m["warmup_frames"] == 2
         assert 0 < m["ms_per_step"]["p50"] <= m["ms_per_step"]["p99"] <= m["ms_per_step"]["max"]
         assert m["rtf"] == pytest.approx(m["ms_per_step"]["p50"] / 80.0)
-        assert set(m["stage_p50_ms"]) == {"encode", "lm_step", "decode"}
+        server = run["config"]["serving"] == "personaplex-server"
+        assert set(m["stage_p50_ms"]) == (set(SERVER_STAGES) if server else {"encode", "lm_step", "decode"})
+        assert m["prefill"]["steps"] == 50 + 6 + 65 + 6, "the default persona before each call's first frame"
         assert m["peak_rss_bytes"] >= m["rss_after_load_bytes"] > 0
         assert m["load_s"] > 0 and m["first_step_s"] > 0
         assert run["exit_code"] == 0 and run["engine"]["lm_dtype"] in {"float32", "bfloat16", "float16"}

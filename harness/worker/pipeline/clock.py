@@ -35,15 +35,15 @@ class StageClock:
 
     def finish(self) -> None:
         """End of the frame: the one synchronisation on CUDA, then the wall clock."""
-        if self._cuda:
+        if self._cuda:  # on a CPU the last stage's mark already ends the frame: its stages add up to the total
             torch.cuda.synchronize()
-        self._marks.append(("end", time.perf_counter_ns()))
+            self._marks.append(("end", time.perf_counter_ns()))
 
     def wall_ms(self) -> dict[str, float]:
         """'total' wall milliseconds; on a CPU also each stage (on CUDA stages come from `event_ms`)."""
         out: dict[str, float] = {}
         if not self._cuda:
-            out = {stage: (t - self._marks[i][1]) / 1e6 for i, (stage, t) in enumerate(self._marks[1:-1])}
+            out = {stage: (t - self._marks[i][1]) / 1e6 for i, (stage, t) in enumerate(self._marks[1:])}
         out["total"] = (self._marks[-1][1] - self._marks[0][1]) / 1e6
         return out
 
