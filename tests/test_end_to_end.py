@@ -48,7 +48,7 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
         assert m["rtf"] == pytest.approx(m["ms_per_step"]["p50"] / 80.0)
         server = run["config"]["serving"] == "personaplex-server"
         assert set(m["stage_p50_ms"]) == (set(SERVER_STAGES) if server else {"encode", "lm_step", "decode"})
-        assert m["prefill"]["steps"] == 50 + 6 + 65 + 6, "the default persona before each call's first frame"
+        assert m["prefill"]["steps"] == 13 + 6 + 20 + 6, "cpu-smoke's short persona before the call's first frame"
         assert m["peak_rss_bytes"] >= m["rss_after_load_bytes"] > 0
         assert m["load_s"] > 0 and m["first_step_s"] > 0
         assert run["exit_code"] == 0 and run["engine"]["lm_dtype"] in {"float32", "bfloat16", "float16"}

@@ -52,7 +52,8 @@ def test_the_other_environment_really_lacks_the_harness_dependencies(other_pytho
 
 def test_probe_in_the_other_environment(other_python: Path) -> None:
     done = run_cli("probe", "--python", str(other_python), "--json")
-    assert done.returncode in (0, 1), done.stderr[-3000:]
+    # exit status = the worst check; accelerate and bitsandbytes are absent there on purpose (fail)
+    assert done.returncode in (0, 1, 2) and done.stdout.startswith("{"), done.stderr[-3000:]
     report = json.loads(done.stdout)
     machine = report["machine"]
     assert machine["packages"]["torch"].startswith(TORCH) and machine["packages"]["moshi"] == "0.2.13"
