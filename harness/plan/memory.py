@@ -12,7 +12,7 @@ from typing import Optional
 from harness.knowledge.offload import offloaded_layer_names
 from harness.records.architecture import ArchitectureFacts, BlockFacts, KVFacts
 from harness.records.plan import MemoryItem
-from harness.scenario.model import DType, Offload, Quantize, RunConfig
+from harness.scenario.model import DType, Offload, Quantize, RunConfig, Serving
 
 MIB, GIB = 2**20, 2**30
 DTYPE_BYTES = {DType.bfloat16: 2, DType.float16: 2, DType.float32: 4}
@@ -99,6 +99,9 @@ def predict_items(arch: ArchitectureFacts, run: RunConfig, batch: int, host: Hos
     items.append(MemoryItem(name="Mimi (float32 weights and codebooks)", bytes=mimi_bytes(arch), where=main))
     for kv in arch.kv:
         items.append(MemoryItem(name=f"{kv.name} KV cache", bytes=kv_bytes(kv, run, batch), where=main))
+    if run.serving is Serving.personaplex_server:  # NVIDIA's server keeps a second Mimi (and its caches)
+        second = mimi_bytes(arch) + sum(kv_bytes(kv, run, batch) for kv in arch.kv if kv.name == "mimi")
+        items.append(MemoryItem(name="second Mimi (PersonaPlex's server)", bytes=second, where=main))
     if on_gpu:
         activations = batch * GPU_ACTIVATIONS * (2 if run.cuda_graphs else 1)  # graphs keep a private pool
         items.append(MemoryItem(name="activations" + (" (x2: CUDA graph pool)" if run.cuda_graphs else ""),
