@@ -166,7 +166,7 @@ def test_eight_streams_against_one_is_a_regression(tmp_path: Path) -> None:
         # Another process kept the cores busy (CI under load, a `yes` on one core): compare then refuses to call
         # any slowdown a regression and says why; the slowdown itself must still be seen, never "unchanged".
         assert run["outcome"] == "inconclusive" and "loaded the machine" in run["note"], run
-        assert run["statistics"][0]["low"] > 0, run
+        assert (run["statistics"][0]["low"] or 0) > 0, run
         return
     assert done.returncode == 1, verdict["runs"]
     assert run["outcome"] == "regression" and run["statistics"][0]["low"] > 0.10
