@@ -14,7 +14,7 @@ from rich.console import Console
 from harness.records.store import load_session
 from harness.scenario.load import load_scenario
 from harness.session.runner import RunOptions, ScenarioRunner, WorkerHooks
-from harness.worker.protocol import ProgressEvent
+from harness.contract.wire import ProgressEvent
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.cli.common import EXIT_INTERRUPTED, EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
-from harness.scenario.presets import PRESETS
+from harness.contract.presets import PRESETS
 
 _DESCRIPTION = """\
 Hardware diagnostics and benchmarks for NVIDIA PersonaPlex (Kyutai's Moshi architecture).

@@ -23,8 +23,8 @@ import psutil
 from pydantic import ValidationError
 
 from harness.records.validate import wire_from_python
-from harness.records.wire import ProgressEvent
-from harness.worker.progress import PROGRESS_FD_ENV
+from harness.contract.wire import ProgressEvent
+from harness.contract.progress import PROGRESS_FD_ENV
 
 TICK_S = 0.5
 TERM_GRACE_S = 5.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from harness.knowledge.offload import offloaded_layer_names
+from harness.contract.offload import offloaded_layer_names
 from harness.records.architecture import ArchitectureFacts, BlockFacts, KVFacts
 from harness.records.plan import MemoryItem
 from harness.scenario.model import DType, Offload, Quantize, RunConfig, Serving

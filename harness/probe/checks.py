@@ -18,7 +18,7 @@ import psutil
 from harness.probe import host
 from harness.probe.nvml import NvmlReading
 from harness.records.machine import ProbeCheck
-from harness.records.wire import TorchFacts
+from harness.contract.wire import TorchFacts
 
 GIB = 2**30
 

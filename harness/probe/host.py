@@ -10,7 +10,7 @@ from typing import Optional
 
 import psutil
 
-from harness.worker.hostinfo import cpu_model  # noqa: F401 - one reader for parent and worker
+from harness.contract.hostinfo import cpu_model  # noqa: F401 - one reader for parent and worker
 
 PACKAGES = ("torch", "moshi", "bitsandbytes", "accelerate", "triton", "nvidia-ml-py", "safetensors", "numpy")
 

@@ -14,7 +14,7 @@ from harness.knowledge import compiler, drivers, wheels
 from harness.knowledge.models import needs_gib, weights_gib
 from harness.probe.nvml import NvmlReading, uuid_key
 from harness.records.machine import GpuInfo, ProbeCheck
-from harness.worker.protocol import TorchFacts
+from harness.contract.wire import TorchFacts
 
 GIB = 2**30
 

@@ -8,7 +8,7 @@ from typing import Optional
 from pydantic import Field
 
 from harness.records.base import Record
-from harness.records.wire import CheckStatus, GpuInfo, ProbeCheck
+from harness.contract.wire import CheckStatus, GpuInfo, ProbeCheck
 
 __all__ = ["CheckStatus", "GpuInfo", "Machine", "ProbeCheck"]
 

@@ -19,7 +19,7 @@ from harness.records.machine import Machine, ProbeCheck
 from harness.records.plan import PlanCheck, RunPlan
 from harness.records.telemetry import SoakSummary, TelemetrySeries, TelemetrySummary
 from harness.records.verdict import Verdict
-from harness.records.wire import AdmissionSample, EngineInfo
+from harness.contract.wire import AdmissionSample, EngineInfo
 
 SCHEMA_VERSION = 2  # 2: wire records, repeat processes, measurement keys, frames as measured
 SCHEMA_NAME = "harness.results"

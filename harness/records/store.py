@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.records.atomic import atomic_write_text
+from harness.contract.atomic import atomic_write_text
 from harness.records.files import ResultsFileError, read_schema_json, validate_file
 from harness.records.migrate import migrate
 from harness.records.schema import SCHEMA_NAME, SCHEMA_VERSION, RunResult, Session

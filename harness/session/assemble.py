@@ -11,7 +11,7 @@ from harness.launcher.spawn import WorkerOutcome
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
 from harness.records.schema import CudaMetrics, Percentiles, PrefillMetrics, ProcessRun, RunMetrics, RunResult
-from harness.records.wire import BenchReply
+from harness.contract.wire import BenchReply
 from harness.session.summaries import summarize_soak, summarize_telemetry
 from harness.stats.percentiles import percentile, real_time_factor, stage_medians, summarize
 

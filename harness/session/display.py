@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from harness.records.schema import RunResult, Session
-from harness.records.wire import ProgressEvent
+from harness.contract.wire import ProgressEvent
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow"}
 _PHASE_TEXT = {"import": "importing torch", "build": "building model", "frames": "running frames",

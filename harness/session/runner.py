@@ -24,7 +24,7 @@ from harness.records.plan import RunPlan
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.records.validate import parse_wire
-from harness.records.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, WorkerRun, to_json
+from harness.contract.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, WorkerRun, to_json
 from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.scenario.model import Criteria, Pace, Scenario
@@ -32,7 +32,7 @@ from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.keys import measurement_key
 from harness.verdict.recommend import decide
-from harness.worker.environment import measurement_env
+from harness.contract.environment import measurement_env
 
 WORK_DIR = ".work"
 LOG_DIR = "logs"

@@ -9,7 +9,7 @@ from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import Deployment, Playback, RunAssessment, Validity, Verdict
 from harness.scenario.model import Criteria, Latency
-from harness.scenario.presets import PRESETS
+from harness.contract.presets import PRESETS
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
 from harness.verdict.validity import assess_validity

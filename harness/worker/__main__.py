@@ -19,8 +19,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Union
 
-from harness.records.atomic import atomic_write_text
-from harness.records.wire import (
+from harness.contract.atomic import atomic_write_text
+from harness.contract.wire import (
     AdmissionSample,
     BenchJob,
     BenchReply,
@@ -33,8 +33,8 @@ from harness.records.wire import (
     job_from_json,
     to_json,
 )
-from harness.worker.environment import ensure_job_env, measurement_env
-from harness.worker.progress import ProgressPipe
+from harness.contract.environment import ensure_job_env, measurement_env
+from harness.contract.progress import ProgressPipe
 
 
 def _write(path: str, reply: Union[BenchReply, ProbeReply]) -> None:

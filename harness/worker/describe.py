@@ -9,7 +9,7 @@ import torch
 from moshi.modules.transformer import RMSNorm, StreamingMultiheadAttention
 from torch import nn
 
-from harness.records.wire import ArchitectureFacts, BlockFacts, KVFacts
+from harness.contract.wire import ArchitectureFacts, BlockFacts, KVFacts
 from harness.worker.engine.architecture import lm_kwargs, lm_on_meta, mimi_on_meta
 from harness.worker.engine.synthetic import lm_blocks
 

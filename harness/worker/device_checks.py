@@ -13,8 +13,8 @@ from importlib import metadata
 
 import torch
 
-from harness.records.wire import ProbeCheck
-from harness.worker.protocol import TorchFacts
+from harness.contract.wire import ProbeCheck
+from harness.contract.wire import TorchFacts
 
 try:  # at module level: a @triton.jit kernel resolves `tl` from this module's globals
     import triton

@@ -12,8 +12,8 @@ import warnings
 from importlib import metadata
 from typing import Optional
 
-from harness.records.wire import GpuInfo
-from harness.worker.protocol import TorchFacts, WorkerError
+from harness.contract.wire import GpuInfo
+from harness.contract.wire import TorchFacts, WorkerError
 
 
 def compiled_arch_list(torch) -> list[str]:  # noqa: ANN001 - the torch module

@@ -12,7 +12,7 @@ PARENT_MODULES = [
     "harness.session.runner", "harness.launcher.spawn", "harness.probe.machine", "harness.probe.checks",
     "harness.plan.planner", "harness.plan.scenario_plan", "harness.report.render", "harness.verdict.recommend",
     "harness.compare.regression", "harness.compare.history", "harness.diagnosis.diagnose",
-    "harness.session.assemble", "harness.worker.protocol", "harness.worker.progress",
+    "harness.session.assemble", "harness.contract.wire", "harness.contract.progress",
 ]
 
 

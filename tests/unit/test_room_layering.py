@@ -2,11 +2,11 @@
 module against the table below. A new dependency that runs upward fails here with the module and line.
 
     cli -> session -> launcher | probe | plan | report | compare | fleet -> verdict -> stats | diagnosis
-        -> knowledge -> scenario -> records
+        -> knowledge -> scenario -> records -> contract
 
 Same-level exceptions, each with its reason, are spelled out in ALLOWED. The worker is the other side of a process
-boundary: it may import only itself and the standard-library-only modules listed in WORKER_SHARED, and that is
-proven by importing every worker module with pydantic made unimportable.
+boundary: it may import only itself and `harness.contract` (standard library only), and that is proven by importing
+every worker module with pydantic made unimportable. No parent room imports `harness.worker`.
 """
 
 from __future__ import annotations
@@ -20,30 +20,28 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "harness"
 
-_BELOW_VERDICT = {"stats", "diagnosis", "knowledge", "scenario", "records"}
+_BELOW_VERDICT = {"stats", "diagnosis", "knowledge", "scenario", "records", "contract"}
 _MIDDLE = {"verdict", *_BELOW_VERDICT}
 
-# room -> rooms it may import (besides itself)
+# room -> rooms it may import (besides itself). Every arrow here exists in the code (test_every_arrow_is_used).
 ALLOWED: dict[str, set[str]] = {
     "cli": {"session", "launcher", "probe", "plan", "report", "compare", "fleet", *_MIDDLE},
-    "session": {"launcher", "probe", "plan", "report", "compare", *_MIDDLE, "worker"},  # worker: stdlib env rules
-    "launcher": {"records", "worker"},  # worker: the progress-pipe and environment constants (stdlib)
-    "probe": {"launcher", *_MIDDLE, "worker"},  # launcher: the probe is a worker process; worker: hostinfo
+    "session": {"launcher", "probe", "plan", "report", "compare", *_MIDDLE},
+    "launcher": {"records", "contract"},
+    "probe": {"launcher", *_MIDDLE},  # launcher: the probe is a worker process
     "plan": {"probe", *_MIDDLE},  # probe: `harness plan --here` plans for the machine it probes
     "report": {*_MIDDLE},
     "compare": {*_MIDDLE},
     "fleet": {"report", "compare", *_MIDDLE},
     "verdict": set(_BELOW_VERDICT),
     "stats": set(),  # pure functions over numbers
-    "diagnosis": {"knowledge", "scenario", "records"},
-    "knowledge": {"scenario", "records"},
-    "scenario": {"records"},
-    "records": set(),  # the bottom: schema and files
-    "worker": {"records", "knowledge", "scenario"},  # only the modules in WORKER_SHARED
+    "diagnosis": {"knowledge", "scenario", "records", "contract"},
+    "knowledge": {"scenario", "records", "contract"},
+    "scenario": {"records", "contract"},
+    "records": {"contract"},
+    "contract": set(),  # the bottom: standard library only, loaded by both processes
+    "worker": {"contract"},  # the other side of the process boundary
 }
-# Standard-library-only modules outside the worker package that the worker imports.
-WORKER_SHARED = {"harness.records.wire", "harness.records.atomic", "harness.knowledge.offload",
-                 "harness.scenario.presets"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -75,9 +73,6 @@ def test_rooms_import_only_downward() -> None:
         for line, module in _imports(path):
             target = module.split(".")[1]
             if target == room or target in ALLOWED[room]:
-                if room == "worker" and target != "worker" and module not in WORKER_SHARED:
-                    violations.append(f"{path.relative_to(PACKAGE.parent)}:{line}: worker imports {module}, "
-                                      f"which is not one of its stdlib-only shared modules {sorted(WORKER_SHARED)}")
                 continue
             violations.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {room} imports {module} "
                               f"({room} may import {sorted(ALLOWED[room]) or 'no other room'})")
@@ -85,11 +80,36 @@ def test_rooms_import_only_downward() -> None:
     assert not violations, "rooms must depend one way:\n" + "\n".join(violations) + "\nthe table:\n" + table
 
 
-@pytest.mark.parametrize("module", sorted(WORKER_SHARED))
-def test_worker_shared_modules_use_only_the_standard_library(module: str) -> None:
-    path = PACKAGE.parent / (module.replace(".", "/") + ".py")
-    third_party = [name for _, name in _imports(path) if name not in WORKER_SHARED]
-    assert not third_party, f"{module} must import no other harness module: {third_party}"
+def test_every_arrow_is_used() -> None:
+    """The table says what the code does: an arrow no module uses is dropped, so the table never overstates."""
+    used: dict[str, set[str]] = {room: set() for room in ALLOWED}
+    for path in PACKAGE.rglob("*.py"):
+        room = _room(path)
+        if room in used:
+            used[room] |= {module.split(".")[1] for _, module in _imports(path)} - {room}
+    unused = {room: sorted(ALLOWED[room] - used[room]) for room in ALLOWED if ALLOWED[room] - used[room]}
+    # _MIDDLE is a convenience for the upper rooms; the rooms below verdict must be exact.
+    exact = {"launcher", "stats", "diagnosis", "knowledge", "scenario", "records", "contract", "worker"}
+    stale = {room: arrows for room, arrows in unused.items() if room in exact}
+    assert not stale, f"arrows in the table that no module uses: {stale}"
+
+
+def test_contract_uses_only_the_standard_library() -> None:
+    for path in sorted((PACKAGE / "contract").glob("*.py")):
+        outside = [name for _, name in _imports(path) if not name.startswith("harness.contract")]
+        assert not outside, f"{path.name} must import no other harness room: {outside}"
+    code = ("import sys\nfor name in ('pydantic', 'pandas', 'rich', 'yaml', 'numpy', 'torch'): sys.modules[name] = None\n"
+            + "\n".join(f"import harness.contract.{p.stem}" for p in sorted((PACKAGE / "contract").glob("*.py")))
+            + "\nprint('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PACKAGE.parent)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+def test_no_parent_room_imports_the_worker() -> None:
+    offenders = [f"{path.relative_to(PACKAGE.parent)}:{line}: {module}"
+                 for path in sorted(PACKAGE.rglob("*.py")) if _room(path) not in ("worker", "(package)")
+                 for line, module in _imports(path) if module.startswith("harness.worker")]
+    assert not offenders, "the parent must not import the worker package:\n" + "\n".join(offenders)
 
 
 def test_worker_runs_without_pydantic() -> None:

@@ -9,7 +9,7 @@ from moshi.models import loaders
 from moshi.models.compression import MimiModel
 from moshi.models.lm import LMModel
 
-from harness.scenario.presets import PRESETS
+from harness.contract.presets import PRESETS
 
 MIMI_CODEBOOKS = 8  # Mimi tokens per 80 ms frame, per stream (user in, agent out)
 MIMI_SAMPLE_RATE = loaders.SAMPLE_RATE

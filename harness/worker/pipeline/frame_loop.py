@@ -11,7 +11,7 @@ import torch
 from moshi.models.compression import MimiModel
 from moshi.models.lm import LMGen
 
-from harness.records.wire import PersonaJob, PrefillSamples
+from harness.contract.wire import PersonaJob, PrefillSamples
 from harness.worker.pipeline.audio import speech_like
 from harness.worker.pipeline.clock import StageClock
 from harness.worker.pipeline.graphs import count_captured_graphs

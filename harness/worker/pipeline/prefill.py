@@ -25,7 +25,7 @@ import torch
 from moshi.models.compression import MimiModel
 from moshi.models.lm import LMGen
 
-from harness.records.wire import PersonaJob, PrefillSamples
+from harness.contract.wire import PersonaJob, PrefillSamples
 
 # Mimi tokens of silence and of the sine the user stream carries during the prompt (NVIDIA's SILENCE_TOKENS /
 # SINE_TOKENS: data of the released model, 8 codebooks each).

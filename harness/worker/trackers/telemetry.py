@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import psutil
 
-from harness.records.wire import THROTTLE_BITS, TelemetrySeries
+from harness.contract.wire import THROTTLE_BITS, TelemetrySeries
 
 
 class _Nvml:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from harness.records.wire import ProgressEvent, to_json
+from harness.contract.wire import ProgressEvent, to_json
 
 PROGRESS_FD_ENV = "HARNESS_PROGRESS_FD"
 
