@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from harness.compare.comparable import run_differences, session_differences
 from harness.compare.hardware import hardware_differences, hardware_key, software_changes
 from harness.compare.methods import Change, estimate_change
+from harness.records.exits import Exit
 from harness.records.schema import RunResult, Session
 
 DEFAULT_THRESHOLDS = ("p50:10%", "p99:20%")
@@ -33,11 +34,11 @@ STATISTICS = ("p50", "p90", "p99", "mean", "max")
 MIN_FRAMES = {"p50": 1, "mean": 1, "max": 1, "p90": 20, "p99": 100}
 _THRESHOLD = re.compile(r"^(p50|p90|p99|mean|max):(\d+(?:\.\d+)?)%$")
 
-# Exit codes of `harness compare` (0 no regression, 2 invalid input: harness.cli.common).
-EXIT_REGRESSION = 1
-EXIT_NO_BASELINE = 4
-EXIT_NOT_COMPARABLE = 5
-EXIT_INCONCLUSIVE = 6
+# Exit codes of `harness compare`, from the one table (harness.records.exits).
+EXIT_REGRESSION = Exit.FAILED
+EXIT_NO_BASELINE = Exit.NO_BASELINE
+EXIT_NOT_COMPARABLE = Exit.NOT_COMPARABLE
+EXIT_INCONCLUSIVE = Exit.INCONCLUSIVE
 
 Outcome = Literal["regression", "failed", "improvement", "unchanged", "inconclusive", "no baseline",
                   "missing", "not comparable", "skipped", "not measured"]

@@ -12,6 +12,7 @@ from typing import Optional
 
 import psutil
 
+from harness.contract.wire import ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
 from harness.launcher.environment import probe_env
 from harness.launcher.spawn import run_worker
 from harness.probe import checks as c
@@ -21,7 +22,6 @@ from harness.probe.nvml import read_nvml
 from harness.records.architecture import ArchitectureFacts
 from harness.records.machine import Machine, ProbeCheck
 from harness.records.validate import parse_wire
-from harness.contract.wire import ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
 
 PROBE_TIMEOUT_S = 240.0
 FULL_MODEL_CPU_BYTES = 19 * 2**30  # personaplex-7b bf16 on the CPU: measured peak RSS 18.3 GiB

@@ -7,8 +7,8 @@ from typing import Optional
 
 from pydantic import Field
 
-from harness.records.base import Record
 from harness.contract.wire import CheckStatus, GpuInfo, ProbeCheck
+from harness.records.base import Record
 
 __all__ = ["CheckStatus", "GpuInfo", "Machine", "ProbeCheck"]
 

@@ -11,6 +11,7 @@ from typing import Literal, Optional
 
 from pydantic import ConfigDict, Field
 
+from harness.contract.wire import AdmissionSample, EngineInfo
 from harness.records.architecture import ArchitectureFacts
 from harness.records.base import Record
 from harness.records.capacity import CapacityResult
@@ -19,7 +20,6 @@ from harness.records.machine import Machine, ProbeCheck
 from harness.records.plan import PlanCheck, RunPlan
 from harness.records.telemetry import SoakSummary, TelemetrySeries, TelemetrySummary
 from harness.records.verdict import Verdict
-from harness.contract.wire import AdmissionSample, EngineInfo
 
 SCHEMA_VERSION = 2  # 2: wire records, repeat processes, measurement keys, frames as measured
 SCHEMA_NAME = "harness.results"

@@ -6,8 +6,8 @@ from typing import Optional
 
 from pydantic import Field
 
-from harness.records.base import Record
 from harness.contract.wire import THROTTLE_BITS, TelemetrySeries
+from harness.records.base import Record
 
 __all__ = ["THROTTLE_BITS", "TelemetrySeries", "TelemetrySummary", "SoakSummary"]
 

@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 import yaml
 from pydantic import ValidationError
 
+from harness.records.exits import UserError
 from harness.scenario.expand import ExpansionError, expand_runs
 from harness.scenario.model import RunConfig, Scenario
 
@@ -22,13 +23,16 @@ class ScenarioProblem:
     message: str
 
 
-class ScenarioError(Exception):
+class ScenarioError(UserError):
     """An invalid scenario: every problem found, each with its line and field."""
 
     def __init__(self, path: Path, problems: Sequence[ScenarioProblem]) -> None:
         self.path = path
         self.problems = list(problems)
         super().__init__(self.render())
+
+    def __str__(self) -> str:
+        return "invalid scenario\n" + self.render()
 
     def render(self) -> str:
         lines = []

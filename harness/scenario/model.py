@@ -14,9 +14,9 @@ from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from harness.contract.presets import MIN_WARMUP_FRAMES, PRESETS
 from harness.records.capacity import CapacitySpec
 from harness.records.config import Device, DType, Offload, Quantize, RunConfig, Serving, environment_label
-from harness.contract.presets import MIN_WARMUP_FRAMES, PRESETS
 
 # The run record lives in records (the bottom room); re-exported here where scenarios are read.
 __all__ = ["Device", "DType", "Offload", "Quantize", "RunConfig", "Serving"]

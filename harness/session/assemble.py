@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
+from harness.contract.wire import BenchReply
 from harness.diagnosis.diagnose import diagnose
 from harness.launcher.spawn import WorkerOutcome
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
 from harness.records.schema import CudaMetrics, Percentiles, PrefillMetrics, ProcessRun, RunMetrics, RunResult
-from harness.contract.wire import BenchReply
 from harness.session.summaries import summarize_soak, summarize_telemetry
 from harness.stats.percentiles import percentile, real_time_factor, stage_medians, summarize
 

@@ -9,8 +9,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.records.schema import RunResult, Session
 from harness.contract.wire import ProgressEvent
+from harness.records.schema import RunResult, Session
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow"}
 _PHASE_TEXT = {"import": "importing torch", "build": "building model", "frames": "running frames",

@@ -13,6 +13,8 @@ from typing import Callable, Optional
 from rich.console import Console
 
 from harness import __version__
+from harness.contract.environment import measurement_env
+from harness.contract.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, WorkerRun, to_json
 from harness.knowledge.devices import cpu_name, resolve_auto
 from harness.launcher.environment import worker_env
 from harness.launcher.spawn import run_worker
@@ -24,7 +26,6 @@ from harness.records.plan import RunPlan
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.records.validate import parse_wire
-from harness.contract.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, WorkerRun, to_json
 from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.scenario.model import Criteria, Pace, Scenario
@@ -32,7 +33,6 @@ from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.keys import measurement_key
 from harness.verdict.recommend import decide
-from harness.contract.environment import measurement_env
 
 WORK_DIR = ".work"
 LOG_DIR = "logs"

@@ -92,9 +92,9 @@ def test_driver_minor_version_compatibility() -> None:
 # -- the GTX 1080 Ti told the same by probe, plan and diagnose --------------------------------------
 
 def _gtx1080ti_facts():  # noqa: ANN202 - fabricated facts to test the interpretation, never a probe record
+    from harness.contract.wire import TorchFacts
     from harness.probe.nvml import GpuProcess, NvmlReading
     from harness.records.machine import GpuInfo, ProbeCheck
-    from harness.contract.wire import TorchFacts
 
     gpu = GpuInfo(index=0, name="NVIDIA GeForce GTX 1080 Ti", uuid="8a4d7c2e-1111-2222-3333-444455556666",
                   compute_capability="6.1", memory_total_bytes=11 * 2**30, memory_free_bytes=10 * 2**30)
