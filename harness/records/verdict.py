@@ -27,6 +27,12 @@ class Validity(Record):
     notes: list[str]
 
     deadline_ms: float = 0.0  # a frame later than this is late (budget less headroom)
+    # The late share is certified over blocks of `burst_frames` frames (harness.stats.certify); files written
+    # before it certified frames as independent trials: burst_frames 1, blocks = frames.
+    burst_frames: int = 1
+    blocks: int = 0
+    late_blocks: int = 0
+    longest_late_run: int = 0
 
     @property
     def valid(self) -> bool:

@@ -32,6 +32,7 @@ from harness.scenario.model import Criteria, Pace, Scenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.keys import measurement_key
+from harness.stats.certify import clean_frames_to_certify
 from harness.verdict.recommend import decide
 
 WORK_DIR = ".work"
@@ -58,12 +59,17 @@ class RunOptions:
 
 def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int:
     """The scenario's frames (or its soak duration), raised until both `min_frames` and `min_seconds` of audio
-    are met, so that a run is long enough to conclude from; `--frames` is taken as given."""
+    are met, so that a run is long enough to conclude from; `--frames` is taken as given. A scenario that gives
+    neither measures what certifies its criteria when no frame is late (4590 frames for 1% at 99% in bursts of
+    10 frames): left at the defaults, a clean run can be GO."""
     if override is not None:
         return override
     c: Criteria = scenario.criteria
     by_seconds = math.ceil(c.min_seconds * 1000.0 / scenario.frame_budget_ms - 1e-9)
-    return max(scenario.measured_frames, c.min_frames, by_seconds)
+    asked = scenario.measured_frames
+    if asked is None:
+        asked = clean_frames_to_certify(c.burst_frames, c.late_frame_target, c.confidence)
+    return max(asked, c.min_frames, by_seconds)
 
 
 def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Optional[str]:

@@ -34,7 +34,7 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
     budget = m.frame_budget_ms
     deadline = criteria.deadline_ms(budget)
     buffer = criteria.buffer_ms(budget)
-    out.validity = v = assess_validity(m.samples_ms, budget, criteria)
+    out.validity = v = assess_validity(m.samples_ms, budget, criteria, [p.frames for p in m.processes])
     out.playback = playback(m.samples_ms, budget)
     if m.ms_per_step.p99 > deadline:
         out.reasons.append(f"p99 {m.ms_per_step.p99:.1f} ms > {deadline:g} ms ({budget:g} ms budget "
@@ -54,7 +54,8 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         more = (f"{v.frames_to_certify} more frames would certify it" if v.frames_to_certify
                 else "more frames cannot certify it at this late rate")
         out.reasons.append(f"late-frame rate not certified: P(step > {deadline:g} ms) <= {v.late_rate_upper:.2%} at "
-                           f"{v.confidence:.0%} confidence, target {v.target:.0%}; {more}")
+                           f"{v.confidence:.0%} confidence for late frames in bursts of up to {v.burst_frames} "
+                           f"frames, target {v.target:.0%}; {more}")
     out.realtime = not out.reasons
     out.flags += _flags(run, v)
     return out
@@ -181,7 +182,9 @@ def _decide(session: Session, criteria: Criteria) -> Verdict:
                                 f"underruns with a {dep.buffer_ms:g} ms buffer, {ranked[0].memory_fraction or 0:.0%} of "
                                 f"{ranked[0].memory_of}",
                                 f"late frames certified: P(step > {v.deadline_ms:g} ms) <= {v.late_rate_upper:.2%} "
-                                f"at {v.confidence:.0%} confidence over {v.frames} frames",
+                                f"at {v.confidence:.0%} confidence over {v.frames} frames, for late frames in "
+                                f"bursts of up to {v.burst_frames} frames ({v.late_blocks} of {v.blocks} blocks "
+                                "late)",
                                 f"{len(ranked)} of {len(assessed)} configurations are real time"],
                        recommended=dep, ranked=[a.name for a in ranked], assessments=assessed)
     return Verdict(go=False, headline=f"NO-GO: no configuration runs {what} in real time on this machine ({machine})",

@@ -2,50 +2,40 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.stats import beta
 
 from harness.records.verdict import Validity
 from harness.scenario.model import Criteria
+from harness.stats.certify import certify_late_share, late_rate_upper_bound, trials_to_certify
 
-
-def late_rate_upper_bound(late: int, frames: int, confidence: float) -> float:
-    """One-sided Clopper-Pearson upper bound on P(frame > budget)."""
-    if frames <= 0:
-        return 1.0
-    if late >= frames:
-        return 1.0
-    return float(beta.ppf(confidence, late + 1, frames - late))
+__all__ = ["assess_validity", "frames_to_certify", "late_rate_upper_bound", "split"]
 
 
 def frames_to_certify(late: int, frames: int, target: float, confidence: float) -> Optional[int]:
-    """More frames needed, at the observed late rate, for the bound to fall to `target`; None if it never can."""
-    if late_rate_upper_bound(late, frames, confidence) <= target:
-        return 0
-    rate = late / frames if frames else 0.0
-    if rate >= target:
-        return None
-    low, high = frames, max(frames * 2, 16)
-    while late_rate_upper_bound(math.ceil(rate * high), high, confidence) > target:
-        low, high = high, high * 2
-        if high > 10**9:
-            return None
-    while high - low > 1:
-        mid = (low + high) // 2
-        if late_rate_upper_bound(math.ceil(rate * mid), mid, confidence) <= target:
-            high = mid
-        else:
-            low = mid
-    return high - frames
+    """More independent frames needed, at the observed late rate, for the bound to fall to `target`."""
+    return trials_to_certify(late, frames, target, confidence)
 
 
-def assess_validity(samples_ms: Sequence[float], budget_ms: float, criteria: Criteria) -> Validity:
+def split(samples: Sequence[float], process_frames: Sequence[int]) -> list[list[float]]:
+    """The samples cut per worker process when the recorded sizes add up; else one segment."""
+    sizes = list(process_frames)
+    if len(sizes) < 2 or sum(sizes) != len(samples) or min(sizes) < 1:
+        return [list(samples)]
+    out, start = [], 0
+    for size in sizes:
+        out.append(list(samples[start:start + size]))
+        start += size
+    return out
+
+
+def assess_validity(samples_ms: Sequence[float], budget_ms: float, criteria: Criteria,
+                    process_frames: Sequence[int] = ()) -> Validity:
     """Enough audio, stable, and the late-frame rate certified. Late = over `criteria.deadline_ms(budget)`,
     the same deadline the p99 rule uses. Measured seconds are seconds of audio (frames x budget): a fast
-    configuration is not 'too short' for being fast."""
+    configuration is not 'too short' for being fast. The late share is certified over blocks of frames
+    (harness.stats.certify: late frames come in bursts), blocks never crossing a worker process."""
     arr = np.asarray(samples_ms, dtype=float)
     frames = int(arr.size)
     measured_s = frames * budget_ms / 1e3
@@ -55,8 +45,9 @@ def assess_validity(samples_ms: Sequence[float], budget_ms: float, criteria: Cri
     p50, p99 = (float(v) for v in np.percentile(arr, [50, 99])) if frames else (0.0, 0.0)
     tail_ratio = p99 / p50 if p50 > 0 else 0.0
     late = int((arr > deadline).sum())
-    upper = late_rate_upper_bound(late, frames, criteria.confidence)
-    needed = frames_to_certify(late, frames, criteria.late_frame_target, criteria.confidence)
+    cert = certify_late_share([[v > deadline for v in seg] for seg in split(list(arr), process_frames)],
+                              criteria.burst_frames, criteria.late_frame_target, criteria.confidence)
+    upper, needed, blocks = cert.upper, cert.frames_to_certify, cert.counts
     notes = []
     if frames < criteria.min_frames:
         notes.append(f"only {frames} measured frames (at least {criteria.min_frames} wanted)")
@@ -66,17 +57,20 @@ def assess_validity(samples_ms: Sequence[float], budget_ms: float, criteria: Cri
     if not stable:
         notes.append(f"unstable: step times vary by {cv:.0%} of their mean (p99/p50 = {tail_ratio:.2f})")
     conf = f"{criteria.confidence:.0%}"
+    over = (f"{blocks.late_blocks}/{blocks.blocks} blocks of {blocks.block_frames} frames hold a late frame "
+            f"(bursts of up to {blocks.block_frames} frames)")
     if upper <= criteria.late_frame_target:
-        notes.append(f"P(frame > {deadline:g} ms) <= {upper:.2%} at {conf} confidence")
+        notes.append(f"P(frame > {deadline:g} ms) <= {upper:.2%} at {conf} confidence; {over}")
     elif needed is None:
-        notes.append(f"{late}/{frames} frames over {deadline:g} ms: more than the {criteria.late_frame_target:.0%} "
-                     "allowed, more frames cannot certify it")
+        notes.append(f"{late}/{frames} frames over {deadline:g} ms; {over}: more than the "
+                     f"{criteria.late_frame_target:.0%} allowed, more frames cannot certify it")
     else:
-        notes.append(f"P(frame > {deadline:g} ms) <= {upper:.2%} at {conf} confidence; {needed} more frames "
-                     f"would certify <= {criteria.late_frame_target:.0%}")
+        notes.append(f"P(frame > {deadline:g} ms) <= {upper:.2%} at {conf} confidence; {over}; {needed} more "
+                     f"frames would certify <= {criteria.late_frame_target:.0%}")
     return Validity(frames=frames, measured_s=measured_s, enough_frames=frames >= criteria.min_frames,
                     enough_seconds=measured_s >= criteria.min_seconds, cv=cv, tail_ratio=tail_ratio, stable=stable,
                     late_frames=late, late_rate=late / frames if frames else 0.0, late_rate_upper=upper,
                     confidence=criteria.confidence, target=criteria.late_frame_target,
                     certified=upper <= criteria.late_frame_target, frames_to_certify=needed, notes=notes,
-                    deadline_ms=deadline)
+                    deadline_ms=deadline, burst_frames=blocks.block_frames, blocks=blocks.blocks,
+                    late_blocks=blocks.late_blocks, longest_late_run=blocks.longest_late_run)

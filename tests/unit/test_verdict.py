@@ -34,7 +34,7 @@ def test_frames_to_certify() -> None:
 def test_validity_flags_short_unstable_and_late() -> None:
     criteria = Criteria()
     steady = assess_validity([50.0] * 300, 80.0, criteria)
-    assert steady.valid and steady.stable and steady.late_frames == 0 and steady.frames_to_certify == 159
+    assert steady.valid and steady.stable and steady.late_frames == 0 and steady.frames_to_certify == 4290
     short = assess_validity([50.0] * 20, 80.0, criteria)
     assert not short.enough_frames and not short.enough_seconds and not short.valid
     assert short.measured_s == pytest.approx(1.6), "seconds of audio (20 x 80 ms), not the sum of step times"
@@ -58,10 +58,12 @@ def test_playback_spike_needs_a_buffer() -> None:
 
 
 def test_fast_steady_run_is_valid_and_certified() -> None:
-    """30 ms steps over 500 frames: 40 s of audio (the old rule summed 15 s of step time and called a fast GPU's run
-    'too short'), and no frame late in 500 certifies a late rate under 1% at 99% confidence."""
-    validity = assess_validity([30.0] * 500, 80.0, Criteria())
-    assert validity.valid and validity.measured_s == pytest.approx(40.0)
+    """30 ms steps over 4600 frames: 368 s of audio (the old rule summed step time and called a fast GPU's run
+    'too short'), and no frame late in 460 blocks of 10 certifies a late rate under 1% at 99% confidence for late
+    frames in bursts of up to 10."""
+    validity = assess_validity([30.0] * 4600, 80.0, Criteria())
+    assert validity.valid and validity.measured_s == pytest.approx(368.0)
+    assert validity.blocks == 460 and validity.burst_frames == 10
     assert validity.certified and validity.late_rate_upper < 0.01 and validity.frames_to_certify == 0
 
 
@@ -82,7 +84,7 @@ def test_playback_buffers_scale_with_the_budget() -> None:
 
 
 def test_relaxed_budget_run_is_go_and_says_what_ran() -> None:
-    jittery = [179.0 + (i % 9) * 10 for i in range(100)]
+    jittery = [179.0 + (i % 9) * 10 for i in range(1000)]
     jittery[40] = 259.0
     run = _run("cpu-fp32-eager", jittery, budget=1000.0, device="cpu")
     session = _session([run], preset="personaplex-tiny")
@@ -93,11 +95,11 @@ def test_relaxed_budget_run_is_go_and_says_what_ran() -> None:
 
 
 def test_go_needs_the_late_rate_certified() -> None:
-    """300 clean frames meet the p99 rule, but 0 late in 300 bounds the late rate only at 1.5%: not GO with the
-    default 1% target; the reason says how many more frames would certify it."""
+    """300 clean frames meet the p99 rule, but 0 late in 30 blocks of 10 bounds the late rate only at 14%: not GO
+    with the default 1% target; the reason says how many more frames would certify it."""
     verdict = decide(_session([_run("eager", [45.0] * 300)]), Criteria())
     assert not verdict.go
-    assert "not certified" in verdict.reasons[0] and "159 more frames would certify it" in verdict.reasons[0]
+    assert "not certified" in verdict.reasons[0] and "4290 more frames would certify it" in verdict.reasons[0]
 
 
 def _metrics(samples: list[float], cuda: bool = False, budget: float = 80.0) -> RunMetrics:
@@ -129,8 +131,8 @@ def _run(name: str, samples: list[float] | None, status: str = "ok", budget: flo
 
 def test_go_picks_the_fastest_real_time_run_with_settings() -> None:
     session = _session([
-        _run("graphs", [30.0 + (i % 7) for i in range(500)], compile=True, cuda_graphs=True),
-        _run("eager", [45.0 + (i % 5) for i in range(500)]),
+        _run("graphs", [30.0 + (i % 7) for i in range(4600)], compile=True, cuda_graphs=True),
+        _run("eager", [45.0 + (i % 5) for i in range(4600)]),
         _run("slow", [95.0] * 300, dtype="float16"),
         _run("skipped", None, status="skipped"),
     ])
@@ -140,7 +142,7 @@ def test_go_picks_the_fastest_real_time_run_with_settings() -> None:
     rec = verdict.recommended
     assert rec is not None and rec.run == "graphs" and rec.env == {}
     assert rec.settings["torch.compile"] == "on" and rec.settings["CUDA graphs"] == "on"
-    eager = decide(_session([_run("eager", [45.0] * 500)]), Criteria()).recommended
+    eager = decide(_session([_run("eager", [45.0] * 4600)]), Criteria()).recommended
     assert eager is not None and eager.env == {"NO_TORCH_COMPILE": "1", "NO_CUDA_GRAPH": "1"}
 
 
