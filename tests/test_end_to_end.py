@@ -57,6 +57,7 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
         assert abs(check["host_error"]) <= 0.10, (name, check)
         assert 0 < check["roofline_fraction"] <= 1.0
 
+    _frame_cpu_is_recorded_per_frame(ok)
     engines = {n: r["engine"] for n, r in ok.items()}
     assert engines["cpu-bf16-int8-eager"]["quantized_linears"] > 50
     assert engines["cpu-bf16-offload-eager"]["offload_tier"] == "disk"
@@ -78,6 +79,18 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     assert (out / "logs" / "cpu-bf16-eager.stderr.log").exists()
     assert "RTF" in done.stdout and "cpu-bf16-offload-eager" in done.stdout
     _job_json_re_runs_the_run(out)
+
+
+def _frame_cpu_is_recorded_per_frame(ok: dict) -> None:
+    """Each worker recorded, per measured frame, its main thread's CPU time (never above the wall time of the same
+    interval), its threads' run-queue wait where Linux exposes it, and its own collections."""
+    for name, run in ok.items():
+        m = run["metrics"]
+        cpu = m["frame_cpu"]
+        assert len(cpu["cpu_ms"]) == len(cpu["process_cpu_ms"]) == len(cpu["gc_ms"]) == len(m["samples_ms"]), name
+        assert all(0 < c <= w + 0.5 for c, w in zip(cpu["cpu_ms"], m["samples_ms"])), name
+        if cpu["sources"]["run_wait"] == "schedstat":
+            assert len(cpu["run_wait_ms"]) == len(m["samples_ms"]) and min(cpu["run_wait_ms"]) >= 0, name
 
 
 def _job_json_re_runs_the_run(out: Path) -> None:

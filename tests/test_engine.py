@@ -53,6 +53,13 @@ def test_frame_loop_runs_real_mimi_and_lm_with_finite_audio() -> None:
         assert stages == pytest.approx(total, rel=1e-6)
     assert [c[2] for c in calls] == [True, True, False, False, False]
     assert result.first_step_s > 0 and result.warmup_s >= result.first_step_s
+    # Was the process running? CPU time beside wall time, one entry per measured frame.
+    assert len(result.cpu_ms) == len(result.process_cpu_ms) == len(result.gc_ms) == 3
+    for cpu, wall in zip(result.cpu_ms, result.total_ms):
+        assert 0 < cpu <= wall + 0.5, "the main thread's CPU time spans the frame's wall interval: never more"
+    assert set(result.stage_cpu_ms) == set(result.stage_ms)
+    if result.cpu_sources["run_wait"] == "schedstat":
+        assert len(result.run_wait_ms) == 3 and all(w >= 0 for w in result.run_wait_ms)
 
 
 def _main_transformer_inputs(lm, gen: LMGen, frames: list) -> list:

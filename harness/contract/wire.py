@@ -129,6 +129,7 @@ class EngineInfo:
     recompiles_measured: int = 0  # of those, compiled while measured frames ran: the timings include compiling
     cuda_graphs_active: bool = False  # moshi's CUDAGraphed wrappers really captured a graph (observed)
     cuda_graphs_captured: int = 0
+    cuda_graphs_captured_measured: int = 0  # of those, captured during the measured frames (warmup too short)
     build_user_s: float = 0.0  # CPU time in user space while building the model
     build_system_s: float = 0.0  # CPU time in the kernel while building (page faults)
     env: dict[str, str] = field(default_factory=dict)  # every variable that can change a measurement
@@ -261,6 +262,15 @@ class FrameSamples:
     start_s: list[float] = field(default_factory=list)  # start of each measured frame, telemetry clock
     cuda_event_stage_ms: dict[str, list[float]] = field(default_factory=dict)
     late_start_frames: int = 0  # paced runs: frames that could not start on their audio's arrival
+    # Was the process running? (harness.worker.pipeline.cpu_clock) One entry per measured frame; a list this
+    # worker could not read is empty, and `cpu_sources` says why. Older replies have none of them.
+    cpu_ms: list[float] = field(default_factory=list)  # main thread CPU time over the frame's wall interval
+    stage_cpu_ms: dict[str, list[float]] = field(default_factory=dict)  # ... per stage
+    process_cpu_ms: list[float] = field(default_factory=list)  # every thread of the process
+    run_wait_ms: list[float] = field(default_factory=list)  # largest run-queue wait of any thread (schedstat)
+    others_cpu_ms: list[float] = field(default_factory=list)  # CPU time other processes used on the host
+    gc_ms: list[float] = field(default_factory=list)  # the process's own garbage collections
+    cpu_sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

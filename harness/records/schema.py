@@ -85,6 +85,22 @@ class PrefillMetrics(Record):
     context_capacity: int = 0
 
 
+class FrameCpuSamples(Record):
+    """Per measured frame (in the order of samples_ms), the evidence that tells a starved process from slow code:
+    CPU time beside wall time, run-queue wait, other processes' CPU. A list the worker could not read is empty
+    (`sources` says why)."""
+
+    cpu_ms: list[float] = Field(default_factory=list, description="main thread CPU time over the frame's interval")
+    stage_cpu_ms: dict[str, list[float]] = Field(default_factory=dict)
+    process_cpu_ms: list[float] = Field(default_factory=list, description="every thread: can exceed wall time")
+    run_wait_ms: list[float] = Field(default_factory=list, description="largest wait of any thread for a CPU "
+                                                                        "while runnable (Linux schedstat)")
+    others_cpu_ms: list[float] = Field(default_factory=list, description="CPU time the rest of the host used "
+                                                                          "(/proc/stat, 10 ms ticks)")
+    gc_ms: list[float] = Field(default_factory=list, description="the process's own garbage collections")
+    sources: dict[str, str] = Field(default_factory=dict)
+
+
 class RunMetrics(Record):
     frames: int
     warmup_frames: int
@@ -105,6 +121,8 @@ class RunMetrics(Record):
     stage_samples_ms: dict[str, list[float]]
     frame_start_s: list[float] = Field(default_factory=list, description="measured frames' start, telemetry clock")
     cuda: Optional[CudaMetrics] = None
+    frame_cpu: Optional["FrameCpuSamples"] = Field(
+        default=None, description="per measured frame, whether the process was running (absent in older files)")
     telemetry: Optional[TelemetrySeries] = None
     telemetry_summary: Optional[TelemetrySummary] = None
     soak: Optional[SoakSummary] = None

@@ -11,7 +11,7 @@ from harness.diagnosis.diagnose import diagnose
 from harness.launcher.spawn import WorkerOutcome
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
-from harness.records.schema import CudaMetrics, Percentiles, PrefillMetrics, ProcessRun, RunMetrics, RunResult
+from harness.records.schema import CudaMetrics, FrameCpuSamples, Percentiles, PrefillMetrics, ProcessRun, RunMetrics, RunResult
 from harness.session.summaries import summarize_soak, summarize_telemetry
 from harness.stats.percentiles import percentile, real_time_factor, stage_medians, summarize
 
@@ -52,6 +52,29 @@ def _cuda(replies: list[BenchReply]) -> Optional[CudaMetrics]:
         device_used_bytes=max(used) if used else None,
         stage_p50_ms=stage_medians(events),
     )
+
+
+def _frame_cpu(replies: list[BenchReply]) -> Optional[FrameCpuSamples]:
+    """Every process's per-frame CPU evidence, concatenated like samples_ms; a list that some process lacks (or
+    that does not have one entry per frame) is left empty rather than misaligned."""
+    samples = [r.samples for r in replies if r.samples is not None]
+    if not samples or not any(s.cpu_ms for s in samples):
+        return None
+
+    def joined(name: str) -> list[float]:
+        lists = [getattr(s, name) for s in samples]
+        if any(len(values) != len(s.total_ms) for values, s in zip(lists, samples)):
+            return []
+        return [v for values in lists for v in values]
+
+    stages: dict[str, list[float]] = {}
+    for stage in samples[0].stage_cpu_ms:
+        lists = [s.stage_cpu_ms.get(stage, []) for s in samples]
+        if all(len(values) == len(s.total_ms) for values, s in zip(lists, samples)):
+            stages[stage] = [v for values in lists for v in values]
+    return FrameCpuSamples(cpu_ms=joined("cpu_ms"), stage_cpu_ms=stages, process_cpu_ms=joined("process_cpu_ms"),
+                           run_wait_ms=joined("run_wait_ms"), others_cpu_ms=joined("others_cpu_ms"),
+                           gc_ms=joined("gc_ms"), sources=dict(samples[0].cpu_sources))
 
 
 def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: int) -> RunMetrics:
@@ -102,6 +125,7 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         stage_samples_ms=stages,
         frame_start_s=start_s if len(replies) == 1 else [],
         cuda=_cuda(replies),
+        frame_cpu=_frame_cpu(replies),
         telemetry=first.telemetry,
         telemetry_summary=telemetry_summary,
         soak=soak,

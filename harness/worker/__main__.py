@@ -125,7 +125,11 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         reply.first_step_s, reply.warmup_s = loop.first_step_s, loop.warmup_s
         reply.samples = FrameSamples(total_ms=loop.total_ms, stage_ms=loop.stage_ms,
                                      start_s=[t - origin for t in loop.start_perf_s],
-                                     cuda_event_stage_ms=loop.event_ms, late_start_frames=loop.late_starts)
+                                     cuda_event_stage_ms=loop.event_ms, late_start_frames=loop.late_starts,
+                                     cpu_ms=loop.cpu_ms, stage_cpu_ms=loop.stage_cpu_ms,
+                                     process_cpu_ms=loop.process_cpu_ms, run_wait_ms=loop.run_wait_ms,
+                                     others_cpu_ms=loop.others_cpu_ms, gc_ms=loop.gc_ms,
+                                     cpu_sources=loop.cpu_sources)
         cuda = cuda_memory(built.device)
         reply.memory = MemoryReading(
             peak_rss_bytes=peak_rss_bytes(), rss_after_load_bytes=rss_after_load,
@@ -138,6 +142,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         engine.recompiles_measured = loop.compiled_total - loop.compiled_before_measuring
         engine.cuda_graphs_captured = loop.graphs_captured
         engine.cuda_graphs_active = loop.graphs_captured > 0
+        engine.cuda_graphs_captured_measured = loop.graphs_captured - loop.graphs_before_measuring
         reply.admission = _admission(job, joined)
         reply.status = "ok"
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record

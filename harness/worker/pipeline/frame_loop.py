@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from moshi.models.lm import LMGen
 from harness.contract.wire import PersonaJob, PrefillSamples
 from harness.worker.pipeline.audio import speech_like
 from harness.worker.pipeline.clock import StageClock
+from harness.worker.pipeline.cpu_clock import ProcessClock
 from harness.worker.pipeline.graphs import count_captured_graphs
 from harness.worker.pipeline.prefill import run_prefill
 from harness.worker.pipeline.server_frame import SERVER_STAGES, ServerExtras
@@ -46,6 +48,38 @@ class FrameLoopResult:
     graphs_captured: int = 0
     prefill: Optional[PrefillSamples] = None
     first_frame_ms: Optional[float] = None  # the first measured frame: the first of the conversation
+    graphs_before_measuring: int = 0  # CUDA graphs captured before the first measured frame (the rest: during)
+    # Per measured frame, was the process running (harness.worker.pipeline.cpu_clock)?
+    cpu_ms: list[float] = field(default_factory=list)  # main thread CPU time, same interval as total_ms
+    stage_cpu_ms: dict[str, list[float]] = field(default_factory=dict)
+    process_cpu_ms: list[float] = field(default_factory=list)
+    run_wait_ms: list[float] = field(default_factory=list)  # empty where schedstat is unavailable
+    others_cpu_ms: list[float] = field(default_factory=list)  # empty where /proc/stat is unavailable
+    gc_ms: list[float] = field(default_factory=list)  # this process's own collections during the frame
+    cpu_sources: dict[str, str] = field(default_factory=dict)
+
+
+class _GcTimer:
+    """Milliseconds spent in Python's collector: a server pays its own collections, so they stay in the frame,
+    but the record says which slow frames were one."""
+
+    def __init__(self) -> None:
+        self.total_ns = 0
+        self._began = 0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter_ns()
+        elif self._began:
+            self.total_ns += time.perf_counter_ns() - self._began
+            self._began = 0
+
+    def __enter__(self) -> "_GcTimer":
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
 
 
 class FrameLoop:
@@ -162,13 +196,19 @@ def run_frame_loop(
     a frame that could not start on time (the previous one ran late) starts at once and is counted.
     Otherwise frames run back to back.
 
+    Just before the first measured frame the collector runs once (gc.collect), so that the warmup's garbage is not
+    collected inside the window; it stays enabled and unfrozen during it, as in a server (moshi.server touches
+    neither), so the window pays the collections a server pays, and `gc_ms` says which frames held one.
+
     With a persona the warmup frames are the server's start-up; then a call connects: streaming state reset, the
     persona prefill (timed step by step), and the measured frames of the conversation.
     """
     result = FrameLoopResult()
     total = warmup_frames + frames
+    process_clock = ProcessClock()
+    result.cpu_sources = process_clock.sources
     with make_loop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames,
-                   other_mimi=other_mimi) as loop:
+                   other_mimi=other_mimi) as loop, _GcTimer() as gc_timer:
         result.stage_ms = {s: [] for s in loop.stages}
         anchor = 0.0
         for index in range(total):
@@ -177,8 +217,10 @@ def run_frame_loop(
                 if persona is not None:
                     loop.new_connection()
                     result.prefill = run_prefill(persona, mimi, lm_gen, device, batch_size, seed)
-                anchor = time.perf_counter()
                 result.compiled_before_measuring = _dynamo_frames()
+                result.graphs_before_measuring = loop.captured_graphs()
+                gc.collect()
+                anchor = time.perf_counter()
             if paced_frame_ms and not is_warmup:
                 wait = anchor + (index - warmup_frames) * paced_frame_ms / 1e3 - time.perf_counter()
                 if wait > 0:
@@ -186,7 +228,10 @@ def run_frame_loop(
                 elif index > warmup_frames and wait < -1e-3:
                     result.late_starts += 1
             begun = time.perf_counter()
+            gc_before = gc_timer.total_ns
+            cpu_before = process_clock.read(before=True)
             times = loop.frame(index)
+            frame_cpu = process_clock.between(cpu_before, process_clock.read(before=False))
             if index == 0:
                 result.first_step_s = times["total"] / 1e3
             if index == warmup_frames:
@@ -200,8 +245,19 @@ def run_frame_loop(
                     result.stage_ms[stage].append(times[stage])
                 for stage, ms in loop.clock.event_ms().items():
                     result.event_ms.setdefault(stage, []).append(ms)
+                cpu = loop.clock.cpu_ms()
+                result.cpu_ms.append(cpu.pop("total"))
+                for stage, ms in cpu.items():
+                    result.stage_cpu_ms.setdefault(stage, []).append(ms)
+                result.process_cpu_ms.append(frame_cpu.process_cpu_ms)
+                if frame_cpu.run_wait_ms is not None:
+                    result.run_wait_ms.append(frame_cpu.run_wait_ms)
+                if frame_cpu.others_cpu_ms is not None:
+                    result.others_cpu_ms.append(frame_cpu.others_cpu_ms)
+                result.gc_ms.append((gc_timer.total_ns - gc_before) / 1e6)
             if on_frame is not None:
                 on_frame(index, total, is_warmup, times["total"])
         result.compiled_total = _dynamo_frames()
         result.graphs_captured = loop.captured_graphs()
+    process_clock.close()
     return result
