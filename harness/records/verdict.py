@@ -65,6 +65,8 @@ class RunAssessment(Record):
     memory_of: str = ""
     validity: Optional[Validity] = None
     playback: Optional[Playback] = None
+    disturbed_frames: int = Field(default=0, description="frames the machine kept the worker from running")
+    rerun: bool = Field(default=False, description="failed only for the disturbance: re-run, not judged")
 
 
 class Deployment(Record):
@@ -88,6 +90,7 @@ class Verdict(Record):
     latency: list["LatencyBudget"] = Field(default_factory=list, description="mouth-to-ear estimate per ok run")
     serving: list["ServingComparison"] = Field(default_factory=list)
     advice: list[str] = Field(default_factory=list, description="changes the measurements say are worth making")
+    rerun: list[str] = Field(default_factory=list, description="runs the machine disturbed: re-run them to judge")
 
 
 class LatencyTerm(Record):

@@ -9,9 +9,11 @@ from harness.knowledge.deploy import deployable_by
 from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import Deployment, Playback, RunAssessment, Validity, Verdict
+from harness.stats.percentiles import percentile
 from harness.scenario.model import Criteria, Latency
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
+from harness.verdict.disturbed import frame_disturbance
 from harness.verdict.validity import assess_validity
 
 
@@ -31,34 +33,66 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         out.reasons.append(f"{run.status}: {why}")
         return out
     m = run.metrics
-    budget = m.frame_budget_ms
-    deadline = criteria.deadline_ms(budget)
-    buffer = criteria.buffer_ms(budget)
-    out.validity = v = assess_validity(m.samples_ms, budget, criteria, [p.frames for p in m.processes])
-    out.playback = playback(m.samples_ms, budget)
-    if m.ms_per_step.p99 > deadline:
-        out.reasons.append(f"p99 {m.ms_per_step.p99:.1f} ms > {deadline:g} ms ({budget:g} ms budget "
-                           f"less {criteria.headroom:.0%} headroom)")
-    at = simulate_at(out.playback, buffer, m.samples_ms, budget)
-    if at:
-        out.reasons.append(f"{at} underruns with a {buffer:g} ms jitter buffer")
+    process_frames = [p.frames for p in m.processes]
+    out.validity, out.playback, timing = _timing(m.samples_ms, m.frame_budget_ms, criteria, process_frames)
     out.memory_fraction, out.memory_of = _memory(run, session)
+    memory = []
     if out.memory_fraction is not None and out.memory_fraction > 1 - criteria.memory_headroom:
-        out.reasons.append(f"uses {out.memory_fraction:.0%} of {out.memory_of} (keep {criteria.memory_headroom:.0%} "
-                           "free)")
+        memory.append(f"uses {out.memory_fraction:.0%} of {out.memory_of} (keep {criteria.memory_headroom:.0%} "
+                      "free)")
+    v = out.validity
+    out.reasons = timing + memory
     # Last: a run that misses the budget is not real time however long it ran.
     if not v.valid:
-        out.reasons.append("measurement too short to conclude: " + "; ".join(
-            n for n in v.notes if n.startswith("only")))
+        out.reasons.append("measurement too short to conclude: " + "; ".join(n for n in v.notes
+                                                                              if n.startswith("only")))
     elif not v.certified and not out.reasons:
-        more = (f"{v.frames_to_certify} more frames would certify it" if v.frames_to_certify
-                else "more frames cannot certify it at this late rate")
-        out.reasons.append(f"late-frame rate not certified: P(step > {deadline:g} ms) <= {v.late_rate_upper:.2%} at "
-                           f"{v.confidence:.0%} confidence for late frames in bursts of up to {v.burst_frames} "
-                           f"frames, target {v.target:.0%}; {more}")
+        out.reasons.append(_not_certified(v))
+    disturbance = frame_disturbance(m, run.config.device.value)
+    if disturbance.frames:
+        out.disturbed_frames = len(disturbance.frames)
+        # The same judgement with the stolen time taken out of the disturbed frames: if that passes, the frames
+        # that failed it are the machine's, not the configuration's (a disturbance that cannot explain the failure
+        # leaves the verdict as it was).
+        corrected, _, without = _timing(disturbance.corrected, m.frame_budget_ms, criteria, process_frames)
+        failed_on_time = bool(timing) or (v.valid and not v.certified)
+        if failed_on_time and not without and (corrected.certified or not v.valid):
+            out.rerun = True
+            out.reasons = [f"the machine was disturbed during {len(disturbance.frames)} frames: re-run "
+                           f"({disturbance.evidence}; without the time the worker could not run, its frames meet "
+                           "the budget)"] + [r for r in out.reasons if r not in timing and not r.startswith("late")]
+        else:
+            out.flags.append(f"the machine was disturbed during {len(disturbance.frames)} frames "
+                             f"({disturbance.evidence})")
     out.realtime = not out.reasons
-    out.flags += _flags(run, v)
+    out.flags += _flags(run, out.validity)
     return out
+
+
+def _timing(samples: list[float], budget: float, criteria: Criteria,
+            process_frames: list[int]) -> tuple[Validity, Playback, list[str]]:
+    """Validity, playback and the timing reasons of a series: the p99 rule and underruns at the buffer."""
+    deadline = criteria.deadline_ms(budget)
+    buffer = criteria.buffer_ms(budget)
+    v = assess_validity(samples, budget, criteria, process_frames)
+    result = playback(samples, budget)
+    reasons = []
+    p99 = percentile(samples, 99)
+    if p99 > deadline:
+        reasons.append(f"p99 {p99:.1f} ms > {deadline:g} ms ({budget:g} ms budget less {criteria.headroom:.0%} "
+                       "headroom)")
+    at = simulate_at(result, buffer, samples, budget)
+    if at:
+        reasons.append(f"{at} underruns with a {buffer:g} ms jitter buffer")
+    return v, result, reasons
+
+
+def _not_certified(v: Validity) -> str:
+    more = (f"{v.frames_to_certify} more frames would certify it" if v.frames_to_certify
+            else "more frames cannot certify it at this late rate")
+    return (f"late-frame rate not certified: P(step > {v.deadline_ms:g} ms) <= {v.late_rate_upper:.2%} at "
+            f"{v.confidence:.0%} confidence for late frames in bursts of up to {v.burst_frames} frames, target "
+            f"{v.target:.0%}; {more}")
 
 
 def _flags(run: RunResult, validity: Validity) -> list[str]:
@@ -185,7 +219,16 @@ def _decide(session: Session, criteria: Criteria) -> Verdict:
                                 f"at {v.confidence:.0%} confidence over {v.frames} frames, for late frames in "
                                 f"bursts of up to {v.burst_frames} frames ({v.late_blocks} of {v.blocks} blocks "
                                 "late)",
-                                f"{len(ranked)} of {len(assessed)} configurations are real time"],
-                       recommended=dep, ranked=[a.name for a in ranked], assessments=assessed)
+                                f"{len(ranked)} of {len(assessed)} configurations are real time"]
+                       + [f"{a.name}: {a.reasons[0]}" for a in assessed if a.rerun],
+                       recommended=dep, ranked=[a.name for a in ranked], assessments=assessed,
+                       rerun=[a.name for a in assessed if a.rerun])
+    rerun = [a for a in assessed if a.rerun]
+    if rerun:
+        frames = sum(a.disturbed_frames for a in rerun)
+        names = ", ".join(a.name for a in rerun)
+        return Verdict(go=False, headline=f"RE-RUN: the machine was disturbed during {frames} frames ({names}): re-run "
+                                          f"on a quiet machine to judge {what} ({machine})",
+                       reasons=_no_go_reasons(session, assessed), assessments=assessed, rerun=[a.name for a in rerun])
     return Verdict(go=False, headline=f"NO-GO: no configuration runs {what} in real time on this machine ({machine})",
                    reasons=_no_go_reasons(session, assessed), assessments=assessed)

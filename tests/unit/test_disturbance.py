@@ -1,0 +1,86 @@
+"""A disturbed machine is not a slow configuration: the verdict reads the worker's own per-frame CPU evidence
+(fabricated series here: no timing of this machine is asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.records.schema import FrameCpuSamples, RunResult
+from harness.scenario.model import Criteria
+from harness.stats.disturbance import disturbed_frames, interference, spans, stolen_ms
+from harness.verdict.recommend import decide
+from tests.unit.test_verdict import _run, _session
+
+FRAMES = 4590  # what a scenario at the defaults measures (certifies 1% at 99% for bursts of 10)
+SLOW = range(16, 34)  # the issue's disturbed stretch: frames 16-33
+
+
+def _cpu_run(wall: list[float], cpu: list[float], wait: list[float], name: str = "cpu-fp32-eager") -> RunResult:
+    run = _run(name, wall, budget=1000.0, device="cpu", dtype="float32")
+    assert run.metrics is not None
+    run.metrics.frame_cpu = FrameCpuSamples(cpu_ms=cpu, process_cpu_ms=cpu, run_wait_ms=wait,
+                                            others_cpu_ms=[0.0] * len(wall), gc_ms=[0.0] * len(wall),
+                                            sources={"run_wait": "schedstat", "others_cpu": "/proc/stat"})
+    return run
+
+
+def _series(slow_wall: float, slow_cpu: float, slow_wait: float) -> tuple[list[float], list[float], list[float]]:
+    wall = [140.0 + (i % 7) for i in range(FRAMES)]
+    cpu = [w - 1.0 for w in wall]
+    wait = [0.2] * FRAMES
+    for i in SLOW:
+        wall[i], cpu[i], wait[i] = slow_wall, slow_cpu, slow_wait
+    return wall, cpu, wait
+
+
+def test_stolen_time_comes_from_run_queue_wait_or_from_the_main_thread_off_cpu() -> None:
+    wall = [100.0, 100.0, 400.0, 100.0]
+    assert stolen_ms(wall, [99.0, 99.0, 99.0, 99.0], [0.0] * 4) == pytest.approx([0.0, 0.0, 300.0, 0.0])
+    assert stolen_ms(wall, [99.0] * 4, [0.0, 0.0, 250.0, 0.0], cpu_bound=False) == pytest.approx([0, 0, 250, 0])
+    assert stolen_ms(wall, [5.0] * 4, [], cpu_bound=False) == [0.0] * 4, "a GPU run waits for the device legally"
+    assert disturbed_frames(wall, [0.0, 1.0, 300.0, 0.0]) == [2]
+    assert spans([16, 17, 18, 40, 41, 50]) == "16-18, 40-41, 50"
+
+
+def test_a_disturbed_run_says_re_run_instead_of_no_go() -> None:
+    """The issue's case: frames 16-33 took 0.3-3.1 s on a 1000 ms budget while the worker waited for a CPU."""
+    wall, cpu, wait = _series(slow_wall=3049.0, slow_cpu=140.0, slow_wait=2900.0)
+    verdict = decide(_session([_cpu_run(wall, cpu, wait)], preset="personaplex-tiny"), Criteria())
+    assert not verdict.go and verdict.rerun == ["cpu-fp32-eager"]
+    assert verdict.headline.startswith("RE-RUN: the machine was disturbed during 18 frames")
+    assessment = verdict.assessments[0]
+    assert assessment.rerun and assessment.disturbed_frames == 18
+    assert assessment.reasons[0].startswith("the machine was disturbed during 18 frames: re-run")
+    assert "measured frames 16-33" in assessment.reasons[0] and "waited" in assessment.reasons[0]
+
+
+def test_the_same_slow_frames_running_on_cpu_are_the_configurations() -> None:
+    """Slow frames whose time the worker spent on a CPU are slow code: NO-GO, as before."""
+    wall, cpu, wait = _series(slow_wall=3049.0, slow_cpu=3040.0, slow_wait=0.2)
+    verdict = decide(_session([_cpu_run(wall, cpu, wait)], preset="personaplex-tiny"), Criteria())
+    assert verdict.headline.startswith("NO-GO") and not verdict.rerun
+    assert "underruns" in verdict.reasons[0]
+
+
+def test_a_disturbance_that_cannot_explain_the_failure_does_not_excuse_it() -> None:
+    """Every frame over the deadline by code, a few also disturbed: NO-GO, with the disturbance as a flag."""
+    wall, cpu, wait = _series(slow_wall=3049.0, slow_cpu=140.0, slow_wait=2900.0)
+    wall = [w + 900.0 for w in wall]
+    cpu = [c + 900.0 for c in cpu]
+    verdict = decide(_session([_cpu_run(wall, cpu, wait)], preset="personaplex-tiny"), Criteria())
+    assert verdict.headline.startswith("NO-GO") and not verdict.rerun
+    assert any(f.startswith("the machine was disturbed during 18 frames") for f in verdict.assessments[0].flags)
+
+
+def test_an_undisturbed_clean_run_at_the_defaults_is_go() -> None:
+    wall, cpu, wait = _series(slow_wall=141.0, slow_cpu=140.0, slow_wait=0.2)
+    verdict = decide(_session([_cpu_run(wall, cpu, wait)], preset="personaplex-tiny"), Criteria())
+    assert verdict.go and not verdict.rerun and verdict.assessments[0].disturbed_frames == 0
+
+
+def test_interference_is_what_the_stolen_time_adds_to_a_statistic() -> None:
+    wall = [100.0] * 90 + [200.0] * 10
+    stolen = [0.0] * 90 + [100.0] * 10
+    assert interference(wall, stolen, 50).inflation == pytest.approx(0.0)
+    assert interference(wall, stolen, None).inflation == pytest.approx(0.1)
+    assert interference(wall, [0.0] * 100, 99).inflation == pytest.approx(0.0)
