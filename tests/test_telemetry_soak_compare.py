@@ -163,9 +163,10 @@ def test_eight_streams_against_one_is_a_regression(tmp_path: Path) -> None:
     verdict = json.loads(done.stdout)
     run = verdict["runs"][0]
     if done.returncode == 6:
-        # Another process kept the cores busy (CI under load, a `yes` on one core): compare then refuses to call
-        # any slowdown a regression and says why; the slowdown itself must still be seen, never "unchanged".
-        assert run["outcome"] == "inconclusive" and "loaded the machine" in run["note"], run
+        # Another process kept the cores busy (CI under load, a `yes` on one core) enough to explain the slowdown by
+        # the interference the worker measured: compare then refuses to call it a regression and says why; the
+        # slowdown itself must still be seen, never "unchanged".
+        assert run["outcome"] == "inconclusive" and "enough to explain a slowdown" in run["note"], run
         assert (run["statistics"][0]["low"] or 0) > 0, run
         return
     assert done.returncode == 1, verdict["runs"]

@@ -24,9 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from harness.compare.comparable import run_differences, session_differences
 from harness.compare.hardware import hardware_differences, hardware_key, software_changes
-from harness.compare.methods import Change, estimate_change
+from harness.compare.methods import QUANTILES, Change, estimate_change
 from harness.records.exits import Exit
 from harness.records.schema import RunResult, Session
+from harness.stats.disturbance import Interference, interference
+from harness.verdict.disturbed import frame_disturbance
 
 DEFAULT_THRESHOLDS = ("p50:10%", "p99:20%")
 STATISTICS = ("p50", "p90", "p99", "mean", "max")
@@ -162,9 +164,10 @@ def judge(change: Change, threshold: Threshold) -> StatisticChange:
                            method=change.method, note=note)
 
 
-# Host CPU utilisation (telemetry) this many points above what the run's own threads account for means
-# other processes shared the machine: at `pace: fast` the worker keeps its threads busy whatever its speed,
-# so its own share is threads / cores, and a code change does not raise the host's utilisation.
+# Without per-frame evidence (files written before the worker recorded its CPU time), host CPU utilisation
+# (telemetry) this many points above what the run's own threads account for means other processes shared the
+# machine: at `pace: fast` the worker keeps its threads busy whatever its speed, so its own share is
+# threads / cores, and a code change does not raise the host's utilisation.
 OTHER_LOAD_POINTS = 25.0
 BUSIER_POINTS = 20.0
 
@@ -175,29 +178,63 @@ def _host_cpu(run: RunResult) -> Optional[float]:
 
 
 def contention(base: RunResult, cur: RunResult, pace: object, cores: int) -> str:
-    """Why the timings may be other processes' load, not the code ("" when the telemetry shows none).
+    """Why a slowdown may be other processes' load, not the code ("" when the telemetry shows none): the fallback
+    for runs without per-frame evidence, which cannot say how much of the slowdown the load explains.
 
-    On a machine shared with other work a worker's step time moves with the load (2-4x between sessions on
-    this project's 2-core VM); no test on the frames can tell that from a slower code path."""
+    Only load during the *current* run can fake a slowdown: load on the baseline made the baseline slower, which
+    can only hide one."""
     if str(pace or "fast") != "fast":
         return ""
-    found = []
-    for label, run in (("baseline", base), ("current", cur)):
-        host = _host_cpu(run)
-        threads = run.engine.torch_threads if run.engine is not None else None
-        if host is None or not threads or cores <= 0:
-            continue
+    host = _host_cpu(cur)
+    threads = cur.engine.torch_threads if cur.engine is not None else None
+    if host is not None and threads and cores > 0:
         own = 100.0 * min(threads, cores) / cores
         if host - own >= OTHER_LOAD_POINTS:
-            found.append(f"{label} (host CPU {host:.0f}% where its {threads} thread(s) account for {own:.0f}%)")
-    if found:
-        return ("other processes loaded the machine during the " + " and ".join(found)
-                + ": a slowdown may be their load, not the code")
+            return (f"other processes loaded the machine during the current run (host CPU {host:.0f}% where its "
+                    f"{threads} thread(s) account for {own:.0f}%): a slowdown may be their load, not the code")
     b, c = _host_cpu(base), _host_cpu(cur)
     if b is not None and c is not None and c - b >= BUSIER_POINTS:
         return (f"the machine was busier during the current run (host CPU {c:.0f}% vs {b:.0f}%): a slowdown may "
                 "be other processes' load, not the code")
     return ""
+
+
+def _interference(run: RunResult, statistic: str) -> Optional[Interference]:
+    """What the time the worker could not run adds to `statistic` of this run; None without per-frame evidence."""
+    m = run.metrics
+    if m is None or m.frame_cpu is None or not m.frame_cpu.cpu_ms:
+        return None
+    stolen = frame_disturbance(m, run.config.device.value).stolen_ms
+    return interference(m.samples_ms, stolen, QUANTILES.get(statistic))
+
+
+def interference_doubts(base: RunResult, cur: RunResult, judged: list[StatisticChange],
+                        thresholds: list[Threshold]) -> tuple[bool, list[str]]:
+    """In proportion: a slowdown is doubted only when the interference measured during the current run can explain
+    it, i.e. its lower bound, less what the stolen time adds to that statistic, no longer exceeds the threshold.
+    Returns (every slowdown explained, notes); (False, []) when the current run has no per-frame evidence."""
+    explained, notes, slower = [], [], 0
+    for change, t in zip(judged, thresholds):
+        if change.verdict != "slower" or change.low is None:
+            continue
+        slower += 1
+        found = _interference(cur, t.statistic)
+        if found is None:
+            return False, []
+        left = (1.0 + change.low) / (1.0 + found.inflation) - 1.0
+        if left <= t.fraction:
+            explained.append(t.statistic)
+            notes.append(f"{t.statistic}: the current run was disturbed during {found.disturbed} frames, which adds "
+                         f"{found.inflation:+.1%} to it: enough to explain a slowdown of at least {change.low:+.1%}")
+        else:
+            notes.append(f"{t.statistic}: slower by at least {change.low:+.1%}, more than the interference measured "
+                         f"during the current run explains ({found.inflation:+.1%}, {found.disturbed} disturbed "
+                         "frames)" if found.disturbed else "")
+    for t in thresholds[:1]:
+        seen = _interference(base, t.statistic)
+        if seen is not None and seen.disturbed:
+            notes.append(f"the baseline was disturbed during {seen.disturbed} frames: that can only hide a slowdown")
+    return slower > 0 and len(explained) == slower, [n for n in notes if n]
 
 
 def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[Threshold],
@@ -224,11 +261,17 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
     verdicts = {s.verdict for s in judged}
     outcome: Outcome = ("regression" if "slower" in verdicts else "inconclusive" if "unclear" in verdicts
                         else "improvement" if "faster" in verdicts else "unchanged")
-    busier = contention(base, cur, pace, cores) if "torch_threads" not in allowed else ""
-    if busier:
-        caveats.insert(0, busier)
-        if outcome == "regression":
-            outcome = "inconclusive"  # the gate cannot tell this slowdown from the load that came with it
+    if _interference(cur, "p50") is not None:
+        explained, doubts = interference_doubts(base, cur, judged, thresholds)
+        caveats[:0] = doubts
+        if explained and outcome == "regression":
+            outcome = "inconclusive"  # the measured interference can explain every slowdown found
+    else:
+        busier = contention(base, cur, pace, cores) if "torch_threads" not in allowed else ""
+        if busier:
+            caveats.insert(0, busier)
+            if outcome == "regression":
+                outcome = "inconclusive"  # the gate cannot tell this slowdown from the load that came with it
     return RunComparison(name=name, outcome=outcome, baseline=bs, current=cs,
                          change={k: cs[k] / bs[k] - 1 for k in bs if bs[k] > 0}, statistics=judged,
                          processes=(max(1, len(base.metrics.processes)), max(1, len(cur.metrics.processes))),

@@ -237,8 +237,10 @@ def test_a_slowdown_that_came_with_other_load_is_not_called_a_regression() -> No
     busier = outcome(loaded(base, 27.0), loaded(slow, 48.0))
     assert busier.outcome == "inconclusive" and "busier during the current run (host CPU 48% vs 27%)" in busier.note
     shared = outcome(loaded(base, 90.0), loaded(slow, 95.0))
-    assert shared.outcome == "inconclusive" and "other processes loaded the machine during the baseline" in shared.note
+    assert shared.outcome == "inconclusive" and "loaded the machine during the current run" in shared.note
     assert "its 4 thread(s) account for 25%" in shared.note
+    # Load on the baseline only made the baseline slower: it can hide a slowdown, never fake one (issue 17).
+    assert outcome(loaded(base, 90.0), loaded(slow, 30.0)).outcome == "regression"
     assert outcome(loaded(base, 27.0), loaded(slow, 95.0), pace="realtime").outcome == "regression", \
         "paced, a slower worker is busier by itself"
 
@@ -251,3 +253,34 @@ def test_processes_whose_samples_do_not_split_use_their_recorded_medians() -> No
     r = compare_sessions(session([base]), session([cur], later=1), T, 0.01, "a", "b").runs[0]
     assert r.outcome == "regression" and r.statistics[0].method.startswith("process p50s")
     assert r.statistics[0].change == pytest.approx(1.0, abs=0.05)
+
+
+def _with_evidence(samples: list[float], stolen: list[float]) -> RunResult:
+    """A run whose worker recorded its CPU time: `stolen` ms of each frame it could not run (waiting for a CPU)."""
+    from harness.records.schema import FrameCpuSamples
+
+    r = run("r", samples)
+    assert r.metrics is not None
+    r.metrics.frame_cpu = FrameCpuSamples(cpu_ms=[w - s for w, s in zip(samples, stolen)], run_wait_ms=stolen)
+    return r
+
+
+def test_compare_doubts_only_the_slowdown_that_measured_interference_can_explain() -> None:
+    """Per-frame evidence, in proportion: a 2x slowdown during which a third of the frames lost half their time to
+    other processes is still a regression; the same 2x when every frame lost half its time is not judged one."""
+    base, slow = ar1(50, 300, seed=1), ar1(100, 300, seed=2)
+
+    def outcome(b: RunResult, c: RunResult) -> RunComparison:
+        return compare_sessions(session([b]), session([c], later=1), T, 0.01, "a", "b").runs[0]
+
+    clean_base = _with_evidence(base, [0.0] * 300)
+    partly = _with_evidence(slow, [v / 2 if i % 3 == 0 else 0.0 for i, v in enumerate(slow)])
+    found = outcome(clean_base, partly)
+    assert found.outcome == "regression", found.note
+    assert "more than the interference measured during the current run explains" in found.note
+    starved = _with_evidence(slow, [v / 2 for v in slow])
+    doubted = outcome(clean_base, starved)
+    assert doubted.outcome == "inconclusive" and "enough to explain a slowdown" in doubted.note
+    # Interference during the baseline only: still a regression, and the note says why it does not matter.
+    hidden = outcome(_with_evidence(base, [v / 2 for v in base]), _with_evidence(slow, [0.0] * 300))
+    assert hidden.outcome == "regression" and "can only hide a slowdown" in hidden.note
