@@ -76,6 +76,10 @@ PRESETS: dict[str, Preset] = {
 MIN_WARMUP_FRAMES = 2
 # ... and the agent's audio for a step comes out that many frames later (moshi's acoustic delay).
 MAX_DELAY_FRAMES = 1
+# moshi's CUDAGraphed runs its first call eagerly and captures on the second; Mimi's decoder is first called once
+# the delay has passed (frame MAX_DELAY_FRAMES), so its capture lands on frame MAX_DELAY_FRAMES + 1. With CUDA
+# graphs on, at least this many warmup frames keep every capture out of the measured frames.
+GRAPH_WARMUP_FRAMES = MAX_DELAY_FRAMES + 2
 
 
 def preset_names() -> list[str]:

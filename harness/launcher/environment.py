@@ -21,8 +21,8 @@ def worker_env(run: RunConfig, torch_threads: Optional[int]) -> dict[str, str]:
     if torch_threads:
         env["OMP_NUM_THREADS"] = str(torch_threads)
         env["MKL_NUM_THREADS"] = str(torch_threads)
-    # Large allocations (model weights) on transparent huge pages: first touch is several times faster.
-    env.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    # No tuned settings a server would not have (THP_MEM_ALLOC_ENABLE=1 was set here once: it made loading faster
+    # than any deployment sees). A variable the user set is inherited and recorded in the engine's env.
     env["PYTHONUNBUFFERED"] = "1"
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)

@@ -186,4 +186,7 @@ class Session(Record):
     runs: list[RunResult] = Field(default_factory=list)
     target_plans: list[RunPlan] = Field(default_factory=list, description="the planner's view of the scenario's "
                                                                          "target machine, when it declares one")
+    confirmation: Optional[RunResult] = Field(
+        default=None, description="the recommended configuration run again at pace: realtime, to confirm a GO found "
+                                  "at pace: fast (not one of `runs`: never ranked)")
     verdict: Optional[Verdict] = None

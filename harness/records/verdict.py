@@ -69,6 +69,19 @@ class RunAssessment(Record):
     rerun: bool = Field(default=False, description="failed only for the disturbance: re-run, not judged")
 
 
+class Confirmation(Record):
+    """A GO found at pace: fast, run again at pace: realtime (each frame when its audio has arrived, as in a call)."""
+
+    run: str = Field(description="the recommended run that was confirmed")
+    confirmed: bool
+    frames: int = 0
+    p99_ms: Optional[float] = None
+    underruns: int = 0
+    late_frames: int = 0
+    late_start_frames: int = 0
+    reasons: list[str] = Field(default_factory=list, description="why it did not hold at real-time pace")
+
+
 class Deployment(Record):
     run: str
     summary: str
@@ -91,6 +104,8 @@ class Verdict(Record):
     serving: list["ServingComparison"] = Field(default_factory=list)
     advice: list[str] = Field(default_factory=list, description="changes the measurements say are worth making")
     rerun: list[str] = Field(default_factory=list, description="runs the machine disturbed: re-run them to judge")
+    confirmation: Optional[Confirmation] = Field(default=None, description="a GO at pace fast run again at "
+                                                                           "real-time pace")
 
 
 class LatencyTerm(Record):

@@ -240,6 +240,11 @@ class Scenario(_Strict):
     target: Optional[Target] = None
     pace: Pace = Pace.fast
     duration: Optional[Duration] = Field(default=None, gt=0, description="soak: measure this long instead of `frames`")
+    confirm_frames: Optional[int] = Field(
+        default=None, ge=0, le=1_000_000,
+        description="a GO found at pace: fast is confirmed by running the recommended configuration again at pace: "
+                    "realtime for this many frames (unset: the criteria's min_frames and min_seconds of audio; 0: no "
+                    "confirmation, and the verdict says the GO was not confirmed)")
     telemetry_hz: float = Field(default=10.0, ge=0.0, le=100.0, description="0 turns the sampler off")
     criteria: Criteria = Field(default_factory=Criteria)
     persona: Annotated[Union[Persona, bool, None], BeforeValidator(_parse_switch)] = Field(

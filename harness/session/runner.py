@@ -14,6 +14,7 @@ from rich.console import Console
 
 from harness import __version__
 from harness.contract.environment import measurement_env
+from harness.contract.presets import GRAPH_WARMUP_FRAMES
 from harness.contract.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, WorkerRun, to_json
 from harness.knowledge.devices import cpu_name, resolve_auto
 from harness.launcher.environment import worker_env
@@ -102,7 +103,8 @@ class ScenarioRunner:
         self.warmup = options.warmup_frames or scenario.warmup_frames
         self.timeout_s = options.timeout_s or scenario.timeout_s
 
-    def _job(self, run: RunConfig, work: Path, env: dict[str, str], frames: Optional[int] = None) -> BenchJob:
+    def _job(self, run: RunConfig, work: Path, env: dict[str, str], frames: Optional[int] = None,
+             paced: bool = False) -> BenchJob:
         s = self.loaded.scenario
         frames = frames or self.frames
         batch = run.batch_size or s.batch_size
@@ -111,11 +113,15 @@ class ScenarioRunner:
                         weights_path=str(self.loaded.weights_path) if self.loaded.weights_path else None,
                         join_at_tick=(join.at_tick or frames // 2) if join else None,
                         join_warmup_steps=join.warmup_steps if join else 0,
-                        frames=frames, warmup_frames=self.warmup, batch_size=batch,
+                        frames=frames, warmup_frames=self.warmup_for(run), batch_size=batch,
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
-                        paced_frame_ms=s.frame_budget_ms if s.pace is Pace.realtime else None,
+                        paced_frame_ms=s.frame_budget_ms if paced or s.pace is Pace.realtime else None,
                         telemetry_hz=s.telemetry_hz, reply_path=str(work / "reply.json"),
                         env=measurement_env(env), serving=run.serving.value, persona=self._persona())
+
+    def warmup_for(self, run: RunConfig) -> int:
+        """The warmup asked for, raised with CUDA graphs on so that no capture lands in a measured frame."""
+        return max(self.warmup, GRAPH_WARMUP_FRAMES) if run.cuda_graphs else self.warmup
 
     def _persona(self) -> Optional[PersonaJob]:
         persona = self.loaded.scenario.effective_persona
@@ -128,14 +134,14 @@ class ScenarioRunner:
                           text_prompt=persona.text_prompt, tokenizer=tokenizer, server_wait_ms=persona.server_wait_ms)
 
     def _process(self, run: RunConfig, display: RunDisplay, index: int,
-                 frames: Optional[int] = None) -> assemble.ProcessOutcome:
+                 frames: Optional[int] = None, paced: bool = False) -> assemble.ProcessOutcome:
         repeat = self.loaded.scenario.repeat
-        label = run.name if repeat == 1 else f"{run.name}.{index + 1}"
+        label = (run.name if repeat == 1 else f"{run.name}.{index + 1}") + (".realtime" if paced else "")
         work = self.out_dir / WORK_DIR / label
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         env = worker_env(run, self.loaded.scenario.torch_threads)
-        job = self._job(run, work, env, frames)
+        job = self._job(run, work, env, frames, paced)
         (work / "job.json").write_text(to_json(job))
 
         def on_event(event: ProgressEvent) -> None:
@@ -157,15 +163,16 @@ class ScenarioRunner:
     def _timeout(self, run: RunConfig) -> float:
         return self.options.timeout_s or run.timeout_s or self.timeout_s
 
-    def _execute(self, run: RunConfig, display: RunDisplay, frames: Optional[int] = None) -> RunResult:
+    def _execute(self, run: RunConfig, display: RunDisplay, frames: Optional[int] = None,
+                 paced: bool = False) -> RunResult:
         started = utc_now()
         processes = []
         for index in range(self.loaded.scenario.repeat):
-            processes.append(self._process(run, display, index, frames))
+            processes.append(self._process(run, display, index, frames, paced))
             if not processes[-1].ok:
                 break  # a configuration that failed once is reported, not retried
         return assemble.from_workers(run, processes, frame_budget_ms=self.loaded.scenario.frame_budget_ms,
-                                     warmup_frames=self.warmup, timeout_s=self._timeout(run), started_at=started,
+                                     warmup_frames=self.warmup_for(run), timeout_s=self._timeout(run), started_at=started,
                                      machine=self.machine)
 
     def _plan(self, run: RunConfig, session: Session) -> Optional[RunPlan]:
@@ -194,7 +201,7 @@ class ScenarioRunner:
     def _one(self, configured: RunConfig, session: Session, display: RunDisplay) -> RunResult:
         assert self.machine is not None
         run, auto_skip = self._resolve(configured)
-        key = measurement_key(run, session.scenario, session.weights, self.frames, self.warmup)
+        key = measurement_key(run, session.scenario, session.weights, self.frames, self.warmup_for(run))
         reused = self._reusable(run.name, key)
         if reused is not None:
             display.note(f"{run.name}: measured before with the same configuration on this machine (--resume)")
@@ -267,6 +274,7 @@ class ScenarioRunner:
                     session.updated_at = utc_now()
                     write_session(session, self.out_dir)
                     display.finish(result)
+                self._confirm(session, display)
         except KeyboardInterrupt:
             session.state = "interrupted"
             self._conclude(session)
@@ -274,6 +282,33 @@ class ScenarioRunner:
         session.state = "complete"
         self._conclude(session)
         return session
+
+    def confirm_frames(self) -> int:
+        """Frames of the confirmation run: the scenario's, else enough for the criteria's length (not for the
+        certificate, which the fast run gave)."""
+        s = self.loaded.scenario
+        if s.confirm_frames is not None:
+            return s.confirm_frames
+        c = s.criteria
+        return max(c.min_frames, math.ceil(c.min_seconds * 1000.0 / s.frame_budget_ms - 1e-9))
+
+    def _confirm(self, session: Session, display: RunDisplay) -> None:
+        """A GO found at pace: fast is run again, paced like a call (harness.verdict.confirm), unless the scenario
+        says `confirm_frames: 0`; the verdict then says it was not confirmed."""
+        scenario = self.loaded.scenario
+        frames = self.confirm_frames()
+        if scenario.pace is not Pace.fast or frames == 0:
+            return
+        verdict = decide(session, scenario.criteria)
+        best = next((r for r in session.runs if verdict.go and r.name == verdict.ranked[0]), None)
+        if best is None or best.resumed or best.config.capacity is not None:
+            return  # a capacity search's GO stands for its lockstep batch, not a single paced call
+        display.note(f"{best.name}: GO at pace fast; confirming at pace realtime ({frames} frames, "
+                     f"{frames * scenario.frame_budget_ms / 1e3:.0f} s)")
+        display.start(best.name, "confirmation at pace: realtime")
+        session.confirmation = self._execute(best.config, display, frames, paced=True)
+        write_session(session, self.out_dir)
+        display.finish(session.confirmation)
 
     def _conclude(self, session: Session) -> None:
         """Target plans and the verdict, decided here; the report only renders them."""

@@ -9,11 +9,12 @@ from harness.knowledge.deploy import deployable_by
 from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import Deployment, Playback, RunAssessment, Validity, Verdict
-from harness.stats.percentiles import percentile
 from harness.scenario.model import Criteria, Latency
+from harness.stats.percentiles import percentile
+from harness.verdict.confirm import confirmation
+from harness.verdict.disturbed import frame_disturbance
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
-from harness.verdict.disturbed import frame_disturbance
 from harness.verdict.validity import assess_validity
 
 
@@ -106,6 +107,9 @@ def _flags(run: RunResult, validity: Validity) -> list[str]:
     if run.engine is not None and run.engine.recompiles_measured:
         flags.append(f"torch.compile recompiled {run.engine.recompiles_measured} time(s) during the measured frames: "
                      "those frames include compiling (raise warmup_frames)")
+    if run.engine is not None and run.engine.cuda_graphs_captured_measured:
+        flags.append(f"{run.engine.cuda_graphs_captured_measured} CUDA graph(s) were captured during the measured "
+                     "frames: those frames include the capture (raise warmup_frames)")
     if run.config.resolved_from == "auto":
         flags.append(f"device auto resolved to {run.config.device.value}")
     if m.late_start_frames:
@@ -166,7 +170,7 @@ def _no_go_reasons(session: Session, assessed: list[RunAssessment]) -> list[str]
         reasons.append("no configuration could be measured on this machine")
         reasons += [f"{len(names)} run(s) {why}" for why, names in counts.items()]
     else:
-        reasons += [f"{a.name}: {a.reasons[0]}" for a in ok]
+        reasons += [f"{a.name}: {a.reasons[0]}" for a in ok if a.reasons]
         broken = [a for a in assessed if a.status != "ok"]
         if broken:
             reasons.append(f"{len(broken)} other run(s) did not measure: " + ", ".join(b.name for b in broken))
@@ -211,6 +215,24 @@ def _decide(session: Session, criteria: Criteria) -> Verdict:
         v = ranked[0].validity
         assert best.metrics is not None and v is not None
         budget = best.metrics.frame_budget_ms
+        confirmed = confirmation(session, criteria, best.name)
+        paced = str(session.scenario.get("pace", "fast")) == "realtime"
+        if confirmed is not None and not confirmed.confirmed:
+            word = "RE-RUN" if confirmed.reasons and confirmed.reasons[0].startswith("the machine was disturbed") \
+                else "NO-GO"
+            return Verdict(go=False, headline=f"{word}: {best.name} runs {what} in real time at pace: fast but not at "
+                                              f"pace: realtime on this machine ({machine})",
+                           reasons=[f"{best.name} at pace: realtime: {r}" for r in confirmed.reasons]
+                           + _no_go_reasons(session, assessed),
+                           assessments=assessed, confirmation=confirmed, rerun=[a.name for a in assessed if a.rerun])
+        if paced:
+            pace_line = "measured at pace: realtime (each frame when its audio has arrived)"
+        elif confirmed is not None:
+            pace_line = (f"confirmed at pace: realtime: p99 {confirmed.p99_ms:.1f} ms over {confirmed.frames} paced "
+                         f"frames, {confirmed.underruns} underruns")
+        else:
+            pace_line = ("found at pace: fast and NOT confirmed at pace: realtime (confirm_frames: 0, or no "
+                         "confirmation run): a call paces frames every 80 ms")
         return Verdict(go=True, headline=f"GO: {best.name} runs {what} in real time on this machine ({machine})",
                        reasons=[f"p99 {dep.p99_ms:.1f} ms per {budget:g} ms frame (RTF {best.metrics.rtf:.2f}), zero "
                                 f"underruns with a {dep.buffer_ms:g} ms buffer, {ranked[0].memory_fraction or 0:.0%} of "
@@ -219,10 +241,11 @@ def _decide(session: Session, criteria: Criteria) -> Verdict:
                                 f"at {v.confidence:.0%} confidence over {v.frames} frames, for late frames in "
                                 f"bursts of up to {v.burst_frames} frames ({v.late_blocks} of {v.blocks} blocks "
                                 "late)",
+                                pace_line,
                                 f"{len(ranked)} of {len(assessed)} configurations are real time"]
                        + [f"{a.name}: {a.reasons[0]}" for a in assessed if a.rerun],
                        recommended=dep, ranked=[a.name for a in ranked], assessments=assessed,
-                       rerun=[a.name for a in assessed if a.rerun])
+                       rerun=[a.name for a in assessed if a.rerun], confirmation=confirmed)
     rerun = [a for a in assessed if a.rerun]
     if rerun:
         frames = sum(a.disturbed_frames for a in rerun)

@@ -84,3 +84,22 @@ def test_interference_is_what_the_stolen_time_adds_to_a_statistic() -> None:
     assert interference(wall, stolen, 50).inflation == pytest.approx(0.0)
     assert interference(wall, stolen, None).inflation == pytest.approx(0.1)
     assert interference(wall, [0.0] * 100, 99).inflation == pytest.approx(0.0)
+
+
+def test_a_go_at_pace_fast_says_whether_real_time_pace_confirmed_it() -> None:
+    wall, cpu, wait = _series(slow_wall=141.0, slow_cpu=140.0, slow_wait=0.2)
+    session = _session([_cpu_run(wall, cpu, wait)], preset="personaplex-tiny")
+    session.scenario["pace"] = "fast"
+    unconfirmed = decide(session, Criteria())
+    assert unconfirmed.go and unconfirmed.confirmation is None
+    assert any("NOT confirmed at pace: realtime" in r for r in unconfirmed.reasons)
+    paced = [141.0] * 100
+    paced[50] = 2500.0  # one paced frame 1.5 s over a 1000 ms budget: underruns at real-time pace
+    session.confirmation = _cpu_run(paced, [p - 1.0 for p in paced], [0.2] * 100)  # on a CPU all along: slow
+    failed = decide(session, Criteria())
+    assert not failed.go and failed.confirmation is not None and not failed.confirmation.confirmed
+    assert failed.headline.startswith("NO-GO: cpu-fp32-eager runs") and "but not at pace: realtime" in failed.headline
+    session.confirmation = _cpu_run([141.0] * 100, [140.0] * 100, [0.2] * 100)
+    confirmed = decide(session, Criteria())
+    assert confirmed.go and confirmed.confirmation is not None and confirmed.confirmation.confirmed
+    assert any(r.startswith("confirmed at pace: realtime: p99 141.0 ms over 100 paced frames") for r in confirmed.reasons)

@@ -1,0 +1,37 @@
+"""A GO found at pace: fast, confirmed at pace: realtime.
+
+At pace: fast each frame starts when the previous one ends: the processor never idles, its clocks stay up and its
+caches warm. A call delivers a frame every 80 ms and the server idles in between, so a configuration can pass back
+to back and miss its deadlines paced (clocks ramping down between frames, work migrating across cores). The
+confirmation run is the recommended configuration again, paced; it is judged by the same timing rules (p99 under
+the deadline, no underruns at the jitter buffer, the machine not disturbed), not by the certificate, which the
+fast run already gave.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from harness.records.schema import Session
+from harness.records.verdict import Confirmation
+from harness.scenario.model import Criteria
+
+
+def confirmation(session: Session, criteria: Criteria, recommended: str) -> Optional[Confirmation]:
+    """The confirmation of `recommended`, or None when none ran (for it)."""
+    from harness.verdict.recommend import assess_run  # the verdict's own rule; imported here to avoid a cycle
+
+    run = session.confirmation
+    if run is None or run.name != recommended:
+        return None
+    if run.status != "ok" or run.metrics is None:
+        return Confirmation(run=recommended, confirmed=False, reasons=[f"the confirmation run {run.status}: "
+                                                                       f"{run.reason}"])
+    timing = criteria.model_copy(update={"min_frames": 1, "min_seconds": 0.0, "late_frame_target": 1 - 1e-9})
+    assessed = assess_run(run, session, timing)
+    m = run.metrics
+    return Confirmation(run=recommended, confirmed=assessed.realtime, frames=m.frames, p99_ms=m.ms_per_step.p99,
+                        underruns=assessed.playback.at(criteria.buffer_ms(m.frame_budget_ms)).underruns
+                        if assessed.playback and assessed.playback.at(criteria.buffer_ms(m.frame_budget_ms)) else 0,
+                        late_frames=assessed.validity.late_frames if assessed.validity else 0,
+                        late_start_frames=m.late_start_frames, reasons=list(assessed.reasons))
