@@ -28,8 +28,10 @@ scenario fields (YAML):
   preset                   model architecture: {presets}
   weights                  'synthetic' (default; measures speed, not speech quality) or a path to
                            a local model.safetensors, or the folder PersonaPlex ships it in
-  frames, warmup_frames    measured frames (default 100; raised to the criteria's min_frames and
-                           min_seconds of audio) and frames run before them (default 10)
+  frames, warmup_frames    measured frames (default: what certifies the criteria with none late,
+                           4590 at 1%/99% in bursts of 10; raised to the criteria's min_frames and
+                           min_seconds of audio) and frames run before them (default 10; at least 3
+                           with cuda_graphs on, so that no graph capture lands in a measured frame)
   frame_budget_ms          audio per step, 80 by default
   batch_size, seed         concurrent streams (default 1), seed for weights and input audio
   repeat                   worker processes per run (default 1); 3 or more let `harness compare`
@@ -45,12 +47,16 @@ scenario fields (YAML):
   target:                  the machine the scenario is about (gpu, vram_gib, compute_capability,
                            memory_bandwidth_gbs, host_link_gbs, host_ram_gib, os): `harness plan`
   pace                     fast (default: back to back) or realtime (each frame when its audio is in)
+  confirm_frames           a GO at pace fast is run again at pace realtime for this many frames
+                           (default: min_frames / min_seconds of audio); 0: not confirmed, and says so
   duration                 soak: measure e.g. 30m instead of `frames` (drift, memory growth, throttling)
   telemetry_hz             sampler rate in the worker (default 10; 0 turns it off)
   criteria:                what real time means for the verdict: headroom (0.1: a frame is late past
                            budget x 0.9), jitter_buffer_ms (one frame budget), memory_headroom (0.1),
-                           late_frame_target (0.01) certified at confidence (0.99): 459 frames with
-                           none late certify 1% at 99%; min_frames (100), min_seconds of audio (10),
+                           late_frame_target (0.01) certified at confidence (0.99) for late frames in
+                           bursts of up to burst_frames (10): blocks of 10 frames, 459 blocks with none
+                           late certify 1% at 99% (burst_frames 1: frames as independent trials, which
+                           bursts make over-confident); min_frames (100), min_seconds of audio (10),
                            max_cv (0.25, above it a run is flagged unstable)
   host_memory_limit_gib    cap each worker's memory, e.g. to rehearse a smaller host
   batch_size (per run)     sessions in lockstep (one batched worker run; also a matrix axis)
@@ -60,6 +66,8 @@ scenario fields (YAML):
 results: DIR/report.html (verdict, plots), DIR/summary.md, DIR/results.json (schema-versioned,
 raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.json is rewritten
 atomically after every run. Runs the planner predicts cannot work here are skipped (--force).
+verdict: GO, NO-GO, or RE-RUN when the only failures are frames the machine kept the worker from running
+(its CPU time and run-queue wait per frame, in results.json `frame_cpu`): "disturbed during N frames".
 exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input, 3 NO-GO with --fail-on-nogo,
 130 interrupted (what was measured is kept; --resume DIR carries on).
 

@@ -245,7 +245,7 @@ def render_html(context: dict) -> str:
 
 
 def summary_markdown(session: Session, verdict: Verdict) -> str:
-    lines = [f"## {session.scenario.get('name')}: {'GO' if verdict.go else 'NO-GO'}", "", f"**{verdict.headline}**", ""]
+    lines = [f"## {session.scenario.get('name')}: {verdict.headline.split(':', 1)[0]}", "", f"**{verdict.headline}**", ""]
     lines += [f"- {reason}" for reason in verdict.reasons]
     if verdict.recommended is not None:
         rec = verdict.recommended
