@@ -245,7 +245,8 @@ def render_html(context: dict) -> str:
 
 
 def summary_markdown(session: Session, verdict: Verdict) -> str:
-    lines = [f"## {session.scenario.get('name')}: {verdict.headline.split(':', 1)[0]}", "", f"**{verdict.headline}**", ""]
+    word = verdict.headline.split(":", 1)[0]  # GO, NO-GO or RE-RUN
+    lines = [f"## {session.scenario.get('name')}: {word}", "", f"**{verdict.headline}**", ""]
     lines += [f"- {reason}" for reason in verdict.reasons]
     if verdict.recommended is not None:
         rec = verdict.recommended

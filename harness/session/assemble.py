@@ -11,7 +11,15 @@ from harness.diagnosis.diagnose import diagnose
 from harness.launcher.spawn import WorkerOutcome
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
-from harness.records.schema import CudaMetrics, FrameCpuSamples, Percentiles, PrefillMetrics, ProcessRun, RunMetrics, RunResult
+from harness.records.schema import (
+    CudaMetrics,
+    FrameCpuSamples,
+    Percentiles,
+    PrefillMetrics,
+    ProcessRun,
+    RunMetrics,
+    RunResult,
+)
 from harness.session.summaries import summarize_soak, summarize_telemetry
 from harness.stats.percentiles import percentile, real_time_factor, stage_medians, summarize
 
