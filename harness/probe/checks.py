@@ -15,10 +15,9 @@ from typing import Optional
 import numpy as np
 import psutil
 
-from harness.contract.wire import TorchFacts
+from harness.contract.wire import ProbeCheck, TorchFacts
 from harness.probe import host
 from harness.probe.nvml import NvmlReading
-from harness.records.machine import ProbeCheck
 
 GIB = 2**30
 

@@ -12,15 +12,14 @@ from typing import Optional
 
 import psutil
 
-from harness.contract.wire import ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
+from harness.contract.wire import ArchitectureFacts, ProbeCheck, ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
 from harness.launcher.environment import probe_env
 from harness.launcher.spawn import run_worker
 from harness.probe import checks as c
 from harness.probe import host
 from harness.probe import interpret as gpu_checks
 from harness.probe.nvml import read_nvml
-from harness.records.architecture import ArchitectureFacts
-from harness.records.machine import Machine, ProbeCheck
+from harness.records.machine import Machine
 from harness.records.validate import parse_wire
 
 PROBE_TIMEOUT_S = 240.0

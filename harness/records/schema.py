@@ -11,14 +11,13 @@ from typing import Literal, Optional
 
 from pydantic import ConfigDict, Field
 
-from harness.contract.wire import AdmissionSample, EngineInfo
-from harness.records.architecture import ArchitectureFacts
+from harness.contract.wire import AdmissionSample, ArchitectureFacts, EngineInfo, ProbeCheck, TelemetrySeries
 from harness.records.base import Record
 from harness.records.capacity import CapacityResult
 from harness.records.config import RunConfig
-from harness.records.machine import Machine, ProbeCheck
+from harness.records.machine import Machine
 from harness.records.plan import PlanCheck, RunPlan
-from harness.records.telemetry import SoakSummary, TelemetrySeries, TelemetrySummary
+from harness.records.telemetry import SoakSummary, TelemetrySummary
 from harness.records.verdict import Verdict
 
 SCHEMA_VERSION = 2  # 2: wire records, repeat processes, measurement keys, frames as measured

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from harness.scenario.model import Matrix, RunConfig, RunSpec, Scenario, auto_run_name
+from harness.records.config import RunConfig
+from harness.records.scenario import Matrix, RunSpec, Scenario, auto_run_name
 
 _RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs", "timeout_s",
                "serving", "python", "batch_size", "capacity")

@@ -11,9 +11,10 @@ from typing import Any, Optional, Sequence
 import yaml
 from pydantic import ValidationError
 
+from harness.records.config import RunConfig
 from harness.records.exits import UserError
+from harness.records.scenario import Scenario
 from harness.scenario.expand import ExpansionError, expand_runs
-from harness.scenario.model import RunConfig, Scenario
 
 
 @dataclass(frozen=True)

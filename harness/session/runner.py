@@ -23,12 +23,12 @@ from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
 from harness.records.config import Device, RunConfig
 from harness.records.plan import RunPlan
+from harness.records.scenario import Criteria, Pace, Scenario
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.records.validate import parse_wire
 from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
-from harness.scenario.model import Criteria, Pace, Scenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.keys import measurement_key

@@ -7,9 +7,9 @@ from typing import Optional
 from harness.contract.presets import PRESETS
 from harness.knowledge.deploy import deployable_by
 from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
+from harness.records.scenario import Criteria, Latency
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import Deployment, Playback, RunAssessment, Validity, Verdict
-from harness.scenario.model import Criteria, Latency
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
 from harness.verdict.validity import assess_validity

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from harness.knowledge.gpus import find_gpu
 from harness.knowledge.prices import default_price, resolve_price
 from harness.plan.capacity import memory_bound, session_bound, session_cost
-from harness.plan.gpus import find_gpu
 from harness.plan.memory import GIB, MIB
 from harness.plan.planner import plan_run
 from harness.plan.target import PlanTarget, from_spec
 from harness.records.capacity import CapacityProbe, CapacitySpec
+from harness.records.config import RunConfig
+from harness.records.scenario import Criteria, Scenario
 from harness.scenario.expand import expand_runs
-from harness.scenario.model import Criteria, RunConfig, Scenario
 from harness.session.capacity import cost_line, memory_slope, search, ticks_to_certify
 from harness.worker.describe import describe_preset
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.config import Device, DType, Offload, Quantize
 from harness.scenario.load import ScenarioError, load_scenario
-from harness.scenario.model import Device, DType, Offload, Quantize
 from tests.conftest import REPO, run_cli
 
 VALID = """

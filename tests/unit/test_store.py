@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.config import RunConfig
 from harness.records.machine import Machine
+from harness.records.scenario import RunDefaults
 from harness.records.schema import SCHEMA_VERSION, RunResult, Session
 from harness.records.store import ResultsFileError, atomic_write_text, load_session, write_session
-from harness.scenario.model import RunConfig, RunDefaults
 
 
 def _session() -> Session:
