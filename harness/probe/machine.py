@@ -49,14 +49,17 @@ def _probe_worker(work_dir: Path, presets: list[str], device_checks: bool,
     outcome = run_worker(job_path, probe_env(), PROBE_TIMEOUT_S, work_dir, "probe", on_event=lambda _e: None,
                          python=python or sys.executable)
     try:
-        return parse_wire(ProbeReply, reply_path.read_text())
-    except (OSError, ValueError):  # WireError is a ValueError
-        how = (f"timed out after {PROBE_TIMEOUT_S:.0f} s" if outcome.timed_out
-               else f"exit code {outcome.exit_code}" if outcome.exit_code is not None
-               else f"killed by {outcome.signal_name}")
-        error = WorkerError(type="ProbeWorkerFailed", message=f"torch probe worker {how}",
-                            traceback=outcome.stderr_tail, phase="probe")
-        return ProbeReply(facts=TorchFacts(import_error=error))
+        return parse_wire(ProbeReply, reply_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        unreadable = ""
+    except (OSError, ValueError) as exc:  # WireError is a ValueError: its message names the field
+        unreadable = f"; its reply could not be read: {exc}"
+    how = (f"timed out after {PROBE_TIMEOUT_S:.0f} s" if outcome.timed_out
+           else f"exit code {outcome.exit_code}" if outcome.exit_code is not None
+           else f"killed by {outcome.signal_name}")
+    error = WorkerError(type="ProbeWorkerFailed", message=f"torch probe worker {how}{unreadable}",
+                        traceback=outcome.stderr_tail, phase="probe")
+    return ProbeReply(facts=TorchFacts(import_error=error))
 
 
 def fingerprint(fields: list[str]) -> str:

@@ -238,7 +238,7 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
 
     probes, best, limited = search(spec.max_sessions, fits, measure)
     chosen = results.get(best) or results.get(1) or next(iter(results.values()), None)
-    deadline = criteria.deadline_ms(float(session.scenario.get("frame_budget_ms", 80.0)))
+    deadline = criteria.deadline_ms(session.scenario.frame_budget_ms)
     summary = summarize(probes, best, limited, device=device_label(run, session), deadline_ms=deadline, bound=bound,
                         predicted_per_session=per_session)
     if chosen is None:  # only possible when even one session cannot fit: nothing ran
