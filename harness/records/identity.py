@@ -43,8 +43,9 @@ class Measurement(BaseModel):
     serving: Optional[str] = None
     persona: Optional[str] = None  # canonical JSON of the prefill stepped before the first frame; "none"
     environment: Optional[str] = None  # the worker's interpreter: "harness" or its environment's folder
-    torch: Optional[str] = None  # as the worker reported it (unknown before a run)
-    moshi: Optional[str] = None  # version and flavour (pypi or nvidia), as the worker reported it
+    torch: Optional[str] = None  # as the worker reported it; before a run, as the probe found it (own environment)
+    moshi: Optional[str] = None
+    moshi_flavour: Optional[str] = None  # pypi, or nvidia (PersonaPlex's fork), as the worker reported it
     device: Optional[str] = None
     dtype: Optional[str] = None
     quantize: Optional[str] = None
@@ -89,9 +90,11 @@ def _canonical(value: Any) -> str:
 
 
 def measurement_of(scenario: Optional[Scenario], run: RunConfig, *, weights: Optional[str], frames: Optional[int],
-                   warmup: Optional[int], engine: Optional[EngineInfo] = None) -> Measurement:
+                   warmup: Optional[int], engine: Optional[EngineInfo] = None,
+                   software: Optional[dict[str, Optional[str]]] = None) -> Measurement:
     """The identity of `run` as `scenario` measures it. `engine` (what the worker reported) adds the software that
-    ran; without it the software is unknown and not judged."""
+    ran; before a run, `software` (the probe's package versions of the harness's own environment) stands in for
+    runs in that environment. Software not known is not judged."""
     offloaded = run.offload is not Offload.none
     fields: dict[str, Any] = dict(
         weights=weights, frames=frames, warmup=warmup, serving=run.serving.value,
@@ -109,5 +112,7 @@ def measurement_of(scenario: Optional[Scenario], run: RunConfig, *, weights: Opt
     elif run.batch_size:
         fields["batch_size"] = run.batch_size
     if engine is not None:
-        fields.update(torch=engine.torch_version, moshi=f"{engine.moshi_version} ({engine.moshi_flavour})")
+        fields.update(torch=engine.torch_version, moshi=engine.moshi_version, moshi_flavour=engine.moshi_flavour)
+    elif software is not None and run.python is None:
+        fields.update(torch=software.get("torch"), moshi=software.get("moshi"))
     return Measurement(**fields)

@@ -192,7 +192,7 @@ class ScenarioRunner:
 
     def _measurement(self, run: RunConfig, session: Session) -> Measurement:
         return measurement_of(session.scenario, run, weights=session.weights, frames=self.frames,
-                              warmup=self.warmup)
+                              warmup=self.warmup, software=session.machine.packages)
 
     def _resolve_all(self, runs: list[RunConfig]) -> list[tuple[RunConfig, Optional[str]]]:
         """Every run with `device: auto` resolved; names stay unique afterwards (they name log files, `--resume`
