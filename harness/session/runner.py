@@ -3,6 +3,7 @@ every run; then the verdict, decided here and handed to the report to render."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import sys
@@ -87,9 +88,9 @@ def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Op
 
 
 def worker_run(run: RunConfig) -> WorkerRun:
-    return WorkerRun(name=run.name, device=run.device.value, dtype=run.dtype.value, quantize=run.quantize.value,
-                     offload=run.offload.value, offload_fraction=run.offload_fraction, compile=run.compile,
-                     cuda_graphs=run.cuda_graphs)
+    """The fields the worker's record has, taken from the run by name (enums as their values)."""
+    values = run.model_dump(mode="json")
+    return WorkerRun(**{f.name: values[f.name] for f in dataclasses.fields(WorkerRun)})
 
 
 class ScenarioRunner:
