@@ -15,6 +15,7 @@ from rich.console import Console
 
 from harness.compare.regression import compare_sessions, parse_threshold
 from harness.contract.wire import EngineInfo
+from harness.records.config import RunConfig
 from harness.records.identity import FIELDS
 from harness.records.machine import Machine
 from harness.records.schema import RunResult, Session
@@ -114,3 +115,32 @@ def test_resume_and_compare_agree(tmp_path: Path, label: str, edits: dict[str, s
 def test_allowed_fields_are_the_identity_fields() -> None:
     assert {"batch_size", "serving", "persona", "environment", "torch", "dtype", "frames"} <= set(FIELDS)
     assert "name" not in FIELDS and "timeout_s" not in FIELDS
+
+
+def test_auto_runs_renamed_for_the_cpu_keep_names_unique(tmp_path: Path) -> None:
+    """`auto-bf16-eager` resolved to the CPU would take the name of an explicit `cpu-bf16-eager` (logs overwritten,
+    --resume and compare confused): it becomes `cpu-bf16-eager-auto` instead."""
+    (tmp_path / "s.yaml").write_text("name: s\npreset: personaplex-tiny\nruns:\n  - {device: cpu}\n  - {device: auto}\n"
+                                     "  - {device: auto, dtype: float32}\n")
+    loaded = load_scenario(tmp_path / "s.yaml")
+    assert [r.name for r in loaded.runs] == ["cpu-bf16-eager", "auto-bf16-eager", "auto-fp32-eager"]
+    runner = ScenarioRunner(loaded, tmp_path / "out", RunOptions(), Console(file=open("/dev/null", "w")))
+    runner.machine = _machine("2.9.1")  # no CUDA here
+    resolved = runner._resolve_all(loaded.runs)
+    assert [r.name for r, _ in resolved] == ["cpu-bf16-eager", "cpu-bf16-eager-auto", "cpu-fp32-eager"]
+    assert all(r.device.value == "cpu" for r, _ in resolved)
+    assert [r.resolved_from for r, _ in resolved] == [None, "auto", "auto"]
+
+
+def test_an_unreadable_worker_reply_is_named_in_the_record() -> None:
+    from harness.launcher.spawn import WorkerOutcome
+    from harness.session.assemble import ProcessOutcome, from_workers
+
+    run = RunConfig(name="r", device="cpu", dtype="float32", quantize="none", offload="none", offload_fraction=0.5,
+                     compile=False, cuda_graphs=False)
+    outcome = WorkerOutcome(pid=1, exit_code=0, signal_name=None, timed_out=False, wall_s=1.0, stderr_tail="")
+    result = from_workers(run, [ProcessOutcome(outcome, None, "BenchReply.samples: expected a list")],
+                          frame_budget_ms=80.0, warmup_frames=2, timeout_s=10.0,
+                          started_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert result.status == "failed"
+    assert "reply could not be read: BenchReply.samples: expected a list" in result.reason
