@@ -12,6 +12,7 @@ from typing import Optional
 
 import psutil
 
+from harness.contract.hostinfo import cpu_model
 from harness.contract.wire import ArchitectureFacts, ProbeCheck, ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
 from harness.launcher.environment import probe_env
 from harness.launcher.spawn import run_worker
@@ -104,7 +105,7 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
     ram = host.ram_total_bytes()
     machine = Machine(
         hostname=host.hostname(), os=host.os_name(), os_release=platform.release(), platform=platform.platform(),
-        cpu_model=host.cpu_model(), cpu_cores_logical=logical, cpu_cores_physical=physical, ram_total_bytes=ram,
+        cpu_model=cpu_model(), cpu_cores_logical=logical, cpu_cores_physical=physical, ram_total_bytes=ram,
         python=python_version, packages=packages, torch_cuda_build=facts.torch_cuda_build,
         cuda_available=facts.cuda_available, cuda_unavailable_reason="" if facts.cuda_available else reason,
         gpus=gpus, cuda_arch_list=facts.arch_list, nvidia_driver=nvml.driver or None,
@@ -112,7 +113,7 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
         ram_available_bytes=int(psutil.virtual_memory().available), host_bandwidth_gbs=bandwidth,
         device_bandwidth_gbs=_value(checks, "device_bandwidth"), baseline_rss_bytes=reply.baseline_rss_bytes,
         bitsandbytes_import_bytes=reply.bitsandbytes_import_bytes,
-        fingerprint=fingerprint([host.cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
+        fingerprint=fingerprint([cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
                                  ",".join(g.name for g in gpus), str(packages.get("torch")),
                                  str(packages.get("moshi"))]),
     )
