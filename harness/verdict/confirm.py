@@ -14,7 +14,7 @@ from typing import Optional
 
 from harness.records.schema import Session
 from harness.records.verdict import Confirmation
-from harness.scenario.model import Criteria
+from harness.records.scenario import Criteria
 
 
 def confirmation(session: Session, criteria: Criteria, recommended: str) -> Optional[Confirmation]:

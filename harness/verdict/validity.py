@@ -6,8 +6,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from harness.records.scenario import Criteria
 from harness.records.verdict import Validity
-from harness.scenario.model import Criteria
 from harness.stats.certify import certify_late_share, late_rate_upper_bound, trials_to_certify
 
 __all__ = ["assess_validity", "frames_to_certify", "late_rate_upper_bound", "split"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.scenario.model import Criteria, Scenario
+from harness.records.scenario import Criteria, Scenario
 from harness.session.runner import frames_to_measure
 from harness.stats.certify import certify_late_share, clean_frames_to_certify, count_late_blocks, late_runs
 from tests.benchmarks.burst_certification import Case, bursty_flags, certified_share, independent_flags

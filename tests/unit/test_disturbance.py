@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.records.schema import FrameCpuSamples, RunResult
-from harness.scenario.model import Criteria
+from harness.records.scenario import Criteria, Pace
 from harness.stats.disturbance import disturbed_frames, interference, spans, stolen_ms
 from harness.verdict.recommend import decide
 from tests.unit.test_verdict import _run, _session
@@ -89,7 +89,7 @@ def test_interference_is_what_the_stolen_time_adds_to_a_statistic() -> None:
 def test_a_go_at_pace_fast_says_whether_real_time_pace_confirmed_it() -> None:
     wall, cpu, wait = _series(slow_wall=141.0, slow_cpu=140.0, slow_wait=0.2)
     session = _session([_cpu_run(wall, cpu, wait)], preset="personaplex-tiny")
-    session.scenario["pace"] = "fast"
+    assert session.scenario.pace is Pace.fast
     unconfirmed = decide(session, Criteria())
     assert unconfirmed.go and unconfirmed.confirmation is None
     assert any("NOT confirmed at pace: realtime" in r for r in unconfirmed.reasons)
