@@ -25,6 +25,7 @@ from scipy.stats import t as student_t
 
 from harness.records.schema import RunMetrics
 from harness.stats.bootstrap import DEFAULT_RESAMPLES, ratio_interval
+from harness.verdict.validity import split
 
 QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
 MIN_PROCESSES = 3
@@ -53,16 +54,8 @@ class Change:
 
 
 def segments(metrics: RunMetrics) -> list[list[float]]:
-    """The samples split per worker process when the split adds up; else one segment."""
-    samples = metrics.samples_ms
-    sizes = [p.frames for p in metrics.processes]
-    if len(sizes) < 2 or sum(sizes) != len(samples) or min(sizes) < 1:
-        return [list(samples)]
-    out, start = [], 0
-    for size in sizes:
-        out.append(list(samples[start:start + size]))
-        start += size
-    return out
+    """The samples split per worker process when the split adds up; else one segment (as the verdict cuts them)."""
+    return split(metrics.samples_ms, [p.frames for p in metrics.processes])
 
 
 def _statistic(values: Sequence[float], statistic: str) -> float:
