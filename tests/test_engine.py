@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from moshi.models.lm import LMGen  # noqa: E402
 
+from harness.contract.stopping import EarlyStop  # noqa: E402
 from harness.records.config import DType, Offload, Quantize, RunConfig  # noqa: E402
 from harness.records.scenario import RunDefaults  # noqa: E402
 from harness.worker.engine.architecture import MIMI_CODEBOOKS  # noqa: E402
@@ -61,6 +62,11 @@ def test_frame_loop_runs_real_mimi_and_lm_with_finite_audio() -> None:
     assert set(result.stage_cpu_ms) == set(result.stage_ms)
     if result.cpu_sources["run_wait"] == "schedstat":
         assert len(result.run_wait_ms) == 3 and all(w >= 0 for w in result.run_wait_ms)
+    # A run whose every frame is late (a 0 ms deadline) stops at the first look that shows it, not after `frames`.
+    hopeless = EarlyStop(deadline_ms=0.0, block_frames=1, target=0.01, confidence=0.99, min_frames=2, frames=8)
+    stopped = run_frame_loop(mimi, FullDuplexLMGen(lm), torch.device("cpu"), frames=8, warmup_frames=2,
+                             batch_size=1, seed=0, stop=hopeless)
+    assert len(stopped.total_ms) == 4 and stopped.stopped_early.startswith("stopped after 4 of 8 frames")
 
 
 def _main_transformer_inputs(lm, gen: LMGen, frames: list) -> list:

@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
+from harness.contract.stopping import EarlyStop
+
 _FORBID = {"extra": "forbid"}
 
 CheckStatus = Literal["pass", "warn", "fail", "n/a"]
@@ -218,6 +220,7 @@ class BenchJob:
     persona: Optional[PersonaJob] = None  # prefill before the measured frames, as a server does per connection
     join_at_tick: Optional[int] = None  # batch > 1: the last slot is reset and warmed up at this measured tick
     join_warmup_steps: int = 0
+    stop: Optional[EarlyStop] = None  # stop once the run is certainly not real time (harness.contract.stopping)
 
 
 @dataclass
@@ -237,8 +240,10 @@ def job_from_json(text: str) -> "BenchJob | ProbeJob":
     if data["kind"] == "probe":
         return ProbeJob(**data)
     persona = data.get("persona")
+    stop = data.get("stop")
     return BenchJob(**{**data, "run": WorkerRun(**data["run"]),
-                       "persona": PersonaJob(**persona) if isinstance(persona, dict) else None})
+                       "persona": PersonaJob(**persona) if isinstance(persona, dict) else None,
+                       "stop": EarlyStop(**stop) if isinstance(stop, dict) else None})
 
 
 # --- replies (worker -> parent) ---------------------------------------------------------------------------------
@@ -271,6 +276,7 @@ class FrameSamples:
     others_cpu_ms: list[float] = field(default_factory=list)  # CPU time other processes used on the host
     gc_ms: list[float] = field(default_factory=list)  # the process's own garbage collections
     cpu_sources: dict[str, str] = field(default_factory=dict)
+    stopped_early: str = ""  # why the worker measured fewer frames than asked (harness.contract.stopping)
 
 
 @dataclass

@@ -116,6 +116,8 @@ class RunMetrics(Record):
     load_s: float
     first_step_s: float
     warmup_s: float
+    stopped_early: str = Field(default="", description="why the worker measured fewer frames than asked: the run "
+                                                         "was certainly not real time (harness.contract.stopping)")
     late_start_frames: int = Field(default=0, description="pace realtime: frames that started late because the "
                                                           "previous one overran")
     samples_ms: list[float]

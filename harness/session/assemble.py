@@ -135,6 +135,7 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         frame_start_s=start_s if len(replies) == 1 else [],
         cuda=_cuda(replies),
         frame_cpu=_frame_cpu(replies),
+        stopped_early=next((r.samples.stopped_early for r in replies if r.samples and r.samples.stopped_early), ""),
         telemetry=first.telemetry,
         telemetry_summary=telemetry_summary,
         soak=soak,

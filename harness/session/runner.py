@@ -16,6 +16,7 @@ from rich.console import Console
 from harness import __version__
 from harness.contract.environment import measurement_env
 from harness.contract.presets import GRAPH_WARMUP_FRAMES
+from harness.contract.stopping import EarlyStop
 from harness.contract.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, WorkerRun, to_json
 from harness.knowledge.devices import cpu_name, resolve_auto
 from harness.launcher.environment import worker_env
@@ -128,7 +129,18 @@ class ScenarioRunner:
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
                         paced_frame_ms=s.frame_budget_ms if paced or s.pace is Pace.realtime else None,
                         telemetry_hz=s.telemetry_hz, reply_path=str(work / "reply.json"),
-                        env=measurement_env(env), serving=run.serving.value, persona=self._persona())
+                        env=measurement_env(env), serving=run.serving.value, persona=self._persona(),
+                        stop=self._early_stop(run, frames))
+
+    def _early_stop(self, run: RunConfig, frames: int) -> Optional[EarlyStop]:
+        """Stop a run once it is certainly not real time (harness.contract.stopping); not a capacity probe, whose
+        joining caller comes half-way through."""
+        if run.capacity is not None:
+            return None
+        s = self.loaded.scenario
+        c = s.criteria
+        return EarlyStop(deadline_ms=c.deadline_ms(s.frame_budget_ms), block_frames=c.burst_frames,
+                         target=c.late_frame_target, confidence=c.confidence, min_frames=c.min_frames, frames=frames)
 
     def warmup_for(self, run: RunConfig) -> int:
         """The warmup asked for, raised with CUDA graphs on so that no capture lands in a measured frame."""

@@ -57,7 +57,7 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         # leaves the verdict as it was).
         corrected, _, without = _timing(disturbance.corrected, m.frame_budget_ms, criteria, process_frames)
         failed_on_time = bool(timing) or (v.valid and not v.certified)
-        if failed_on_time and not without and (corrected.certified or not v.valid):
+        if failed_on_time and not without and (corrected.certified or not v.valid or m.stopped_early):
             out.rerun = True
             out.reasons = [f"the machine was disturbed during {len(disturbance.frames)} frames: re-run "
                            f"({disturbance.evidence}; without the time the worker could not run, its frames meet "
@@ -110,6 +110,8 @@ def _flags(run: RunResult, validity: Validity) -> list[str]:
     if run.engine is not None and run.engine.cuda_graphs_captured_measured:
         flags.append(f"{run.engine.cuda_graphs_captured_measured} CUDA graph(s) were captured during the measured "
                      "frames: those frames include the capture (raise warmup_frames)")
+    if m.stopped_early:
+        flags.append(m.stopped_early)
     if run.config.resolved_from == "auto":
         flags.append(f"device auto resolved to {run.config.device.value}")
     if m.late_start_frames:

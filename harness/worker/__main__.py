@@ -118,7 +118,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
                                   on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms,
                                   other_mimi=built.other_mimi, persona=job.persona,
-                                  make_loop=_loop_factory(job, joined))
+                                  make_loop=_loop_factory(job, joined), stop=job.stop)
         reply.prefill, reply.first_frame_ms = loop.prefill, loop.first_frame_ms
         origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)
         reply.telemetry = sampler.series if sampler is not None else _no_telemetry(job.telemetry_hz)
@@ -129,7 +129,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
                                      cpu_ms=loop.cpu_ms, stage_cpu_ms=loop.stage_cpu_ms,
                                      process_cpu_ms=loop.process_cpu_ms, run_wait_ms=loop.run_wait_ms,
                                      others_cpu_ms=loop.others_cpu_ms, gc_ms=loop.gc_ms,
-                                     cpu_sources=loop.cpu_sources)
+                                     cpu_sources=loop.cpu_sources, stopped_early=loop.stopped_early)
         cuda = cuda_memory(built.device)
         reply.memory = MemoryReading(
             peak_rss_bytes=peak_rss_bytes(), rss_after_load_bytes=rss_after_load,

@@ -39,7 +39,8 @@ warmup_frames: {warmup}
 frame_budget_ms: 1000
 persona: off
 confirm_frames: 0
-criteria: {{late_frame_target: 0.05}}   # bursts of 10 (the default): 900 clean frames certify 5% at 99%
+torch_threads: {threads}
+criteria: {criteria}
 runs:
   - {{name: tiny-fp32, device: cpu, dtype: float32}}
 """
@@ -81,9 +82,10 @@ class Disturber:
         print(f"disturbed: {len(hogs)} busy loop(s) pinned to core(s) {cores} for {self.seconds:g} s", flush=True)
 
 
-def run(folder: Path, frames: int, what: str, hooks: WorkerHooks) -> Session:
+def run(folder: Path, args: argparse.Namespace, what: str, hooks: WorkerHooks) -> Session:
     scenario = folder / f"{what}.yaml"
-    scenario.write_text(SCENARIO.format(name=what, what=what, frames=frames, warmup=WARMUP))
+    scenario.write_text(SCENARIO.format(name=what, what=what, frames=args.frames, warmup=WARMUP, threads=args.threads,
+                                        criteria=args.criteria))
     out = folder / what
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -120,13 +122,16 @@ def main() -> None:
     parser.add_argument("--after", type=int, default=300, help="measured frames before the hogs start")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--hogs", type=int, default=4, help="busy loops per core")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the worker")
+    parser.add_argument("--criteria", default="{late_frame_target: 0.05}",
+                        help="YAML flow mapping (default: 5%% at 99%% in bursts of 10: 900 clean frames certify it)")
     args = parser.parse_args()
     if shutil.which("taskset") is None:
         sys.exit("taskset is not installed (util-linux)")
     args.out.mkdir(parents=True, exist_ok=True)
-    quiet = run(args.out, args.frames, "undisturbed", WorkerHooks())
+    quiet = run(args.out, args, "undisturbed", WorkerHooks())
     disturber = Disturber(args.after, args.seconds, args.hogs)
-    loud = run(args.out, args.frames, "disturbed", WorkerHooks(started=disturber.started, event=disturber.event))
+    loud = run(args.out, args, "disturbed", WorkerHooks(started=disturber.started, event=disturber.event))
     describe("undisturbed", quiet)
     describe("disturbed on purpose", loud)
 

@@ -59,3 +59,22 @@ def test_a_longer_burst_than_assumed_widens_the_blocks() -> None:
 def test_independent_frames_rule_is_clopper_pearson() -> None:
     cert = certify_late_share([np.zeros(459, dtype=bool)], 1, 0.01, 0.99)
     assert cert.certified and cert.upper == pytest.approx(0.01, rel=0.01)
+
+
+def test_a_run_that_is_certainly_not_real_time_stops_early_and_a_good_one_never_does() -> None:
+    from harness.contract.stopping import EarlyStop, looks, should_stop
+
+    stop = EarlyStop(deadline_ms=72.0, block_frames=10, target=0.01, confidence=0.99, min_frames=100, frames=4590)
+    assert looks(stop) == [100, 200, 400, 800, 1600, 3200]
+    slow = [True] * 100
+    why = should_stop(slow, stop)
+    assert why is not None and why.startswith("stopped after 100 of 4590 frames: 100 late (> 72 ms)")
+    assert should_stop([True] * 99, stop) is None, "only at a look"
+    assert should_stop([False] * 3200, stop) is None
+    # Independent late frames at the target itself: stopped in at most 1 - confidence of runs, over every look.
+    rng = np.random.default_rng(5)
+    stopped = 0
+    for _ in range(300):
+        flags = (rng.random(3200) < 0.01).tolist()
+        stopped += any(should_stop(flags[:n], stop) for n in looks(stop))
+    assert stopped / 300 <= 0.01

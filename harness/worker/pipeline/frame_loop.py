@@ -12,6 +12,7 @@ import torch
 from moshi.models.compression import MimiModel
 from moshi.models.lm import LMGen
 
+from harness.contract.stopping import EarlyStop, should_stop
 from harness.contract.wire import PersonaJob, PrefillSamples
 from harness.worker.pipeline.audio import speech_like
 from harness.worker.pipeline.clock import StageClock
@@ -57,6 +58,7 @@ class FrameLoopResult:
     others_cpu_ms: list[float] = field(default_factory=list)  # empty where /proc/stat is unavailable
     gc_ms: list[float] = field(default_factory=list)  # this process's own collections during the frame
     cpu_sources: dict[str, str] = field(default_factory=dict)
+    stopped_early: str = ""
 
 
 class _GcTimer:
@@ -188,6 +190,7 @@ def run_frame_loop(
     other_mimi: Optional[MimiModel] = None,
     persona: Optional[PersonaJob] = None,
     make_loop: Callable[..., FrameLoop] = FrameLoop,  # lockstep.JoiningLoop: a session joins mid-run
+    stop: Optional[EarlyStop] = None,
 ) -> FrameLoopResult:
     """Run warmup + measured frames.
 
@@ -200,6 +203,8 @@ def run_frame_loop(
     collected inside the window; it stays enabled and unfrozen during it, as in a server (moshi.server touches
     neither), so the window pays the collections a server pays, and `gc_ms` says which frames held one.
 
+    With `stop`, the run ends early once its late share is shown to be above the target (harness.contract.stopping).
+
     With a persona the warmup frames are the server's start-up; then a call connects: streaming state reset, the
     persona prefill (timed step by step), and the measured frames of the conversation.
     """
@@ -207,6 +212,7 @@ def run_frame_loop(
     total = warmup_frames + frames
     process_clock = ProcessClock()
     result.cpu_sources = process_clock.sources
+    late: list[bool] = []
     with make_loop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames,
                    other_mimi=other_mimi) as loop, _GcTimer() as gc_timer:
         result.stage_ms = {s: [] for s in loop.stages}
@@ -257,6 +263,11 @@ def run_frame_loop(
                 result.gc_ms.append((gc_timer.total_ns - gc_before) / 1e6)
             if on_frame is not None:
                 on_frame(index, total, is_warmup, times["total"])
+            if stop is not None and not is_warmup:
+                late.append(times["total"] > stop.deadline_ms)
+                result.stopped_early = should_stop(late, stop) or ""
+                if result.stopped_early:
+                    break
         result.compiled_total = _dynamo_frames()
         result.graphs_captured = loop.captured_graphs()
     process_clock.close()
