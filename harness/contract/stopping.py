@@ -7,7 +7,9 @@ that many frames are (about) independent, and the share of late frames in each b
 mean is the late-frame share; Hoeffding's inequality bounds that mean from below. The test is made only at
 `min_frames`, then each time the measured frames double (a handful of looks), each at (1 - confidence) / looks
 (Bonferroni), so that a configuration that is in fact real time is stopped with probability at most
-1 - confidence. The parent judges the frames measured; the record says the run stopped and why.
+1 - confidence. A frame counts as late here only when it is late without the time its threads waited for a CPU
+(run-queue wait, where Linux gives it): a disturbed machine must not stop a run (the verdict says "re-run" from
+the whole record instead). The parent judges the frames measured; the record says the run stopped and why.
 """
 
 from __future__ import annotations

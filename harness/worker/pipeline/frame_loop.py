@@ -264,7 +264,10 @@ def run_frame_loop(
             if on_frame is not None:
                 on_frame(index, total, is_warmup, times["total"])
             if stop is not None and not is_warmup:
-                late.append(times["total"] > stop.deadline_ms)
+                # Late by the code, not by the machine: time spent waiting for a CPU is not the configuration's,
+                # and a run must not stop on a disturbance (the verdict judges that from the whole record).
+                waited = frame_cpu.run_wait_ms or 0.0
+                late.append(times["total"] - waited > stop.deadline_ms)
                 result.stopped_early = should_stop(late, stop) or ""
                 if result.stopped_early:
                     break
