@@ -59,6 +59,7 @@ def should_stop(late: Sequence[bool], stop: EarlyStop) -> Optional[str]:
     bound = late_share_lower_bound(late, stop.block_frames, alpha)
     if bound is None or bound <= stop.target:
         return None
-    return (f"stopped after {len(late)} of {stop.frames} frames: {sum(late)} late (> {stop.deadline_ms:g} ms), so "
+    return (f"stopped after {len(late)} of {stop.frames} frames: {sum(late)} late (> {stop.deadline_ms:g} ms without "
+            "waiting for a CPU), so "
             f"the late share is above {bound:.1%} with {stop.confidence:.0%} confidence, more than the "
             f"{stop.target:.0%} allowed: the rest could not make it real time")
