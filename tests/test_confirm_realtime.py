@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.conftest import run_cli
@@ -42,6 +43,14 @@ def test_a_fast_go_is_confirmed_by_a_paced_run(tmp_path: Path) -> None:
         assert any(r.startswith("confirmed at pace: realtime") for r in verdict["reasons"]), verdict["reasons"]
     else:  # a machine so loaded that the paced frames missed 4.5 s, or disturbed: the verdict says which
         assert "pace: realtime" in verdict["headline"], verdict["headline"]
+    run = results["runs"][0]
+    cpu = run["metrics"]["frame_cpu"]  # was the worker running? one entry per measured frame, from the real worker
+    assert len(cpu["cpu_ms"]) == len(cpu["process_cpu_ms"]) == len(run["metrics"]["samples_ms"]) == 4
+    assert all(0 < c <= w + 0.5 for c, w in zip(cpu["cpu_ms"], run["metrics"]["samples_ms"]))
+    if cpu["sources"]["run_wait"] == "schedstat":
+        assert len(cpu["run_wait_ms"]) == 4 and min(cpu["run_wait_ms"]) >= 0
+    if "THP_MEM_ALLOC_ENABLE" not in os.environ:
+        assert "THP_MEM_ALLOC_ENABLE" not in run["engine"]["env"], "no tuned setting a server would not have"
     assert (out / ".work" / "tiny.realtime" / "job.json").exists()
     job = json.loads((out / ".work" / "tiny.realtime" / "job.json").read_text())
     assert job["paced_frame_ms"] == 5000 and job["frames"] == 2
