@@ -80,10 +80,19 @@ def test_memory_slope_and_cost() -> None:
     probes = [_probe(1, True, 940 * MIB), _probe(2, True, 1030 * MIB), _probe(4, True, 1090 * MIB),
               CapacityProbe(sessions=8, verdict="memory", ran=False)]
     assert memory_slope(probes) == pytest.approx(30 * MIB, rel=1e-6)
-    line = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "NVIDIA H100 80GB HBM3", 4, 400.0)
+    line = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "NVIDIA H100 80GB HBM3", 4, 400.0, paced=True)
     assert line is not None and line.per_conversation_hour_usd == pytest.approx(0.5)
-    assert line.energy_wh_per_conversation_hour == pytest.approx(100.0)  # 400 J/s of audio over 4 sessions
+    assert line.energy_wh_per_conversation_hour == pytest.approx(100.0)  # 400 J/s of audio at real-time pace, / 4
     assert "scenario" in line.price_source
+    # Back to back (pace fast): a 40 ms tick's compute energy (400 J/s x 80 ms = 32 J) + 100 W idle for the other
+    # 40 ms of the frame (4 J) = 36 J per 80 ms = 450 J/s, over 4 sessions.
+    fast = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "H100", 4, 400.0, tick_ms=40.0, period_ms=80.0,
+                     idle_power_w=100.0)
+    assert fast is not None and fast.energy_wh_per_conversation_hour == pytest.approx(112.5)
+    assert "idle power 100 W" in fast.energy_note
+    # ... and without the idle power no real-time figure: it would understate the energy.
+    bare = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "H100", 4, 400.0, tick_ms=40.0)
+    assert bare is not None and bare.energy_wh_per_conversation_hour is None and "not measured" in bare.energy_note
     assert cost_line(CapacitySpec(), 3.0, "cpu", 2, None).per_conversation_hour_usd == pytest.approx(1.5)
     assert cost_line(CapacitySpec(), None, "AMD EPYC", 2, None) is None  # no price for a CPU: said, not guessed
 
