@@ -155,10 +155,11 @@ def process_capacity(runner: ProcessRunner, run: RunConfig, session: Session, cr
     out.how, out.max_realtime_processes, out.limited_by = "measured", best, limited
     out.probes = sorted(probes, key=lambda p: p.processes)
     at_best = next((p for p in probes if p.processes == best and p.ran), None)
-    certified = at_best is not None and at_best.certified
-    out.judged_by = ("the GO rule: p99 within the deadline and every process's late-frame rate certified" if certified
-                     else "p99 within the deadline only (the GO rule's timing part); not certified by it: "
-                          f"{at_best.frames if at_best else 0} frames per process")
+    frames = max((p.frames for p in probes if p.ran), default=0)
+    out.judged_by = ("the GO rule: p99 within the deadline and every process's late-frame rate certified"
+                     if at_best is not None and at_best.certified
+                     else "p99 within the deadline only (the GO rule's timing part), not certified by the GO rule "
+                          f"({frames} frames per process)")
     out.notes.append(f"measured: K worker processes at batch 1 started together after warmup, each at real-time pace "
                      f"(a frame every {session.scenario.get('frame_budget_ms', 80.0)} ms) with its own call's "
                      "persona prefill; " + rule.replace("predicted, not measured: ", "the prediction would say: "))

@@ -252,7 +252,9 @@ class ScenarioRunner:
                 return runner._execute(sized, display, frames)
 
             def processes(self, probe_run: RunConfig, count: int) -> ProcessBatch:
-                return runner._together(probe_run, count, frames)
+                # At real-time pace a frame takes the whole budget: the scenario's frames, not the 459 that
+                # certify (judged by p99 and said so unless they are that many).
+                return runner._together(probe_run, count, runner.options.frames or runner.frames)
 
         return capacity.capacity_run(Probes(), run, session, scenario.criteria, note=display.note,
                                      plan_target=from_machine(self.machine) if self.machine else None,
