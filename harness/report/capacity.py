@@ -186,3 +186,16 @@ def capacity_sections(session: Session) -> list[CapacitySection]:
     budget = float(session.scenario.get("frame_budget_ms", 80.0))
     return [_section(r.name, r.metrics.capacity, budget) for r in session.runs
             if r.metrics is not None and r.metrics.capacity is not None]
+
+
+def capacity_markdown(session: Session) -> list[str]:
+    """summary.md's capacity lines: both figures, each with what can deploy it, and the join's stall."""
+    lines: list[str] = []
+    for section in capacity_sections(session):
+        lines += ["", f"Capacity of {section.run}:"]
+        if section.processes is not None:
+            lines.append(f"- {section.processes.headline} ({section.processes.judged_by}); {section.processes.cost}")
+        lines.append(f"- {section.headline}: {section.lockstep_needs} ({section.judged_by or '-'}); {section.cost}")
+        if section.admission != "-":
+            lines.append(f"- {section.admission}")
+    return lines

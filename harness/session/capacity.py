@@ -109,7 +109,7 @@ def admission(result: RunResult, deadline_ms: float, budget_ms: float, sessions:
     behind = stall + max(0.0, (sample.tick_ms[0] if sample.tick_ms else 0.0) - deadline_ms)
     how = ("per-slot reset + the persona prefill the server runs for a new connection "
            f"({persona.voice_steps} voice, {persona.silence_steps} silence, {persona.text_steps} text steps, "
-           f"each after the server's {persona.wait_s * 1e3 / max(1, len(persona.step_ms)):.0f} ms wait)"
+           f"each after a liveness wait: {persona.wait_s * 1e3 / max(1, len(persona.step_ms)):.0f} ms on average here)"
            if persona is not None else f"per-slot reset + {sample.warmup_steps} neutral warm-up steps (no persona)")
     return Admission(slot=sample.slot, at_tick=sample.at_tick, warmup_steps=sample.warmup_steps,
                      reset_ms=sample.reset_ms, prefill_ms=sample.prefill_ms, stall_ms=stall,
