@@ -108,6 +108,24 @@ def test_buyer_order_go_first_then_deployable_cost_then_p99() -> None:
     assert [x.hostname for x in buyer_order(machines)] == ["go-cheap", "go-dear", "go-fast", "nogo", "failed"]
 
 
+def test_fleet_html_ranks_by_server_processes_and_shows_lockstep_apart() -> None:
+    from datetime import datetime, timezone
+
+    from harness.fleet.render import render_fleet_html
+    from harness.records.fleet import Fleet
+
+    machines = buyer_order([
+        FleetMachine(hostname="batcher", scenario="s", status="ok", verdict="GO", server_processes=1,
+                     server_processes_how="measured", cost_per_conversation_hour=2.0, lockstep_sessions=16,
+                     lockstep_cost_per_conversation_hour=0.125),
+        FleetMachine(hostname="many", scenario="s", status="ok", verdict="GO", server_processes=4,
+                     server_processes_how="predicted", cost_per_conversation_hour=0.5)])
+    html = render_fleet_html(Fleet(harness_version="x", created_at=datetime.now(timezone.utc), scenarios=["s"],
+                                   machines=machines))
+    assert html.index("many") < html.index("batcher")  # 4 processes beat 16 lockstep sessions no server runs
+    assert "4 (predicted)" in html and "16 ($0.125)" in html and "need a batching server" in html
+
+
 def test_fleet_version_1_keeps_its_lockstep_figure_apart(tmp_path: Path) -> None:
     (tmp_path / "fleet.json").write_text(json.dumps({
         "schema_name": "harness.fleet", "schema_version": 1, "harness_version": "x",

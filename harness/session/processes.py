@@ -31,12 +31,14 @@ class ProcessRunner(Protocol):
     def processes(self, run: RunConfig, count: int) -> ProcessBatch: ...
 
 
-def _peak(result: RunResult) -> Optional[int]:
+def _peak(result: RunResult, alone: bool = True) -> Optional[int]:
+    """One process's memory: host peak RSS, or on a GPU what the driver saw used (CUDA context included) when the
+    process ran alone; beside others the device total counts them too, so the allocator's reserved peak."""
     m = result.metrics
     if m is None:
         return None
     if m.cuda is not None:
-        return m.cuda.device_used_bytes or m.cuda.peak_reserved_bytes
+        return (m.cuda.device_used_bytes if alone else None) or m.cuda.peak_reserved_bytes
     return m.peak_rss_bytes
 
 
@@ -68,7 +70,7 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
     probe.frames = min(m.frames for m in metrics)
     probe.step_p50_ms = sorted(m.ms_per_step.p50 for m in metrics)[len(metrics) // 2]
     probe.step_p99_ms = max(m.ms_per_step.p99 for m in metrics)
-    peaks = [p for p in (_peak(r) for r in results) if p]
+    peaks = [p for p in (_peak(r, alone=count == 1) for r in results) if p]
     probe.peak_memory_bytes = max(peaks) if peaks else None
     probe.certified = certified
     joules = [m.telemetry_summary.joules_per_audio_second for m in metrics
