@@ -151,6 +151,8 @@ class GpuSessions(Record):
     fixed_bytes: int = Field(description="the batch-1 device peak less one session (weights, Mimi, context)")
     floor_ms_at_max: Optional[float] = Field(default=None, description="bandwidth roofline of a tick at that size")
     sessions_by_floor: Optional[int] = Field(default=None, description="largest size whose floor meets the deadline")
+    processes_by_memory: Optional[int] = Field(default=None, description="one-call server processes that fit (each "
+                                                                         "its batch-1 peak: weights, Mimi, context)")
 
 
 class CapacityResult(Record):

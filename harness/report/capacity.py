@@ -164,6 +164,7 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
                        "out: a batching server must interleave a joining caller's prefill with the others' frames")
     cost, energy = _cost(cap.cost)
     predicted_rows = [{"gpu": g.gpu, "vram": f"{g.vram_bytes / GIB:.0f}", "sessions": g.sessions_by_memory,
+                       "processes": "-" if g.processes_by_memory is None else str(g.processes_by_memory),
                        "per_session": f"{g.per_session_bytes / GIB:.2f}", "fixed": f"{g.fixed_bytes / GIB:.1f}",
                        "floor": _ms(g.floor_ms_at_max),
                        "by_floor": "-" if g.sessions_by_floor is None else str(g.sessions_by_floor)}

@@ -298,5 +298,6 @@ def predicted_gpus(arch: ArchitectureFacts, run: RunConfig, session: Session, de
     """The planner's memory-bound sessions of this run's configuration on every GPU of the table."""
     return [GpuSessions(gpu=b.gpu or b.target, vram_bytes=b.capacity_bytes or 0, sessions_by_memory=b.max_sessions,
                         per_session_bytes=b.per_session.bytes, fixed_bytes=b.fixed_bytes,
-                        floor_ms_at_max=b.floor_ms_at_max, sessions_by_floor=b.realtime_by_floor)
+                        floor_ms_at_max=b.floor_ms_at_max, sessions_by_floor=b.realtime_by_floor,
+                        processes_by_memory=b.processes_by_memory)
             for b in gpu_table_bounds(arch, run, session.machine, deadline_ms=deadline_ms)]
