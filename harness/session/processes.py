@@ -15,7 +15,7 @@ from typing import Callable, Optional, Protocol
 from harness.records.capacity import CapacitySpec, ProcessCapacity, ProcessProbe
 from harness.records.config import Device, RunConfig
 from harness.records.schema import RunResult, Session
-from harness.scenario.model import Criteria
+from harness.records.scenario import Criteria
 from harness.session.size_search import search
 from harness.verdict.recommend import assess_run
 from harness.verdict.validity import assess_validity
@@ -163,7 +163,7 @@ def process_capacity(runner: ProcessRunner, run: RunConfig, session: Session, cr
                      else "p99 within the deadline only (the GO rule's timing part), not certified by the GO rule "
                           f"({frames} frames per process)")
     out.notes.append(f"measured: K worker processes at batch 1 started together after warmup, each at real-time pace "
-                     f"(a frame every {session.scenario.get('frame_budget_ms', 80.0)} ms) with its own call's "
+                     f"(a frame every {session.scenario.frame_budget_ms:g} ms) with its own call's "
                      "persona prefill; " + rule.replace("predicted, not measured: ", "the prediction would say: "))
     if by_memory is not None and best >= max_k and by_memory > max_k:
         out.notes.append(f"the search stopped at max_processes {max_k}; memory alone would allow {by_memory}")
