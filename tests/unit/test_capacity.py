@@ -174,3 +174,16 @@ def test_search_with_the_planners_bound_never_runs_what_cannot_fit() -> None:
     probes, best, limited = search(16, lambda n: None if n <= bound else "no", _measure(100, tried))
     assert best == 3 and limited == "memory" and tried == [1, 2, 3]
     assert {p.sessions: p.ran for p in probes} == {1: True, 2: True, 4: False, 3: True}
+
+
+def test_idle_power_comes_from_the_workers_idle_window() -> None:
+    from harness.contract.wire import TelemetrySeries
+    from harness.session.summaries import summarize_telemetry
+
+    t = [i / 10 for i in range(40)]  # 10 Hz: idle from 0.5 to 1.5 s, frames from 2.0 s on
+    power = [300.0 if x < 0.5 else 80.0 if x <= 1.5 else 400.0 for x in t]
+    series = TelemetrySeries(hz=10, sources={"gpu": "available"}, t_s=t, gpu_power_w=power,
+                             gpu_energy_j=[400.0 * x for x in t])
+    out = summarize_telemetry(series, 2.0, 3.9, audio_s=1.9, idle_window=[0.5, 1.5])
+    assert out.idle_power_w == 80.0 and out.gpu_power_mean_w == 400.0
+    assert summarize_telemetry(series, 2.0, 3.9, audio_s=1.9).idle_power_w is None
