@@ -272,7 +272,8 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
                              tick_ms=float(np.mean(out.metrics.samples_ms)) if out.metrics.samples_ms else None,
                              period_ms=budget, idle_power_w=telemetry.idle_power_w if telemetry else None)
     at_best = next((p for p in probes if p.sessions == best and p.ran), None)
-    summary.judged_by = at_best.judged_by if at_best is not None else ""
+    judged = at_best or next((p for p in probes if p.ran), None)  # none passed: the rule the first probe failed by
+    summary.judged_by = judged.judged_by if judged is not None else ""
     summary.processes = process_capacity(runner, run, session, criteria, spec=spec, single=results.get(1),
                                          deadline_ms=deadline, torch_threads=torch_threads, note=note)
     if summary.processes is not None:
