@@ -60,7 +60,7 @@ def test_both_capacity_figures_and_the_join_prefill(tmp_path: Path, write_scenar
     assert procs.cost is not None and procs.cost.sessions == 2
     assert not list((tmp_path / ".work").glob("*.barrier"))  # the start barrier's folder is cleaned up
     html = (tmp_path / "report.html").read_text()
-    assert "Server processes per machine" in html and "Needs a batching server" in html
+    assert "Server processes per machine" in html and "A lockstep batch needs a batching server" in html
     assert "stalls the other 1 for" in html
     # The fleet's deployable figure is the server processes; the lockstep batch is kept apart.
     line = machine_from_session(session, FleetMachine(scenario="capacity", status="ok"))
