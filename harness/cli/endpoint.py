@@ -99,6 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--handshake-timeout", type=float, default=None,
                    help="seconds a caller waits for the handshake (default: 60 + callers x (seconds + 30))")
     p.add_argument("--connect-timeout", type=float, default=10.0)
+    p.add_argument("--drain", type=float, default=2.0,
+                   help="after its stream, a caller listens at most this long for the audio the server still owes")
     p.add_argument("--insecure", action="store_true", help="wss:// without checking the certificate")
     p.add_argument("--slo-first-audio-ms", type=float, default=Slo().first_audio_ms)
     p.add_argument("--slo-interval-p99-ms", type=float, default=Slo().interval_p99_ms)
@@ -233,7 +235,8 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
                     search_sessions=args.search, search_servers=args.capacity_servers,
                     machine_hour_usd=args.machine_hour_usd, seed=args.seed)
     settings = CallSettings(call_seconds=args.seconds, connect_timeout_s=args.connect_timeout,
-                            handshake_timeout_s=args.handshake_timeout, insecure=args.insecure)
+                            handshake_timeout_s=args.handshake_timeout, drain_s=args.drain,
+                            insecure=args.insecure)
     quiet = args.json
     signal.signal(signal.SIGTERM, _raise_interrupt)
 

@@ -18,10 +18,11 @@ from typing import Optional
 import aiohttp
 
 from harness.endpoint.audio import Microphone, Speaker
-from harness.endpoint.protocol import Kind, kind_name, split_message
+from harness.endpoint.protocol import FRAME_SAMPLES, Kind, kind_name, split_message
 from harness.records.endpoint import CallerRaw
 
 FRAME_S = 0.080
+CAUGHT_UP_FRAMES = 2  # a server has caught up when it owes no more than moshi's delay
 
 
 class Clock:
@@ -45,7 +46,7 @@ class CallPlan:
     call_seconds: float
     connect_timeout_s: float = 10.0
     handshake_timeout_s: float = 60.0
-    drain_s: float = 0.5  # after the last frame, how long the caller still listens before hanging up
+    drain_s: float = 2.0  # after the last frame, at most this long listening for what the server still owes
     insecure: bool = False  # wss:// without certificate checks
 
 
@@ -64,10 +65,15 @@ def _tls(plan: CallPlan) -> ssl.SSLContext | bool:
 
 
 def _connect_error(exc: BaseException, url: str) -> str:
+    return " ".join(_connect_reason(exc, url).split())  # one line, whatever the library put in its message
+
+
+def _connect_reason(exc: BaseException, url: str) -> str:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return f"TLS failure: certificate not accepted ({exc.certificate_error})"
-    if isinstance(exc, aiohttp.ClientConnectorSSLError) or isinstance(exc, ssl.SSLError):
-        return f"TLS failure: {exc}"
+    if isinstance(exc, (aiohttp.ClientConnectorSSLError, ssl.SSLError)):
+        cause = getattr(exc, "os_error", exc)
+        return f"TLS failure: {getattr(cause, 'reason', None) or cause} (is it a wss:// server?)"
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         return (f"not a moshi server: HTTP {exc.status} to the WebSocket upgrade on {url.split('?')[0]} "
                 f"({exc.message or 'no upgrade'})")
@@ -76,7 +82,7 @@ def _connect_error(exc: BaseException, url: str) -> str:
     if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
         return "not a moshi server: it closed the connection during the HTTP upgrade"
     if isinstance(exc, aiohttp.ClientResponseError):
-        return f"not a moshi server: {exc.message or exc}"
+        return f"not a moshi server: its reply is not HTTP ({str(exc.message or exc).splitlines()[0][:120]})"
     if isinstance(exc, aiohttp.ClientOSError):
         return f"connection failed: {exc.strerror or exc}"
     if isinstance(exc, asyncio.TimeoutError):
@@ -159,10 +165,12 @@ async def _converse(plan: CallPlan, clock: Clock, ws: aiohttp.ClientWebSocketRes
     receiver = asyncio.create_task(_receive(ws, outcome, clock))
     done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     if sender in done and sender.exception() is None and not receiver.done():
-        try:  # the stream is over: listen a little longer for what the server still owes, then hang up
-            await asyncio.wait_for(asyncio.shield(receiver), timeout=plan.drain_s)
-        except asyncio.TimeoutError:
-            pass
+        # The stream is over: listen until the server has answered every frame (less moshi's delay) or the drain
+        # time passes, then hang up. Figures at the stream's end (deficit) do not depend on this.
+        deadline = clock.now() + plan.drain_s
+        owed = (len(outcome.raw.send_s) - CAUGHT_UP_FRAMES) * FRAME_SAMPLES
+        while not receiver.done() and clock.now() < deadline and sum(outcome.raw.audio_samples) < owed:
+            await asyncio.wait({receiver}, timeout=min(0.05, max(0.0, deadline - clock.now())))
         if not receiver.done():
             outcome.close_reason = outcome.close_reason or "caller hung up after its stream"
             await ws.close()

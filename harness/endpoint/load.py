@@ -21,7 +21,7 @@ class CallSettings:
     call_seconds: float = 10.0
     connect_timeout_s: float = 10.0
     handshake_timeout_s: Optional[float] = None  # None: long enough to wait for every call queued ahead
-    drain_s: float = 0.5
+    drain_s: float = 2.0
     insecure: bool = False
 
     def handshake_timeout(self, callers: int) -> float:
