@@ -18,7 +18,7 @@ from harness.contract.presets import preset_names
 from harness.endpoint.load import CallSettings
 from harness.endpoint.measure import LoadSpec, ServerSource, measure
 from harness.endpoint.protocol import UrlError, chat_url
-from harness.endpoint.serving import ServeError, ServeSpec, start
+from harness.endpoint.serving import ServeError, ServeSpec, default_cache, start
 from harness.launcher.server import stop_server
 from harness.records.endpoint import EndpointResults, LoadRun, Slo, write_endpoint
 from harness.report.endpoint import render_endpoint_html, summary_line
@@ -118,6 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=_SERVE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_server_options(s, "--preset")
     s.add_argument("--port", type=int, default=8998)
+    s.add_argument("--log", type=Path, default=None, help="the server's output (default CACHE/logs/serve-PORT.log)")
     s.set_defaults(handler=cmd_serve)
 
 
@@ -140,7 +141,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     if not 0 < args.port < 65536:
         return _usage(f"--port {args.port}: not a port")
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    log = (args.cache_dir or Path.cwd()) / f"serve-{args.port}.log" if args.cache_dir else Path(f"serve-{args.port}.log")
+    log = args.log or (args.cache_dir or default_cache()) / "logs" / f"serve-{args.port}.log"
     server = None
     try:
         console.print(f"starting {args.server} server, {args.preset}, {args.weights} weights, {args.device} "

@@ -10,7 +10,8 @@ from harness.records.endpoint import CallerResult, LoadKind, LoadRun, Slo
 from harness.stats.endpoint import (calls_overlap, deficit_frames, drift_ms_per_s, packet_intervals, send_lateness_ms,
                                     split_handshake, underrun_s)
 
-QUEUED_MS = 160.0  # a lock wait above two frames means the caller was queued behind another call
+QUEUED_MS = 160.0
+HANDOVER_S = 0.25  # the next call's handshake may leave the server just before the caller sees its own close  # a lock wait above two frames means the caller was queued behind another call
 
 
 def _ms(seconds: Optional[float]) -> Optional[float]:
@@ -77,10 +78,11 @@ def one_call_at_a_time(rows: Sequence[CallerResult]) -> Optional[bool]:
     and no two calls ever streamed together. False: calls streamed together. None: cannot tell (no overlap tried)."""
     served = [r for r in rows if r.raw.handshake_s is not None and r.raw.end_s is not None]
     spans = [(r.raw.handshake_s, r.raw.end_s) for r in served]
-    if calls_overlap(spans):
+    if calls_overlap(spans, HANDOVER_S):
         return False
-    waited = any(r.raw.upgraded_s is not None and other.raw.handshake_s < r.raw.upgraded_s < other.raw.end_s
-                 for r in rows for other in served if other is not r)
+    waited = any(r.raw.upgraded_s < other.raw.end_s and r.raw.handshake_s >= other.raw.end_s - HANDOVER_S
+                 and r.raw.handshake_s > other.raw.handshake_s
+                 for r in served if r.raw.upgraded_s is not None for other in served if other is not r)
     return True if waited else None
 
 

@@ -104,10 +104,10 @@ def split_handshake(upgraded_s: float, handshake_s: float, previous_end_s: Optio
     return HandshakeSplit(lock_wait_s=wait, prefill_s=handshake_s - upgraded_s - wait)
 
 
-def calls_overlap(spans: Sequence[tuple[float, float]]) -> bool:
-    """True when two calls streamed at the same time (each span: handshake to end)."""
+def calls_overlap(spans: Sequence[tuple[float, float]], tolerance_s: float = 1e-3) -> bool:
+    """True when two calls streamed at the same time (each span: handshake to end) by more than `tolerance_s`."""
     ordered = sorted(spans)
-    return any(b[0] < a[1] - 1e-3 for a, b in zip(ordered, ordered[1:]))
+    return any(b[0] < a[1] - tolerance_s for a, b in zip(ordered, ordered[1:]))
 
 
 def poisson_arrivals(rate_per_s: float, count: int, seed: int) -> list[float]:
