@@ -140,7 +140,8 @@ def _raise_interrupt(*_: object) -> None:
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     if not 0 < args.port < 65536:
         return _usage(f"--port {args.port}: not a port")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGINT too: a shell's `&` job starts with it ignored
+        signal.signal(sig, _raise_interrupt)
     log = args.log or (args.cache_dir or default_cache()) / "logs" / f"serve-{args.port}.log"
     server = None
     try:
@@ -239,7 +240,8 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
                             handshake_timeout_s=args.handshake_timeout, drain_s=args.drain,
                             insecure=args.insecure)
     quiet = args.json
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
 
     def on_run(run: LoadRun) -> None:
         if not quiet:

@@ -109,25 +109,30 @@ def _hf_stub(home: Path) -> None:
     (snapshot / "config.json").write_text(json.dumps({"note": "stub written by harness serve"}) + "\n")
 
 
-def _synthetic_files(spec: ServeSpec, flavor: str, env: dict[str, str], cache: Path) -> tuple[Path, Path]:
-    """(shared folder: Mimi, tokenizer, voices; model folder: LM + config), written once per interpreter."""
+def _synthetic_files(spec: ServeSpec, flavor: str, env: dict[str, str], cache: Path) -> tuple[Path, Path, Path]:
+    """(shared folder: tokenizer, voices; LM + config folder; Mimi folder), written once per interpreter."""
     shared = cache / "shared"
     if not (shared / ".ready").exists():
-        served = [sys.executable, "-m", "harness.worker.served"]
-        _step([*served, "mimi", str(shared)], env, cache / "prepare.log", "Mimi's synthetic weights")
-        _step([*served, "tokenizer", str(shared), str(TEXT_CARD)], env, cache / "prepare.log", "the tokenizer")
+        _step([sys.executable, "-m", "harness.worker.served", "tokenizer", str(shared), str(TEXT_CARD)], env,
+              cache / "prepare.log", "the tokenizer")
         (shared / ".ready").write_text("ok\n")
     voices = shared / f"voices-{spec.voice_frames}"
     if not (voices / "voices" / VOICE_FILE).exists():
         _step([sys.executable, "-m", "harness.worker.served", "voice", str(voices), str(spec.voice_frames)], env,
               cache / "prepare.log", "the voice prompt")
     key = hashlib.sha256(f"{spec.interpreter()}|{flavor}|{spec.preset}".encode()).hexdigest()[:12]
+    mimi_key = hashlib.sha256(f"{spec.interpreter()}|{flavor}".encode()).hexdigest()[:12]
     model = cache / f"{spec.preset}-{flavor.split()[0]}-{key}"
+    mimi = cache / f"mimi-{flavor.split()[0]}-{mimi_key}"
+    if not (mimi / ".ready").exists():  # Mimi's attention layout differs between PyPI moshi and the fork too
+        _step([spec.interpreter(), "-m", "harness.worker.served", "mimi", str(mimi)], env, cache / "prepare.log",
+              "Mimi's synthetic weights")
+        (mimi / ".ready").write_text(f"{flavor}\n")
     if not (model / ".ready").exists():
         _step([spec.interpreter(), "-m", "harness.worker.served", "lm", str(model), spec.preset], env,
               cache / "prepare.log", f"the {spec.preset} LM's synthetic weights")
         (model / ".ready").write_text(f"{flavor}\n")
-    return shared, model
+    return shared, model, mimi
 
 
 def prepare(spec: ServeSpec) -> PreparedServer:
@@ -148,8 +153,8 @@ def prepare(spec: ServeSpec) -> PreparedServer:
     if not spec.compile:
         env["NO_TORCH_COMPILE"] = "1"
     if spec.weights == "synthetic":
-        shared, model = _synthetic_files(spec, flavor, env, cache)
-        lm, mimi, tokenizer = model / LM_FILE, shared / MIMI_FILE, shared / TOKENIZER_FILE
+        shared, model, mimi_dir = _synthetic_files(spec, flavor, env, cache)
+        lm, mimi, tokenizer = model / LM_FILE, mimi_dir / MIMI_FILE, shared / TOKENIZER_FILE
         config: Optional[Path] = model / "config.json"
         voices = shared / f"voices-{spec.voice_frames}" / "voices"
         weights = "synthetic weights (speed, not speech)"

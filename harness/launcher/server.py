@@ -18,11 +18,17 @@ from typing import Optional
 
 import psutil
 
-from harness.launcher.spawn import tail_text
+from harness.launcher.spawn import tail_text as _tail_text
 
 POLL_S = 0.5
 TERM_GRACE_S = 5.0
 LOOPBACK = "127.0.0.1"
+LINE_CHARS = 300  # a log line longer than this is cut (state-dict errors list hundreds of keys on one line)
+
+
+def tail_text(path: Path, max_lines: int = 12) -> str:
+    lines = _tail_text(path, max_lines=max_lines).splitlines()
+    return "\n".join(line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + " ..." for line in lines)
 
 
 class ServerStartError(RuntimeError):

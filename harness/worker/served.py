@@ -1,6 +1,6 @@
 """Files and start-up for a REAL moshi / PersonaPlex server running the harness's synthetic weights.
 
-`python -m harness.worker.served mimi DIR` (any environment with PyPI moshi) writes Mimi with synthetic weights;
+`python -m harness.worker.served mimi DIR` writes Mimi with synthetic weights, in the layout of this interpreter's moshi;
 `python -m harness.worker.served lm DIR PRESET` writes the LM of a preset, built from the moshi that THIS interpreter
 imports (PyPI moshi and NVIDIA's fork lay out attention weights differently: each server gets a checkpoint in its own
 layout), plus `config.json` (the architecture in PyPI moshi's `--config-path` format);
@@ -56,11 +56,27 @@ def _save(module, path: Path) -> None:  # noqa: ANN001 - torch module
     tmp.replace(path)
 
 
+def _mimi_on_meta():  # noqa: ANN202 - moshi's MimiModel, from whichever moshi this interpreter has
+    import torch
+    from moshi.models import loaders
+
+    try:
+        with torch.device("meta"):
+            return loaders.get_mimi(None, device="meta", num_codebooks=8)
+    except TypeError:  # NVIDIA's fork: get_mimi(filename, device) always loads a file; build it with no file read
+        load_model = loaders.load_model
+        loaders.load_model = lambda *args, **kwargs: None
+        try:
+            with torch.device("meta"):
+                return loaders.get_mimi("synthetic.safetensors", device="meta")
+        finally:
+            loaders.load_model = load_model
+
+
 def write_mimi(out: Path) -> None:
-    from harness.worker.engine.architecture import mimi_on_meta
     from harness.worker.engine.synthetic import SyntheticWeights
 
-    mimi = mimi_on_meta()
+    mimi = _mimi_on_meta()
     SyntheticWeights(1).materialize(mimi, "cpu")
     _save(mimi, out / MIMI_FILE)
 
