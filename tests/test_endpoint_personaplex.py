@@ -70,7 +70,7 @@ def test_personaplex_server_prefills_before_its_handshake(fork_python: Path) -> 
                          "--voice-frames", "3")
     try:
         assert "voice_prompt=voice.wav" in served.url  # harness serve tells callers the query the fork needs
-        url = chat_url(served.url, "voice.wav", "You enjoy a good conversation.")
+        url = chat_url(served.url, "voice.wav", "Hi.")  # a short persona keeps the prefill short here
         run = closed_loop([url], 1, CallSettings(call_seconds=0.24, drain_s=300.0, handshake_timeout_s=900.0), Slo())
         caller = run.callers[0]
         assert caller.status == "ok", caller.reason

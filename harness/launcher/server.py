@@ -69,6 +69,8 @@ def listening(port: int, host: str = LOOPBACK) -> bool:
 def start_server(command: list[str], env: dict[str, str], port: int, log: Path, ready_timeout_s: float,
                  host: str = LOOPBACK) -> RunningServer:
     """Start `command`; return once `host:port` accepts connections. Raises ServerStartError (after stopping it)."""
+    if listening(port, host):  # something else answers there: readiness could not be told apart from it
+        raise ServerStartError(f"port {port} on {host} is already in use; choose another (--port)")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
