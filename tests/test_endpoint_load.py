@@ -67,3 +67,5 @@ def test_open_loop_keeps_every_call(tmp_path: Path) -> None:
     starts = [c.raw.scheduled_start_s for c in run.callers]
     assert starts == sorted(starts) and len(set(starts)) == 4
     assert all(c.status == "ok" and c.text.strip().startswith("hi") for c in run.callers)
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="fig-received-vs-sent"' in html and 'id="fig-intervals"' in html and "open loop" in html
