@@ -133,8 +133,16 @@ def _usage(message: str) -> int:
     return EXIT_USAGE
 
 
-def _raise_interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+class _Stopped(KeyboardInterrupt):
+    """A signal asked us to stop: servers we started are stopped on the way out, then exit 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.code = 128 + signum
+
+
+def _raise_interrupt(signum: int, _: object) -> None:
+    raise _Stopped(signum)
 
 
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
@@ -157,8 +165,8 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
         return EXIT_RUN_FAILED
     except ServeError as exc:
         return _usage(str(exc))
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        return getattr(exc, "code", EXIT_INTERRUPTED)
     finally:
         if server is not None:
             stop_server(server)
@@ -256,9 +264,9 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
         return _usage(str(exc))
     except UrlError as exc:
         return _usage(str(exc))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("harness: interrupted; servers it started are stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return getattr(exc, "code", EXIT_INTERRUPTED)
     write_endpoint(results, out)
     (out / "report.html").write_text(render_endpoint_html(results), encoding="utf-8")
     (out / "summary.md").write_text(summary_line(results) + "\n", encoding="utf-8")
