@@ -91,9 +91,8 @@ def load_run(kind: LoadKind, outcomes: Sequence[CallOutcome], slo: Slo, call_sec
     rows = [caller_row(i, o) for i, o in enumerate(outcomes)]
     for row in rows:
         if row.raw.audio_s:
-            stream_end = row.raw.send_s[-1] + 0.08 if row.raw.send_s else None
             row.underrun_s = underrun_s(row.raw.audio_s, row.raw.audio_samples, SAMPLE_RATE,
-                                        slo.jitter_buffer_ms / 1000.0, until_s=stream_end)
+                                        slo.jitter_buffer_ms / 1000.0, owed_samples=len(row.raw.send_s) * FRAME_SAMPLES)
     _split_locks(rows)
     serial = one_call_at_a_time(rows) if servers == 1 else None
     for row in rows:

@@ -65,17 +65,20 @@ def drift_ms_per_s(sent_s: Sequence[float], arrivals_s: Sequence[float], samples
 
 
 def underrun_s(arrivals_s: Sequence[float], samples: Sequence[int], sample_rate: int, buffer_s: float,
-               until_s: Optional[float] = None) -> float:
+               owed_samples: Optional[int] = None) -> float:
     """Seconds of silence a speaker plays: it starts `buffer_s` after the first packet and then wants audio at the
     real-time rate; when the next sample has not arrived it plays silence until it does (the delay stays).
-    Only gaps before `until_s` (the end of the caller's stream) count: after it the server has nothing to say."""
+    Only audio the server owed counts (`owed_samples`: one frame out per frame the caller sent): a gap after the
+    server has answered everything is the end of the call, not an underrun."""
     if not arrivals_s:
         return 0.0
     play = arrivals_s[0] + buffer_s  # when the next buffered sample is due
     silence = 0.0
+    heard = 0
     for t, n in zip(arrivals_s, samples):
-        if until_s is not None and t > until_s:
+        if owed_samples is not None and heard >= owed_samples:
             break
+        heard += n
         if t > play:
             silence += t - play
             play = t

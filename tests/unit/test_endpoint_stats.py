@@ -44,7 +44,7 @@ def test_underrun_counts_the_silence_a_speaker_plays() -> None:
     # speaker starts at 0.08 (one-frame buffer); wants the 4th frame at 0.32, it comes at 0.6
     assert underrun_s(arrivals, samples, 24000, 0.08) == pytest.approx(0.28)
     assert underrun_s(arrivals, samples, 24000, 1.0) == 0.0
-    assert underrun_s(arrivals, samples, 24000, 0.08, until_s=0.5) == 0.0
+    assert underrun_s(arrivals, samples, 24000, 0.08, owed_samples=3 * 1920) == 0.0  # the call had ended
 
 
 def test_handshake_split_and_overlap() -> None:
