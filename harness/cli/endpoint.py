@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", default=None, metavar="COMMAND", help="start this server first ({port} replaced)")
     _add_server_options(p, "--serve-preset")
     p.add_argument("--handshake-timeout", type=float, default=None,
-                   help="seconds a caller waits for the handshake (default: 60 + callers x (seconds + 30))")
+                   help="seconds a caller waits for the handshake (default: 600 + callers x (seconds + drain + 60))")
     p.add_argument("--connect-timeout", type=float, default=10.0)
     p.add_argument("--drain", type=float, default=2.0,
                    help="after its stream, a caller listens at most this long for the audio the server still owes")

@@ -27,7 +27,9 @@ class CallSettings:
     def handshake_timeout(self, callers: int) -> float:
         if self.handshake_timeout_s is not None:
             return self.handshake_timeout_s
-        return 60.0 + callers * (self.call_seconds + 30.0)
+        # a queued caller waits for every call ahead of it as the server processes it (a slow server's call lasts
+        # longer than its audio), so the default is generous; --handshake-timeout sets it
+        return 600.0 + callers * (self.call_seconds + self.drain_s + 60.0)
 
 
 async def _run(plans: Sequence[CallPlan]) -> list[CallOutcome]:
