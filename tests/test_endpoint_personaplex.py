@@ -67,7 +67,7 @@ def fork_python() -> Path:
 
 def test_personaplex_server_prefills_before_its_handshake(fork_python: Path) -> None:
     served = start_serve("--preset", "personaplex-tiny", "--server", "personaplex", "--python", str(fork_python),
-                         "--voice-frames", "3")
+                         "--voice-frames", "6")  # 480 ms: the fork normalises loudness over 400 ms blocks
     try:
         assert "voice_prompt=voice.wav" in served.url  # harness serve tells callers the query the fork needs
         url = chat_url(served.url, "voice.wav", "Hi.")  # a short persona keeps the prefill short here

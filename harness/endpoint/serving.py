@@ -32,6 +32,7 @@ TEXT_CARD = 32000  # moshi's _lm_kwargs["text_card"]; no preset changes it
 VOICE_FILE = "voice.wav"
 PERSONAPLEX_REPO = "nvidia/personaplex-7b-v1"
 PREPARE_TIMEOUT_S = 1800.0
+MIN_VOICE_FRAMES = 6  # pyloudnorm (in NVIDIA's load_voice_prompt) needs more than one 400 ms block
 
 
 class ServeError(RuntimeError):
@@ -138,6 +139,9 @@ def _synthetic_files(spec: ServeSpec, flavor: str, env: dict[str, str], cache: P
 def prepare(spec: ServeSpec) -> PreparedServer:
     if spec.preset not in PRESETS:
         raise ServeError(f"unknown preset {spec.preset!r} (harness presets lists them)")
+    if spec.voice_frames < MIN_VOICE_FRAMES:
+        raise ServeError(f"--voice-frames {spec.voice_frames}: NVIDIA's server measures the voice prompt's loudness "
+                         f"over 400 ms blocks and fails on a shorter one; use at least {MIN_VOICE_FRAMES}")
     if spec.server == "personaplex" and spec.python is None:
         raise ServeError("--server personaplex needs --python: the interpreter of an environment with NVIDIA's "
                          "moshi-personaplex installed (its server is not PyPI moshi's)")
