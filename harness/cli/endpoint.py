@@ -216,7 +216,8 @@ def _caller_table(run: LoadRun) -> Table:
         return "-" if value is None else f"{value:.{digits}f}"
 
     for c in run.callers:
-        gaps = "-" if c.interval_p50_ms is None else f"{c.interval_p50_ms:.0f}/{c.interval_p99_ms:.0f}/{c.interval_max_ms:.0f}"
+        gaps = ("-" if c.interval_p50_ms is None
+                else f"{c.interval_p50_ms:.0f}/{c.interval_p99_ms:.0f}/{c.interval_max_ms:.0f}")
         status = c.status if c.status == "ok" else f"failed: {c.reason}"
         table.add_row(str(c.index), status, f(c.connect_ms, 1), f(c.handshake_ms), f(c.lock_wait_ms),
                       f(c.prefill_ms), f(c.first_audio_ms), gaps, f(c.deficit_frames, 1), f(c.drift_ms_per_s, 2),

@@ -11,7 +11,7 @@ from harness.stats.endpoint import (calls_overlap, deficit_frames, drift_ms_per_
                                     split_handshake, underrun_s)
 
 QUEUED_MS = 160.0
-HANDOVER_S = 0.25  # the next call's handshake may leave the server just before the caller sees its own close  # a lock wait above two frames means the caller was queued behind another call
+HANDOVER_S = 0.25  # the next call's handshake may leave the server just before the caller sees its own close
 
 
 def _ms(seconds: Optional[float]) -> Optional[float]:

@@ -42,7 +42,8 @@ def _f(value: Optional[float], digits: int = 0) -> str:
 
 
 def _row(c: CallerResult) -> _Row:
-    gaps = "-" if c.interval_p50_ms is None else f"{c.interval_p50_ms:.0f} / {c.interval_p99_ms:.0f} / {c.interval_max_ms:.0f}"
+    gaps = ("-" if c.interval_p50_ms is None
+            else f"{c.interval_p50_ms:.0f} / {c.interval_p99_ms:.0f} / {c.interval_max_ms:.0f}")
     return _Row(index=c.index, status=c.status, reason=c.reason or "", connect=_f(c.connect_ms, 1),
                 handshake=_f(c.handshake_ms), lock=_f(c.lock_wait_ms), prefill=_f(c.prefill_ms),
                 first_audio=_f(c.first_audio_ms), gaps=gaps, frames=f"{c.sent_frames} / {c.received_frames:.1f}",
