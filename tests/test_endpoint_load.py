@@ -69,3 +69,6 @@ def test_open_loop_keeps_every_call(tmp_path: Path) -> None:
     assert all(c.status == "ok" and c.text.strip().startswith("hi") for c in run.callers)
     html = (tmp_path / "report.html").read_text()
     assert 'id="fig-received-vs-sent"' in html and 'id="fig-intervals"' in html and "open loop" in html
+    (tmp_path / "report.html").unlink()
+    again = run_cli("report", str(tmp_path))  # re-rendered from endpoint.json alone
+    assert again.returncode == 0 and "open loop" in (tmp_path / "report.html").read_text(), again.stderr
