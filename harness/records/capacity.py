@@ -13,7 +13,8 @@ from pydantic import Field
 from harness.records.base import Record
 
 ProbeVerdict = Literal["realtime", "late", "memory", "failed"]
-LimitedBy = Literal["time", "memory", "max_sessions", "failed"]
+# time_limit: `harness run --time-limit` stopped the search before a size failed (the result is a lower bound)
+LimitedBy = Literal["time", "memory", "max_sessions", "failed", "time_limit"]
 
 
 class JoinSpec(Record):

@@ -126,7 +126,8 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
                 + (f", peak memory {_mib(cap.peak_memory_bytes)} MiB" if cap.peak_memory_bytes else ""))
     limited = {"time": "time (the next size misses the deadline)", "memory": "memory (the next size does not fit)",
                "max_sessions": "the search's max_sessions (every size tried passed)",
-               "failed": "a failure (see the probes)"}[cap.limited_by]
+               "failed": "a failure (see the probes)",
+               "time_limit": "the run's --time-limit (stopped before a size failed: a lower bound)"}[cap.limited_by]
     return CapacitySection(run=run, headline=headline, limited_by=limited, cost=cost, energy=energy,
                            per_session=per_session, admission=admission, notes=cap.notes, probes=rows,
                            predicted=predicted_rows, figure=_figure(run, cap, budget_ms))

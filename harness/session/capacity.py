@@ -44,11 +44,16 @@ def ticks_to_certify(criteria: Criteria) -> int:
 
 # --- the search (pure: sizes in, probes out) --------------------------------------------------------------------
 
+class OutOfTime(Exception):
+    """Raised by a probe runner when the session's time limit leaves no time for another probe."""
+
+
 def search(max_sessions: int, fits: Callable[[int], Optional[str]],
            measure: Callable[[int], CapacityProbe]) -> tuple[list[CapacityProbe], int, LimitedBy]:
     """Double from 1 until a size fails, then bisect. `fits(n)` is None when the planner says n fits, else why
     not; `measure(n)` runs a probe. Returns the probes in the order tried, the largest real-time size, and what
-    stopped it: the first failing size's kind, or `max_sessions` when the largest allowed size passed."""
+    stopped it: the first failing size's kind, or `max_sessions` when the largest allowed size passed, or
+    `time_limit` when `measure` raised OutOfTime (what was measured is kept: the size is a lower bound)."""
     probes: list[CapacityProbe] = []
 
     def passes(n: int) -> bool:
@@ -58,6 +63,21 @@ def search(max_sessions: int, fits: Callable[[int], Optional[str]],
         probes.append(probe)
         return probe.verdict == "realtime"
 
+    try:
+        best, failing = _double_then_bisect(max_sessions, passes)
+    except OutOfTime:
+        ceiling = min((p.sessions for p in probes if p.verdict != "realtime"), default=None)
+        best = max((p.sessions for p in probes
+                    if p.verdict == "realtime" and (ceiling is None or p.sessions < ceiling)), default=0)
+        return probes, best, "time_limit"
+    if failing is None:
+        return probes, best, "max_sessions"
+    verdict = next(p.verdict for p in probes if p.sessions == failing)
+    limited: LimitedBy = {"late": "time", "memory": "memory"}.get(verdict, "failed")  # type: ignore[assignment]
+    return probes, best, limited
+
+
+def _double_then_bisect(max_sessions: int, passes: Callable[[int], bool]) -> tuple[int, Optional[int]]:
     best, failing, n = 0, None, 1
     while True:
         if not passes(n):
@@ -74,11 +94,7 @@ def search(max_sessions: int, fits: Callable[[int], Optional[str]],
                 best = mid
             else:
                 failing = mid
-    if failing is None:
-        return probes, best, "max_sessions"
-    verdict = next(p.verdict for p in probes if p.sessions == failing)
-    limited: LimitedBy = {"late": "time", "memory": "memory"}.get(verdict, "failed")  # type: ignore[assignment]
-    return probes, best, limited
+    return best, failing
 
 
 # --- one probe: a measured RunResult judged by the verdict's rule ------------------------------------------------
@@ -225,9 +241,15 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
         return f"the planner predicts {n} sessions do not fit in memory ({bound} do)"
 
     results: dict[int, RunResult] = {}
+    stopped: list[str] = []
 
     def measure(n: int) -> CapacityProbe:
-        result = results[n] = runner.probe(run, n)
+        try:
+            result = results[n] = runner.probe(run, n)
+        except OutOfTime as stop:
+            stopped.append(f"{n} sessions: {stop}")
+            note(f"  capacity {run.name}: {n} session(s) not measured: {stop}")
+            raise
         probe = judge(result, n, session, criteria, predicted(n))
         budget = result.metrics.frame_budget_ms if result.metrics else 0.0
         probe.admission = admission(result, criteria.deadline_ms(budget))
@@ -241,6 +263,7 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
     deadline = criteria.deadline_ms(float(session.scenario.get("frame_budget_ms", 80.0)))
     summary = summarize(probes, best, limited, device=device_label(run, session), deadline_ms=deadline, bound=bound,
                         predicted_per_session=per_session)
+    summary.notes.extend(f"search stopped: {why}; {best} session(s) is a lower bound" for why in stopped)
     if chosen is None:  # only possible when even one session cannot fit: nothing ran
         out = RunResult(name=run.name, config=run.model_copy(update={"batch_size": 1}), status="skipped",
                         reason="capacity: " + (probes[0].reasons[0] if probes and probes[0].reasons else "nothing ran"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -54,6 +55,9 @@ class RunOptions:
     force: bool = False  # run what the planner predicts cannot work
     resume: Optional[Session] = None  # reuse this session's ok runs measured the same way on the same machine
     gpu_hour_usd: Optional[float] = None  # capacity runs: price for the cost per conversation-hour
+    # Wall-clock cap on the whole session (seconds from its start): no run or capacity probe starts after it, and a
+    # worker's timeout is cut to what is left, so that the session ends by then with what it measured.
+    time_limit_s: Optional[float] = None
 
 
 def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int:
@@ -95,6 +99,17 @@ class ScenarioRunner:
         self.frames = frames_to_measure(scenario, options.frames)
         self.warmup = options.warmup_frames or scenario.warmup_frames
         self.timeout_s = options.timeout_s or scenario.timeout_s
+        self._deadline: Optional[float] = None  # time.monotonic() at which --time-limit runs out
+
+    def time_left(self) -> Optional[float]:
+        """Seconds left under --time-limit (None: no limit)."""
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
+    def _out_of_time(self) -> Optional[str]:
+        left = self.time_left()
+        if left is None or left > 0:
+            return None
+        return f"not started: the session's --time-limit of {self.options.time_limit_s:g} s was reached"
 
     def _job(self, run: RunConfig, work: Path, env: dict[str, str], frames: Optional[int] = None) -> BenchJob:
         s = self.loaded.scenario
@@ -149,7 +164,9 @@ class ScenarioRunner:
         return assemble.ProcessOutcome(outcome, reply)
 
     def _timeout(self, run: RunConfig) -> float:
-        return self.options.timeout_s or run.timeout_s or self.timeout_s
+        configured = self.options.timeout_s or run.timeout_s or self.timeout_s
+        left = self.time_left()
+        return configured if left is None else max(1.0, min(configured, left))
 
     def _execute(self, run: RunConfig, display: RunDisplay, frames: Optional[int] = None) -> RunResult:
         started = utc_now()
@@ -194,7 +211,7 @@ class ScenarioRunner:
             display.note(f"{run.name}: measured before with the same configuration on this machine (--resume)")
             return reused.model_copy(update={"resumed": True})
         plan = self._plan(run, session)
-        reason = auto_skip or skip_reason(run, self.machine, plan)
+        reason = auto_skip or skip_reason(run, self.machine, plan) or self._out_of_time()
         if reason is not None and self.options.force and reason.startswith("predicted"):
             reason = None
         if (reason is not None and run.capacity is not None and plan is not None and not plan.fits_memory
@@ -229,8 +246,15 @@ class ScenarioRunner:
 
         class Probes:
             def probe(self, probe_run: RunConfig, sessions: int) -> RunResult:
+                late = runner._out_of_time()
+                if late is not None:
+                    raise capacity.OutOfTime(late)
                 sized = probe_run.model_copy(update={"name": f"{probe_run.name}.s{sessions}", "batch_size": sessions})
-                return runner._execute(sized, display, frames)
+                result = runner._execute(sized, display, frames)
+                if result.status != "ok" and runner._out_of_time() is not None:
+                    raise capacity.OutOfTime(f"stopped at the session's --time-limit of {runner.options.time_limit_s:g} "
+                                             f"s ({result.reason or result.status})")
+                return result
 
         return capacity.capacity_run(Probes(), run, session, scenario.criteria, note=display.note,
                                      plan_target=from_machine(self.machine) if self.machine else None,
@@ -239,6 +263,8 @@ class ScenarioRunner:
 
     def run(self, runs: list[RunConfig]) -> Session:
         now = utc_now()
+        if self.options.time_limit_s is not None:
+            self._deadline = time.monotonic() + self.options.time_limit_s
         self.console.print("probing this machine (torch in a separate process) ...", highlight=False)
         probe = probe_machine(self.out_dir / WORK_DIR / "probe", presets=[self.loaded.scenario.preset],
                               disk_path=self.out_dir)
