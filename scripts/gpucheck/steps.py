@@ -44,7 +44,7 @@ def wheels(check: GpuCheck, step: Step) -> None:
     site = check.work / "site"
     rc, timed_out = check.sh(step, [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
                                     "--no-compile", "--disable-pip-version-check", "--target", str(site),
-                                    *map(str, found)], check.left())
+                                    *map(str, found)], check.step_left())
     check.finish(step, rc, timed_out, "pip install")
     check.facts["wheels"] = [w.name for w in found]
     if step.status == "running":
@@ -60,8 +60,11 @@ def wheels_then_versions(check: GpuCheck, step: Step) -> None:
 
 
 def versions(check: GpuCheck, step: Step) -> None:
+    """The versions later steps will import (a carried wheel's too, which shows it is on their PYTHONPATH)."""
     out = check.work / "versions.json"
-    check.sh(step, [sys.executable, "-c", _VERSIONS % (PACKAGES,)], min(60.0, check.left()), stdout_file=out)
+    carried = tuple(name.split("-")[0] for name in check.facts.get("wheels", []))  # type: ignore[union-attr]
+    names = PACKAGES + tuple(n for n in carried if n not in PACKAGES)
+    check.sh(step, [sys.executable, "-c", _VERSIONS % (names,)], min(60.0, check.step_left()), stdout_file=out)
     try:
         check.facts["packages"] = json.loads(out.read_text(encoding="utf-8"))
         step.notes.append("packages: " + ", ".join(f"{k} {v or 'missing'}" for k, v in check.facts["packages"].items()))
@@ -71,7 +74,7 @@ def versions(check: GpuCheck, step: Step) -> None:
 
 def probe(check: GpuCheck, step: Step) -> None:
     out = check.work / "probe.json"
-    rc, timed_out = check.harness(step, "probe", "--json", limit_s=check.left(), stdout_file=out)
+    rc, timed_out = check.harness(step, "probe", "--json", limit_s=check.step_left(), stdout_file=out)
     step.exit_code = rc
     try:
         report = json.loads(out.read_text(encoding="utf-8"))
@@ -95,7 +98,7 @@ def pytest_gpu(check: GpuCheck, step: Step) -> None:
            "--basetemp", str(check.work / "pytest-tmp"), "--junitxml", str(check.work / "pytest-gpu.xml")]
     if check.int8:
         cmd += ["-k", "int8"]
-    rc, timed_out = check.sh(step, cmd, check.left())
+    rc, timed_out = check.sh(step, cmd, check.step_left())
     if rc == 5 and not timed_out:  # pytest: no test selected
         step.exit_code, step.reason = rc, "no GPU test selected"
         return
@@ -109,7 +112,7 @@ def harness_run(check: GpuCheck, step: Step, scenario: str, run: str, folder: st
     the run did (a run harness skipped, e.g. CUDA graphs on a CPU, makes the step skipped with harness's reason)."""
     out = check.work / "runs" / folder
     step.results_dir = str(out.relative_to(check.work))
-    limit = check.left()
+    limit = check.step_left()
     rc, timed_out = check.harness(step, "run", scenario, "--only", run, "--out", str(out),
                                   "--time-limit", f"{max(limit - 5, 1):.0f}", *extra, limit_s=limit)
     records = run_records(out)
@@ -230,7 +233,7 @@ def endpoint(check: GpuCheck, step: Step) -> None:
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
         started = time.monotonic()
-        deadline = started + max(check.left() - p.endpoint_seconds - 15, 1)
+        deadline = started + max(check.step_left() - p.endpoint_seconds - 15, 1)
         while not _listening(port):
             if server.poll() is not None or time.monotonic() > deadline:
                 step.status = "failed"
@@ -242,7 +245,7 @@ def endpoint(check: GpuCheck, step: Step) -> None:
         url = printed.group(0) if printed else f"ws://127.0.0.1:{port}/api/chat"
         step.notes.append(f"server listening after {time.monotonic() - started:.0f} s: {url}")
         rc, timed_out = check.harness(step, "endpoint", url, "--sessions", "1", "--seconds", str(p.endpoint_seconds),
-                                      "--out", str(folder / "result"), limit_s=check.left())
+                                      "--out", str(folder / "result"), limit_s=check.step_left())
         check.finish(step, rc, timed_out, "harness endpoint")
     finally:
         signal_group(server.pid, signal.SIGINT)
