@@ -57,7 +57,7 @@ CPU = Preset(
     name="cpu", scenario="scenarios/gpu-check-cpu.yaml", capacity_scenario="scenarios/gpu-check-cpu-capacity.yaml",
     total_s=300, reserve_s=30, capacity_ticks=4, endpoint_preset="personaplex-tiny", endpoint_device="cpu",
     endpoint_seconds=3,
-    budgets={"wheels": 10, "probe": 15, "pytest-gpu": 30, "bf16-eager": 25, "bf16-graphs": 12, "fp16-graphs": 12,
+    budgets={"wheels": 10, "probe": 20, "pytest-gpu": 30, "bf16-eager": 25, "bf16-graphs": 12, "fp16-graphs": 12,
              "served": 25, "capacity": 30, "endpoint": 30, "compile": 60, "int8-graphs": 12, "int8-eager": 25},
 )
 
