@@ -21,8 +21,6 @@ from typing import Callable, Optional
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = {"schema_name": "harness.gpu-check", "schema_version": 1}
 KILL_GRACE_S = 10.0  # after SIGINT (harness keeps what it measured), before SIGKILL
-OVERRUN = 2.0  # a started step may take this many times its budget (never more than what is left), so that one
-# step that hangs or runs long cannot take the time of every step after it
 STEP_LOG = "gpu-check.json"
 CONSOLE_LOG = "gpu-check.log"
 
@@ -42,6 +40,9 @@ class Preset:
     endpoint_preset: str
     endpoint_device: str
     endpoint_seconds: int
+    # A started step may take this many times its budget (never more than what is left), so that one step that hangs
+    # or runs long cannot take the time of every step after it.
+    overrun: float = 2.0
 
 
 H200 = Preset(
@@ -57,8 +58,11 @@ CPU = Preset(
     name="cpu", scenario="scenarios/gpu-check-cpu.yaml", capacity_scenario="scenarios/gpu-check-cpu-capacity.yaml",
     total_s=300, reserve_s=30, capacity_ticks=4, endpoint_preset="personaplex-tiny", endpoint_device="cpu",
     endpoint_seconds=3,
-    budgets={"wheels": 10, "probe": 20, "pytest-gpu": 30, "bf16-eager": 25, "bf16-graphs": 12, "fp16-graphs": 12,
-             "served": 25, "capacity": 30, "endpoint": 30, "compile": 60, "int8-graphs": 12, "int8-eager": 25},
+    # Two idle cores (a CI runner): a harness run step = its probe (~7 s) + a personaplex-tiny worker (~10 s); the
+    # CUDA-graph runs are skipped here by harness, with their reason. Shared machines vary: steps may take 3x.
+    budgets={"wheels": 10, "probe": 15, "pytest-gpu": 20, "bf16-eager": 25, "bf16-graphs": 12, "fp16-graphs": 12,
+             "served": 25, "capacity": 35, "endpoint": 30, "compile": 60, "int8-graphs": 12, "int8-eager": 25},
+    overrun=3.0,
 )
 
 
@@ -127,10 +131,10 @@ class GpuCheck:
         return self.total_s - self.preset.reserve_s - self.elapsed()
 
     def step_left(self) -> float:
-        """Seconds the running step may still use: what is left, and at most OVERRUN times its budget."""
+        """Seconds the running step may still use: what is left, and at most `overrun` times its budget."""
         step = self.steps[-1]
         spent = self.elapsed() - (step.started_s or 0.0)
-        return min(self.left(), OVERRUN * step.budget_s - spent)
+        return min(self.left(), self.preset.overrun * step.budget_s - spent)
 
     def say(self, text: str) -> None:
         line = f"[gpu-check {self.elapsed():4.0f} s] {text}"
@@ -207,7 +211,7 @@ class GpuCheck:
             step.status, step.reason = "failed", f"{type(exc).__name__}: {exc}"
         if step.status == "running":
             step.status = "ok"
-        step.seconds = round(self.elapsed() - step.started_s, 1)
+        step.seconds = round(max(self.elapsed() - step.started_s, 0.0), 1)
         over = f", {step.seconds - step.budget_s:.0f} s over its budget" if step.seconds > step.budget_s else ""
         self.say(f"step {index} {name}: {step.status} in {step.seconds:.0f} s{over}"
                  + (f": {step.reason}" if step.reason else ""))
