@@ -136,7 +136,7 @@ class ScenarioRunner:
                           silence_frames=persona.silence_frames, text_prompt_tokens=persona.text_prompt_tokens,
                           text_prompt=persona.text_prompt, tokenizer=tokenizer, server_wait_ms=persona.server_wait_ms)
 
-    def _process(self, run: RunConfig, display: RunDisplay, index: int,
+    def _process(self, run: RunConfig, display: RunDisplay, index: int, timeout_s: float,
                  frames: Optional[int] = None) -> assemble.ProcessOutcome:
         repeat = self.loaded.scenario.repeat
         label = run.name if repeat == 1 else f"{run.name}.{index + 1}"
@@ -151,7 +151,7 @@ class ScenarioRunner:
             display.event(event)
             self.hooks.event(run.name, event)
 
-        outcome = run_worker(work / "job.json", env, self._timeout(run), self.out_dir / LOG_DIR, label,
+        outcome = run_worker(work / "job.json", env, timeout_s, self.out_dir / LOG_DIR, label,
                              on_event=on_event, on_start=lambda pid: self.hooks.started(run.name, pid),
                              memory_limit_bytes=self.loaded.scenario.host_memory_limit_bytes,
                              python=run.python or sys.executable)
@@ -172,11 +172,12 @@ class ScenarioRunner:
         started = utc_now()
         processes = []
         for index in range(self.loaded.scenario.repeat):
-            processes.append(self._process(run, display, index, frames))
+            timeout_s = self._timeout(run)  # cut to the time left under --time-limit as each process starts
+            processes.append(self._process(run, display, index, timeout_s, frames))
             if not processes[-1].ok:
                 break  # a configuration that failed once is reported, not retried
         return assemble.from_workers(run, processes, frame_budget_ms=self.loaded.scenario.frame_budget_ms,
-                                     warmup_frames=self.warmup, timeout_s=self._timeout(run), started_at=started,
+                                     warmup_frames=self.warmup, timeout_s=timeout_s, started_at=started,
                                      machine=self.machine)
 
     def _plan(self, run: RunConfig, session: Session) -> Optional[RunPlan]:
