@@ -83,6 +83,10 @@ def test_every_step_started_or_skipped_with_its_reason(cpu_check) -> None:
         assert f"{s['name']}: budget " in console or f"{s['name']}: skipped: " in console, s["name"]
     summary = (out / "summary.md").read_text()
     assert all(f"| {name} |" in summary for name in CPU_STEPS[:-1])
+    if steps[3]["status"] == "ok":  # bf16-eager measured: its run is in the merged session, report and table
+        merged = json.loads((out / "results.json").read_text())
+        assert "bf16-eager" in [r["name"] for r in merged["runs"]] and (out / "report.html").is_file()
+        assert "| bf16-eager | core | ok |" in summary
     assert log["elapsed_s"] <= BUDGET_S + 15
 
 

@@ -151,7 +151,7 @@ class GpuCheck:
         """Run a command in its own process group with its output in the log (stdout into stdout_file when given),
         interrupted at limit_s (SIGINT: harness writes what it measured) and killed after a grace."""
         step.commands.append(cmd)
-        self.say("$ " + " ".join(cmd))
+        self.say("$ " + " ".join(arg if "\n" not in arg else "'<script>'" for arg in cmd))
         sink = stdout_file.open("w", encoding="utf-8") if stdout_file else None
         proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
                                 stdout=sink if sink else subprocess.PIPE,
