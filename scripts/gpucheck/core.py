@@ -160,25 +160,35 @@ class GpuCheck:
         assert stream is not None
         os.set_blocking(stream.fileno(), False)
         deadline, timed_out = time.monotonic() + max(limit_s, 1.0), False
-        while True:
-            data = stream.read()
-            if data:
-                self._echo(data.decode("utf-8", errors="replace"))
-            if proc.poll() is not None:
-                rest = stream.read()
-                if rest:
-                    self._echo(rest.decode("utf-8", errors="replace"))
-                break
-            if time.monotonic() > deadline:
-                if not timed_out:
-                    timed_out = True
-                    self.say(f"time limit of {limit_s:.0f} s reached: interrupting (what was measured is kept)")
-                    signal_group(proc.pid, signal.SIGINT)
-                    deadline = time.monotonic() + KILL_GRACE_S
-                else:
-                    signal_group(proc.pid, signal.SIGKILL)
-            time.sleep(0.2)
-        signal_group(proc.pid, signal.SIGKILL)  # nothing it started outlives it
+        try:
+            while True:
+                data = stream.read()
+                if data:
+                    self._echo(data.decode("utf-8", errors="replace"))
+                if proc.poll() is not None:
+                    rest = stream.read()
+                    if rest:
+                        self._echo(rest.decode("utf-8", errors="replace"))
+                    break
+                if time.monotonic() > deadline:
+                    if not timed_out:
+                        timed_out = True
+                        self.say(f"time limit of {limit_s:.0f} s reached: interrupting (what was measured is kept)")
+                        signal_group(proc.pid, signal.SIGINT)
+                        deadline = time.monotonic() + KILL_GRACE_S
+                    else:
+                        signal_group(proc.pid, signal.SIGKILL)
+                time.sleep(0.2)
+        except BaseException:  # gpu-check itself interrupted: the command (its own session) is interrupted too
+            signal_group(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+            raise
+        finally:
+            signal_group(proc.pid, signal.SIGKILL)  # nothing it started outlives it
+            proc.wait()
         if sink:
             sink.close()
         self.log.flush()
@@ -209,6 +219,11 @@ class GpuCheck:
             step.status, step.reason = "skipped", str(skip)
         except Exception as exc:  # a broken step is a record; the next step still runs
             step.status, step.reason = "failed", f"{type(exc).__name__}: {exc}"
+        except KeyboardInterrupt:
+            step.status, step.reason = "failed", "interrupted (Ctrl-C)"
+            step.seconds = round(max(self.elapsed() - step.started_s, 0.0), 1)
+            self.write_log()
+            raise
         if step.status == "running":
             step.status = "ok"
         step.seconds = round(max(self.elapsed() - step.started_s, 0.0), 1)

@@ -129,12 +129,14 @@ def harness_run(check: GpuCheck, step: Step, scenario: str, run: str, folder: st
     check.finish(step, rc, timed_out, "harness run")
     for record in records:
         status, reason = record.get("status"), record.get("reason") or ""
-        step.notes.append(f"{record.get('name')}: {status}" + (f", p50 {p50_ms(record):.1f} ms" if p50_ms(record)
-                                                                 else "") + (f" ({reason})" if reason else ""))
+        if status == "ok":
+            step.notes.append(f"{record.get('name')}: ok, p50 {p50_ms(record):.1f} ms")
         if status == "skipped" and step.status == "running":
             step.status, step.reason = "skipped", f"harness skipped {record.get('name')}: {reason}"
         elif status == "failed":
             step.status, step.reason = "failed", f"{record.get('name')} failed: {reason or record.get('signal')}"
+        elif status == "skipped" and step.status == "failed":  # interrupted after harness skipped the run
+            step.notes.append(f"harness skipped {record.get('name')}: {reason}")
     if not records and step.status == "running":
         step.status, step.reason = "failed", "harness run left no results.json"
     return records
