@@ -54,9 +54,15 @@ H200 = Preset(
     budgets={"wheels": 20, "probe": 40, "pytest-gpu": 120, "bf16-eager": 85, "bf16-graphs": 60, "fp16-graphs": 60,
              "served": 60, "capacity": 90, "endpoint": 60, "compile": 150, "int8-graphs": 90, "int8-eager": 120},
 )
+# The int8 call (bitsandbytes travels alone): wheels, probe, the one int8 GPU test, int8 with and without graphs.
+H200_INT8 = Preset(
+    name="h200-int8", scenario=H200.scenario, capacity_scenario=H200.capacity_scenario, total_s=330, reserve_s=25,
+    capacity_ticks=H200.capacity_ticks, endpoint_preset=H200.endpoint_preset, endpoint_device="cuda",
+    endpoint_seconds=H200.endpoint_seconds, budgets={**H200.budgets, "pytest-gpu": 60},
+)
 CPU = Preset(
     name="cpu", scenario="scenarios/gpu-check-cpu.yaml", capacity_scenario="scenarios/gpu-check-cpu-capacity.yaml",
-    total_s=300, reserve_s=30, capacity_ticks=4, endpoint_preset="personaplex-tiny", endpoint_device="cpu",
+    total_s=300, reserve_s=20, capacity_ticks=4, endpoint_preset="personaplex-tiny", endpoint_device="cpu",
     endpoint_seconds=3,
     # Two idle cores (a CI runner): a harness run step = its probe (~7 s) + a personaplex-tiny worker (~10 s); the
     # CUDA-graph runs are skipped here by harness, with their reason. Shared machines vary: steps may take 3x.

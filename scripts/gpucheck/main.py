@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from gpucheck.bundle import bundle
-from gpucheck.core import CPU, H200, GpuCheck
+from gpucheck.core import CPU, H200, H200_INT8, GpuCheck
 from gpucheck.steps import CORE_RUNS, run_steps
 
 STEP_NAMES = ("wheels", "probe", "pytest-gpu", *CORE_RUNS, "served", "capacity", "endpoint", "compile",
@@ -24,7 +24,8 @@ def parse_args(doc: str, argv: Optional[list[str]] = None) -> argparse.Namespace
     parser.add_argument("--int8", action="store_true", help="the int8 call: wheels, probe, the int8 GPU tests, int8 "
                                                             "with and without CUDA graphs")
     parser.add_argument("--budget", type=float, metavar="SECONDS",
-                        help=f"the whole command's time (default {H200.total_s:.0f}; {CPU.total_s:.0f} with --cpu)")
+                        help=f"the whole command's time (default {H200.total_s:.0f}; {H200_INT8.total_s:.0f} with "
+                             f"--int8, {CPU.total_s:.0f} with --cpu)")
     parser.add_argument("--wheels", type=Path, help="folder of wheels to install (default: the checkout's .whl/)")
     parser.add_argument("--work", type=Path, help="working folder (default: a new temporary folder)")
     parser.add_argument("--steps", help=f"comma-separated steps to run (of {', '.join(STEP_NAMES)}); the others are "
@@ -45,7 +46,8 @@ def parse_args(doc: str, argv: Optional[list[str]] = None) -> argparse.Namespace
 
 def main(doc: str, argv: Optional[list[str]] = None) -> int:
     args = parse_args(doc, argv)
-    check = GpuCheck(CPU if args.cpu else H200, Path(args.out), args.work, total_s=args.budget, int8=args.int8,
+    preset = CPU if args.cpu else H200_INT8 if args.int8 else H200
+    check = GpuCheck(preset, Path(args.out), args.work, total_s=args.budget, int8=args.int8,
                      wheels=args.wheels, fastest=args.fastest,
                      selected=set(args.steps.split(",")) if args.steps else None)
     check.say(f"gpu-check {check.preset.name}{' int8' if args.int8 else ''}: {check.total_s:.0f} s in all, "
