@@ -55,7 +55,7 @@ def merge(files: list[Path], into: Path) -> Optional[Session]:
         return None
     merged = sessions[0].model_copy(deep=True)
     for other in sessions[1:]:
-        if other.scenario.get("name") != merged.scenario.get("name"):
+        if other.scenario.name != merged.scenario.name:
             continue  # another scenario: its own folder stays in the bundle
         merged.runs.extend(other.runs)
         merged.updated_at = max(merged.updated_at, other.updated_at)
@@ -192,7 +192,7 @@ def summary(sources: Sources, merged: Optional[Session] = None) -> str:
         machine = sessions[0].machine
         gpus = ", ".join(f"{g.name} ({(g.memory_total_bytes or 0) / GIB:.0f} GiB)" for g in machine.gpus) or "no GPU"
         out += [f"Machine: {gpus}; {machine.cpu_model}, {machine.cpu_cores_logical} logical cores. "
-                f"Preset {sessions[0].scenario.get('preset')}, weights {sessions[0].weights}. "
+                f"Preset {sessions[0].scenario.preset}, weights {sessions[0].weights}. "
                 "RTF = p50 step / 80 ms budget (below 1 is faster than real time); peak memory is the allocator's "
                 "peak against the planner's prediction (host RSS on a CPU); roofline fraction = the planner's "
                 "bandwidth floor / measured p50.", ""]
