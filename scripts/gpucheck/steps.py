@@ -173,6 +173,8 @@ def served(check: GpuCheck, step: Step) -> None:
     times = measured(check, CORE_RUNS)
     bf16 = [run for run in times if run.startswith("bf16")]
     # the fastest bf16 measured now; with --fastest and nothing measured, its bf16 counterpart (same CUDA graphs)
+    if times and not bf16:
+        raise StepSkipped(f"no bf16 configuration was measured ok (NVIDIA's server offers bf16 only; fastest: {fastest})")
     choice = min(bf16, key=times.__getitem__) if bf16 else fastest.replace("fp16", "bf16")
     if choice != fastest:
         step.notes.append(f"fastest is {fastest}; the server offers bf16 only, so {choice} is served")
