@@ -99,12 +99,26 @@ def test_the_carried_wheel_is_installed_for_the_later_steps(cpu_check) -> None:
     assert packages["gpu_check_marker"] == "1.0"  # imported through the PYTHONPATH later steps get
 
 
-def test_a_step_that_does_not_fit_is_skipped_with_a_note() -> None:
+def _gpucheck(module: str):  # noqa: ANN202 - scripts/gpucheck is no installed package
     sys.path.insert(0, str(REPO / "scripts"))
     try:
-        core = importlib.import_module("gpucheck.core")
+        return importlib.import_module(f"gpucheck.{module}")
     finally:
         sys.path.remove(str(REPO / "scripts"))
+
+
+def test_the_served_frame_is_the_fastest_bf16() -> None:
+    steps = _gpucheck("steps")
+    times = {"bf16-eager": 77.0, "bf16-graphs": 31.0, "fp16-graphs": 29.0}
+    assert steps.served_choice("fp16-graphs", times) == "bf16-graphs"  # NVIDIA's server offers bf16 only
+    assert steps.served_choice("bf16-eager", {"bf16-eager": 77.0}) == "bf16-eager"
+    assert steps.served_choice("fp16-graphs", {}) == "bf16-graphs"  # a rerun with --fastest: the bf16 counterpart
+    with pytest.raises(_gpucheck("core").StepSkipped, match="no bf16 configuration was measured ok"):
+        steps.served_choice("fp16-graphs", {"fp16-graphs": 29.0})
+
+
+def test_a_step_that_does_not_fit_is_skipped_with_a_note() -> None:
+    core = _gpucheck("core")
     assert core.plan_step(60, 61) is None
     assert core.plan_step(60, 59) == "does not fit: needs ~60 s, 59 s left"
     assert core.plan_step(10, -3) == "does not fit: needs ~10 s, 0 s left"

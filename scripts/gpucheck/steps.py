@@ -166,16 +166,19 @@ def choose_fastest(check: GpuCheck) -> str:
     return check.fastest
 
 
-def served(check: GpuCheck, step: Step) -> None:
-    """The PersonaPlex server's frame (and its persona prefill) of the fastest bf16 configuration: NVIDIA's server
-    offers bf16 only, so a faster fp16 is noted and its bf16 counterpart served."""
-    fastest = choose_fastest(check)
-    times = measured(check, CORE_RUNS)
+def served_choice(fastest: str, times: dict[str, float]) -> str:
+    """NVIDIA's server offers bf16 only: the fastest bf16 configuration measured, or (a rerun with --fastest and
+    nothing measured) the bf16 counterpart of the fastest, with the same CUDA-graph setting."""
     bf16 = [run for run in times if run.startswith("bf16")]
-    # the fastest bf16 measured now; with --fastest and nothing measured, its bf16 counterpart (same CUDA graphs)
     if times and not bf16:
         raise StepSkipped(f"no bf16 configuration was measured ok (NVIDIA's server offers bf16 only; fastest: {fastest})")
-    choice = min(bf16, key=times.__getitem__) if bf16 else fastest.replace("fp16", "bf16")
+    return min(bf16, key=times.__getitem__) if bf16 else fastest.replace("fp16", "bf16")
+
+
+def served(check: GpuCheck, step: Step) -> None:
+    """The PersonaPlex server's frame (and its persona prefill) of the fastest bf16 configuration."""
+    fastest = choose_fastest(check)
+    choice = served_choice(fastest, measured(check, CORE_RUNS))
     if choice != fastest:
         step.notes.append(f"fastest is {fastest}; the server offers bf16 only, so {choice} is served")
     harness_run(check, step, check.preset.scenario, f"{choice}-server", "served")
