@@ -38,8 +38,11 @@ def find_sources(folder: Path) -> Sources:
     log_file = folder / "gpu-check.json"
     step_log = json.loads(log_file.read_text(encoding="utf-8")) if log_file.exists() else None
     runs_dir = folder / "runs"
-    if runs_dir.is_dir():  # the work folder
-        found = sorted(runs_dir.glob("*/results.json"))
+    if runs_dir.is_dir():  # the work folder: results folders in the order the steps ran
+        order = [s.get("results_dir") for s in (step_log or {}).get("steps", []) if s.get("results_dir")]
+        found = sorted(runs_dir.glob("*/results.json"),
+                       key=lambda f: (order.index(f"runs/{f.parent.name}") if f"runs/{f.parent.name}" in order
+                                      else len(order), f.parent.name))
         return Sources(step_log, [f for f in found if f.parent.name != "capacity"],
                        [f for f in found if f.parent.name == "capacity"])
     single = [folder / "results.json"] if (folder / "results.json").exists() else []
