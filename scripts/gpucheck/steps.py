@@ -253,7 +253,7 @@ def endpoint(check: GpuCheck, step: Step) -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 step.status = "failed"
                 step.reason = (f"harness serve exited {server.returncode} before listening" if server.poll() is not None
-                               else "harness serve did not listen in time")
+                               else "harness serve did not listen within its time limit")
                 return
             time.sleep(0.5)
         printed = re.search(r"wss?://\S+", (folder / "serve.log").read_text(encoding="utf-8", errors="replace"))
