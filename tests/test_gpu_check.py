@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -122,3 +123,19 @@ def test_a_step_that_does_not_fit_is_skipped_with_a_note() -> None:
     assert core.plan_step(60, 61) is None
     assert core.plan_step(60, 59) == "does not fit: needs ~60 s, 59 s left"
     assert core.plan_step(10, -3) == "does not fit: needs ~10 s, 0 s left"
+
+
+def test_the_tarball_leaves_out_the_largest_files_until_it_fits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = _gpucheck("bundle")
+    monkeypatch.setattr(bundle, "MAX_FILE_BYTES", 2**20)
+    work = tmp_path / "work"
+    (work / "runs" / "a" / "logs").mkdir(parents=True)
+    (work / "site" / "pydantic").mkdir(parents=True)
+    (work / "runs" / "a" / "results.json").write_text("{}")
+    (work / "runs" / "a" / "logs" / "a.stderr.log").write_bytes(os.urandom(2 * 2**20))  # incompressible
+    (work / "site" / "pydantic" / "x.py").write_text("installed wheels never travel back")
+    left_out = bundle._tarball(work, tmp_path / "bundle.tar.gz")
+    assert left_out == ["runs/a/logs/a.stderr.log"]
+    assert (tmp_path / "bundle.tar.gz").stat().st_size <= 2**20
+    with tarfile.open(tmp_path / "bundle.tar.gz") as tar:
+        assert tar.getnames() == ["gpu-check/runs/a/results.json"]
