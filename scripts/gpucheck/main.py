@@ -9,10 +9,9 @@ from typing import Optional
 
 from gpucheck.bundle import bundle
 from gpucheck.core import CPU, H200, H200_INT8, GpuCheck
-from gpucheck.steps import CORE_RUNS, run_steps
+from gpucheck.steps import CORE_RUNS, run_steps, step_names
 
-STEP_NAMES = ("wheels", "probe", "pytest-gpu", *CORE_RUNS, "served", "capacity", "endpoint", "compile",
-              "int8-graphs", "int8-eager")
+STEP_NAMES = tuple(dict.fromkeys(step_names(int8=False) + step_names(int8=True)))
 
 
 def parse_args(doc: str, argv: Optional[list[str]] = None) -> argparse.Namespace:

@@ -275,7 +275,17 @@ def endpoint(check: GpuCheck, step: Step) -> None:
 
 # --- the order -------------------------------------------------------------------------------------------------
 
+def step_names(int8: bool) -> list[str]:
+    return ["wheels", "probe", "pytest-gpu", *(INT8_RUNS if int8 else
+                                               (*CORE_RUNS, "served", "capacity", "endpoint", "compile"))]
+
+
 def run_steps(check: GpuCheck) -> None:
+    planned = [(name, check.preset.budgets[name]) for name in step_names(check.int8)
+               if check.selected is None or name in check.selected]
+    check.say("plan: " + ", ".join(f"{name} {budget:.0f} s" for name, budget in planned)
+              + f" = {sum(b for _, b in planned):.0f} s of budgets for {check.left():.0f} s; a step starts only if its "
+              "budget fits in what is left")
     check.step("wheels", lambda s: wheels_then_versions(check, s))
     check.step("probe", lambda s: probe(check, s))
     check.step("pytest-gpu", lambda s: pytest_gpu(check, s))
