@@ -44,8 +44,9 @@ def _members(work: Path, left_out: set[Path]) -> list[Path]:
 
 
 def _tarball(work: Path, target: Path) -> list[str]:
-    """The work folder as a gzipped tar under the size limit; the largest files are left out until it fits."""
-    left_out: set[Path] = set()
+    """The work folder as a gzipped tar under the size limit; the largest files are left out until it fits (at
+    once those four times the limit: model weights written by mistake are not worth compressing)."""
+    left_out = {p for p in _members(work, set()) if p.stat().st_size > 4 * MAX_FILE_BYTES}
     while True:
         members = _members(work, left_out)
         with tarfile.open(target, "w:gz") as tar:
