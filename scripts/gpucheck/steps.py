@@ -261,7 +261,11 @@ def endpoint(check: GpuCheck, step: Step) -> None:
         step.notes.append(f"server listening after {time.monotonic() - started:.0f} s: {url}")
         rc, timed_out = check.harness(step, "endpoint", url, "--sessions", "1", "--seconds", str(p.endpoint_seconds),
                                       "--out", str(folder / "result"), limit_s=check.step_left())
-        check.finish(step, rc, timed_out, "harness endpoint")
+        if rc == 1 and not timed_out:  # harness endpoint: a caller failed; its row says why (a measurement)
+            step.exit_code = rc
+            step.notes.append("a caller failed: see endpoint/result/endpoint.json in the bundle")
+        else:
+            check.finish(step, rc, timed_out, "harness endpoint")
     finally:
         signal_group(server.pid, signal.SIGINT)
         try:
