@@ -109,7 +109,8 @@ def _cost(c: Optional[CostLine], unit: str = "sessions") -> tuple[str, str]:
     if c is None:
         return ("no price for this device: give `capacity.gpu_hour_usd` or `harness run --gpu-hour-usd`", "-")
     if c.sessions == 0:
-        return (f"no cost per conversation-hour: not one {'process' if unit == 'processes' else 'session'} is real time here (${c.gpu_hour_usd:g} per hour, "
+        one = "process" if unit == "processes" else "session"
+        return (f"no cost per conversation-hour: not one {one} is real time here (${c.gpu_hour_usd:g} per hour, "
                 f"price: {c.price_source})", "-")
     per = ("-" if c.per_conversation_hour_usd is None
            else f"${c.per_conversation_hour_usd:.4f} per conversation-hour")
