@@ -34,9 +34,9 @@ from harness.records.validate import parse_wire
 from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.session import assemble, capacity
-from harness.session.size_search import OutOfTime
 from harness.session.display import RunDisplay
 from harness.session.processes import ProcessBatch
+from harness.session.size_search import OutOfTime
 from harness.verdict.recommend import decide
 
 WORK_DIR = ".work"
