@@ -7,8 +7,15 @@ from typing import Optional, Sequence
 from harness.endpoint.caller import CallOutcome
 from harness.endpoint.protocol import FRAME_SAMPLES, SAMPLE_RATE
 from harness.records.endpoint import CallerResult, LoadKind, LoadRun, Slo
-from harness.stats.endpoint import (calls_overlap, deficit_frames, drift_ms_per_s, packet_intervals, send_lateness_ms,
-                                    split_handshake, underrun_s)
+from harness.stats.endpoint import (
+    calls_overlap,
+    deficit_frames,
+    drift_ms_per_s,
+    packet_intervals,
+    send_lateness_ms,
+    split_handshake,
+    underrun_s,
+)
 
 QUEUED_MS = 160.0  # a lock wait above two frames means the caller was queued behind another call
 HANDOVER_S = 0.25  # the next call's handshake may leave the server just before the caller sees its own close

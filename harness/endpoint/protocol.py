@@ -41,7 +41,7 @@ def chat_url(url: str, voice_prompt: Optional[str], text_prompt: Optional[str]) 
     if not parts.hostname:
         raise UrlError(f"{url!r}: no host in the URL")
     try:
-        parts.port
+        _ = parts.port  # reading it validates it
     except ValueError:
         raise UrlError(f"{url!r}: the port is not a number between 0 and 65535") from None
     path = parts.path if parts.path not in ("", "/") else ROUTE

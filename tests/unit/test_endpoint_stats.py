@@ -9,8 +9,15 @@ from harness.endpoint.caller import CallOutcome
 from harness.endpoint.protocol import UrlError, chat_url, split_message
 from harness.endpoint.search import search
 from harness.records.endpoint import CallerRaw, LoadRun, Slo
-from harness.stats.endpoint import (calls_overlap, deficit_frames, drift_ms_per_s, packet_intervals, poisson_arrivals,
-                                    split_handshake, underrun_s)
+from harness.stats.endpoint import (
+    calls_overlap,
+    deficit_frames,
+    drift_ms_per_s,
+    packet_intervals,
+    poisson_arrivals,
+    split_handshake,
+    underrun_s,
+)
 
 
 def test_chat_url_adds_the_route_and_the_persona_but_never_a_seed() -> None:
