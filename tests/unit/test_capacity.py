@@ -18,6 +18,7 @@ from harness.records.identity import measurement_of
 from harness.records.scenario import Criteria, Scenario
 from harness.scenario.expand import expand_runs
 from harness.session.capacity import cost_line, memory_slope, search, ticks_to_certify
+from harness.session.size_search import OutOfTime
 from harness.worker.describe import describe_preset
 
 
@@ -77,6 +78,25 @@ def test_ticks_to_certify_is_mlperfs_459_per_burst_length() -> None:
     assert ticks_to_certify(Criteria()) == 4590  # 459 blocks of 10 ticks: late ticks come in bursts
     assert ticks_to_certify(Criteria(burst_frames=1)) == 459
     assert ticks_to_certify(Criteria(late_frame_target=0.05, confidence=0.95, burst_frames=1)) == 59
+
+
+@pytest.mark.parametrize("sizes_in_time, limit, best", [(3, 100, 4), (5, 6, 6), (5, 5, 4), (0, 100, 0)])
+def test_out_of_time_keeps_what_was_measured(sizes_in_time: int, limit: int, best: int) -> None:
+    """`harness run --time-limit`: the probe runner raises OutOfTime; the search returns the largest size that passed
+    below any size that failed, as a lower bound, never a verdict on a size it did not measure."""
+    tried: list[int] = []
+
+    def measure(n: int) -> CapacityProbe:
+        if len(tried) == sizes_in_time:
+            raise OutOfTime("the session's --time-limit was reached")
+        tried.append(n)
+        return _probe(n, n <= limit)
+
+    probes, found, limited = search(64, lambda n: None, measure)
+    assert limited == "time_limit" and found == best
+    assert [p.sessions for p in probes] == tried
+
+
 
 
 def test_memory_slope_and_cost() -> None:
