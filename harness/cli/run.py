@@ -36,7 +36,8 @@ scenario fields (YAML):
   batch_size, seed         concurrent streams (default 1), seed for weights and input audio
   repeat                   worker processes per run (default 1); 3 or more let `harness compare`
                            test per-process medians, so noise between processes is measured
-  timeout_s                per-run limit in seconds (default 900); the worker is killed after it
+  timeout_s                per-run limit in seconds (default 900, or 600 + twice the audio measured
+                           when that is longer); the worker is killed after it
   torch_threads            torch intra-op threads (default: torch's own choice)
   defaults:                values for every run (device auto, dtype bfloat16, quantize none,
                            offload none, offload_fraction 0.5, compile off, cuda_graphs off)

@@ -99,6 +99,12 @@ class Skip:
     forceable: bool = False
 
 
+def default_timeout_s(frames: int, frame_budget_ms: float) -> float:
+    """900 s, or (the default length is long: 4590 frames) 600 s for loading, warmup and prefill plus twice the
+    audio measured, which a real-time run needs at most; a run that cannot be real time stops early anyway."""
+    return max(900.0, 600.0 + 2.0 * frames * frame_budget_ms / 1000.0)
+
+
 def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Optional[Skip]:
     if run.device is Device.cuda and not machine.cuda_available:
         return Skip(f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}")
@@ -128,7 +134,8 @@ class ScenarioRunner:
         scenario = loaded.scenario
         self.frames = frames_to_measure(scenario, options.frames)
         self.warmup = options.warmup_frames or scenario.warmup_frames
-        self.timeout_s = options.timeout_s or scenario.timeout_s
+        self.timeout_s = options.timeout_s or scenario.timeout_s or default_timeout_s(self.frames,
+                                                                                     scenario.frame_budget_ms)
         self._deadline: Optional[float] = None  # time.monotonic() at which --time-limit runs out
 
     def time_left(self) -> Optional[float]:
