@@ -20,7 +20,7 @@ from harness.records.fleet import FleetMachine, is_fleet, machine_results
 
 Command = Callable[[argparse.Namespace, Console], int]
 # compare's exit statuses, most serious first (2: invalid input is returned at once)
-SEVERITY = (1, 5, 4, 6, 0)
+SEVERITY = (1, 5, 4, 6, 7, 0)
 
 
 def _worst(codes: list[int]) -> int:

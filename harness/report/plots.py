@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.records.schema import RunResult, Session  # noqa: E402
+from harness.records.text import NO_MATHTEXT  # noqa: E402
 
 GIB = 2**30
 STAGE_COLOURS = {"encode": "#4C78A8", "lm_step": "#F58518", "decode": "#54A24B"}
@@ -208,8 +209,9 @@ PLOTS: list[Callable[[Session], Optional[Figure]]] = [step_times, timeline, dist
 
 def all_figures(session: Session, extra: list[Callable[[Session], Optional[Figure]]] | None = None) -> list[Figure]:
     figures = []
-    for plot in PLOTS + (extra or []):
-        figure = plot(session)
-        if figure is not None:
-            figures.append(figure)
+    with plt.rc_context(NO_MATHTEXT):  # names and labels from results are text, never mathtext
+        for plot in PLOTS + (extra or []):
+            figure = plot(session)
+            if figure is not None:
+                figures.append(figure)
     return figures

@@ -22,6 +22,7 @@ from harness.plan.planner import compare, plan_scenario_run
 from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
 from harness.records.config import Device, RunConfig
+from harness.records.exits import UserError
 from harness.records.plan import RunPlan
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
@@ -32,6 +33,7 @@ from harness.scenario.model import Criteria, Pace, Scenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.keys import measurement_key
+from harness.session.resume import plan_resume, scenario_order
 from harness.verdict.recommend import decide
 
 WORK_DIR = ".work"
@@ -174,6 +176,9 @@ class ScenarioRunner:
         return next((r for r in previous.runs
                      if r.status == "ok" and r.name == name and r.measurement_key == key), None)
 
+    def _resolved(self, run: RunConfig) -> RunConfig:
+        return self._resolve(run)[0]
+
     def _resolve(self, run: RunConfig) -> tuple[RunConfig, Optional[str]]:
         """`device: auto` resolved by the one rule; a run that went to the CPU is renamed so that it says so."""
         if run.device is not Device.auto or self.machine is None:
@@ -209,9 +214,11 @@ class ScenarioRunner:
             display.start(run.name, run.describe())
             try:
                 result = self._capacity(run, session, display) if run.capacity else self._execute(run, display)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
+                why = getattr(exc, "reason", "interrupted by the user (Ctrl-C)")
                 session.runs.append(RunResult(name=run.name, config=run, status="failed",
-                                              reason="interrupted by the user (Ctrl-C)"))
+                                              reason=f"{why}: the worker was stopped with its process group",
+                                              measurement_key=key))
                 raise
         result.measurement_key = key
         if run.capacity is not None and result.config.batch_size:
@@ -252,12 +259,13 @@ class ScenarioRunner:
             architecture=probe.architectures.get(self.loaded.scenario.preset),
             frames=self.frames, warmup_frames=self.warmup,
         )
+        self._carry_over(session, runs)
         write_session(session, self.out_dir)
         try:
             with RunDisplay(self.console, len(runs)) as display:
                 for configured in runs:
                     result = self._one(configured, session, display)
-                    session.runs.append(result)
+                    session.runs = [r for r in session.runs if r.name != result.name] + [result]
                     session.updated_at = utc_now()
                     write_session(session, self.out_dir)
                     display.finish(result)
@@ -269,8 +277,29 @@ class ScenarioRunner:
         self._conclude(session)
         return session
 
+    def _carry_over(self, session: Session, runs: list[RunConfig]) -> None:
+        """--resume: the earlier session's runs that stay (see harness.session.resume), said aloud."""
+        previous = self.options.resume
+        if previous is None:
+            return
+        assert self.machine is not None
+        if previous.machine.hardware_key != self.machine.hardware_key:
+            raise UserError(f"--resume {self.out_dir}: its results were measured on other hardware "
+                            f"({previous.machine.hardware_key}, this machine is {self.machine.hardware_key}); nothing "
+                            "was changed: measure here with another --out")
+        plan = plan_resume(previous, self.loaded.runs, {r.name for r in runs}, self._resolved,
+                           lambda run: measurement_key(run, session.scenario, session.weights, self.frames,
+                                                       self.warmup))
+        session.runs = plan.kept
+        if plan.kept:
+            self.console.print(f"--resume: kept {len(plan.kept)} measured run(s) as they were: "
+                               + ", ".join(r.name for r in plan.kept), markup=False, highlight=False)
+        for line in plan.dropped:
+            self.console.print(f"--resume: dropped {line}", markup=False, highlight=False)
+
     def _conclude(self, session: Session) -> None:
         """Target plans and the verdict, decided here; the report only renders them."""
+        session.runs = scenario_order(session.runs, self.loaded.runs, self._resolved)
         scenario = self.loaded.scenario
         if scenario.target is not None and session.architecture is not None:
             target = from_scenario(scenario.target, self.machine)
