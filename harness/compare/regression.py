@@ -273,6 +273,11 @@ def compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], 
     if differences:
         return RunComparison(name=name, outcome="not comparable", differences=differences,
                              note="measurement settings differ: " + "; ".join(differences))
+    claimed = [f"{label}: status ok but no metrics (a damaged file)" for label, r in (("baseline", base),
+                                                                                      ("current", cur))
+               if r.status == "ok" and r.metrics is None]
+    if claimed:
+        return RunComparison(name=name, outcome="not judged", note="; ".join(claimed))
     if base.metrics is None and cur.metrics is None:
         kind = "skipped" if base.status == cur.status == "skipped" else "not measured"
         return RunComparison(name=name, outcome=kind, note=f"{base.status} in the baseline, {cur.status} now: "

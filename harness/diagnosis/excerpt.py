@@ -8,7 +8,7 @@ and the line numbers it reports are the file's own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, Union
+from typing import IO, Optional, Union
 
 HEAD_BYTES = 1 * 2**20
 TAIL_BYTES = 7 * 2**20
@@ -21,13 +21,15 @@ class Excerpt:
     skipped_lines: int = 0  # lines left out between head and tail
     skipped_bytes: int = 0
     head_lines: int = 0  # lines of the head part (the marker line follows them)
+    head_bytes: int = 0
+    tail_bytes: int = 0
 
     @property
     def note(self) -> str:
         if not self.skipped_bytes:
             return ""
-        return (f"a large log: read its first {HEAD_BYTES // 2**20} MiB and last {TAIL_BYTES // 2**20} MiB; "
-                f"{self.skipped_bytes / 2**20:.0f} MiB ({self.skipped_lines} lines) between them were not read")
+        return (f"a large log: read its first {self.head_bytes / 2**20:g} MiB and last {self.tail_bytes / 2**20:g} "
+                f"MiB; {self.skipped_bytes / 2**20:.1f} MiB ({self.skipped_lines} lines) between them were not read")
 
     def file_line(self, number: int) -> int:
         """The file's line number of line `number` (1-based) of `text`."""
@@ -41,7 +43,9 @@ def _read(stream: IO, size: int) -> bytes:
     return chunk.encode("utf-8", "replace") if isinstance(chunk, str) else chunk  # a text stream (tests' stdin)
 
 
-def read_excerpt(stream: IO, head_bytes: int = HEAD_BYTES, tail_bytes: int = TAIL_BYTES) -> Excerpt:
+def read_excerpt(stream: IO, head_bytes: Optional[int] = None, tail_bytes: Optional[int] = None) -> Excerpt:
+    head_bytes = HEAD_BYTES if head_bytes is None else head_bytes
+    tail_bytes = TAIL_BYTES if tail_bytes is None else tail_bytes
     head = _read(stream, head_bytes)
     # cut the head at a line end so that the marker starts its own line
     cut = head.rfind(b"\n") + 1 if len(head) == head_bytes and b"\n" in head else len(head)
@@ -69,4 +73,5 @@ def read_excerpt(stream: IO, head_bytes: int = HEAD_BYTES, tail_bytes: int = TAI
     if not skipped_bytes:
         return Excerpt(head_text + tail_text)
     marker = f"[harness: {skipped_lines} lines ({skipped_bytes} bytes) of this log were not read]\n"
-    return Excerpt(head_text + marker + tail_text, skipped_lines, skipped_bytes, head_text.count("\n"))
+    return Excerpt(head_text + marker + tail_text, skipped_lines, skipped_bytes, head_text.count("\n"), head_bytes,
+                   tail_bytes)
