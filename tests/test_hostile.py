@@ -385,10 +385,11 @@ def test_sigterm_and_sighup_end_a_run_like_ctrl_c(sig: signal.Signals, code: int
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out)], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    marker = out / ".work" / ("a" if when == "worker" else "probe") / "job.json"
+    marker = out / ".work" / ("a/job.json" if when == "worker" else "probe/probe.job.json")
     deadline = time.monotonic() + 240
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert marker.exists(), "the run reached its worker"
     time.sleep(1.0)  # the worker is past its start
     family = psutil.Process(proc.pid).children(recursive=True)
     assert family, "a worker was running"
