@@ -184,6 +184,30 @@ def test_run_never_overwrites_results_it_did_not_produce(world: Path, capsys: py
     unchanged(world, before)
 
 
+def test_two_runs_into_one_folder_the_second_is_refused(world: Path, capsys: pytest.CaptureFixture) -> None:
+    import fcntl
+
+    out = world / "out"
+    out.mkdir()
+    with (out / ".harness.lock").open("a+") as held:  # what a running `harness run --out out` holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = H.snapshot(world)
+        code, _, err = call(capsys, "run", str(REPO / "scenarios" / "cpu-smoke.yaml"), "--out", str(out))
+        assert_user_error(code, err, "in use by another harness run")
+        unchanged(world, before)
+
+
+def test_a_stored_scenario_with_bad_criteria_is_one_line(world: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = H.results(world / "r")
+    data = json.loads((folder / "results.json").read_text())
+    data["scenario"]["criteria"] = {"headroom": "lots"}
+    (folder / "results.json").write_text(json.dumps(data))
+    before = H.snapshot(world)
+    code, _, err = call(capsys, "report", str(folder))
+    assert_user_error(code, err, "criteria.headroom")
+    unchanged(world, before)
+
+
 def test_report_update_results_writes_only_the_file_it_read(world: Path, capsys: pytest.CaptureFixture) -> None:
     folder = H.results(world / "run")
     other = folder / "other.json"

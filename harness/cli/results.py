@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from harness.cli.common import EXIT_OK, write_output
@@ -23,14 +24,23 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     session = load_session(folder)
     source = folder / RESULTS_JSON if folder.is_dir() else folder
     out_dir = source.parent
-    verdict = decide(session, criteria_of(session))
-    html, summary = write_report(session, verdict, out_dir)
-    if args.update_results:  # the file it read, and only that one
-        session.verdict = verdict
-        if source.name == RESULTS_JSON:
-            write_session(session, out_dir)
-        else:
-            write_session_json(session, source)
+    try:
+        criteria = criteria_of(session)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise UserError(f"stored scenario criteria.{'.'.join(map(str, problem['loc']))}: {problem['msg']}",
+                        where=str(source)) from None
+    verdict = decide(session, criteria)
+    try:
+        html, summary = write_report(session, verdict, out_dir)
+        if args.update_results:  # the file it read, and only that one
+            session.verdict = verdict
+            if source.name == RESULTS_JSON:
+                write_session(session, out_dir)
+            else:
+                write_session_json(session, source)
+    except OSError as exc:
+        raise UserError(f"cannot write the report into {out_dir}: {exc.strerror or exc}") from None
     style = "bold green" if verdict.go else "bold red"
     console.print(f"[{style}]{console_text(verdict.headline)}[/]\nreport: {console_text(html)}\n"
                   f"summary: {console_text(summary)}" + (f"\nupdated: {console_text(source)}" if args.update_results

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from rich.console import Console
 
@@ -91,8 +93,13 @@ def _point_latest(out_dir: Path) -> None:
         pass  # a convenience only
 
 
-def _check_out_dir(out_dir: Path, resuming: bool) -> None:
-    """The results folder can be written, and holds no results this run did not produce (never overwritten)."""
+LOCK_FILE = ".harness.lock"
+
+
+def _claim_out_dir(out_dir: Path, resuming: bool) -> IO:
+    """The results folder, claimed for this run: writable, not in use by another `harness run` (an exclusive
+    lock held until this process exits), and holding no results this run did not produce (never overwritten).
+    Returns the open lock file: keep it open for as long as the run writes."""
     existing = out_dir / "results.json"
     if not resuming and (existing.exists() or existing.is_symlink()):
         raise UserError(f"{out_dir} already holds results (results.json): nothing was changed; continue them with "
@@ -101,8 +108,19 @@ def _check_out_dir(out_dir: Path, resuming: bool) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out_dir):
             pass
+        lock = (out_dir / LOCK_FILE).open("a+")
     except OSError as exc:
         raise UserError(f"cannot write to the output folder {out_dir}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise UserError(f"{out_dir} is in use by another harness run (it holds {LOCK_FILE}); nothing was "
+                        "changed") from None
+    if not resuming and (existing.exists() or existing.is_symlink()):  # written between the check and the lock
+        lock.close()
+        raise UserError(f"{out_dir} already holds results (results.json): nothing was changed")
+    return lock
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
@@ -125,7 +143,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise UserError("--resume continues in the folder it names; leave out --out")
     out_dir = Path(args.out or args.resume) if (args.out or args.resume) else _default_out_dir(loaded.scenario.name)
-    _check_out_dir(out_dir, resuming=previous is not None)
+    lock = _claim_out_dir(out_dir, resuming=previous is not None)  # noqa: F841 - held until the process exits
     if args.out is None and args.resume is None:
         _point_latest(out_dir)
     console.print(f"[bold]{console_text(loaded.scenario.name)}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
