@@ -12,12 +12,13 @@ import math
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from harness.records.machine import Machine
 from harness.records.schema import RunMetrics, RunResult, Session
 from harness.records.store import write_session
-from harness.scenario.model import RunConfig, RunDefaults, Scenario
+from harness.records.config import RunConfig
+from harness.records.scenario import RunDefaults, Scenario
 from harness.stats.percentiles import summarize
 
 
@@ -47,13 +48,10 @@ def run(name: str, samples: Optional[list[float]]) -> RunResult:
                      reason="" if samples is not None else "it failed", metrics=metrics(samples) if samples is not None else None)
 
 
-def scenario(name: str = "hostile") -> dict[str, Any]:
-    # a scenario name from a file can be anything: the model is built, then the name replaced, as a hand-edited
-    # or foreign results file would hold it
-    data = Scenario(name="hostile", preset="personaplex-tiny", frames=300, torch_threads=2,
-                    runs=[{"device": "cpu"}]).model_dump(mode="json")
-    data["name"] = name
-    return data
+def scenario(name: str = "hostile") -> Scenario:
+    # a name the scenario model refuses (a path, markup) is written as a hand-edited or foreign file would hold it
+    valid = Scenario(name="hostile", preset="personaplex-tiny", frames=300, torch_threads=2, runs=[{"device": "cpu"}])
+    return valid.model_copy(update={"name": name})
 
 
 def session(runs: list[RunResult], day: int = 0, name: str = "hostile", cpu: str = "Hostile CPU") -> Session:

@@ -223,18 +223,17 @@ def test_report_update_results_writes_only_the_file_it_read(world: Path, capsys:
 
 
 def test_resume_keeps_every_measured_run_still_in_the_scenario_and_says_what_it_drops() -> None:
-    from harness.scenario.model import RunConfig, RunDefaults
+    from harness.records.config import RunConfig
+    from harness.records.scenario import RunDefaults
     from harness.session.resume import plan_resume
 
     def cfg(name: str) -> RunConfig:
         return RunConfig(name=name, **{**RunDefaults().model_dump(), "device": "cpu"})
 
     old = H.session([H.run(n, H.steps(50)) for n in ("a", "b", "c", "gone")] + [H.run("broken", None)])
-    keys = {"a": "k", "b": "k", "c": "new", "gone": "k", "broken": "k"}
-    for r in old.runs:
-        r.measurement_key = "k"
-    plan = plan_resume(old, [cfg(n) for n in ("a", "b", "c", "broken")], {"a"}, lambda r: r,
-                       lambda r: keys[r.name])
+    changed = {"c"}  # the scenario now measures c another way
+    plan = plan_resume(old, [(cfg(n), n) for n in ("a", "b", "c", "broken")], {"a"},
+                       lambda earlier, run: run.name not in changed)
     assert [r.name for r in plan.kept] == ["b"] and all(r.resumed for r in plan.kept)
     said = "\n".join(plan.dropped)
     assert "gone: no longer in the scenario" in said and "c: measured with other settings" in said
@@ -247,12 +246,16 @@ def test_resume_keeps_every_measured_run_still_in_the_scenario_and_says_what_it_
 def test_history_names_never_leave_the_history_folder(name: str, world: Path, capsys: pytest.CaptureFixture) -> None:
     results = H.results(world / "r", name=name)
     history = world / "history"
-    code, out, _ = call(capsys, "history", "add", str(results), "--dir", str(history))
-    assert code == 0 and "\x1b" not in out
-    written = [p for p in world.rglob("*.json") if not p.is_relative_to(world / "r")]
+    code, out, err = call(capsys, "history", "add", str(results), "--dir", str(history))
+    written = [p for p in world.rglob("*") if not p.is_relative_to(world / "r") and p.is_file()]
+    if code == 2:  # the stored scenario's name is validated when the file is read: refused, nothing written
+        assert_user_error(code, err, "scenario.name")
+        assert written == []
+        return
+    assert code == 0 and "\x1b" not in out  # or reduced to a file-name word, inside the history folder
     assert len(written) == 1 and written[0].parent.parent == history
     code, out, _ = call(capsys, "history", "list", "--dir", str(history))
-    assert code == 0 and "1 sessions" not in out and "cpu-bf16-eager" in out
+    assert code == 0 and "cpu-bf16-eager" in out
 
 
 def test_history_entries_never_collide_and_concurrent_adds_all_land(world: Path, capsys: pytest.CaptureFixture) -> None:
@@ -316,7 +319,7 @@ def test_markup_in_names_reaches_no_terminal_markdown_html_or_plot(name: str, wo
     folder.mkdir()
     run = H.run("x", H.steps(300))
     run.name = name
-    write_session(H.session([run], name=name), folder)
+    write_session(H.session([run]), folder)
     code, out, err = call(capsys, "report", str(folder))
     assert code == 0 and "\x1b" not in out + err and "\x07" not in out + err
     summary = (folder / "summary.md").read_text()

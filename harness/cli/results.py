@@ -70,10 +70,10 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 def _compare_one(args: argparse.Namespace, console: Console) -> int:
     from harness.compare import history
-    from harness.compare.comparable import FIELDS
     from harness.compare.hardware import hardware_key, hardware_of
     from harness.compare.regression import ThresholdError, compare_sessions, default_thresholds, parse_threshold
     from harness.compare.render import markdown
+    from harness.records.identity import FIELDS
     from harness.records.store import load_session
 
     try:
@@ -98,8 +98,8 @@ def _compare_one(args: argparse.Namespace, console: Console) -> int:
         found = history.latest_baseline(Path(args.history), current, scanned)
         if found is None:
             key = hardware_key(current.machine)
-            name = current.scenario.get("name")
-            others = {e.hardware for e in scanned.entries if e.session.scenario.get("name") == name} - {key}
+            name = current.scenario.name
+            others = {e.hardware for e in scanned.entries if e.session.scenario.name == name} - {key}
             elsewhere = f"; {len(others)} other hardware key(s) have some" if others else ""
             return _no_baseline(console, f"no earlier {name} results for hardware {key} "
                                          f"({hardware_of(current.machine).describe()}) in {args.history}{elsewhere}",

@@ -66,7 +66,7 @@ def add(results: Path, history: Path) -> Added:
     digest = hashlib.sha256(content).hexdigest()[:10]
     stamp = session.created_at.strftime("%Y%m%dT%H%M%SZ")
     folder = history / hardware_key(session.machine)
-    target = folder / f"{stamp}-{safe_name(session.scenario.get('name'))}-{digest}.json"
+    target = folder / f"{stamp}-{safe_name(session.scenario.name)}-{digest}.json"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=".add.", suffix=".tmp", dir=folder)
@@ -116,7 +116,7 @@ def scan(history: Path, hardware: Optional[str] = None, scenario: Optional[str] 
         key = hardware_key(session.machine)
         if hardware is not None and not key.startswith(hardware):
             continue
-        if scenario is None or session.scenario.get("name") == scenario:
+        if scenario is None or session.scenario.name == scenario:
             result.entries.append(Entry(path, session, key))
     result.entries.sort(key=lambda e: e.session.created_at)
     return result
@@ -130,8 +130,8 @@ def entries(history: Path, hardware: Optional[str] = None, scenario: Optional[st
 def latest_baseline(history: Path, current: Session, scanned: Optional[Scan] = None) -> Optional[Entry]:
     """The newest earlier session of the same scenario on the same hardware (software may differ)."""
     found = scanned.entries if scanned is not None else entries(history)
-    key, name = hardware_key(current.machine), current.scenario.get("name")
-    candidates = [e for e in found if e.hardware == key and e.session.scenario.get("name") == name
+    key, name = hardware_key(current.machine), current.scenario.name
+    candidates = [e for e in found if e.hardware == key and e.session.scenario.name == name
                   and e.session.created_at < current.created_at]
     return candidates[-1] if candidates else None
 
@@ -162,14 +162,6 @@ def trend_plot(sessions: list[Session], out: Path) -> Path:
         return _trend_plot(sessions, out)
 
 
-def _budget(session: Session) -> float:
-    try:
-        budget = float(session.scenario.get("frame_budget_ms", 80.0))
-    except (TypeError, ValueError):
-        return 80.0
-    return budget if 0 < budget < float("inf") else 80.0
-
-
 def _trend_plot(sessions: list[Session], out: Path) -> Path:
     names = sorted({r.name for s in sessions for r in s.runs if r.metrics is not None})
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -185,9 +177,9 @@ def _trend_plot(sessions: list[Session], out: Path) -> Path:
     for session, row in zip(sessions, trend_rows(sessions)):
         if row.changed:
             ax.axvline(session.created_at, color="#7F7F7F", linewidth=0.8)
-            ax.annotate("\n".join(plot_text(c) for c in row.changed), (session.created_at, 1.0), xycoords=("data", "axes fraction"),
-                        fontsize=6, rotation=90, va="top", ha="right", color="#555555")
-    budget = _budget(sessions[-1]) if sessions else 80.0
+            ax.annotate("\n".join(plot_text(c) for c in row.changed), (session.created_at, 1.0),
+                        xycoords=("data", "axes fraction"), fontsize=6, rotation=90, va="top", ha="right", color="#555555")
+    budget = sessions[-1].scenario.frame_budget_ms if sessions else 80.0
     ax.axhline(budget, color="#D62728", linestyle="--", label="budget")
     ax.set_ylabel("ms per step")
     key = hardware_key(sessions[-1].machine) if sessions else "?"

@@ -21,24 +21,22 @@ class ResumePlan:
     dropped: list[str] = field(default_factory=list)  # "name: why", for the console
 
 
-def plan_resume(previous: Session, scenario_runs: list[RunConfig], selected: set[str],
-                resolve: Callable[[RunConfig], RunConfig], key_of: Callable[[RunConfig], str]) -> ResumePlan:
-    """Runs of `previous` to carry over untouched (scenario runs not selected this time, measured the same way),
-    and every earlier run that will not be in the new session, with why. Selected runs are reused or measured
-    again by the runner itself (same key: reused)."""
+def plan_resume(previous: Session, scenario_runs: list[tuple[RunConfig, str]], selected: set[str],
+                same_measurement: Callable[[RunResult, RunConfig], bool]) -> ResumePlan:
+    """Runs of `previous` to carry over untouched (scenario runs not selected this time, measured the same way:
+    harness.records.identity), and every earlier run that will not be in the new session, with why.
+    `scenario_runs`: each run of the scenario as it will run here (`device: auto` resolved) with the name the
+    scenario gives it (what `--only` selects). Selected runs are reused or measured again by the runner itself."""
     plan = ResumePlan()
     earlier = {r.name: r for r in previous.runs}
-    current: dict[str, tuple[RunConfig, str]] = {}
-    for configured in scenario_runs:
-        run = resolve(configured)
-        current[run.name] = (run, configured.name)
+    current = {run.name: (run, configured_name) for run, configured_name in scenario_runs}
     for name, old in earlier.items():
         if name not in current:
             if old.status == "ok":
                 plan.dropped.append(f"{name}: no longer in the scenario (its measurement is not carried over)")
             continue
         run, configured_name = current[name]
-        same = old.measurement_key == key_of(run)
+        same = same_measurement(old, run)
         if configured_name in selected:
             if old.status == "ok" and not same:
                 plan.dropped.append(f"{name}: measured with other settings than the scenario now asks: "
@@ -54,8 +52,8 @@ def plan_resume(previous: Session, scenario_runs: list[RunConfig], selected: set
     return plan
 
 
-def scenario_order(runs: list[RunResult], scenario_runs: list[RunConfig],
-                   resolve: Callable[[RunConfig], RunConfig]) -> list[RunResult]:
-    """The session's runs in the scenario's order (kept and new ones interleaved as the scenario lists them)."""
-    order = {resolve(r).name: i for i, r in enumerate(scenario_runs)}
+def scenario_order(runs: list[RunResult], scenario_runs: list[RunConfig]) -> list[RunResult]:
+    """The session's runs in the scenario's order (kept and new ones interleaved as the scenario lists them);
+    `scenario_runs` as they run here (`device: auto` resolved)."""
+    order = {r.name: i for i, r in enumerate(scenario_runs)}
     return sorted(runs, key=lambda r: order.get(r.name, len(order)))
