@@ -402,7 +402,8 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
-@pytest.mark.parametrize("sig, code, when", [(signal.SIGTERM, 143, "worker"), (signal.SIGHUP, 129, "probe")])
+@pytest.mark.parametrize("sig, code, when", [(signal.SIGTERM, 143, "worker"), (signal.SIGHUP, 129, "probe"),
+                                             (signal.SIGKILL, -9, "probe")])
 def test_sigterm_and_sighup_end_a_run_like_ctrl_c(sig: signal.Signals, code: int, when: str, tmp_path: Path) -> None:
     scenario = tmp_path / "s.yaml"
     scenario.write_text("name: s\npreset: personaplex-tiny\nframes: 2000\nwarmup_frames: 2\ntorch_threads: 1\n"
@@ -423,6 +424,10 @@ def test_sigterm_and_sighup_end_a_run_like_ctrl_c(sig: signal.Signals, code: int
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code and "Traceback" not in stderr, stderr
+    if sig == signal.SIGKILL:  # nothing runs in harness after a SIGKILL: the kernel kills the worker with it
+        psutil.wait_procs(family, timeout=10)
+        assert not [p.pid for p in family if _alive(p)], "a worker outlived a kill -9 of harness run"
+        return
     assert not [p.pid for p in family if _alive(p)], "a worker outlived harness run"
     if when == "worker":
         session = load_session(out)
