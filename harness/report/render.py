@@ -16,7 +16,7 @@ from harness.records.schema import RunResult, Session
 from harness.records.store import atomic_write_text
 from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
-from harness.report.capacity import capacity_sections
+from harness.report.capacity import capacity_markdown, capacity_sections
 from harness.report.plots import Figure, all_figures
 from harness.verdict.recommend import model_label
 
@@ -267,6 +267,7 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
                          f"{m.rtf:.2f} | {md(note)} |")
         else:
             lines.append(f"| {md(run.name)} | {run.status} | - | - | - | {md(note)} |")
+    lines += capacity_markdown(session)
     budget = session.scenario.frame_budget_ms
     lines += ["", f"Model: {md(model_label(session))}. RTF = step time / {budget:g} ms (below 1 is faster than real "
               "time). " + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
