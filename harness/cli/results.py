@@ -21,6 +21,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from harness.verdict.recommend import decide
 
     folder = Path(args.dir)
+    if folder.name == "endpoint.json" or (folder.is_dir() and (folder / "endpoint.json").exists()
+                                          and not (folder / "results.json").exists()):
+        return _report_endpoint(folder, console)
     session = load_session(folder)
     source = folder / RESULTS_JSON if folder.is_dir() else folder
     out_dir = source.parent
@@ -45,6 +48,23 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[{style}]{console_text(verdict.headline)}[/]\nreport: {console_text(html)}\n"
                   f"summary: {console_text(summary)}" + (f"\nupdated: {console_text(source)}" if args.update_results
                                                           else ""))
+    return EXIT_OK
+
+
+def _report_endpoint(path: Path, console: Console) -> int:
+    """`harness report` on a `harness endpoint` folder: report.html and summary.md again from endpoint.json."""
+    from harness.records.endpoint import EndpointFileError, load_endpoint
+    from harness.records.store import atomic_write_text
+    from harness.report.endpoint import render_endpoint_html, summary_line
+
+    try:
+        results = load_endpoint(path)
+    except EndpointFileError as exc:
+        raise UserError(str(exc)) from None
+    out_dir = path if path.is_dir() else path.parent
+    atomic_write_text(out_dir / "report.html", render_endpoint_html(results))
+    atomic_write_text(out_dir / "summary.md", summary_line(results) + "\n")
+    console.print(f"{summary_line(results)}\nreport: {out_dir / 'report.html'}", markup=False)
     return EXIT_OK
 
 
