@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from pydantic import ValidationError
 from rich.console import Console
 
 from harness.cli.common import EXIT_OK, write_output
@@ -27,13 +26,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     session = load_session(folder)
     source = folder / RESULTS_JSON if folder.is_dir() else folder
     out_dir = source.parent
-    try:
-        criteria = criteria_of(session)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        raise UserError(f"stored scenario criteria.{'.'.join(map(str, problem['loc']))}: {problem['msg']}",
-                        where=str(source)) from None
-    verdict = decide(session, criteria)
+    verdict = decide(session, criteria_of(session))  # the stored scenario was validated when the file was read
     try:
         html, summary = write_report(session, verdict, out_dir)
         if args.update_results:  # the file it read, and only that one
