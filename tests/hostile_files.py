@@ -14,11 +14,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
+from harness.records.config import RunConfig
 from harness.records.machine import Machine
+from harness.records.scenario import RunDefaults, Scenario
 from harness.records.schema import RunMetrics, RunResult, Session
 from harness.records.store import write_session
-from harness.records.config import RunConfig
-from harness.records.scenario import RunDefaults, Scenario
 from harness.stats.percentiles import summarize
 
 
@@ -45,7 +45,8 @@ def metrics(samples: list[float]) -> RunMetrics:
 def run(name: str, samples: Optional[list[float]]) -> RunResult:
     cfg = RunConfig(name=name, **{**RunDefaults().model_dump(), "device": "cpu"})
     return RunResult(name=name, config=cfg, status="ok" if samples is not None else "failed",
-                     reason="" if samples is not None else "it failed", metrics=metrics(samples) if samples is not None else None)
+                     reason="" if samples is not None else "it failed",
+                     metrics=metrics(samples) if samples is not None else None)
 
 
 def scenario(name: str = "hostile") -> Scenario:

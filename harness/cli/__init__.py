@@ -13,8 +13,8 @@ from typing import Iterator, Optional, Sequence
 from harness import __version__
 from harness.cli import diagnose, endpoint, fleet, machine, results, run
 from harness.cli.common import EXIT_USAGE, make_console
-from harness.records.text import plain
 from harness.records.exits import Exit, Interrupted, UserError
+from harness.records.text import plain
 
 # SIGTERM (a CI runner's cancel, `kill`, systemd) and SIGHUP (the terminal went away) end a command the way Ctrl-C
 # does; a second one while it winds down is ignored so that the unwinding itself is not cut short.

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
+
 from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED
 from harness.diagnosis.excerpt import read_excerpt
 from harness.records.exits import UserError

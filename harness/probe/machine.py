@@ -101,8 +101,11 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
     logical, physical = host.cores()
     packages = host.package_versions()
     python_version = platform.python_version()
+    # torch and moshi as the probe worker imported them (torch.__version__ carries its build, e.g. +cu128): the
+    # same strings a run's worker reports, so --resume and compare see one version, not two spellings of it
+    packages = {**packages, **{k: v for k, v in (("torch", facts.torch_version), ("moshi", facts.moshi_version))
+                               if v or python is not None}}
     if python is not None:  # the environment that was probed, not the harness's own
-        packages = {**packages, "torch": facts.torch_version, "moshi": facts.moshi_version}
         python_version = f"{facts.python} ({facts.python_executable})" if facts.python else python
     gpus = gpu_checks.merged_gpus(facts, nvml)
     reason = facts.cuda_unavailable_reason

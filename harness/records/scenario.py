@@ -151,7 +151,8 @@ class Persona(_Strict):
                                                                  "`tokenizer`)")
     tokenizer: Optional[str] = Field(default=None, description="PersonaPlex's SentencePiece model file")
     silence_frames: int = Field(default=6, ge=0, le=1000, description="int(0.5 s x 12.5 Hz), as NVIDIA's server")
-    server_wait_ms: float = Field(default=10.0, ge=0.0, le=10_000.0, description="the server's liveness wait before each step")
+    server_wait_ms: float = Field(default=10.0, ge=0.0, le=10_000.0,
+        description="the server's liveness wait before each step")
 
     @property
     def steps(self) -> Optional[int]:
@@ -165,7 +166,8 @@ class Latency(_Strict):
     """Terms of the mouth-to-ear estimate that the harness cannot measure: the user declares them."""
 
     network_rtt_ms: float = Field(default=0.0, ge=0.0, le=60_000.0, description="client <-> server round trip")
-    audio_path_ms: float = Field(default=0.0, ge=0.0, le=60_000.0, description="capture and playback outside the model, e.g. "
+    audio_path_ms: float = Field(default=0.0, ge=0.0, le=60_000.0,
+        description="capture and playback outside the model, e.g. "
                                                                  "WSLg's 30-50 ms")
     target_ms: float = Field(default=500.0, gt=0.0, le=60_000.0, description="the seeds' conversational target, < 500 ms")
 
@@ -180,14 +182,16 @@ class Criteria(_Strict):
 
     headroom: float = Field(default=0.10, ge=0.0, lt=1.0, description="p99 must stay under (1 - headroom) x budget")
     jitter_buffer_ms: Optional[float] = Field(
-        default=None, ge=0.0, le=60_000.0, description="playback buffer that must see zero underruns; default one frame budget")
+        default=None, ge=0.0, le=60_000.0,
+            description="playback buffer that must see zero underruns; default one frame budget")
     memory_headroom: float = Field(default=0.10, ge=0.0, lt=1.0, description="free share of GPU / host memory")
     late_frame_target: float = Field(default=0.01, gt=0.0, lt=1.0, description="allowed share of frames over budget")
     confidence: float = Field(default=0.99, gt=0.5, lt=1.0)
     min_frames: int = Field(default=100, ge=1, le=1_000_000, description="measure at least this many frames")
     min_seconds: float = Field(default=10.0, ge=0.0, le=86_400.0, description="measure at least this many seconds of audio "
                                                                  "(frames x frame_budget_ms)")
-    max_cv: float = Field(default=0.25, gt=0.0, le=100.0, description="coefficient of variation above which a run is unstable")
+    max_cv: float = Field(default=0.25, gt=0.0, le=100.0,
+        description="coefficient of variation above which a run is unstable")
 
     def deadline_ms(self, budget_ms: float) -> float:
         """A frame is late when its step exceeds this: the budget less the headroom. One definition for the
@@ -229,7 +233,8 @@ class Scenario(_Strict):
     torch_threads: Optional[int] = Field(default=None, ge=1, le=1024)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     host_memory_limit_gib: Optional[float] = Field(
-        default=None, gt=0, le=65_536, description="cap each worker's data memory (RLIMIT_DATA), e.g. to rehearse a smaller host")
+        default=None, gt=0, le=65_536,
+            description="cap each worker's data memory (RLIMIT_DATA), e.g. to rehearse a smaller host")
     target: Optional[Target] = None
     pace: Pace = Pace.fast
     duration: Optional[Duration] = Field(default=None, gt=0, le=86_400, description="soak: measure this long instead of "

@@ -17,7 +17,6 @@ from harness.records.exits import UserError
 from harness.records.scenario import Persona, Scenario
 from harness.scenario.expand import ExpansionError, expand_runs
 
-
 MAX_SCENARIO_CHARS = 1_000_000  # a scenario is a page of YAML; this bounds what a stray file costs
 
 
