@@ -35,6 +35,7 @@ class StepFigure:
     bandwidth_gbs: Optional[float] = None  # for a device the GPU table does not hold
     effective_gbs: Optional[tuple[float, float]] = None  # a published achieved bandwidth (low, high), for `eta`
     unit: str = "ms"
+    weights_gb: Optional[float] = None  # the weight bytes per frame the source itself counts (profiler)
 
 
 FIGURES: tuple[StepFigure, ...] = (
@@ -45,7 +46,7 @@ FIGURES: tuple[StepFigure, ...] = (
     StepFigure("GB10 weight streaming (nsys)", "dgx-spark", "graphs", "bf16", "personaplex-server", 180.0, "fit",
                PERSONAPLEX_103, "~449 batch-1 GEMVs move ~13 GB per frame at ~170-190 GB/s effective of 273: sets "
                "the achievable fraction of the memory bandwidth", part="bandwidth", effective_gbs=(170.0, 190.0),
-               unit="GB/s"),
+               unit="GB/s", weights_gb=13.0),
     StepFigure("GB10 stock bf16 server", "dgx-spark", "graphs", "bf16", "personaplex-server", 101.7, "validation",
                PERSONAPLEX_103, "NVIDIA's server as shipped (CUDA graphs on, second Mimi, Opus): not real time"),
     StepFigure("GB10 depformer 8 of 16 steps skipped", "dgx-spark", "graphs", "bf16", "personaplex-server", 10.3,

@@ -75,10 +75,11 @@ def predict_step(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *,
         device = Device_(bandwidth_gbs=target.bandwidth_gbs, link_gbs=target.host_link_gbs)
         mid, low, high, source = _gpu_params(target)
         parts = [step_parts(work, mode, device, p, host_source=source) for p in (mid, low, high)]
+        structure = calibration().structure
     else:
         if not target.host_op_us or target.host_op_device != "cpu" or not target.host_bandwidth_gbs:
             return None
-        parts = []
+        parts, structure = [], 1.0
         source = f"measured here: {target.host_op_us:.2f} us per op on this CPU"
         for host_scale, device_scale in ((1.0, 1.0), (CPU_HOST_RANGE[0], CPU_DEVICE_RANGE[0]),
                                          (CPU_HOST_RANGE[1], CPU_DEVICE_RANGE[1])):
@@ -87,7 +88,7 @@ def predict_step(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *,
                              cpu_gflops={k: v * device_scale for k, v in target.cpu_matmul_gflops.items()})
             parts.append(step_parts(work, mode, device, Params(1.0, 0.0, target.host_op_us * host_scale),
                                     host_source=source, dtype=run.dtype.value))
-    band = StepBand(p50=step_ms(parts[0]), low=step_ms(parts[1]), high=step_ms(parts[2]))
+    band = StepBand(p50=step_ms(parts[0]), low=step_ms(parts[1]) / structure, high=step_ms(parts[2]) * structure)
     return StepPrediction(band=band, parts=parts[0], realtime=_verdict(band, frame_budget_ms))
 
 
