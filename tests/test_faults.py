@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from harness.contract.wire import ProgressEvent
 from harness.records.store import load_session
 from harness.scenario.load import load_scenario
 from harness.session.runner import RunOptions, ScenarioRunner, WorkerHooks
-from harness.contract.wire import ProgressEvent
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the command line: exit codes and the console."""
+"""Shared pieces of the command line: exit codes (from the one table in harness.records.exits) and the console."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Optional
 
 from rich.console import Console
 
+from harness.records.exits import Exit
 from harness.scenario.load import LoadedScenario, ScenarioError, load_scenario
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOGO, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOGO, EXIT_INTERRUPTED = (Exit.OK, Exit.FAILED, Exit.USAGE, Exit.NOGO,
+                                                                    Exit.INTERRUPTED)
 
 
 def load_or_explain(path: str) -> Optional[LoadedScenario]:

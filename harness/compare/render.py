@@ -10,14 +10,12 @@ from harness.compare.regression import (
     Comparison,
     RunComparison,
 )
+from harness.records.exits import MEANING, Exit
 
-EXIT_MEANING = {
-    0: "no regression",
-    EXIT_REGRESSION: "a run is slower past its threshold, or failed where it used to measure",
-    EXIT_NO_BASELINE: "no baseline for a run (first results on this hardware, or a new run)",
-    EXIT_NOT_COMPARABLE: "measurement settings or hardware differ: refused",
-    EXIT_INCONCLUSIVE: "the threshold is below this machine's noise for a run",
-}
+EXIT_MEANING = {code: MEANING[code].removeprefix("compare: ") for code in
+                (Exit.OK, EXIT_REGRESSION, EXIT_NO_BASELINE, EXIT_NOT_COMPARABLE, EXIT_INCONCLUSIVE, Exit.NOT_JUDGED)}
+EXIT_MEANING[Exit.OK] = "no regression"
+EXIT_MEANING[EXIT_REGRESSION] = "a run is slower past its threshold, or failed where it used to measure"
 
 
 def _cell(text: str) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from harness.records.exits import MEANING
 from harness.records.fleet import FleetMachine
 from harness.records.schema import Session
 
 # `harness run` exit statuses (README): 0 all ok or skipped, 1 a run failed, 2 invalid input, 130 interrupted.
-_EXIT_MEANING = {2: "invalid input (scenario or options)", 130: "interrupted"}
+_EXIT_MEANING = {int(code): text for code, text in MEANING.items()}
 
 
 def _best(session: Session) -> tuple[Optional[str], Optional[float]]:

@@ -22,9 +22,9 @@ from typing import Callable, Optional
 import psutil
 from pydantic import ValidationError
 
-from harness.records.validate import wire_from_python
-from harness.contract.wire import ProgressEvent
 from harness.contract.progress import PROGRESS_FD_ENV
+from harness.contract.wire import ProgressEvent
+from harness.records.validate import wire_from_python
 
 TICK_S = 0.5
 TERM_GRACE_S = 5.0

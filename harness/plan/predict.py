@@ -17,7 +17,7 @@ from harness.plan.calibrate import ETA_RANGE, KERNEL_RANGE, calibration
 from harness.plan.quantized import matmuls_per_frame
 from harness.plan.steptime import Device_, FrameWork, Params, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
-from harness.records.architecture import ArchitectureFacts
+from harness.contract.wire import ArchitectureFacts
 from harness.records.config import Device, Quantize, RunConfig
 from harness.records.plan import StepBand, StepParts
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from harness.plan.memory import DTYPE_BYTES, LOOKUP_BLOCKS, kv_bytes, mimi_bytes
-from harness.records.architecture import ArchitectureFacts
+from harness.contract.wire import ArchitectureFacts
 from harness.records.config import RunConfig
 
 

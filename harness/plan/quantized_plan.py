@@ -12,7 +12,7 @@ from harness.plan.predict import _gpu_params, _verdict
 from harness.plan.quantized import SCHEMES, Scheme, bytes_read, matmuls_per_frame, supported, weight_bytes
 from harness.plan.steptime import Device_, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
-from harness.records.architecture import ArchitectureFacts
+from harness.contract.wire import ArchitectureFacts
 from harness.records.config import Device, Offload, Quantize, RunConfig
 from harness.records.plan import MemoryItem, StepBand
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from harness.plan.gpus import find_gpu
+from harness.contract.wire import ArchitectureFacts
+from harness.knowledge.gpus import find_gpu
 from harness.knowledge.prices import resolve_price
 from harness.plan.capacity import memory_bound
 from harness.plan.planner import alternatives, plan_scenario_run, resolve_for
 from harness.plan.predict import serving_prediction
 from harness.plan.target import PlanTarget, from_machine, from_scenario, from_spec
 from harness.probe.machine import probe_machine
-from harness.records.architecture import ArchitectureFacts
 from harness.records.config import RunConfig
 from harness.records.plan import RunPlan, ServingPlan
 from harness.scenario.load import LoadedScenario

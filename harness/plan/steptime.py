@@ -16,9 +16,9 @@ from typing import Optional
 
 from harness.knowledge.kernel_counts import COUNTS, FrameCounts, ScopeCounts
 from harness.plan.memory import LOOKUP_BLOCKS, block_bytes, bytes_per_step, mimi_bytes
-from harness.records.architecture import ArchitectureFacts
+from harness.contract.wire import ArchitectureFacts
 from harness.records.plan import StepParts
-from harness.scenario.model import Device, RunConfig, Serving
+from harness.records.config import Device, RunConfig, Serving
 
 GRAPH_REPLAY_OPS = 3  # a CUDAGraphed call costs the host about a few ops (copy-in, replay, bookkeeping)
 

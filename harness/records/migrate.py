@@ -21,7 +21,17 @@ def _v1_to_v2(data: Data) -> Data:
     return data
 
 
-STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2}
+def _v2_to_v3(data: Data) -> Data:
+    """v3 stores the scenario typed. Files written before the persona prefill existed ran none: say so explicitly,
+    since an unset persona now means the preset's default prefill."""
+    scenario = data.get("scenario")
+    if isinstance(scenario, dict) and "persona" not in scenario:
+        scenario["persona"] = False
+    data["schema_version"] = 3
+    return data
+
+
+STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(data: Data, target: int) -> Data:

@@ -7,9 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from harness.records.base import Record
-from harness.contract.wire import THROTTLE_BITS, TelemetrySeries
 
-__all__ = ["THROTTLE_BITS", "TelemetrySeries", "TelemetrySummary", "SoakSummary"]
 
 class TelemetrySummary(Record):
     samples: int

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Union
 
 from harness.contract.atomic import atomic_write_text
+from harness.contract.environment import ensure_job_env, measurement_env
+from harness.contract.progress import ProgressPipe
 from harness.contract.wire import (
     AdmissionSample,
     BenchJob,
@@ -33,8 +35,6 @@ from harness.contract.wire import (
     job_from_json,
     to_json,
 )
-from harness.contract.environment import ensure_job_env, measurement_env
-from harness.contract.progress import ProgressPipe
 
 
 def _write(path: str, reply: Union[BenchReply, ProbeReply]) -> None:

@@ -13,8 +13,7 @@ from importlib import metadata
 
 import torch
 
-from harness.contract.wire import ProbeCheck
-from harness.contract.wire import TorchFacts
+from harness.contract.wire import ProbeCheck, TorchFacts
 
 try:  # at module level: a @triton.jit kernel resolves `tl` from this module's globals
     import triton

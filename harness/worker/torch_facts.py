@@ -12,8 +12,7 @@ import warnings
 from importlib import metadata
 from typing import Optional
 
-from harness.contract.wire import GpuInfo
-from harness.contract.wire import TorchFacts, WorkerError
+from harness.contract.wire import GpuInfo, TorchFacts, WorkerError
 
 
 def compiled_arch_list(torch) -> list[str]:  # noqa: ANN001 - the torch module

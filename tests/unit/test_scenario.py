@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.config import Device, DType, Offload, Quantize
 from harness.scenario.load import ScenarioError, load_scenario
-from harness.scenario.model import Device, DType, Offload, Quantize
 from tests.conftest import REPO, run_cli
 
 VALID = """
@@ -111,3 +111,19 @@ def test_cli_exits_2_with_one_clear_message(write_scenario, text: str, expect: s
     assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
     assert f"{path}{expect}" in done.stderr, done.stderr
     assert not (path.parent / "out").exists(), "nothing is created for an invalid scenario"
+
+
+def test_run_fields_agree_across_the_models() -> None:
+    """The run's fields are one set: what a scenario may write per run (RunSpec), its defaults (RunDefaults), the
+    resolved record (RunConfig); the matrix axes and the worker's record are subsets of it."""
+    import dataclasses
+
+    from harness.contract.wire import WorkerRun
+    from harness.records.config import RunConfig
+    from harness.records.scenario import Matrix, RunDefaults, RunSpec
+
+    spec = set(RunSpec.model_fields) - {"name"}
+    assert spec == set(RunDefaults.model_fields)
+    assert spec | {"name", "resolved_from"} == set(RunConfig.model_fields)
+    assert set(Matrix.model_fields) - {"exclude"} <= spec
+    assert {f.name for f in dataclasses.fields(WorkerRun)} <= spec | {"name"}

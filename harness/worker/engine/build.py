@@ -12,6 +12,7 @@ from moshi.models import loaders
 from moshi.models.compression import MimiModel
 from moshi.models.lm import LMGen, LMModel
 
+from harness.contract.hostinfo import cpu_model
 from harness.contract.offload import offloaded_layer_names
 from harness.contract.wire import EngineInfo, WorkerRun
 from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta
@@ -19,7 +20,6 @@ from harness.worker.engine.checkpoint import CheckpointWeights, find_checkpoint_
 from harness.worker.engine.int8 import check_int8_scales, count_qlinear, quantize_block
 from harness.worker.engine.offload import auto_offload, offload_layers
 from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks, meta_tensor_names
-from harness.contract.hostinfo import cpu_model
 from harness.worker.pipeline.lmgen import FullDuplexLMGen
 
 
