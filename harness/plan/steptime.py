@@ -11,7 +11,7 @@ Kernels and ops come from harness.knowledge.kernel_counts (counted on the real m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 from harness.knowledge.kernel_counts import COUNTS, FrameCounts, ScopeCounts
@@ -166,7 +166,3 @@ def depformer_half_ms(arch: ArchitectureFacts, run: RunConfig, device: Device_, 
     weights = sum(block_bytes(b, run) for b in arch.blocks
                   if (b.name.startswith("depformer") or b.name == "linears") and b.name not in LOOKUP_BLOCKS)
     return 0.5 * (weights / (params.eta * device.bandwidth_gbs * 1e9) * 1e3 + kernels * params.kernel_us / 1e3)
-
-
-def with_params(params: Params, **changes: float) -> Params:
-    return replace(params, **changes)

@@ -155,10 +155,10 @@ def _scoped(module: torch.nn.Module, scope: str, where: _Where) -> list[Any]:
 
 def count_frame(preset: str, dtype: str = "float32", warmup: int = 3, seed: int = 1) -> dict[str, Any]:
     """Counts per scope for one frame of `preset` (after `warmup` frames), with Mimi's FLOPs."""
+    import tempfile
+
     from harness.worker.engine.build import build_models
     from harness.worker.pipeline.audio import speech_like
-
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="harness-kernels-") as scratch:
         built = build_models(WorkerRun(name="count", device="cpu", dtype=dtype), preset, None, seed, Path(scratch))
@@ -174,10 +174,8 @@ def count_frame(preset: str, dtype: str = "float32", warmup: int = 3, seed: int 
         hooks += _scoped(layer, "depformer_layer", where)
     counting = Counting(where)
     flops = FlopCounterMode(display=False)
-    mimi_flops = 0
 
     def one(index: int, measure: bool) -> None:
-        nonlocal mimi_flops
         chunk = audio[:, :, (index * frame) % (audio.shape[-1] - frame):][:, :, :frame]
         where.scopes.append("mimi")
         with flops if measure else _nothing():
@@ -196,7 +194,6 @@ def count_frame(preset: str, dtype: str = "float32", warmup: int = 3, seed: int 
             one(index, measure=False)
         with _patched(where, counting), counting:
             one(warmup, measure=True)
-    mimi_flops = int(flops.get_total_flops())
     for handle in hooks:
         handle.remove()
     return {
@@ -207,7 +204,7 @@ def count_frame(preset: str, dtype: str = "float32", warmup: int = 3, seed: int 
         "depformer_layers": len(depformer_layers),
         "dep_q": lm.dep_q,
         "scopes": {scope: {k: int(counting.counts[scope][k]) for k in COUNTERS} for scope in SCOPES},
-        "mimi_flops": mimi_flops,
+        "mimi_flops": int(flops.get_total_flops()),
         "top_ops": dict(counting.op_names.most_common(12)),
     }
 
