@@ -221,6 +221,8 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "capacity": capacity_sections(session),
         "predicted_rows": predicted_vs_measured(session.runs),
+        "load_note": (f"load average {session.machine.load_average:.1f} on {session.machine.cpu_cores_logical} logical "
+                      "cores when probed" if session.machine.load_average is not None else ""),
     }
 
 
@@ -271,6 +273,9 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
                   "| run | predicted p50 ms (band) | measured p50 ms | error | in band |", "|---|---:|---:|---:|---|"]
         lines += [f"| {r['run']} | {r['predicted']} | {r['measured']} | {r['error']} | {r['in_band']} |"
                   for r in predicted]
+        if session.machine.load_average is not None:
+            lines += ["", f"(load average {session.machine.load_average:.1f} on {session.machine.cpu_cores_logical} "
+                          "logical cores when probed: a busy host measures slower than predicted)"]
     budget = session.scenario.frame_budget_ms
     lines += ["", f"Model: {model_label(session)}. RTF = step time / {budget:g} ms (below 1 is faster than real time). "
               + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
