@@ -5,7 +5,9 @@ Runs `python -m harness.worker.kernels` (a worker process: this script never imp
 and moshi-tiny and writes the counts as a Python table. Rerun after a moshi or torch upgrade; the unit test
 tests/unit/test_kernel_counts.py fails when the committed table no longer matches what the worker counts.
 
-    .venv/bin/python scripts/count_kernels.py
+    .venv/bin/python scripts/count_kernels.py                 # regenerate the table
+    .venv/bin/python scripts/count_kernels.py --check-scaling # count personaplex-small for real and compare it
+                                                              # with the table scaled by depth (must be equal)
 """
 
 from __future__ import annotations
@@ -63,7 +65,31 @@ class FrameCounts:
 '''
 
 
+def check_scaling() -> int:
+    """Counted on personaplex-small (8 temporal layers, 4x the width) against the table scaled from the tiny count."""
+    from harness.contract.wire import ArchitectureFacts, BlockFacts, KVFacts
+    from harness.plan.steptime import scaled
+    from harness.knowledge.kernel_counts import COUNTS
+
+    preset = "personaplex-small"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "small.json"
+        subprocess.run([sys.executable, "-m", "harness.worker.kernels", str(out), "--threads", "2", "--preset", preset,
+                        "--describe", preset], check=True, cwd=ROOT)
+        reply = json.loads(out.read_text())
+    a = reply["architectures"][preset]
+    arch = ArchitectureFacts(**{**a, "blocks": [BlockFacts(**b) for b in a["blocks"]],
+                                "kv": [KVFacts(**k) for k in a["kv"]]})
+    predicted = scaled(arch, COUNTS["personaplex"]).__dict__
+    scopes = reply["counts"][preset]["scopes"]
+    counted = {k: sum(s[k] for s in scopes.values()) for k in predicted}
+    print(f"scaled from the table: {predicted}\ncounted on {preset}: {counted}")
+    return 0 if predicted == counted else 1
+
+
 def main() -> int:
+    if "--check-scaling" in sys.argv[1:]:
+        return check_scaling()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "counts.json"
         command = [sys.executable, "-m", "harness.worker.kernels", str(out), "--threads", "2",
