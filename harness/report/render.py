@@ -16,7 +16,7 @@ from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.records.store import atomic_write_text
 from harness.records.verdict import RunAssessment, Verdict
-from harness.report.capacity import capacity_sections
+from harness.report.capacity import capacity_markdown, capacity_sections
 from harness.report.plots import Figure, all_figures
 from harness.verdict.recommend import model_label
 
@@ -267,6 +267,7 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
                          f"{m.rtf:.2f} | {note} |")
         else:
             lines.append(f"| {run.name} | {run.status} | - | - | - | {note} |")
+    lines += capacity_markdown(session)
     predicted = predicted_vs_measured(session.runs)
     if predicted:
         lines += ["", "Planner, predicted beside measured on this machine:", "",
