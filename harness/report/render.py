@@ -15,6 +15,7 @@ from harness.report.planner import band_text, predicted_vs_measured
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.records.store import atomic_write_text
+from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
 from harness.report.plots import Figure, all_figures
@@ -250,23 +251,27 @@ def render_html(context: dict) -> str:
 
 
 def summary_markdown(session: Session, verdict: Verdict) -> str:
-    lines = [f"## {session.scenario.name}: {'GO' if verdict.go else 'NO-GO'}", "", f"**{verdict.headline}**", ""]
-    lines += [f"- {reason}" for reason in verdict.reasons]
+    """Every text that came from a file (names, reasons, causes) is escaped: a name cannot add a heading."""
+    md = markdown_text
+    lines = [f"## {md(session.scenario.name)}: {'GO' if verdict.go else 'NO-GO'}", "",
+             f"**{md(verdict.headline)}**", ""]
+    lines += [f"- {md(reason)}" for reason in verdict.reasons]
     if verdict.recommended is not None:
         rec = verdict.recommended
-        env = " ".join(f"`{k}={v}`" for k, v in rec.env.items()) or "none"
-        lines += ["", f"Recommended: **{rec.run}** ({rec.summary}); environment: {env}"]
+        env = " ".join(f"`{md(k)}={md(v)}`" for k, v in rec.env.items()) or "none"
+        lines += ["", f"Recommended: **{md(rec.run)}** ({md(rec.summary)}); environment: {env}"]
     lines += ["", "| run | status | p50 ms | p99 ms | RTF | note |", "|---|---|---:|---:|---:|---|"]
     by_name = {a.name: a for a in verdict.assessments}
     for run in session.runs:
         m = run.metrics
-        note = run.diagnosis.cause if run.diagnosis else (run.reason or "; ".join(by_name[run.name].reasons[:1]))
-        note = note.replace("|", "/")
+        assessed = by_name.get(run.name)
+        note = run.diagnosis.cause if run.diagnosis else (
+            run.reason or ("; ".join(assessed.reasons[:1]) if assessed else ""))
         if m is not None:
-            lines.append(f"| {run.name} | {run.status} | {m.ms_per_step.p50:.1f} | {m.ms_per_step.p99:.1f} | "
-                         f"{m.rtf:.2f} | {note} |")
+            lines.append(f"| {md(run.name)} | {run.status} | {m.ms_per_step.p50:.1f} | {m.ms_per_step.p99:.1f} | "
+                         f"{m.rtf:.2f} | {md(note)} |")
         else:
-            lines.append(f"| {run.name} | {run.status} | - | - | - | {note} |")
+            lines.append(f"| {md(run.name)} | {run.status} | - | - | - | {md(note)} |")
     lines += capacity_markdown(session)
     predicted = predicted_vs_measured(session.runs)
     if predicted:
@@ -278,8 +283,8 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
             lines += ["", f"(load average {session.machine.load_average:.1f} on {session.machine.cpu_cores_logical} "
                           "logical cores when probed: a busy host measures slower than predicted)"]
     budget = session.scenario.frame_budget_ms
-    lines += ["", f"Model: {model_label(session)}. RTF = step time / {budget:g} ms (below 1 is faster than real time). "
-              + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
+    lines += ["", f"Model: {md(model_label(session))}. RTF = step time / {budget:g} ms (below 1 is faster than real "
+              "time). " + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
     return "\n".join(lines) + "\n"
 
 
