@@ -35,6 +35,20 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from harness.plan.render import plan_json, plan_tables
     from harness.plan.scenario_plan import ScenarioPlanError, plan_scenario
 
+    if args.calibration:
+        from harness.plan.calibrate import calibration
+        from harness.plan.render_calibration import calibration_json, calibration_tables
+
+        if args.json:
+            print(calibration_json(calibration()))
+        else:
+            for renderable in calibration_tables(calibration()):
+                console.print(renderable)
+        if args.scenario is None:
+            return EXIT_OK
+    if args.scenario is None:
+        print("harness: plan needs a SCENARIO (or --calibration alone)", file=sys.stderr)
+        return EXIT_USAGE
     loaded = load_or_explain(args.scenario)
     custom = args.vram is not None or args.bandwidth is not None or args.cc is not None
     if args.gpu and find_gpu(args.gpu) is None and not custom:
@@ -45,7 +59,8 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
             raise UserError("--vram/--bandwidth/--cc describe a GPU that is not here; drop --here")
         loaded = _with_custom_gpu(loaded, args)
     try:
-        result = plan_scenario(loaded, gpu=None if custom else args.gpu, here=args.here, host_ram_gib=args.host_ram)
+        result = plan_scenario(loaded, gpu=None if custom else args.gpu, here=args.here, host_ram_gib=args.host_ram,
+                               gpu_hour_usd=args.gpu_hour_usd)
     except ScenarioPlanError as exc:
         raise UserError(str(exc)) from None
     if args.json:
@@ -53,6 +68,11 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     else:
         for renderable in plan_tables(result):
             console.print(renderable)
+        from harness.plan.quantized_plan import plan_quantized, quantized_table
+
+        rows = plan_quantized(result.architecture, result.target, frame_budget_ms=loaded.scenario.frame_budget_ms)
+        if rows:
+            console.print(quantized_table(rows, result.target))
     if args.sessions and not args.json:
         from harness.plan.capacity import sessions_table  # issue 11: sessions per GPU by memory
 
@@ -110,12 +130,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "--vram/--bandwidth/--cc): predicted peak GPU and "
                     "host memory per run, itemised (weights by dtype, int8 scales, KV cache, depformer cache, Mimi, "
                     "activations, CUDA context); what offload keeps on the device and what on the host; software "
-                    "fit (Triton vs compute capability and OS, bf16, int8, torch kernels for the GPU); and a "
-                    "step-time floor from the memory-bandwidth roofline (bytes read per step / bandwidth).",
+                    "fit (Triton vs compute capability and OS, bf16, int8, torch kernels for the GPU); a "
+                    "step-time floor from the memory-bandwidth roofline (bytes read per step / bandwidth); and a "
+                    "predicted step time with a band, from its parts: GPU time (bytes / achievable bandwidth, "
+                    "FLOPs / throughput, kernels x a per-kernel minimum) and host time (ops dispatched x the "
+                    "host's cost per op), combined per mode (eager: the slower wins; CUDA graphs: the GPU; "
+                    "compile: fewer, fused kernels). Kernels are counted on the real moshi frame; the three free "
+                    "parameters are fitted on published figures (--calibration). With it: the real-time verdict, "
+                    "lockstep sessions and stock server processes per GPU, cost per conversation-hour, and "
+                    "quantized weights (int8, fp8, w8a16, nf4) planned for the GPU. --here measures this host's "
+                    "cost per op in a worker.",
         epilog=f"GPUs known to --gpu: {', '.join(gpu_names())}.\n"
                "exit status: 0 some run is feasible, 1 none is, 2 invalid input.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    plan.add_argument("scenario", help="scenario YAML file")
+    plan.add_argument("scenario", nargs="?", help="scenario YAML file")
     where = plan.add_mutually_exclusive_group()
     where.add_argument("--gpu", metavar="NAME", help="plan for this GPU from the table instead of the scenario's target")
     where.add_argument("--here", action="store_true", help="plan for this machine (probed)")
@@ -126,6 +154,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--cc", metavar="X.Y", help="compute capability (decides kernels, Triton, bf16)")
     card.add_argument("--host-link", type=positive_float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
     plan.add_argument("--json", action="store_true", help="print the plans as JSON")
+    plan.add_argument("--gpu-hour-usd", type=float, metavar="USD",
+                      help="price of one GPU-hour, for the cost per conversation-hour (default: the price table)")
+    plan.add_argument("--calibration", action="store_true",
+                      help="show the published step times the model is fitted and validated on: predicted, band, "
+                           "error, source (alone, or before the plan)")
     plan.add_argument("--sessions", action="store_true",
                       help="also: how many lockstep sessions each GPU of the table holds by memory, and the "
                            "bandwidth floor per tick at that size (predicted)")

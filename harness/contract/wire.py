@@ -362,6 +362,9 @@ class ProbeReply:
     baseline_rss_bytes: Optional[int] = None  # a worker after importing torch, moshi, accelerate, a meta build
     bitsandbytes_import_bytes: Optional[int] = None
     error: Optional[WorkerError] = None
+    host_op_us: Optional[float] = None  # eager PyTorch: host cost per dispatched op (on the GPU when there is one)
+    host_op_device: Optional[str] = None  # where it was measured: cpu | cuda
+    cpu_matmul_gflops: dict[str, float] = field(default_factory=dict)  # per dtype, this CPU
 
 
 @dataclass

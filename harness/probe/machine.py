@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import sys
 import tempfile
@@ -122,6 +123,8 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
         ram_available_bytes=int(psutil.virtual_memory().available), host_bandwidth_gbs=bandwidth,
         device_bandwidth_gbs=_value(checks, "device_bandwidth"), baseline_rss_bytes=reply.baseline_rss_bytes,
         bitsandbytes_import_bytes=reply.bitsandbytes_import_bytes,
+        host_op_us=reply.host_op_us, host_op_device=reply.host_op_device, cpu_matmul_gflops=reply.cpu_matmul_gflops,
+        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         fingerprint=fingerprint([cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
                                  ",".join(g.name for g in gpus), str(packages.get("torch")),
                                  str(packages.get("moshi"))]),

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.knowledge.deploy import deployable_by
 from harness.records.plan import RunPlan
+from harness.report.planner import band_text, predicted_vs_measured
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.records.store import atomic_write_text
@@ -152,12 +153,13 @@ def _detail(run: RunResult, assessment: RunAssessment) -> Optional[RunDetail]:
 
 
 def _plan_row(plan: RunPlan) -> dict:
+    step = band_text(plan.predicted_step_ms) + (f" ({plan.predicted_realtime})" if plan.predicted_realtime else "")
     floor = "-" if plan.step_floor_ms is None else f"{plan.step_floor_ms:.1f}"
     notes = plan.reasons + [i.what for i in plan.issues if i.severity == "warning"]
     gpu = f"{_gib(plan.device_peak_bytes)} ({_gib(plan.device_capacity_bytes)})" if plan.device_peak_bytes else "-"
     return {"run": plan.run, "feasible": plan.feasible, "gpu": gpu,
             "host": f"{_gib(plan.host_peak_bytes)} ({_gib(plan.host_capacity_bytes)})", "floor": floor,
-            "notes": notes}
+            "notes": notes, "step": step}
 
 
 def _target_summary(plans: list[RunPlan]) -> str:
@@ -219,6 +221,9 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
         "frames_note": _frames_note(session),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "capacity": capacity_sections(session),
+        "predicted_rows": predicted_vs_measured(session.runs),
+        "load_note": (f"load average {session.machine.load_average:.1f} on {session.machine.cpu_cores_logical} logical "
+                      "cores when probed" if session.machine.load_average is not None else ""),
     }
 
 
@@ -268,6 +273,15 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
         else:
             lines.append(f"| {md(run.name)} | {run.status} | - | - | - | {md(note)} |")
     lines += capacity_markdown(session)
+    predicted = predicted_vs_measured(session.runs)
+    if predicted:
+        lines += ["", "Planner, predicted beside measured on this machine:", "",
+                  "| run | predicted p50 ms (band) | measured p50 ms | error | in band |", "|---|---:|---:|---:|---|"]
+        lines += [f"| {r['run']} | {r['predicted']} | {r['measured']} | {r['error']} | {r['in_band']} |"
+                  for r in predicted]
+        if session.machine.load_average is not None:
+            lines += ["", f"(load average {session.machine.load_average:.1f} on {session.machine.cpu_cores_logical} "
+                          "logical cores when probed: a busy host measures slower than predicted)"]
     budget = session.scenario.frame_budget_ms
     lines += ["", f"Model: {md(model_label(session))}. RTF = step time / {budget:g} ms (below 1 is faster than real "
               "time). " + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]

@@ -68,6 +68,14 @@ def run_probe(job: ProbeJob) -> int:
                 reply.bitsandbytes_import_bytes = current_rss_bytes() - reply.baseline_rss_bytes
             for preset in job.presets:
                 reply.architectures[preset] = describe_preset(preset)
+            try:  # the planner's host cost per op (harness plan --here); an old torch may lack what it needs
+                from harness.worker.kernels import host_op_cost, matmul_gflops
+
+                cost = host_op_cost(device="cuda" if reply.facts.cuda_available else "cpu")
+                reply.host_op_us, reply.host_op_device = cost["host_op_us"], cost["device"]
+                reply.cpu_matmul_gflops = matmul_gflops()
+            except Exception:  # noqa: BLE001 - the plan then uses the host table, and says so
+                traceback.print_exc(file=sys.stderr)
         except BaseException as exc:  # noqa: BLE001 - recorded, the probe still answers
             traceback.print_exc(file=sys.stderr)
             reply.error = _error(exc, "describe")
