@@ -47,8 +47,7 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         if args.scenario is None:
             return EXIT_OK
     if args.scenario is None:
-        print("harness: plan needs a SCENARIO (or --calibration alone)", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError("plan needs a SCENARIO (or --calibration alone)")
     loaded = load_or_explain(args.scenario)
     custom = args.vram is not None or args.bandwidth is not None or args.cc is not None
     if args.gpu and find_gpu(args.gpu) is None and not custom:

@@ -14,13 +14,13 @@ from functools import lru_cache
 from statistics import median
 from typing import Optional
 
+from harness.contract.wire import ArchitectureFacts, BlockFacts, KVFacts
 from harness.knowledge.gpus import find_gpu
 from harness.knowledge.kernel_counts import CALIBRATION_ARCHITECTURE
 from harness.knowledge.step_figures import StepFigure, figures
 from harness.plan.memory import LOOKUP_BLOCKS, block_bytes
 from harness.plan.quantized import INT4_GROUP64, bytes_read
 from harness.plan.steptime import Device_, Params, depformer_half_ms, frame_work, step_ms, step_parts
-from harness.contract.wire import ArchitectureFacts, BlockFacts, KVFacts
 from harness.records.config import Device, DType, Offload, Quantize, RunConfig, Serving
 
 # The band: each parameter's range around its fitted value (low = favourable, high = unfavourable).

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
+from harness.contract.wire import ArchitectureFacts
 from harness.knowledge.hosts import HOSTS, host_kind
 from harness.knowledge.prices import Price
 from harness.plan.calibrate import ETA_RANGE, KERNEL_RANGE, calibration
 from harness.plan.quantized import matmuls_per_frame
 from harness.plan.steptime import Device_, FrameWork, Params, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
-from harness.contract.wire import ArchitectureFacts
 from harness.records.config import Device, Quantize, RunConfig
 from harness.records.plan import StepBand, StepParts
 

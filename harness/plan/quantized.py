@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from harness.plan.memory import DTYPE_BYTES, LOOKUP_BLOCKS, kv_bytes, mimi_bytes
 from harness.contract.wire import ArchitectureFacts
+from harness.plan.memory import DTYPE_BYTES, LOOKUP_BLOCKS, kv_bytes, mimi_bytes
 from harness.records.config import RunConfig
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
+from harness.contract.wire import ArchitectureFacts
 from harness.plan.calibrate import calibration
 from harness.plan.memory import GIB, device_peaks
 from harness.plan.planner import plan_run, resolve_for
@@ -12,7 +13,6 @@ from harness.plan.predict import _gpu_params, _verdict
 from harness.plan.quantized import SCHEMES, Scheme, bytes_read, matmuls_per_frame, supported, weight_bytes
 from harness.plan.steptime import Device_, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
-from harness.contract.wire import ArchitectureFacts
 from harness.records.config import Device, Offload, Quantize, RunConfig
 from harness.records.plan import MemoryItem, StepBand
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from harness.contract.wire import ArchitectureFacts
 from harness.knowledge.kernel_counts import COUNTS, FrameCounts, ScopeCounts
 from harness.plan.memory import LOOKUP_BLOCKS, block_bytes, bytes_per_step, mimi_bytes
-from harness.contract.wire import ArchitectureFacts
-from harness.records.plan import StepParts
 from harness.records.config import Device, RunConfig, Serving
+from harness.records.plan import StepParts
 
 GRAPH_REPLAY_OPS = 3  # a CUDAGraphed call costs the host about a few ops (copy-in, replay, bookkeeping)
 

@@ -11,13 +11,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.knowledge.deploy import deployable_by
 from harness.records.plan import RunPlan
-from harness.report.planner import band_text, predicted_vs_measured
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.records.store import atomic_write_text
 from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
+from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
 from harness.verdict.recommend import model_label
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from harness.knowledge.gpus import find_gpu
+from harness.plan.calibrate import calibration_architecture
 from harness.plan.planner import compare
 from harness.plan.predict import predict_step
-from harness.plan.calibrate import calibration_architecture
 from harness.plan.target import from_spec
-from harness.knowledge.gpus import find_gpu
+from harness.records.plan import RunPlan
 from harness.report.planner import predicted_vs_measured
 from harness.report.render import criteria_of, summary_markdown
 from harness.verdict.recommend import decide
-from harness.records.plan import RunPlan
 from tests.unit.test_verdict import _run, _session
 
 
