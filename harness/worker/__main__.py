@@ -117,7 +117,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
             loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
                                   on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms,
-                                  other_mimi=built.other_mimi, persona=job.persona,
+                                  other_mimi=built.other_mimi, serving=job.serving, persona=job.persona,
                                   make_loop=_loop_factory(job, joined))
         reply.prefill, reply.first_frame_ms = loop.prefill, loop.first_frame_ms
         origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)
