@@ -9,7 +9,7 @@ from typing import Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from harness.knowledge.deploy import deployable_by
+from harness.verdict.deploy import deployable_by
 from harness.records.plan import RunPlan
 from harness.records.schema import RunResult, Session
 from harness.records.store import atomic_write_text
@@ -143,7 +143,7 @@ def _detail(run: RunResult, assessment: RunAssessment) -> Optional[RunDetail]:
     first_audio = f"{m.time_to_first_audio_s:.2f} s" if m.time_to_first_audio_s is not None else "-"
     cfg = run.config
     return RunDetail(prefill=prefill, first_audio=first_audio,
-                     deployable=deployable_by(cfg.dtype.value, cfg.quantize.value, cfg.offload.value),
+                     deployable=deployable_by(cfg),
                      name=run.name, load_s=f"{m.load_s:.1f}", warmup=f"{m.warmup_frames} frames, {m.warmup_s:.1f} s",
                      first_step_ms=f"{m.first_step_s * 1e3:.0f}", stages=_ms(m.stage_p50_ms),
                      cuda_stages=_ms(m.cuda.stage_p50_ms) if m.cuda else "not on a GPU",
