@@ -24,7 +24,7 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     assert "Traceback" not in done.stdout + done.stderr
 
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_name"] == "harness.results" and results["schema_version"] == 2
+    assert results["schema_name"] == "harness.results" and results["schema_version"] == 3
     assert results["state"] == "complete" and results["weights"] == "synthetic"
     assert {c["name"] for c in results["probe"]} >= {"os", "cuda", "triton", "bitsandbytes"}
     assert results["architecture"]["preset"] == "personaplex-tiny"

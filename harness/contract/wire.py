@@ -311,6 +311,7 @@ class BenchReply:
     error: Optional[WorkerError] = None
     engine: Optional[EngineInfo] = None
     samples: Optional[FrameSamples] = None
+    import_s: Optional[float] = None  # importing torch and moshi (a server's start pays it too)
     load_s: Optional[float] = None
     first_step_s: Optional[float] = None
     warmup_s: Optional[float] = None

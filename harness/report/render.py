@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.verdict.deploy import deployable_by
 from harness.records.plan import RunPlan
-from harness.records.schema import RunResult, Session
+from harness.records.schema import ColdStart, FirstAudio, RunResult, Session
 from harness.records.store import atomic_write_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_sections
@@ -55,7 +55,26 @@ class RunDetail:
     engine: str
     prefill: str
     first_audio: str
+    cold_start: str
     deployable: str
+
+
+def _synthetic(flag: bool) -> str:
+    return " (synthetic weights)" if flag else ""
+
+
+def _first_audio(f: Optional[FirstAudio]) -> str:
+    if f is None:
+        return "-"
+    return (f"{f.per_call_s:.2f} s = voice encode {f.voice_encode_s:.2f} + prefill {f.prefill_s:.2f} + first frame "
+            f"{f.first_frame_s * 1e3:.0f} ms{_synthetic(f.synthetic)}")
+
+
+def _cold_start(c: Optional[ColdStart]) -> str:
+    if c is None:
+        return "-"
+    imports = f"imports {c.import_s:.1f} + " if c.import_s is not None else "imports not recorded + "
+    return f"{c.total_s:.1f} s = {imports}load {c.load_s:.1f} + warmup {c.warmup_s:.1f}{_synthetic(c.synthetic)}"
 
 
 def criteria_of(session: Session) -> Criteria:
@@ -140,9 +159,9 @@ def _detail(run: RunResult, assessment: RunAssessment) -> Optional[RunDetail]:
         prefill = (f"{p.steps} steps = {p.voice_steps} voice + {p.silence_steps} silence + {p.text_steps} text{estimated}; "
                    f"{p.seconds:.2f} s ({p.wait_s:.2f} s of server waits); step p50 {p.step_p50_ms:.1f} / p99 "
                    f"{p.step_p99_ms:.1f} ms; context used {p.context_frames} of {p.context_capacity} frames")
-    first_audio = f"{m.time_to_first_audio_s:.2f} s" if m.time_to_first_audio_s is not None else "-"
+    first_audio, cold_start = _first_audio(m.first_audio), _cold_start(m.cold_start)
     cfg = run.config
-    return RunDetail(prefill=prefill, first_audio=first_audio,
+    return RunDetail(prefill=prefill, first_audio=first_audio, cold_start=cold_start,
                      deployable=deployable_by(cfg),
                      name=run.name, load_s=f"{m.load_s:.1f}", warmup=f"{m.warmup_frames} frames, {m.warmup_s:.1f} s",
                      first_step_ms=f"{m.first_step_s * 1e3:.0f}", stages=_ms(m.stage_p50_ms),

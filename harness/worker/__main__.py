@@ -84,11 +84,14 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
     reply = BenchReply(status="failed")
     try:
         progress.phase(phase)
+        imported = time.perf_counter()
         import torch
 
         from harness.worker.engine.build import build_models
         from harness.worker.pipeline.frame_loop import run_frame_loop
         from harness.worker.trackers.memory import cuda_memory, current_rss_bytes, peak_rss_bytes
+
+        reply.import_s = time.perf_counter() - imported  # torch and moshi: part of a server's cold start
 
         if job.torch_threads:
             torch.set_num_threads(job.torch_threads)
