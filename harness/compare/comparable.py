@@ -26,7 +26,9 @@ SCENARIO_FIELDS = {
     "serving": "serving",
 }
 # Fields of the resolved run (RunResult.config).
-RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs")
+# `serving`: the frame measured (bare core or a server's); its default follows the server that would deploy a run,
+# so a baseline of the core and a current server frame are different experiments.
+RUN_FIELDS = ("device", "dtype", "quantize", "offload", "offload_fraction", "compile", "cuda_graphs", "serving")
 FIELDS = (*SCENARIO_FIELDS.values(), "weights", *RUN_FIELDS)
 
 

@@ -269,18 +269,22 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
     if verdict.recommended is not None:
         rec = verdict.recommended
         env = " ".join(f"`{k}={v}`" for k, v in rec.env.items()) or "none"
-        lines += ["", f"Recommended: **{rec.run}** ({rec.summary}); environment: {env}"]
-    lines += ["", "| run | status | p50 ms | p99 ms | RTF | note |", "|---|---|---:|---:|---:|---|"]
+        lines += ["", f"Recommended: **{rec.run}** ({rec.summary}); environment: {env}; served by: "
+                      f"{rec.deployable_by}" + (f"; on this GPU: {rec.software_note}" if rec.software_note else "")]
+    if len(verdict.rankings) > 1:
+        lines += ["", "Ranked within one frame only: " + "; ".join(
+            f"{r.serving}: {', '.join(r.runs)}" + (f" ({r.note})" if r.note else "") for r in verdict.rankings)]
+    lines += ["", "| run | frame | status | p50 ms | p99 ms | RTF | note |", "|---|---|---|---:|---:|---:|---|"]
     by_name = {a.name: a for a in verdict.assessments}
     for run in session.runs:
         m = run.metrics
         note = run.diagnosis.cause if run.diagnosis else (run.reason or "; ".join(by_name[run.name].reasons[:1]))
         note = note.replace("|", "/")
         if m is not None:
-            lines.append(f"| {run.name} | {run.status} | {m.ms_per_step.p50:.1f} | {m.ms_per_step.p99:.1f} | "
-                         f"{m.rtf:.2f} | {note} |")
+            lines.append(f"| {run.name} | {run.config.serving.value} | {run.status} | {m.ms_per_step.p50:.1f} | "
+                         f"{m.ms_per_step.p99:.1f} | {m.rtf:.2f} | {note} |")
         else:
-            lines.append(f"| {run.name} | {run.status} | - | - | - | {note} |")
+            lines.append(f"| {run.name} | {run.config.serving.value} | {run.status} | - | - | - | {note} |")
     budget = float(session.scenario.get("frame_budget_ms", 80.0))
     lines += ["", f"Model: {model_label(session)}. RTF = step time / {budget:g} ms (below 1 is faster than real time). "
               + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
