@@ -104,6 +104,10 @@ def deployment(run: RunResult, criteria: Criteria, software_note: str = "") -> D
     else:
         moshi = [f"{SERVERS['moshi-server'].command} --device {cfg.device.value}"
                  + (" --half" if cfg.dtype is DType.float16 else "")]
+    prefill = run.metrics.prefill
+    if cfg.serving is Serving.moshi_server and prefill is not None:
+        moshi.append(f"moshi 0.2.13's server steps no persona prompt: PersonaPlex needs its prefill added per call "
+                     f"({prefill.steps} LM steps, {prefill.seconds:.2f} s measured here, as NVIDIA's server steps it)")
     if cfg.serving is Serving.model:
         moshi.append("measured as the bare core (serving: model): a server adds Opus and host copies every frame; "
                      "measure serving: moshi-server for what this command runs")
