@@ -9,7 +9,6 @@ import platform
 import sys
 import traceback
 import warnings
-from typing import Optional
 
 from harness.contract.wire import GpuInfo, TorchFacts, WorkerError
 from harness.worker.flavour import moshi_flavour
