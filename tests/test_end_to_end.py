@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.schema import SCHEMA_VERSION
 from harness.worker.pipeline.server_frame import STAGES_BY_SERVING
 from tests.conftest import REPO, cuda_available, run_cli
 
@@ -24,7 +25,7 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
     assert "Traceback" not in done.stdout + done.stderr
 
     results = json.loads((out / "results.json").read_text())
-    assert results["schema_name"] == "harness.results" and results["schema_version"] == 3
+    assert results["schema_name"] == "harness.results" and results["schema_version"] == SCHEMA_VERSION
     assert results["state"] == "complete" and results["weights"] == "synthetic"
     assert {c["name"] for c in results["probe"]} >= {"os", "cuda", "triton", "bitsandbytes"}
     assert results["architecture"]["preset"] == "personaplex-tiny"

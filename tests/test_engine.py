@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 
 from moshi.models.lm import LMGen  # noqa: E402
 
-from harness.scenario.model import DType, Offload, Quantize, RunConfig, RunDefaults  # noqa: E402
+from harness.records.config import DType, Offload, Quantize, RunConfig  # noqa: E402
+from harness.records.scenario import RunDefaults  # noqa: E402
 from harness.worker.engine.architecture import MIMI_CODEBOOKS  # noqa: E402
 from harness.worker.engine.build import build_models  # noqa: E402
 from harness.worker.engine.int8 import Int8ScaleDtypeError, check_int8_scales, quantize_block  # noqa: E402

@@ -113,9 +113,10 @@ def test_cuda_run_forced_on_a_cpu_machine_is_diagnosed(tmp_path: Path) -> None:
     from harness.contract.wire import BenchJob, BenchReply, to_json
     from harness.launcher.environment import worker_env
     from harness.launcher.spawn import run_worker
+    from harness.records.config import RunConfig
+    from harness.records.scenario import RunDefaults
     from harness.records.schema import utc_now
     from harness.records.validate import parse_wire
-    from harness.scenario.model import RunConfig, RunDefaults
     from harness.session.assemble import ProcessOutcome, from_workers
     from harness.session.runner import worker_run
 

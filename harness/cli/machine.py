@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
-from harness.plan.gpus import find_gpu, gpu_names
+from harness.knowledge.gpus import find_gpu, gpu_names
 
 
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
@@ -78,7 +78,7 @@ def _with_custom_gpu(loaded, args: argparse.Namespace):  # noqa: ANN001, ANN202 
 
     from pydantic import ValidationError
 
-    from harness.scenario.model import Target
+    from harness.records.scenario import Target
 
     if args.cc is not None and not re.fullmatch(r"\d+\.\d+", args.cc):
         print(f"harness: --cc wants a compute capability like 8.9, not {args.cc!r}", file=sys.stderr)

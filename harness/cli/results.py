@@ -58,10 +58,10 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 def _compare_one(args: argparse.Namespace, console: Console) -> int:
     from harness.compare import history
-    from harness.compare.comparable import FIELDS
     from harness.compare.hardware import hardware_key, hardware_of
     from harness.compare.regression import DEFAULT_THRESHOLDS, ThresholdError, compare_sessions, parse_threshold
     from harness.compare.render import markdown
+    from harness.records.identity import FIELDS
     from harness.records.store import ResultsFileError, atomic_write_text, load_session
 
     try:
@@ -81,9 +81,9 @@ def _compare_one(args: argparse.Namespace, console: Console) -> int:
             if found is None:
                 key = hardware_key(current.machine)
                 others = {e.hardware for e in history.entries(Path(args.history),
-                                                              scenario=current.scenario.get("name"))} - {key}
+                                                              scenario=current.scenario.name)} - {key}
                 elsewhere = f"; {len(others)} other hardware key(s) have some" if others else ""
-                return _no_baseline(console, f"no earlier {current.scenario.get('name')} results for hardware "
+                return _no_baseline(console, f"no earlier {current.scenario.name} results for hardware "
                                              f"{key} ({hardware_of(current.machine).describe()}) in "
                                              f"{args.history}{elsewhere}", args.markdown)
             baseline_path, baseline = found.path, found.session

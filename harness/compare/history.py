@@ -38,7 +38,7 @@ def add(results: Path, history: Path) -> Path:
     session = load_session(results)
     source = results / RESULTS_JSON if results.is_dir() else results
     stamp = session.created_at.strftime("%Y%m%dT%H%M%SZ")
-    target = history / hardware_key(session.machine) / f"{stamp}-{session.scenario.get('name', 'scenario')}.json"
+    target = history / hardware_key(session.machine) / f"{stamp}-{session.scenario.name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_suffix(".tmp")
     shutil.copyfile(source, temporary)
@@ -58,14 +58,14 @@ def entries(history: Path, hardware: Optional[str] = None, scenario: Optional[st
         key = hardware_key(session.machine)
         if hardware is not None and not key.startswith(hardware):
             continue
-        if scenario is None or session.scenario.get("name") == scenario:
+        if scenario is None or session.scenario.name == scenario:
             found.append(Entry(path, session, key))
     return sorted(found, key=lambda e: e.session.created_at)
 
 
 def latest_baseline(history: Path, current: Session) -> Optional[Entry]:
     """The newest earlier session of the same scenario on the same hardware (software may differ)."""
-    candidates = [e for e in entries(history, hardware_key(current.machine), current.scenario.get("name"))
+    candidates = [e for e in entries(history, hardware_key(current.machine), current.scenario.name)
                   if e.session.created_at < current.created_at]
     return candidates[-1] if candidates else None
 
@@ -108,7 +108,7 @@ def trend_plot(sessions: list[Session], out: Path) -> Path:
             ax.axvline(session.created_at, color="#7F7F7F", linewidth=0.8)
             ax.annotate("\n".join(row.changed), (session.created_at, 1.0), xycoords=("data", "axes fraction"),
                         fontsize=6, rotation=90, va="top", ha="right", color="#555555")
-    budget = float(sessions[-1].scenario.get("frame_budget_ms", 80.0)) if sessions else 80.0
+    budget = sessions[-1].scenario.frame_budget_ms if sessions else 80.0
     ax.axhline(budget, color="#D62728", linestyle="--", label="budget")
     ax.set_ylabel("ms per step")
     key = hardware_key(sessions[-1].machine) if sessions else "?"

@@ -16,15 +16,14 @@ process-to-process shift of +15% "p = 5.5e-7".
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.stats import t as student_t
 
 from harness.records.schema import RunMetrics
 from harness.stats.bootstrap import DEFAULT_RESAMPLES, ratio_interval
+from harness.stats.welch import welch_log_ratio
 
 QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
 MIN_PROCESSES = 3
@@ -88,21 +87,10 @@ def values_change(raw_b: list[float], raw_c: list[float], statistic: str, confid
                   unit: str = "process") -> Change:
     if min(raw_b + raw_c) <= 0.0:
         raise ValueError(f"a process's {statistic} is not positive: no ratio to form")
-    vb, vc = np.log(raw_b), np.log(raw_c)
-    diff = float(vc.mean() - vb.mean())
-    var_b, var_c = float(vb.var(ddof=1)) / len(vb), float(vc.var(ddof=1)) / len(vc)
-    se = math.sqrt(var_b + var_c)
-    if se == 0.0:
-        low = high = diff
-    else:
-        # Welch-Satterthwaite degrees of freedom; a side with zero variance contributes none.
-        denom = sum(v * v / (n - 1) for v, n in ((var_b, len(vb)), (var_c, len(vc))) if v > 0)
-        dof = se ** 4 / denom
-        half = float(student_t.ppf((1.0 + confidence) / 2.0, dof)) * se
-        low, high = diff - half, diff + half
-    spread = max(_spread(np.exp(vb).tolist()), _spread(np.exp(vc).tolist()))
-    return Change(estimate=math.expm1(diff), low=math.expm1(low), high=math.expm1(high),
-                  method=f"{unit} {statistic}s, Welch t on logs ({len(vb)} vs {len(vc)} {unit}es)",
+    ratio = welch_log_ratio(raw_b, raw_c, confidence)
+    spread = max(_spread(raw_b), _spread(raw_c))
+    return Change(estimate=ratio.estimate, low=ratio.low, high=ratio.high,
+                  method=f"{unit} {statistic}s, Welch t on logs ({len(raw_b)} vs {len(raw_c)} {unit}es)",
                   spread=spread)
 
 

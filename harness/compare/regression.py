@@ -22,7 +22,6 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from harness.compare.comparable import run_differences, session_differences
 from harness.compare.hardware import hardware_differences, hardware_key, software_changes
 from harness.compare.methods import Change, estimate_change
 from harness.records.exits import Exit
@@ -236,13 +235,13 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
 
 
 def compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], thresholds: list[Threshold],
-                confidence: float, allowed: set[str], session_diffs: list[str],
+                confidence: float, allowed: set[str], differences: list[str],
                 pace: object = "fast", cores: int = 0) -> RunComparison:
+    """`differences`: the measurement identity's differing fields (harness.records.identity), allowed ones left out."""
     if cur is None:
         return RunComparison(name=name, outcome="missing", note="in the baseline, not in the current results")
     if base is None:
         return RunComparison(name=name, outcome="no baseline", note="not in the baseline: nothing to compare with")
-    differences = session_diffs + run_differences(base, cur, allowed)
     if differences:
         return RunComparison(name=name, outcome="not comparable", differences=differences,
                              note="measurement settings differ: " + "; ".join(differences))
@@ -277,17 +276,23 @@ def compare_sessions(baseline: Session, current: Session, thresholds: list[Thres
                                   "no code change explains (--allow-other-machine compares them anyway)")
             return comparison
         comparison.warnings.append(f"different hardware ({what}): differences may be the machine, not the code")
-    if baseline.scenario.get("name") != current.scenario.get("name"):
-        comparison.warnings.append(f"different scenarios: {baseline.scenario.get('name')} vs "
-                                   f"{current.scenario.get('name')}")
+    if baseline.scenario.name != current.scenario.name:
+        comparison.warnings.append(f"different scenarios: {baseline.scenario.name} vs "
+                                   f"{current.scenario.name}")
     for field in sorted(allowed):
         comparison.warnings.append(f"{field} may differ (--allow-difference): the change includes its effect")
-    session_diffs = session_differences(baseline, current, allowed)
     base_runs = {r.name: r for r in baseline.runs}
     cur_runs = {r.name: r for r in current.runs}
     names = list(base_runs) + [n for n in cur_runs if n not in base_runs]
-    pace = current.scenario.get("pace", "fast")
+    pace = current.scenario.pace.value
     cores = current.machine.cpu_cores_logical
+
+    def differences(name: str) -> list[str]:
+        base, cur = base_runs.get(name), cur_runs.get(name)
+        if base is None or cur is None:
+            return []
+        return baseline.measurement(base).differences(current.measurement(cur), frozenset(allowed))
+
     comparison.runs = [compare_run(n, base_runs.get(n), cur_runs.get(n), thresholds, confidence, allowed,
-                                   session_diffs, pace, cores) for n in names]
+                                   differences(n), pace, cores) for n in names]
     return comparison

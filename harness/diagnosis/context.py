@@ -9,8 +9,8 @@ from typing import Optional
 from harness.diagnosis.text import LogView
 from harness.knowledge.gpus import GpuSpec, find_gpu
 from harness.knowledge.wheels import parse_cc
+from harness.records.config import RunConfig
 from harness.records.machine import Machine
-from harness.scenario.model import RunConfig
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from harness.diagnosis.context import Context, gpu_from_machine
 from harness.diagnosis.engine import diagnose_text
 from harness.diagnosis.remedies import killed_cause
 from harness.diagnosis.signatures import KILLED, TIMEOUT, UNKNOWN
+from harness.records.config import RunConfig
 from harness.records.machine import Machine
 from harness.records.schema import Diagnosis
-from harness.scenario.model import RunConfig
 
 
 def diagnose(run: RunConfig, *, error_type: str = "", error_message: str = "", stderr_tail: str = "",

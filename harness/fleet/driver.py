@@ -70,13 +70,9 @@ class _Task:
 
 
 def scenario_text(loaded: LoadedScenario) -> str:
-    """The YAML shipped to the node; a relative checkpoint path is made absolute (nodes do not share our cwd)."""
-    text = loaded.path.read_text(encoding="utf-8")
-    if loaded.weights_path is None or Path(loaded.scenario.weights).is_absolute():
-        return text
-    data = yaml.safe_load(text)
-    data["weights"] = str(loaded.weights_path)
-    return yaml.safe_dump(data, sort_keys=False)
+    """The YAML shipped to the node: the scenario as loaded, every path already absolute (nodes do not share our
+    cwd, and the file may not be beside them)."""
+    return yaml.safe_dump(loaded.scenario.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
 
 def fleet_task(job: NodeJob):  # noqa: ANN201 - a Ray generator task (streams Started, then NodeOutcome)

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from harness.scenario.model import Device
+from harness.records.config import Device
 
 
 class PlacementError(ValueError):

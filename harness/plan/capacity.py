@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from harness.plan.gpus import find_gpu, gpu_names
+from harness.contract.wire import ArchitectureFacts
+from harness.knowledge.gpus import find_gpu, gpu_names
 from harness.plan.memory import bytes_per_step, predict_items
 from harness.plan.planner import plan_run, resolve_for
 from harness.plan.target import PlanTarget, from_spec
-from harness.records.architecture import ArchitectureFacts
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from harness.contract.offload import offloaded_layer_names
-from harness.records.architecture import ArchitectureFacts, BlockFacts, KVFacts
+from harness.contract.wire import ArchitectureFacts, BlockFacts, KVFacts
+from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.plan import MemoryItem
-from harness.scenario.model import DType, Offload, Quantize, RunConfig, Serving
 
 MIB, GIB = 2**20, 2**30
 DTYPE_BYTES = {DType.bfloat16: 2, DType.float16: 2, DType.float32: 4}

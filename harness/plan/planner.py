@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Optional
 
+from harness.contract.wire import ArchitectureFacts
 from harness.plan.memory import CUDA_CONTEXT, GIB, bytes_per_step, device_peaks, host_peak, predict_items
 from harness.plan.software import software_issues
 from harness.plan.target import PlanTarget
-from harness.records.architecture import ArchitectureFacts
+from harness.records.config import Device, DType, Offload, Quantize, RunConfig
 from harness.records.plan import PlanCheck, PlanIssue, RunPlan
 from harness.records.schema import RunMetrics
 from harness.scenario.load import LoadedScenario
-from harness.scenario.model import Device, DType, Offload, Quantize, RunConfig
 
 DEVICE_FILL_LIMIT = 1.0  # a plan "fits" when the predicted peak is within capacity; the verdict asks for headroom
 

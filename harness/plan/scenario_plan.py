@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from harness.plan.gpus import find_gpu
+from harness.contract.wire import ArchitectureFacts
+from harness.knowledge.gpus import find_gpu
 from harness.plan.planner import alternatives, plan_scenario_run
 from harness.plan.target import PlanTarget, from_machine, from_scenario, from_spec
 from harness.probe.machine import probe_machine
-from harness.records.architecture import ArchitectureFacts
 from harness.records.plan import RunPlan
 from harness.scenario.load import LoadedScenario
 

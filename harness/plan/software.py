@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from harness.knowledge import compiler, wheels
 from harness.plan.target import PlanTarget
+from harness.records.config import Device, DType, Offload, Quantize, RunConfig
 from harness.records.plan import PlanIssue
-from harness.scenario.model import Device, DType, Offload, Quantize, RunConfig
 
 
 def software_issues(run: RunConfig, target: PlanTarget) -> list[PlanIssue]:

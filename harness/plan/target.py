@@ -15,7 +15,7 @@ from harness.knowledge.gpus import GIB, GpuSpec, find_gpu
 from harness.knowledge.wheels import PINNED_ARCHS
 from harness.plan.memory import HostFacts
 from harness.records.machine import Machine
-from harness.scenario.model import Target
+from harness.records.scenario import Target
 
 DEFAULT_HOST_LINK_GBS = 25.0  # PCIe 4.0 x16, usable
 

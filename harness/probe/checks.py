@@ -15,10 +15,10 @@ from typing import Optional
 import numpy as np
 import psutil
 
-from harness.contract.wire import TorchFacts
+from harness.contract.hostinfo import cpu_model
+from harness.contract.wire import ProbeCheck, TorchFacts
 from harness.probe import host
 from harness.probe.nvml import NvmlReading
-from harness.records.machine import ProbeCheck
 
 GIB = 2**30
 
@@ -61,7 +61,7 @@ def check_python() -> ProbeCheck:
 def check_cpu() -> ProbeCheck:
     logical, physical = host.cores()
     return ProbeCheck(name="cpu", status="pass", value=float(logical),
-                      finding=f"{host.cpu_model()}: {logical} logical cores ({physical or '?'} physical)")
+                      finding=f"{cpu_model()}: {logical} logical cores ({physical or '?'} physical)")
 
 
 def check_ram(needed_bytes: Optional[int] = None) -> ProbeCheck:

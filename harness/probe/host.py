@@ -10,8 +10,6 @@ from typing import Optional
 
 import psutil
 
-from harness.contract.hostinfo import cpu_model  # noqa: F401 - one reader for parent and worker
-
 PACKAGES = ("torch", "moshi", "bitsandbytes", "accelerate", "triton", "nvidia-ml-py", "safetensors", "numpy")
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from harness.contract.wire import TorchFacts
+from harness.contract.wire import GpuInfo, ProbeCheck, TorchFacts
 from harness.knowledge import compiler, drivers, wheels
 from harness.knowledge.models import needs_gib, weights_gib
 from harness.probe.nvml import NvmlReading, uuid_key
-from harness.records.machine import GpuInfo, ProbeCheck
 
 GIB = 2**30
 

@@ -12,15 +12,15 @@ from typing import Optional
 
 import psutil
 
-from harness.contract.wire import ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
+from harness.contract.hostinfo import cpu_model
+from harness.contract.wire import ArchitectureFacts, ProbeCheck, ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
 from harness.launcher.environment import probe_env
 from harness.launcher.spawn import run_worker
 from harness.probe import checks as c
 from harness.probe import host
 from harness.probe import interpret as gpu_checks
 from harness.probe.nvml import read_nvml
-from harness.records.architecture import ArchitectureFacts
-from harness.records.machine import Machine, ProbeCheck
+from harness.records.machine import Machine
 from harness.records.validate import parse_wire
 
 PROBE_TIMEOUT_S = 240.0
@@ -50,14 +50,17 @@ def _probe_worker(work_dir: Path, presets: list[str], device_checks: bool,
     outcome = run_worker(job_path, probe_env(), PROBE_TIMEOUT_S, work_dir, "probe", on_event=lambda _e: None,
                          python=python or sys.executable)
     try:
-        return parse_wire(ProbeReply, reply_path.read_text())
-    except (OSError, ValueError):  # WireError is a ValueError
-        how = (f"timed out after {PROBE_TIMEOUT_S:.0f} s" if outcome.timed_out
-               else f"exit code {outcome.exit_code}" if outcome.exit_code is not None
-               else f"killed by {outcome.signal_name}")
-        error = WorkerError(type="ProbeWorkerFailed", message=f"torch probe worker {how}",
-                            traceback=outcome.stderr_tail, phase="probe")
-        return ProbeReply(facts=TorchFacts(import_error=error))
+        return parse_wire(ProbeReply, reply_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        unreadable = ""
+    except (OSError, ValueError) as exc:  # WireError is a ValueError: its message names the field
+        unreadable = f"; its reply could not be read: {exc}"
+    how = (f"timed out after {PROBE_TIMEOUT_S:.0f} s" if outcome.timed_out
+           else f"exit code {outcome.exit_code}" if outcome.exit_code is not None
+           else f"killed by {outcome.signal_name}")
+    error = WorkerError(type="ProbeWorkerFailed", message=f"torch probe worker {how}{unreadable}",
+                        traceback=outcome.stderr_tail, phase="probe")
+    return ProbeReply(facts=TorchFacts(import_error=error))
 
 
 def fingerprint(fields: list[str]) -> str:
@@ -102,7 +105,7 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
     ram = host.ram_total_bytes()
     machine = Machine(
         hostname=host.hostname(), os=host.os_name(), os_release=platform.release(), platform=platform.platform(),
-        cpu_model=host.cpu_model(), cpu_cores_logical=logical, cpu_cores_physical=physical, ram_total_bytes=ram,
+        cpu_model=cpu_model(), cpu_cores_logical=logical, cpu_cores_physical=physical, ram_total_bytes=ram,
         python=python_version, packages=packages, torch_cuda_build=facts.torch_cuda_build,
         cuda_available=facts.cuda_available, cuda_unavailable_reason="" if facts.cuda_available else reason,
         gpus=gpus, cuda_arch_list=facts.arch_list, nvidia_driver=nvml.driver or None,
@@ -110,7 +113,7 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
         ram_available_bytes=int(psutil.virtual_memory().available), host_bandwidth_gbs=bandwidth,
         device_bandwidth_gbs=_value(checks, "device_bandwidth"), baseline_rss_bytes=reply.baseline_rss_bytes,
         bitsandbytes_import_bytes=reply.bitsandbytes_import_bytes,
-        fingerprint=fingerprint([host.cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
+        fingerprint=fingerprint([cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
                                  ",".join(g.name for g in gpus), str(packages.get("torch")),
                                  str(packages.get("moshi"))]),
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from harness.records.machine import GpuInfo
+from harness.contract.wire import GpuInfo
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -103,12 +101,6 @@ class RunConfig(BaseModel):
     resolved_from: Optional[str] = None  # "auto" when the session chose the device; the report says so
     batch_size: Optional[int] = Field(default=None, ge=1, le=256)  # sessions in lockstep; None: the scenario's
     capacity: Optional[CapacitySpec] = None  # search the largest real-time batch instead of one measurement
-
-    def measurement_key(self) -> str:
-        """Hash of what changes the measurement (not the name or the time limit): for --resume and compare."""
-        # exclude_none: fields added later (batch_size, capacity) leave the keys of older results unchanged
-        fields = self.model_dump(mode="json", exclude={"name", "timeout_s", "resolved_from"}, exclude_none=True)
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
         parts = [self.device.value, self.dtype.value]

@@ -7,10 +7,9 @@ from typing import Optional
 
 from pydantic import Field
 
-from harness.contract.wire import CheckStatus, GpuInfo, ProbeCheck
+from harness.contract.wire import GpuInfo
 from harness.records.base import Record
 
-__all__ = ["CheckStatus", "GpuInfo", "Machine", "ProbeCheck"]
 
 class Machine(Record):
     """Fingerprint of the host. Torch-side facts come from a probe worker, never from the parent."""

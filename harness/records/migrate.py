@@ -22,8 +22,18 @@ def _v1_to_v2(data: Data) -> Data:
 
 
 def _v2_to_v3(data: Data) -> Data:
-    """v3 splits `time_to_first_audio_s` (load + warmup + prefill + first frame) into a per-call figure and a cold
-    start; v2 recorded the parts (not the imports), so both are rebuilt from them."""
+    """v3 stores the scenario typed. Files written before the persona prefill existed ran none: say so explicitly,
+    since an unset persona now means the preset's default prefill."""
+    scenario = data.get("scenario")
+    if isinstance(scenario, dict) and "persona" not in scenario:
+        scenario["persona"] = False
+    data["schema_version"] = 3
+    return data
+
+
+def _v3_to_v4(data: Data) -> Data:
+    """v4 splits `time_to_first_audio_s` (load + warmup + prefill + first frame) into a per-call figure and a cold
+    start; v3 recorded the parts (not the imports), so both are rebuilt from them."""
     synthetic = data.get("weights") == "synthetic"
     for run in data.get("runs", []):
         metrics = run.get("metrics")
@@ -39,11 +49,11 @@ def _v2_to_v3(data: Data) -> Data:
             voice, steps = prefill.get("voice_encode_ms", 0.0) / 1e3, prefill.get("seconds", 0.0)
             metrics["first_audio"] = {"voice_encode_s": voice, "prefill_s": steps, "first_frame_s": first / 1e3,
                                       "per_call_s": voice + steps + first / 1e3, "synthetic": synthetic}
-    data["schema_version"] = 3
+    data["schema_version"] = 4
     return data
 
 
-STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3}
+STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate(data: Data, target: int) -> Data:

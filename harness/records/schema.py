@@ -11,18 +11,19 @@ from typing import Literal, Optional
 
 from pydantic import ConfigDict, Field
 
-from harness.contract.wire import AdmissionSample, EngineInfo
-from harness.records.architecture import ArchitectureFacts
+from harness.contract.wire import AdmissionSample, ArchitectureFacts, EngineInfo, ProbeCheck, TelemetrySeries
 from harness.records.base import Record
 from harness.records.capacity import CapacityResult
 from harness.records.config import RunConfig
-from harness.records.machine import Machine, ProbeCheck
+from harness.records.identity import Measurement, measurement_of
+from harness.records.machine import Machine
 from harness.records.plan import PlanCheck, RunPlan
-from harness.records.telemetry import SoakSummary, TelemetrySeries, TelemetrySummary
+from harness.records.scenario import Scenario
+from harness.records.telemetry import SoakSummary, TelemetrySummary
 from harness.records.verdict import Verdict
 
-SCHEMA_VERSION = 3  # 2: wire records, repeat processes, measurement keys, frames as measured; 3: time to first
-# audio split into first_audio (per call) and cold_start (per server)
+SCHEMA_VERSION = 4  # 2: wire records, repeat processes, measurement keys, frames as measured; 3: typed scenario;
+# 4: time to first audio split into first_audio (per call) and cold_start (per server)
 SCHEMA_NAME = "harness.results"
 
 RunStatus = Literal["ok", "failed", "skipped"]
@@ -181,7 +182,7 @@ class Session(Record):
     state: Literal["running", "complete", "interrupted"]
     command: list[str]
     scenario_path: str
-    scenario: dict
+    scenario: Scenario = Field(description="the scenario as loaded (paths resolved), typed")
     weights: str
     frames: Optional[int] = Field(default=None, description="measured frames asked of each worker (criteria "
                                                             "minimums and --frames applied); metrics say what ran")
@@ -193,3 +194,11 @@ class Session(Record):
     target_plans: list[RunPlan] = Field(default_factory=list, description="the planner's view of the scenario's "
                                                                          "target machine, when it declares one")
     verdict: Optional[Verdict] = None
+
+    def measurement(self, run: RunResult) -> Measurement:
+        """The identity of `run` as this session measured it (harness.records.identity)."""
+        # files that did not record the frames asked of each worker measured the scenario's own counts
+        frames = self.frames if self.frames is not None else self.scenario.measured_frames
+        warmup = self.warmup_frames if self.warmup_frames is not None else self.scenario.warmup_frames
+        return measurement_of(self.scenario, run.config, weights=self.weights, frames=frames, warmup=warmup,
+                              engine=run.engine)

@@ -6,10 +6,8 @@ from typing import Optional
 
 from pydantic import Field
 
-from harness.contract.wire import THROTTLE_BITS, TelemetrySeries
 from harness.records.base import Record
 
-__all__ = ["THROTTLE_BITS", "TelemetrySeries", "TelemetrySummary", "SoakSummary"]
 
 class TelemetrySummary(Record):
     samples: int

@@ -133,6 +133,6 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
 
 
 def capacity_sections(session: Session) -> list[CapacitySection]:
-    budget = float(session.scenario.get("frame_budget_ms", 80.0))
+    budget = session.scenario.frame_budget_ms
     return [_section(r.name, r.metrics.capacity, budget) for r in session.runs
             if r.metrics is not None and r.metrics.capacity is not None]

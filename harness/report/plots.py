@@ -40,11 +40,11 @@ def _ok(session: Session) -> list[RunResult]:
 
 
 def _budget(session: Session) -> float:
-    return float(session.scenario.get("frame_budget_ms", 80.0))
+    return session.scenario.frame_budget_ms
 
 
 def _headroom(session: Session) -> float:
-    return float(session.scenario.get("criteria", {}).get("headroom", 0.1))
+    return session.scenario.criteria.headroom
 
 
 def _height(n: int) -> float:

@@ -11,12 +11,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.verdict.deploy import deployable_by
 from harness.records.plan import RunPlan
+from harness.records.scenario import Criteria
 from harness.records.schema import ColdStart, FirstAudio, RunResult, Session
 from harness.records.store import atomic_write_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_sections
 from harness.report.plots import Figure, all_figures
-from harness.scenario.model import Criteria
 from harness.verdict.recommend import model_label
 
 GIB = 2**30
@@ -78,7 +78,7 @@ def _cold_start(c: Optional[ColdStart]) -> str:
 
 
 def criteria_of(session: Session) -> Criteria:
-    return Criteria.model_validate(session.scenario.get("criteria") or {})
+    return session.scenario.criteria
 
 
 def _gib(value: Optional[int]) -> str:
@@ -221,7 +221,7 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
         group = problems.setdefault(key, {"names": [], "status": r.status, "reason": r.reason,
                                           "diagnosis": r.diagnosis, "stderr": r.stderr_tail})
         group["names"].append(r.name)
-    target = session.scenario.get("target") or {}
+    target = session.scenario.target
     target_label = session.target_plans[0].target if session.target_plans else None
     machine = session.machine
     scenario = session.scenario
@@ -233,7 +233,7 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
         "target_label": target_label if target else None,
         "machine_label": f"{machine.cpu_model}" + (f", {machine.gpus[0].name}" if machine.gpus else ", no GPU"),
         "machine_rows": _machine_rows(session), "weights_note": _weights_note(session),
-        "budget": f"{float(scenario.get('frame_budget_ms', 80.0)):g}",
+        "budget": f"{scenario.frame_budget_ms:g}",
         "frames_note": _frames_note(session),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "capacity": capacity_sections(session),
@@ -248,11 +248,11 @@ def _frames_note(session: Session) -> str:
         frames = "/".join(str(f) for f in measured)
         warm = "/".join(str(w) for w in warmup)
     else:
-        frames, warm = str(session.frames or session.scenario.get("frames")), str(
-            session.warmup_frames or session.scenario.get("warmup_frames"))
-    repeat = int(session.scenario.get("repeat", 1) or 1)
+        frames, warm = str(session.frames or session.scenario.frames), str(
+            session.warmup_frames or session.scenario.warmup_frames)
+    repeat = session.scenario.repeat
     processes = f" over {repeat} processes per run" if repeat > 1 else ""
-    return f"{frames} measured frames{processes} after {warm} warmup, pace {session.scenario.get('pace', 'fast')}"
+    return f"{frames} measured frames{processes} after {warm} warmup, pace {session.scenario.pace.value}"
 
 
 _ENV = Environment(loader=PackageLoader("harness.report", "templates"),
@@ -264,7 +264,7 @@ def render_html(context: dict) -> str:
 
 
 def summary_markdown(session: Session, verdict: Verdict) -> str:
-    lines = [f"## {session.scenario.get('name')}: {'GO' if verdict.go else 'NO-GO'}", "", f"**{verdict.headline}**", ""]
+    lines = [f"## {session.scenario.name}: {'GO' if verdict.go else 'NO-GO'}", "", f"**{verdict.headline}**", ""]
     lines += [f"- {reason}" for reason in verdict.reasons]
     if verdict.recommended is not None:
         rec = verdict.recommended
@@ -285,7 +285,7 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
                          f"{m.ms_per_step.p99:.1f} | {m.rtf:.2f} | {note} |")
         else:
             lines.append(f"| {run.name} | {run.config.serving.value} | {run.status} | - | - | - | {note} |")
-    budget = float(session.scenario.get("frame_budget_ms", 80.0))
+    budget = session.scenario.frame_budget_ms
     lines += ["", f"Model: {model_label(session)}. RTF = step time / {budget:g} ms (below 1 is faster than real time). "
               + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
     return "\n".join(lines) + "\n"

@@ -11,9 +11,10 @@ from typing import Any, Optional, Sequence
 import yaml
 from pydantic import ValidationError
 
+from harness.records.config import RunConfig
 from harness.records.exits import UserError
+from harness.records.scenario import Persona, Scenario
 from harness.scenario.expand import ExpansionError, expand_runs
-from harness.scenario.model import RunConfig, Scenario
 
 
 @dataclass(frozen=True)
@@ -113,21 +114,56 @@ def _strip_pydantic_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
     return tuple(p for p in loc if p not in {"bool", "function-before[_parse_switch(), bool]"})
 
 
-def _resolve_python(path: Path, root: Optional[yaml.Node], scenario: Scenario, run: RunConfig,
-                    index: int) -> RunConfig:
-    """An interpreter named relative to the scenario file, checked now rather than when its worker fails."""
-    if run.python is None:
-        return run
-    found = shutil.which(run.python) if "/" not in run.python else None
-    candidate = Path(found) if found else (path.parent / Path(run.python).expanduser())
-    if not (candidate.is_file() and os.access(candidate, os.X_OK)):
-        spec = next((i for i, s in enumerate(scenario.runs) if s.python == run.python), None)
-        loc: tuple[str | int, ...] = ("runs", spec, "python") if spec is not None else (
-            ("defaults", "python") if scenario.defaults.python else ("python",))
-        raise ScenarioError(path, [ScenarioProblem(_node_line(root, loc), _field_path(loc),
-                                                   f"no executable interpreter at {candidate} (python: the "
-                                                   "environment's bin/python, absolute or relative to this file)")])
-    return run.model_copy(update={"python": str(candidate.absolute())})
+def _resolve_paths(path: Path, root: Optional[yaml.Node], scenario: Scenario) -> Scenario:
+    """Every path the scenario names, made absolute against the scenario file's folder and checked now, once: the
+    weights, the persona's voice prompt and tokenizer, and every `python:` interpreter. Nothing downstream (the
+    runner, the fleet's nodes, the workers) resolves a path again."""
+    base = path.parent
+    problems: list[ScenarioProblem] = []
+
+    def problem(loc: tuple[str | int, ...], message: str) -> None:
+        problems.append(ScenarioProblem(_node_line(root, loc), _field_path(loc), message))
+
+    def local(value: str, loc: tuple[str | int, ...], what: str) -> str:
+        candidate = (base / Path(value).expanduser()).resolve()
+        if not candidate.exists():
+            problem(loc, f"no such file or directory: {candidate} ({what})")
+        return str(candidate)
+
+    def interpreter(value: str, loc: tuple[str | int, ...]) -> str:
+        found = shutil.which(value) if "/" not in value else None
+        candidate = Path(found) if found else (base / Path(value).expanduser())
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            problem(loc, f"no executable interpreter at {candidate} (python: the environment's bin/python, absolute "
+                         "or relative to this file)")
+        # absolute, not resolved: a venv's bin/python is a link to the base interpreter and must stay the venv's
+        return str(candidate.absolute())
+
+    update: dict[str, Any] = {}
+    if not scenario.uses_synthetic_weights:
+        update["weights"] = local(scenario.weights, ("weights",), "use 'synthetic' or a local model.safetensors / "
+                                                                  "a folder holding one")
+    if isinstance(scenario.persona, Persona):
+        persona: dict[str, Any] = {}
+        if scenario.persona.voice_prompt:
+            persona["voice_prompt"] = local(scenario.persona.voice_prompt, ("persona", "voice_prompt"),
+                                            "a 16-bit PCM .wav, relative to this file")
+        if scenario.persona.tokenizer:
+            persona["tokenizer"] = local(scenario.persona.tokenizer, ("persona", "tokenizer"),
+                                         "PersonaPlex's SentencePiece model file, relative to this file")
+        if persona:
+            update["persona"] = scenario.persona.model_copy(update=persona)
+    if scenario.python:
+        update["python"] = interpreter(scenario.python, ("python",))
+    if scenario.defaults.python:
+        update["defaults"] = scenario.defaults.model_copy(
+            update={"python": interpreter(scenario.defaults.python, ("defaults", "python"))})
+    if any(spec.python for spec in scenario.runs):
+        update["runs"] = [spec.model_copy(update={"python": interpreter(spec.python, ("runs", i, "python"))})
+                          if spec.python else spec for i, spec in enumerate(scenario.runs)]
+    if problems:
+        raise ScenarioError(path, problems)
+    return scenario.model_copy(update=update) if update else scenario
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:
@@ -161,20 +197,11 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         problems.sort(key=lambda p: p.line or 0)
         raise ScenarioError(path, problems) from None
 
+    scenario = _resolve_paths(path, root, scenario)
     try:
         runs = expand_runs(scenario)
     except ExpansionError as exc:
         raise ScenarioError(path, [ScenarioProblem(_node_line(root, exc.loc), _field_path(exc.loc), exc.message)]) from None
 
-    runs = [_resolve_python(path, root, scenario, run, index) for index, run in enumerate(runs)]
-    weights_path = None
-    if not scenario.uses_synthetic_weights:
-        weights_path = (path.parent / scenario.weights).resolve()
-        if not weights_path.exists():
-            raise ScenarioError(
-                path,
-                [ScenarioProblem(_node_line(root, ("weights",)), "weights",
-                                 f"no such file or directory: {weights_path} (use 'synthetic' or a local "
-                                 "model.safetensors / a folder holding one)")],
-            )
+    weights_path = None if scenario.uses_synthetic_weights else Path(scenario.weights)
     return LoadedScenario(path=path, scenario=scenario, runs=runs, weights_path=weights_path)

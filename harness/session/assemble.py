@@ -31,6 +31,7 @@ class ProcessOutcome:
 
     outcome: WorkerOutcome
     reply: Optional[BenchReply]
+    reply_error: str = ""  # the reply file existed but could not be read: the named reason, kept for the record
 
     @property
     def ok(self) -> bool:
@@ -151,12 +152,15 @@ def _prefill(reply: BenchReply) -> Optional[PrefillMetrics]:
                           context_capacity=p.context_capacity)
 
 
-def _failure_reason(outcome: WorkerOutcome, reply: Optional[BenchReply], timeout_s: float) -> str:
+def _failure_reason(outcome: WorkerOutcome, reply: Optional[BenchReply], timeout_s: float,
+                    reply_error: str = "") -> str:
     phase = f" during {outcome.last_phase}" if outcome.last_phase else ""
     if outcome.timed_out:
         return f"timed out after {timeout_s:g} s{phase} (scenario timeout_s); the worker was killed"
     if reply is not None and reply.error is not None:
         return f"{reply.error.type}: {reply.error.message}".strip()
+    if reply_error:
+        return f"the worker's reply could not be read: {reply_error}"
     if outcome.signal_name is not None:
         return f"worker killed by {outcome.signal_name}{phase}"
     return f"worker exited with code {outcome.exit_code}{phase} without a result"
@@ -189,7 +193,7 @@ def from_workers(run: RunConfig, processes: list[ProcessOutcome], *, frame_budge
                 record.pid = process.outcome.pid
         return result
     which = f"process {processes.index(failed) + 1} of {len(processes)}: " if len(processes) > 1 else ""
-    result.reason = which + _failure_reason(outcome, reply, timeout_s)
+    result.reason = which + _failure_reason(outcome, reply, timeout_s, shown.reply_error)
     result.partial_samples_ms = list(outcome.frames_ms)
     error = reply.error if reply is not None else None
     result.diagnosis = diagnose(

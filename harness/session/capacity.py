@@ -14,11 +14,11 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
+from harness.contract.wire import ArchitectureFacts
 from harness.knowledge.prices import resolve_price
 from harness.plan.capacity import gpu_table_bounds, memory_bound, session_cost
 from harness.plan.planner import plan_run
 from harness.plan.target import PlanTarget
-from harness.records.architecture import ArchitectureFacts
 from harness.records.capacity import (
     Admission,
     CapacityProbe,
@@ -29,8 +29,8 @@ from harness.records.capacity import (
     LimitedBy,
 )
 from harness.records.config import Device, RunConfig
+from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
-from harness.scenario.model import Criteria
 from harness.verdict.recommend import assess_run
 from harness.verdict.validity import assess_validity, frames_to_certify
 
@@ -238,7 +238,7 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
 
     probes, best, limited = search(spec.max_sessions, fits, measure)
     chosen = results.get(best) or results.get(1) or next(iter(results.values()), None)
-    deadline = criteria.deadline_ms(float(session.scenario.get("frame_budget_ms", 80.0)))
+    deadline = criteria.deadline_ms(session.scenario.frame_budget_ms)
     summary = summarize(probes, best, limited, device=device_label(run, session), deadline_ms=deadline, bound=bound,
                         predicted_per_session=per_session)
     if chosen is None:  # only possible when even one session cannot fit: nothing ran

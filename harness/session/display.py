@@ -80,8 +80,8 @@ class RunDisplay:
 
 
 def summary_table(session: Session) -> Table:
-    budget = float(session.scenario.get("frame_budget_ms", 80.0))
-    table = Table(title=f"{escape(str(session.scenario.get('name', '')))}: ms per {budget:g} ms frame "
+    budget = session.scenario.frame_budget_ms
+    table = Table(title=f"{escape(session.scenario.name)}: ms per {budget:g} ms frame "
                         "(RTF = step / budget; < 1 is faster than real time)", title_justify="left")
     for column in ("run", "status", "p50 ms", "p99 ms", "RTF", "peak RSS", "GPU peak", "load s", "note"):
         table.add_column(column, justify="right" if column not in {"run", "status", "note"} else "left")

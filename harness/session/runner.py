@@ -3,6 +3,7 @@ every run; then the verdict, decided here and handed to the report to render."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import sys
@@ -22,16 +23,16 @@ from harness.plan.planner import compare, plan_scenario_run
 from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
 from harness.records.config import Device, RunConfig
+from harness.records.identity import Measurement, measurement_of
 from harness.records.plan import RunPlan
+from harness.records.scenario import Criteria, Pace, Scenario
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.records.validate import parse_wire
 from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
-from harness.scenario.model import Criteria, Pace, Scenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
-from harness.session.keys import measurement_key
 from harness.verdict.recommend import decide
 
 WORK_DIR = ".work"
@@ -66,20 +67,30 @@ def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int
     return max(scenario.measured_frames, c.min_frames, by_seconds)
 
 
-def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Optional[str]:
+@dataclass(frozen=True)
+class Skip:
+    """Why a run does not execute here. `forceable`: only the planner's prediction stands in the way, which
+    `--force` overrides; a missing device cannot be forced."""
+
+    reason: str
+    forceable: bool = False
+
+
+def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Optional[Skip]:
     if run.device is Device.cuda and not machine.cuda_available:
-        return f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}"
+        return Skip(f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}")
     if run.cuda_graphs and run.device is Device.cpu:
-        return "CUDA graphs need a CUDA device; this run is on the CPU (set cuda_graphs: off to run it here)"
+        return Skip("CUDA graphs need a CUDA device; this run is on the CPU (set cuda_graphs: off to run it here)")
     if plan is not None and not plan.feasible:
-        return "predicted not to work here: " + "; ".join(plan.reasons) + " (--force runs it anyway)"
+        return Skip("predicted not to work here: " + "; ".join(plan.reasons) + " (--force runs it anyway)",
+                    forceable=True)
     return None
 
 
 def worker_run(run: RunConfig) -> WorkerRun:
-    return WorkerRun(name=run.name, device=run.device.value, dtype=run.dtype.value, quantize=run.quantize.value,
-                     offload=run.offload.value, offload_fraction=run.offload_fraction, compile=run.compile,
-                     cuda_graphs=run.cuda_graphs)
+    """The fields the worker's record has, taken from the run by name (enums as their values)."""
+    values = run.model_dump(mode="json")
+    return WorkerRun(**{f.name: values[f.name] for f in dataclasses.fields(WorkerRun)})
 
 
 class ScenarioRunner:
@@ -115,11 +126,11 @@ class ScenarioRunner:
         persona = self.loaded.scenario.effective_persona
         if persona is None:
             return None
-        wav = str(self.loaded.path.parent / persona.voice_prompt) if persona.voice_prompt else None
-        tokenizer = str(self.loaded.path.parent / persona.tokenizer) if persona.tokenizer else None
-        return PersonaJob(voice_prompt_frames=persona.voice_prompt_frames, voice_prompt_wav=wav,
+        # paths were made absolute when the scenario was loaded
+        return PersonaJob(voice_prompt_frames=persona.voice_prompt_frames, voice_prompt_wav=persona.voice_prompt,
                           silence_frames=persona.silence_frames, text_prompt_tokens=persona.text_prompt_tokens,
-                          text_prompt=persona.text_prompt, tokenizer=tokenizer, server_wait_ms=persona.server_wait_ms)
+                          text_prompt=persona.text_prompt, tokenizer=persona.tokenizer,
+                          server_wait_ms=persona.server_wait_ms)
 
     def _process(self, run: RunConfig, display: RunDisplay, index: int,
                  frames: Optional[int] = None) -> assemble.ProcessOutcome:
@@ -141,12 +152,15 @@ class ScenarioRunner:
                              memory_limit_bytes=self.loaded.scenario.host_memory_limit_bytes,
                              python=run.python or sys.executable)
         reply: Optional[BenchReply] = None
+        reply_error = ""
         try:
-            reply = parse_wire(BenchReply, Path(job.reply_path).read_text())
-        except (OSError, ValueError):
-            reply = None
+            reply = parse_wire(BenchReply, Path(job.reply_path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass  # the worker died before replying: its exit code and stderr tell why
+        except (OSError, ValueError) as exc:  # WireError is a ValueError: keep its named message for the record
+            reply_error = str(exc)
         shutil.rmtree(work / "scratch", ignore_errors=True)  # offloaded weights can be gigabytes
-        return assemble.ProcessOutcome(outcome, reply)
+        return assemble.ProcessOutcome(outcome, reply, reply_error)
 
     def _timeout(self, run: RunConfig) -> float:
         return self.options.timeout_s or run.timeout_s or self.timeout_s
@@ -167,12 +181,37 @@ class ScenarioRunner:
             return None
         return plan_scenario_run(session.architecture, self.loaded, run, from_machine(self.machine))
 
-    def _reusable(self, name: str, key: str) -> Optional[RunResult]:
+    def _reusable(self, run: RunConfig, session: Session) -> Optional[RunResult]:
+        """The earlier session's ok run of this name whose measurement is the same (harness.records.identity: the
+        table `compare` uses too), on the same hardware."""
         previous = self.options.resume
         if previous is None or self.machine is None or previous.machine.hardware_key != self.machine.hardware_key:
             return None
-        return next((r for r in previous.runs
-                     if r.status == "ok" and r.name == name and r.measurement_key == key), None)
+        wanted = self._measurement(run, session)
+        return next((r for r in previous.runs if r.status == "ok" and r.name == run.name
+                     and not previous.measurement(r).differences(wanted)), None)
+
+    def _measurement(self, run: RunConfig, session: Session) -> Measurement:
+        return measurement_of(session.scenario, run, weights=session.weights, frames=self.frames,
+                              warmup=self.warmup, software=session.machine.packages)
+
+    def _resolve_all(self, runs: list[RunConfig]) -> list[tuple[RunConfig, Optional[str]]]:
+        """Every run with `device: auto` resolved; names stay unique afterwards (they name log files, `--resume`
+        and `compare` entries): an `auto` run renamed for the CPU that meets a run of that name becomes
+        `<name>-auto` (then `-auto2`, ...)."""
+        resolved = [self._resolve(run) for run in runs]
+        taken = {run.name for run, _ in resolved if run.resolved_from is None}
+        out = []
+        for run, skip in resolved:
+            if run.resolved_from is not None:
+                name, n = run.name, 1
+                while name in taken:
+                    n += 1
+                    name = f"{run.name}-auto" + (str(n - 1) if n > 2 else "")
+                taken.add(name)
+                run = run.model_copy(update={"name": name}) if name != run.name else run
+            out.append((run, skip))
+        return out
 
     def _resolve(self, run: RunConfig) -> tuple[RunConfig, Optional[str]]:
         """`device: auto` resolved by the one rule; a run that went to the CPU is renamed so that it says so."""
@@ -185,23 +224,22 @@ class ScenarioRunner:
             update["name"] = cpu_name(run.name)
         return run.model_copy(update=update), choice.skip_reason
 
-    def _one(self, configured: RunConfig, session: Session, display: RunDisplay) -> RunResult:
+    def _one(self, run: RunConfig, auto_skip: Optional[str], session: Session, display: RunDisplay) -> RunResult:
         assert self.machine is not None
-        run, auto_skip = self._resolve(configured)
-        key = measurement_key(run, session.scenario, session.weights, self.frames, self.warmup)
-        reused = self._reusable(run.name, key)
+        key = self._measurement(run, session).key()
+        reused = self._reusable(run, session)
         if reused is not None:
             display.note(f"{run.name}: measured before with the same configuration on this machine (--resume)")
             return reused.model_copy(update={"resumed": True})
         plan = self._plan(run, session)
-        reason = auto_skip or skip_reason(run, self.machine, plan)
-        if reason is not None and self.options.force and reason.startswith("predicted"):
-            reason = None
-        if (reason is not None and run.capacity is not None and plan is not None and not plan.fits_memory
+        skip = Skip(auto_skip) if auto_skip else skip_reason(run, self.machine, plan)
+        if skip is not None and self.options.force and skip.forceable:
+            skip = None
+        if (skip is not None and run.capacity is not None and plan is not None and not plan.fits_memory
                 and not any(i.severity == "blocker" for i in plan.issues)):
-            reason = None  # the capacity search records each size the planner says cannot fit, without running it
-        if reason is not None:
-            result = assemble.skipped(run, reason)
+            skip = None  # the capacity search records each size the planner says cannot fit, without running it
+        if skip is not None:
+            result = assemble.skipped(run, skip.reason)
             if auto_skip is not None:
                 result.diagnosis = assemble.diagnose(run, error_message=self.machine.cuda_unavailable_reason,
                                                      machine=self.machine)
@@ -246,7 +284,7 @@ class ScenarioRunner:
         session = Session(
             harness_version=__version__, created_at=now, updated_at=now, state="running",
             command=list(sys.argv), scenario_path=str(self.loaded.path),
-            scenario=self.loaded.scenario.model_dump(mode="json"),
+            scenario=self.loaded.scenario,
             weights=str(self.loaded.weights_path) if self.loaded.weights_path else "synthetic",
             machine=self.machine, probe=probe.checks,
             architecture=probe.architectures.get(self.loaded.scenario.preset),
@@ -255,8 +293,8 @@ class ScenarioRunner:
         write_session(session, self.out_dir)
         try:
             with RunDisplay(self.console, len(runs)) as display:
-                for configured in runs:
-                    result = self._one(configured, session, display)
+                for run, auto_skip in self._resolve_all(runs):
+                    result = self._one(run, auto_skip, session, display)
                     session.runs.append(result)
                     session.updated_at = utc_now()
                     write_session(session, self.out_dir)

@@ -6,7 +6,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from harness.records.telemetry import THROTTLE_BITS, SoakSummary, TelemetrySeries, TelemetrySummary
+from harness.contract.wire import THROTTLE_BITS, TelemetrySeries
+from harness.records.telemetry import SoakSummary, TelemetrySummary
 from harness.stats.trend import slope, tail_change
 
 LEAK_MB_PER_MIN = 5.0

@@ -7,10 +7,10 @@ from typing import Optional
 from harness.contract.presets import PRESETS
 from harness.knowledge.deploy import SERVERS
 from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
+from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import Deployment, Playback, Ranking, RunAssessment, Validity, Verdict
 from harness.verdict.deploy import deployable_by, serving_order, software_gap
-from harness.scenario.model import Criteria, Latency
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
 from harness.verdict.validity import assess_validity
@@ -148,7 +148,7 @@ def _no_go_reasons(session: Session, assessed: list[RunAssessment]) -> list[str]
 
 def model_label(session: Session) -> str:
     """What ran, said plainly: a scaled preset is not PersonaPlex-7B, and synthetic weights are not the model's."""
-    name = str(session.scenario.get("preset", "?"))
+    name = session.scenario.preset
     preset = PRESETS.get(name)
     what = {"personaplex-7b": "PersonaPlex-7B", "moshi-7b": "Moshi-7B"}.get(name, f"preset {name}")
     if preset is not None and preset.scaled:
@@ -159,7 +159,7 @@ def model_label(session: Session) -> str:
 
 
 def _serving_findings(session: Session, criteria: Criteria) -> dict:
-    latency = Latency.model_validate(session.scenario.get("latency") or {})
+    latency = session.scenario.latency
     comparisons = compare_serving(session)
     budgets = [b for b in (latency_budget(r, criteria, latency) for r in session.runs) if b is not None]
     return {"latency": budgets, "serving": comparisons, "advice": advice(comparisons)}
@@ -179,7 +179,7 @@ def rank_by_frame(session: Session, assessed: list[RunAssessment]) -> list[Ranki
         if a.realtime:
             groups.setdefault(by_name[a.name].config.serving, []).append(a)
     out = []
-    for serving in serving_order(str(session.scenario.get("preset", ""))):
+    for serving in serving_order(session.scenario.preset):
         members = sorted(groups.get(serving, []), key=lambda a: (
             by_name[a.name].metrics.ms_per_step.p99, a.memory_fraction or 0.0))  # type: ignore[union-attr]
         if members:

@@ -8,9 +8,9 @@ from typing import Optional
 from harness.contract.presets import MAX_DELAY_FRAMES
 from harness.knowledge.deploy import PERSONAPLEX_INPUT_LAG_FRAMES
 from harness.records.config import Serving
+from harness.records.scenario import Criteria, Latency
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import LatencyBudget, LatencyTerm, ServingComparison
-from harness.scenario.model import Criteria, Latency
 
 DUPLICATE_MIMI_STAGES = ("other_encode", "other_decode")
 CORE_STAGES = ("encode", "lm_step", "decode")

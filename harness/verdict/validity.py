@@ -8,8 +8,8 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.stats import beta
 
+from harness.records.scenario import Criteria
 from harness.records.verdict import Validity
-from harness.scenario.model import Criteria
 
 
 def late_rate_upper_bound(late: int, frames: int, confidence: float) -> float:

@@ -6,15 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from harness.knowledge.gpus import find_gpu
 from harness.knowledge.prices import default_price, resolve_price
 from harness.plan.capacity import memory_bound, session_bound, session_cost
-from harness.plan.gpus import find_gpu
 from harness.plan.memory import GIB, MIB
 from harness.plan.planner import plan_run
 from harness.plan.target import PlanTarget, from_spec
 from harness.records.capacity import CapacityProbe, CapacitySpec
+from harness.records.config import RunConfig
+from harness.records.identity import measurement_of
+from harness.records.scenario import Criteria, Scenario
 from harness.scenario.expand import expand_runs
-from harness.scenario.model import Criteria, RunConfig, Scenario
 from harness.session.capacity import cost_line, memory_slope, search, ticks_to_certify
 from harness.worker.describe import describe_preset
 
@@ -135,11 +137,13 @@ def test_scenario_capacity_and_batch_axis(tmp_path: Path) -> None:
     assert set(runs) == {"cpu-bf16-eager-b1", "cpu-bf16-eager-b4", "cap"}
     assert runs["cpu-bf16-eager-b4"].batch_size == 4 and runs["cap"].capacity.max_sessions == 8
     assert runs["cap"].capacity.join.warmup_steps == 2
-    # fields added later leave the measurement keys of existing results unchanged
+    # a batch of 4 is another measurement than one session
     plain = RunConfig(name="p", device="cpu", dtype="bfloat16", quantize="none", offload="none",
-                      offload_fraction=0.5, compile=False, cuda_graphs=False)
+                      offload_fraction=0.5, compile=False, cuda_graphs=False, serving="personaplex-server")
     assert "batch_size" not in plain.model_dump(exclude_none=True)
-    assert plain.measurement_key() != runs["cpu-bf16-eager-b4"].model_copy(update={"name": "p"}).measurement_key()
+    one = measurement_of(scenario, plain, weights="synthetic", frames=10, warmup=2)
+    four = measurement_of(scenario, runs["cpu-bf16-eager-b4"], weights="synthetic", frames=10, warmup=2)
+    assert one.differences(four) == ["batch_size 1 -> 4"]
     with pytest.raises(ValueError):
         Scenario.model_validate({"name": "c", "preset": "personaplex-tiny", "runs": [{"capacity": {"max_sessions": 0}}]})
 

@@ -21,9 +21,11 @@ from harness.compare.regression import (
     parse_threshold,
 )
 from harness.compare.render import markdown
-from harness.records.machine import GpuInfo, Machine
+from harness.contract.wire import GpuInfo
+from harness.records.config import RunConfig
+from harness.records.machine import Machine
+from harness.records.scenario import RunDefaults
 from harness.records.schema import ProcessRun, RunMetrics, RunResult, Session
-from harness.scenario.model import RunConfig, RunDefaults
 from harness.stats.percentiles import summarize
 
 T = [parse_threshold("p50:10%"), parse_threshold("p99:20%")]

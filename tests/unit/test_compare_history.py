@@ -10,7 +10,7 @@ from harness.cli import main
 from harness.compare import history
 from harness.compare.hardware import hardware_key, hardware_of, software_changes
 from harness.compare.regression import EXIT_NO_BASELINE, EXIT_NOT_COMPARABLE, EXIT_REGRESSION
-from harness.records.machine import GpuInfo
+from harness.contract.wire import GpuInfo
 from harness.records.store import write_session
 from tests.unit.test_compare import ar1, machine, run, session
 

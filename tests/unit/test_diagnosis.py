@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.diagnosis.diagnose import diagnose
-from harness.scenario.model import RunConfig, RunDefaults
+from harness.records.config import RunConfig
+from harness.records.scenario import RunDefaults
 
 
 def _run(**changes) -> RunConfig:
@@ -221,7 +222,8 @@ def test_unknown_keeps_the_lines_it_looked_at() -> None:
 
 
 def test_worker_diagnosis_uses_the_probed_gpu() -> None:
-    from harness.records.machine import GpuInfo, Machine
+    from harness.contract.wire import GpuInfo
+    from harness.records.machine import Machine
 
     machine = Machine(hostname="gpu01", os="Linux", os_release="6", platform="x", cpu_model="x", cpu_cores_logical=8,
                       cpu_cores_physical=4, ram_total_bytes=16 * 2**30, python="3.11", packages={}, cuda_available=True,

@@ -92,9 +92,8 @@ def test_driver_minor_version_compatibility() -> None:
 # -- the GTX 1080 Ti told the same by probe, plan and diagnose --------------------------------------
 
 def _gtx1080ti_facts():  # noqa: ANN202 - fabricated facts to test the interpretation, never a probe record
-    from harness.contract.wire import TorchFacts
+    from harness.contract.wire import GpuInfo, ProbeCheck, TorchFacts
     from harness.probe.nvml import GpuProcess, NvmlReading
-    from harness.records.machine import GpuInfo, ProbeCheck
 
     gpu = GpuInfo(index=0, name="NVIDIA GeForce GTX 1080 Ti", uuid="8a4d7c2e-1111-2222-3333-444455556666",
                   compute_capability="6.1", memory_total_bytes=11 * 2**30, memory_free_bytes=10 * 2**30)
@@ -116,7 +115,8 @@ def test_gtx1080ti_story_is_the_same_in_probe_plan_and_diagnose() -> None:
     from harness.plan.software import software_issues
     from harness.plan.target import from_spec
     from harness.probe.interpret import gpu_checks
-    from harness.scenario.model import RunConfig, RunDefaults
+    from harness.records.config import RunConfig
+    from harness.records.scenario import RunDefaults
 
     the_wheel = wheels.arch_remedy("6.1")
     assert "whl/cu126" in the_wheel and "whl/cu128" not in the_wheel

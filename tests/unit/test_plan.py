@@ -6,11 +6,12 @@ import pytest
 
 pytest.importorskip("torch")
 
-from harness.plan.gpus import find_gpu  # noqa: E402
+from harness.knowledge.gpus import find_gpu
 from harness.plan.memory import GIB, block_bytes, kv_bytes  # noqa: E402
 from harness.plan.planner import alternatives, plan_run  # noqa: E402
 from harness.plan.target import PlanTarget, from_spec  # noqa: E402
-from harness.scenario.model import RunConfig, RunDefaults  # noqa: E402
+from harness.records.config import RunConfig  # noqa: E402
+from harness.records.scenario import RunDefaults  # noqa: E402
 from harness.worker.describe import describe_preset  # noqa: E402
 
 CU128 = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch 2.9.1+cu128
@@ -142,8 +143,9 @@ def test_target_elsewhere_runs_the_pinned_torch(plex) -> None:  # noqa: ANN001
 
 
 def test_measured_bandwidth_is_used_as_measured() -> None:
+    from harness.contract.wire import GpuInfo
     from harness.plan.target import from_machine
-    from harness.records.machine import GpuInfo, Machine
+    from harness.records.machine import Machine
 
     machine = Machine(hostname="h", os="Linux", os_release="6", platform="x", cpu_model="x", cpu_cores_logical=8,
                       cpu_cores_physical=4, ram_total_bytes=64 * GIB, python="3.11", packages={}, cuda_available=True,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.config import Device, DType, Offload, Quantize
 from harness.scenario.load import ScenarioError, load_scenario
-from harness.scenario.model import Device, DType, Offload, Quantize
 from tests.conftest import REPO, run_cli
 
 VALID = """
@@ -129,3 +129,19 @@ def test_asking_for_another_frame_names_the_run_after_it(write_scenario) -> None
     assert [(r.name, r.serving.value) for r in load_scenario(path).runs] == [
         ("cpu-bf16-eager-core", "model"), ("cpu-bf16-eager", "moshi-server"),
         ("cpu-bf16-eager-server", "personaplex-server")]
+
+
+def test_run_fields_agree_across_the_models() -> None:
+    """The run's fields are one set: what a scenario may write per run (RunSpec), its defaults (RunDefaults), the
+    resolved record (RunConfig); the matrix axes and the worker's record are subsets of it."""
+    import dataclasses
+
+    from harness.contract.wire import WorkerRun
+    from harness.records.config import RunConfig
+    from harness.records.scenario import Matrix, RunDefaults, RunSpec
+
+    spec = set(RunSpec.model_fields) - {"name"}
+    assert spec == set(RunDefaults.model_fields)
+    assert spec | {"name", "resolved_from"} == set(RunConfig.model_fields)
+    assert set(Matrix.model_fields) - {"exclude"} <= spec
+    assert {f.name for f in dataclasses.fields(WorkerRun)} <= spec | {"name"}

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.config import RunConfig
 from harness.records.machine import Machine
+from harness.records.scenario import RunDefaults
 from harness.records.schema import SCHEMA_VERSION, RunResult, Session
 from harness.records.store import ResultsFileError, atomic_write_text, load_session, write_session
-from harness.scenario.model import RunConfig, RunDefaults
 
 
 def _session() -> Session:
@@ -20,7 +21,7 @@ def _session() -> Session:
     machine = Machine(hostname="h", os="Linux", os_release="6", platform="p", cpu_model="c", cpu_cores_logical=2,
                       cpu_cores_physical=2, ram_total_bytes=1, python="3.11", packages={}, fingerprint="f")
     return Session(harness_version="0", created_at=now, updated_at=now, state="complete", command=["harness"],
-                   scenario_path="s.yaml", scenario={"name": "s"}, weights="synthetic", machine=machine,
+                   scenario_path="s.yaml", scenario={"name": "s", "preset": "personaplex-tiny"}, weights="synthetic", machine=machine,
                    runs=[RunResult(name=config.name, config=config, status="skipped", reason="why")])
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.records.telemetry import TelemetrySeries
+from harness.contract.wire import TelemetrySeries
 from harness.session.summaries import summarize_soak, summarize_telemetry
 
 

@@ -6,9 +6,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from harness.records.machine import GpuInfo, Machine
+from harness.contract.wire import GpuInfo
+from harness.records.config import RunConfig
+from harness.records.machine import Machine
+from harness.records.scenario import Criteria, RunDefaults
 from harness.records.schema import CudaMetrics, RunMetrics, RunResult, Session
-from harness.scenario.model import Criteria, RunConfig, RunDefaults
 from harness.stats.percentiles import summarize
 from harness.verdict.playback import playback, simulate
 from harness.verdict.recommend import decide

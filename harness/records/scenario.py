@@ -1,4 +1,4 @@
-"""Scenario and run configuration models (pydantic, torch-free).
+"""The scenario as a typed record (pydantic, torch-free): read from YAML by the scenario room, stored in results.
 
 A scenario names a model preset, the weights, how many frames to measure, and a list of runs.
 Runs come from an explicit `runs:` list, a compact `matrix:` (cartesian product), or both; every
@@ -16,19 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from harness.contract.presets import MIN_WARMUP_FRAMES, PRESETS
 from harness.records.capacity import CapacitySpec
-from harness.records.config import (
-    Device,
-    DType,
-    Offload,
-    Quantize,
-    RunConfig,
-    Serving,
-    deploying_serving,
-    environment_label,
-)
-
-# The run record lives in records (the bottom room); re-exported here where scenarios are read.
-__all__ = ["Device", "DType", "Offload", "Quantize", "RunConfig", "Serving"]
+from harness.records.config import Device, DType, Offload, Quantize, Serving, deploying_serving, environment_label
 
 
 def _parse_switch(value: Any) -> Any:

@@ -1,0 +1,118 @@
+"""What makes two measurements the same measurement: one table, used by `--resume`, `compare` and history.
+
+A run measured at batch 4, with other weights, another frame, another persona, another environment or torch is a
+different experiment: its step time differs for reasons no regression test should report, and `--resume` must not
+reuse it. `Measurement` holds every such field; `differences` names those that differ. `--resume` reuses a run only
+when nothing differs; `compare` refuses a pair that differs in a field the user did not allow
+(`--allow-difference batch_size`). Both call the same function, so they cannot drift apart.
+
+A field one side does not know (an older results file; the torch of an environment not yet run) is not judged:
+absent (None) is unknown, not different; a setting left unset is recorded as such ("none", 0), never as None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.contract.wire import EngineInfo
+from harness.records.config import Offload, RunConfig, environment_label
+from harness.records.scenario import Scenario
+
+
+class Measurement(BaseModel):
+    """Everything that changes what a worker measures. Not: names, descriptions, criteria, time limits, `repeat`
+    (more processes measure the same thing), telemetry rate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    preset: Optional[str] = None
+    weights: Optional[str] = None
+    frames: Optional[int] = None  # measured frames asked of each worker (criteria minimums and --frames applied)
+    duration_s: Optional[float] = None  # a soak measures this long instead; 0: not a soak
+    warmup: Optional[int] = None
+    frame_budget_ms: Optional[float] = None
+    pace: Optional[str] = None
+    torch_threads: Optional[int] = None  # 0: torch's default
+    seed: Optional[int] = None
+    host_memory_limit_gib: Optional[float] = None  # 0: no limit
+    batch_size: Optional[int] = None  # the run's, else the scenario's
+    serving: Optional[str] = None
+    persona: Optional[str] = None  # canonical JSON of the prefill stepped before the first frame; "none"
+    environment: Optional[str] = None  # the worker's interpreter: "harness" or its environment's folder
+    torch: Optional[str] = None  # as the worker reported it; before a run, as the probe found it (own environment)
+    moshi: Optional[str] = None
+    moshi_flavour: Optional[str] = None  # pypi, or nvidia (PersonaPlex's fork), as the worker reported it
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    quantize: Optional[str] = None
+    offload: Optional[str] = None
+    offload_fraction: Optional[float] = None  # only when something is offloaded
+    compile: Optional[bool] = None
+    cuda_graphs: Optional[bool] = None
+    capacity: Optional[str] = None  # the capacity search's spec, canonical JSON
+
+    def differences(self, other: "Measurement", allowed: frozenset[str] = frozenset()) -> list[str]:
+        """`field before -> after` for every field both sides know and that differs, except those allowed."""
+        out = []
+        mine, theirs = self.model_dump(), other.model_dump()
+        for name in type(self).model_fields:
+            before, after = mine[name], theirs[name]
+            if before is None or after is None or before == after or name in allowed:
+                continue
+            out.append(f"{name} {_show(before)} -> {_show(after)}")
+        return out
+
+    def key(self) -> str:
+        """A short hash of the known fields (shown in results; identity itself is decided by `differences`)."""
+        known = {k: v for k, v in self.model_dump().items() if v is not None}
+        return hashlib.sha256(json.dumps(known, sort_keys=True).encode()).hexdigest()[:16]
+
+
+FIELDS: tuple[str, ...] = tuple(Measurement.model_fields)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _canonical(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, sort_keys=True)
+
+
+def measurement_of(scenario: Optional[Scenario], run: RunConfig, *, weights: Optional[str], frames: Optional[int],
+                   warmup: Optional[int], engine: Optional[EngineInfo] = None,
+                   software: Optional[dict[str, Optional[str]]] = None) -> Measurement:
+    """The identity of `run` as `scenario` measures it. `engine` (what the worker reported) adds the software that
+    ran; before a run, `software` (the probe's package versions of the harness's own environment) stands in for
+    runs in that environment. Software not known is not judged."""
+    offloaded = run.offload is not Offload.none
+    fields: dict[str, Any] = dict(
+        weights=weights, frames=frames, warmup=warmup, serving=run.serving.value,
+        environment=environment_label(run.python) if run.python else "harness",
+        device=run.device.value, dtype=run.dtype.value, quantize=run.quantize.value, offload=run.offload.value,
+        offload_fraction=run.offload_fraction if offloaded else None, compile=run.compile,
+        cuda_graphs=run.cuda_graphs, capacity=_canonical(run.capacity) if run.capacity is not None else None)
+    if scenario is not None:
+        fields.update(
+            preset=scenario.preset, duration_s=scenario.duration or 0.0, frame_budget_ms=scenario.frame_budget_ms,
+            pace=scenario.pace.value, torch_threads=scenario.torch_threads or 0, seed=scenario.seed,
+            host_memory_limit_gib=scenario.host_memory_limit_gib or 0.0,
+            batch_size=run.batch_size or scenario.batch_size,
+            persona=_canonical(scenario.effective_persona))
+    elif run.batch_size:
+        fields["batch_size"] = run.batch_size
+    if engine is not None:
+        fields.update(torch=engine.torch_version, moshi=engine.moshi_version, moshi_flavour=engine.moshi_flavour)
+    elif software is not None and run.python is None:
+        fields.update(torch=software.get("torch"), moshi=software.get("moshi"))
+    return Measurement(**fields)

@@ -1,0 +1,41 @@
+"""Welch's t on logarithms: a ratio interval between two small sets of positive observations (pure)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import t as student_t
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """current / baseline - 1, with a two-sided interval at the confidence asked."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def welch_log_ratio(baseline: Sequence[float], current: Sequence[float], confidence: float) -> RatioInterval:
+    """Each observation counts once (e.g. one per worker process), so the interval holds whatever happens inside
+    the process. Observations must be positive (a ratio of step times); two or more on each side."""
+    if min([*baseline, *current]) <= 0.0:
+        raise ValueError("observations must be positive: no ratio to form")
+    if len(baseline) < 2 or len(current) < 2:
+        raise ValueError("Welch's t needs at least two observations on each side")
+    vb, vc = np.log(np.asarray(baseline, dtype=float)), np.log(np.asarray(current, dtype=float))
+    diff = float(vc.mean() - vb.mean())
+    var_b, var_c = float(vb.var(ddof=1)) / len(vb), float(vc.var(ddof=1)) / len(vc)
+    se = math.sqrt(var_b + var_c)
+    if se == 0.0:
+        low = high = diff
+    else:
+        # Welch-Satterthwaite degrees of freedom; a side with zero variance contributes none.
+        denom = sum(v * v / (n - 1) for v, n in ((var_b, len(vb)), (var_c, len(vc))) if v > 0)
+        dof = se ** 4 / denom
+        half = float(student_t.ppf((1.0 + confidence) / 2.0, dof)) * se
+        low, high = diff - half, diff + half
+    return RatioInterval(estimate=math.expm1(diff), low=math.expm1(low), high=math.expm1(high))
