@@ -41,14 +41,16 @@ def _v3_to_v4(data: Data) -> Data:
             continue
         metrics.pop("time_to_first_audio_s", None)
         load, warmup = metrics.get("load_s", 0.0), metrics.get("warmup_s", 0.0)
-        metrics["cold_start"] = {"import_s": None, "load_s": load, "warmup_s": warmup, "total_s": load + warmup,
-                                 "synthetic": synthetic}
+        # setdefault: a file that already has the split (written while this change was being made) keeps its own
+        metrics.setdefault("cold_start", {"import_s": None, "load_s": load, "warmup_s": warmup,
+                                          "total_s": load + warmup, "synthetic": synthetic})
         first = metrics.get("first_frame_ms")
         if first is not None:
             prefill = metrics.get("prefill") or {}
             voice, steps = prefill.get("voice_encode_ms", 0.0) / 1e3, prefill.get("seconds", 0.0)
-            metrics["first_audio"] = {"voice_encode_s": voice, "prefill_s": steps, "first_frame_s": first / 1e3,
-                                      "per_call_s": voice + steps + first / 1e3, "synthetic": synthetic}
+            metrics.setdefault("first_audio", {"voice_encode_s": voice, "prefill_s": steps,
+                                               "first_frame_s": first / 1e3, "per_call_s": voice + steps + first / 1e3,
+                                               "synthetic": synthetic})
     data["schema_version"] = 4
     return data
 
