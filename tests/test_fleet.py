@@ -96,14 +96,44 @@ def test_placement_picks_nodes_with_the_resources() -> None:
             parse_resources(bad)
 
 
-def test_buyer_order_go_first_then_cost_then_p99() -> None:
-    def m(host: str, verdict, cost=None, p99=None, status="ok") -> FleetMachine:  # noqa: ANN001
+def test_buyer_order_go_first_then_deployable_cost_then_p99() -> None:
+    def m(host: str, verdict, cost=None, p99=None, status="ok", lockstep=None) -> FleetMachine:  # noqa: ANN001
         return FleetMachine(hostname=host, scenario="s", status=status, verdict=verdict,
-                            cost_per_conversation_hour=cost, p99_ms=p99)
+                            cost_per_conversation_hour=cost, p99_ms=p99, lockstep_cost_per_conversation_hour=lockstep)
 
+    # go-dear would be the cheapest if a lockstep batch were deployable: it is not, so its lockstep cost is ignored.
     machines = [m("nogo", "NO-GO", p99=90.0), m("failed", None, status="failed"), m("go-fast", "GO", p99=40.0),
-                m("go-cheap", "GO", cost=0.2, p99=60.0), m("go-dear", "GO", cost=0.9, p99=30.0)]
+                m("go-cheap", "GO", cost=0.2, p99=60.0, lockstep=0.1), m("go-dear", "GO", cost=0.9, p99=30.0,
+                                                                          lockstep=0.01)]
     assert [x.hostname for x in buyer_order(machines)] == ["go-cheap", "go-dear", "go-fast", "nogo", "failed"]
+
+
+def test_fleet_html_ranks_by_server_processes_and_shows_lockstep_apart() -> None:
+    from datetime import datetime, timezone
+
+    from harness.fleet.render import render_fleet_html
+    from harness.records.fleet import Fleet
+
+    machines = buyer_order([
+        FleetMachine(hostname="batcher", scenario="s", status="ok", verdict="GO", server_processes=1,
+                     server_processes_how="measured", cost_per_conversation_hour=2.0, lockstep_sessions=16,
+                     lockstep_cost_per_conversation_hour=0.125),
+        FleetMachine(hostname="many", scenario="s", status="ok", verdict="GO", server_processes=4,
+                     server_processes_how="predicted", cost_per_conversation_hour=0.5)])
+    html = render_fleet_html(Fleet(harness_version="x", created_at=datetime.now(timezone.utc), scenarios=["s"],
+                                   machines=machines))
+    assert html.index("many") < html.index("batcher")  # 4 processes beat 16 lockstep sessions no server runs
+    assert "4 (predicted)" in html and "16 ($0.125)" in html and "need a batching server" in html
+
+
+def test_fleet_version_1_keeps_its_lockstep_figure_apart(tmp_path: Path) -> None:
+    (tmp_path / "fleet.json").write_text(json.dumps({
+        "schema_name": "harness.fleet", "schema_version": 1, "harness_version": "x",
+        "created_at": "2026-01-01T00:00:00Z", "scenarios": ["s"],
+        "machines": [{"scenario": "s", "status": "ok", "capacity": 6, "cost_per_conversation_hour": 0.5}]}))
+    machine = load_fleet(tmp_path).machines[0]
+    assert (machine.lockstep_sessions, machine.lockstep_cost_per_conversation_hour) == (6, 0.5)
+    assert machine.server_processes is None and machine.cost_per_conversation_hour is None
 
 
 def test_load_fleet_explains_bad_files(tmp_path: Path) -> None:
@@ -231,7 +261,8 @@ def test_scenario_on_both_nodes_merged(cluster, tmp_path: Path) -> None:  # noqa
         assert machine.status == "ok", machine.reason
         assert machine.verdict in ("GO", "NO-GO") and machine.best == RUN and machine.p99_ms > 0
         assert machine.torch and machine.fingerprint and machine.runs_ok == 1
-        assert machine.capacity is None and machine.cost_per_conversation_hour is None
+        assert machine.server_processes is None and machine.cost_per_conversation_hour is None
+        assert machine.lockstep_sessions is None
         assert (out / machine.results_dir / "results.json").is_file()
         assert (out / machine.report).is_file()
     # Copied back from each node's own folder, which is removed there.

@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 
 from harness.worker.pipeline.frame_loop import run_frame_loop  # noqa: E402
 from harness.worker.pipeline.lmgen import FullDuplexLMGen  # noqa: E402
-from harness.worker.pipeline.lockstep import JoiningLoop, warmup_prefill  # noqa: E402
+from harness.contract.wire import PersonaJob  # noqa: E402
+from harness.worker.pipeline.lockstep import JoiningLoop, persona_prefill, persona_steps, warmup_prefill  # noqa: E402
 from tests.helpers import synthetic_lm, synthetic_mimi  # noqa: E402
 
 
@@ -40,9 +41,9 @@ def test_the_last_slot_rejoins_while_the_others_keep_streaming(models) -> None: 
     # steps alone (exec mask) and then the tick's own step, while slots 0 and 1 go on counting.
     assert offsets[3] == [4, 4, 4]
     assert offsets[4] == [5, 5, 3] and offsets[5] == [6, 6, 4]
-    # The admitting tick carries the join: its total includes the reset and the warm-up steps.
+    # The admitting tick is recorded as itself; the join (reset + warm-up) is the others' stall, kept apart.
     assert result.total_ms[2] == pytest.approx(join.tick_ms[0])
-    assert join.tick_ms[0] >= join.reset_ms + join.prefill_ms
+    assert join.persona is None and join.reset_ms > 0 and join.prefill_ms > 0
 
 
 def test_a_replacement_prefill_is_called_for_the_joining_slot(models) -> None:  # noqa: ANN001
@@ -61,3 +62,42 @@ def test_a_replacement_prefill_is_called_for_the_joining_slot(models) -> None:  
     with pytest.raises(ValueError, match="at least 2 warm-up steps"):
         run_frame_loop(mimi, gen, torch.device("cpu"), frames=1, warmup_frames=2, batch_size=2, seed=0,
                        make_loop=partial(JoiningLoop, join_index=2, warmup_steps=1))
+
+
+def test_the_joining_caller_runs_the_persona_prefill_alone(models) -> None:  # noqa: ANN001
+    """The join steps the server's persona prompt (voice, silence, text, silence) for its slot only: the other
+    slots neither step nor have the tokens they last wrote rewritten by the prompt's forced tokens."""
+    mimi, lm = models
+    persona = PersonaJob(voice_prompt_frames=2, silence_frames=1, text_prompt_tokens=3, server_wait_ms=1.0)
+    steps = persona_steps(persona)
+    assert steps == 7
+    gen = FullDuplexLMGen(lm)
+    real = persona_prefill(persona, 0)
+    seen: dict[str, object] = {}
+
+    def last_written() -> list:  # noqa: ANN202 - text + agent rows each slot wrote at its current position
+        state = gen._streaming_state
+        position = state.offsets % state.cache.shape[2]
+        return [state.cache[b, :9, int(position[b])].clone() for b in range(state.cache.shape[0])]
+
+    def prefill(loop, slot, n):  # noqa: ANN001, ANN202
+        seen["before"], seen["offsets_before"] = last_written(), gen._streaming_state.offsets.tolist()
+        samples = real(loop, slot, n)
+        seen["after"], seen["offsets_after"] = last_written(), gen._streaming_state.offsets.tolist()
+        return samples
+
+    loops: list[JoiningLoop] = []
+
+    def make(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        loops.append(JoiningLoop(*args, join_index=3, warmup_steps=steps, prefill=prefill, **kwargs))
+        return loops[-1]
+
+    run_frame_loop(mimi, gen, torch.device("cpu"), frames=3, warmup_frames=2, batch_size=3, seed=0, make_loop=make)
+    join = loops[0].join
+    assert join.persona is not None and join.warmup_steps == steps == len(join.persona.step_ms)
+    assert (join.persona.voice_steps, join.persona.silence_steps, join.persona.text_steps) == (2, 2, 3)
+    assert join.persona.wait_s > 0  # the server's wait before each prompt step
+    # Slot 2 restarted (reset) and took the 7 prompt steps alone; slots 0 and 1 did not step.
+    assert seen["offsets_before"] == [3, 3, 0] and seen["offsets_after"] == [3, 3, steps]
+    for b in (0, 1):
+        assert torch.equal(seen["before"][b], seen["after"][b])

@@ -21,9 +21,10 @@ One Ray task per (machine, scenario): on its node the task runs `python -m harne
 as a subprocess (each configuration still gets its own worker process there) and hands back that
 machine's results. A node runs its scenarios one after the other (two benchmarks on one GPU would
 measure each other); all nodes run at once. Results: DIR/fleet.json (one entry per machine and
-scenario: fingerprint, GPU, driver, torch, verdict, best configuration, its p99, capacity and cost
-where measured, and the folder of its own results) and DIR/fleet.html (machines side by side, GO
-first, then cost per conversation-hour, then p99, each machine's report.html linked).
+scenario: fingerprint, GPU, driver, torch, verdict, best configuration, its p99, server processes per
+machine and their cost per conversation-hour, sessions in lockstep apart (they need a batching server),
+and the folder of its own results) and DIR/fleet.html (machines side by side, GO first, then cost per
+conversation-hour as deployed, then p99, each machine's report.html linked).
 """
 
 _EPILOG = """\

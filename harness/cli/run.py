@@ -57,8 +57,12 @@ scenario fields (YAML):
                            copies) or moshi-server (PyPI moshi's: + Opus, host copies); default the server that
                            would deploy the run; model (the bare core) only when asked. GO ranks within one frame
   batch_size (per run)     sessions in lockstep (one batched worker run; also a matrix axis)
-  capacity: (per run)      max_sessions, gpu_hour_usd, join {{at_tick, warmup_steps}}: search the most
-                           sessions that stay real time (1, 2, 4, ... then bisect); cost per conversation-hour
+  capacity: (per run)      max_sessions, gpu_hour_usd, join {{at_tick, warmup_steps}}, processes
+                           (measure|predict|off), max_processes: server processes per machine (K one-call
+                           workers at once, as the shipped servers run) and sessions in lockstep (needs a
+                           batching server), each searched 1, 2, 4, ... then bisected; a joining caller runs
+                           the persona prefill and its stall of the others is reported; cost per
+                           conversation-hour of each
 
 results: DIR/report.html (verdict, plots), DIR/summary.md, DIR/results.json (schema-versioned,
 raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.json is rewritten

@@ -216,7 +216,14 @@ class BenchJob:
     serving: str = "model"  # model | personaplex-server | moshi-server (a server's per-frame extras, each timed)
     persona: Optional[PersonaJob] = None  # prefill before the measured frames, as a server does per connection
     join_at_tick: Optional[int] = None  # batch > 1: the last slot is reset and warmed up at this measured tick
-    join_warmup_steps: int = 0
+    join_warmup_steps: int = 0  # without a persona: neutral warm-up steps of the joining slot
+    # Server processes measured together: after its warmup frames the worker writes `ready.<pid>` into this
+    # folder and waits for `go` there (written by the parent once every process is ready), so that the calls
+    # of K processes run at the same time.
+    start_barrier: Optional[str] = None
+    barrier_timeout_s: float = 300.0
+    # Seconds of idle sampling after the warmup frames (telemetry on): the device's power between frames.
+    idle_window_s: float = 0.0
 
 
 @dataclass
@@ -292,15 +299,17 @@ class MemoryReading:
 
 @dataclass
 class AdmissionSample:
-    """A session joining a running batch (per-slot reset + warm-up), timed inside the tick that admitted it."""
+    """A session joining a running batch: per-slot reset, then its persona prefill (or neutral warm-up steps)
+    before the admitting tick. reset + prefill is the stall every other session of the batch sees."""
 
     __pydantic_config__ = _FORBID
     slot: int
     at_tick: int  # measured tick index
-    warmup_steps: int
+    warmup_steps: int  # LM steps the joining slot took alone (the persona's steps when it ran one)
     reset_ms: float
-    prefill_ms: float
-    tick_ms: list[float] = field(default_factory=list)
+    prefill_ms: float  # after the reset until the admitting tick: prompt steps and the server's waits
+    tick_ms: list[float] = field(default_factory=list)  # the admitting tick's own frame, the join not included
+    persona: Optional[PrefillSamples] = None  # the persona prefill as the joining slot ran it
 
 
 @dataclass
@@ -320,6 +329,9 @@ class BenchReply:
     prefill: Optional[PrefillSamples] = None
     first_frame_ms: Optional[float] = None  # the first conversation frame after the prefill
     admission: Optional[AdmissionSample] = None
+    barrier_wait_s: Optional[float] = None  # start_barrier: how long this process waited for the others
+    barrier_released: Optional[bool] = None  # False: it waited barrier_timeout_s and went on alone
+    idle_window: Optional[list[float]] = None  # [start, end] of the idle sampling, on the telemetry's clock
 
 
 @dataclass

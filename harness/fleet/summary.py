@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from harness.records.capacity import CapacityResult
 from harness.records.exits import MEANING
 from harness.records.fleet import FleetMachine
 from harness.records.schema import Session
@@ -25,10 +26,24 @@ def _best(session: Session) -> tuple[Optional[str], Optional[float]]:
     return fastest.name, fastest.metrics.ms_per_step.p99  # type: ignore[union-attr]
 
 
-def _capacity(session: Session) -> tuple[Optional[int], Optional[float]]:
-    """The largest real-time session count any capacity run measured, and its cost per conversation-hour."""
-    found = [r.metrics.capacity for r in session.runs
-             if r.status == "ok" and r.metrics is not None and r.metrics.capacity is not None]
+def _capacities(session: Session) -> list[CapacityResult]:
+    return [r.metrics.capacity for r in session.runs
+            if r.status == "ok" and r.metrics is not None and r.metrics.capacity is not None]
+
+
+def _deployable(session: Session) -> tuple[Optional[int], Optional[str], Optional[float]]:
+    """Server processes per machine (the stock deployment) of the capacity run that holds most, how it was found,
+    and its cost per conversation-hour."""
+    found = [c.processes for c in _capacities(session) if c.processes is not None]
+    if not found:
+        return None, None, None
+    best = max(found, key=lambda p: p.max_realtime_processes)
+    return best.max_realtime_processes, best.how, best.cost.per_conversation_hour_usd if best.cost else None
+
+
+def _lockstep(session: Session) -> tuple[Optional[int], Optional[float]]:
+    """The largest lockstep batch any capacity run measured (needs a batching server), and its cost."""
+    found = _capacities(session)
     if not found:
         return None, None
     best = max(found, key=lambda c: c.max_realtime_sessions)
@@ -41,7 +56,8 @@ def machine_from_session(session: Session, base: FleetMachine) -> FleetMachine:
     gpus = sorted({g.name for g in machine.gpus})
     best, p99 = _best(session)
     verdict = None if session.verdict is None else ("GO" if session.verdict.go else "NO-GO")
-    capacity, cost = _capacity(session)
+    processes, how, cost = _deployable(session)
+    lockstep, lockstep_cost = _lockstep(session)
     counts = {status: sum(1 for r in session.runs if r.status == status) for status in ("ok", "failed", "skipped")}
     return base.model_copy(update={
         "hostname": base.hostname or machine.hostname,
@@ -53,8 +69,11 @@ def machine_from_session(session: Session, base: FleetMachine) -> FleetMachine:
         "headline": session.verdict.headline if session.verdict is not None else "",
         "best": best,
         "p99_ms": p99,
-        "capacity": capacity,
+        "server_processes": processes,
+        "server_processes_how": how,
         "cost_per_conversation_hour": cost,
+        "lockstep_sessions": lockstep,
+        "lockstep_cost_per_conversation_hour": lockstep_cost,
         "runs_ok": counts["ok"],
         "runs_failed": counts["failed"],
         "runs_skipped": counts["skipped"],
@@ -78,9 +97,12 @@ def _finite_or_inf(value: Optional[float]) -> float:
 
 
 def buyer_order(machines: list[FleetMachine]) -> list[FleetMachine]:
-    """GO first, then NO-GO, then machines without a verdict; within each, cheapest per conversation-hour,
-    then lowest p99, then by name (a stable order for the same results)."""
+    """GO first, then NO-GO, then machines without a verdict; within each, cheapest per conversation-hour as
+    deployed (price / server processes: what the shipped servers run), then the most server processes, then
+    lowest p99, then by name (a stable order). The lockstep figure never orders machines: no shipped server
+    runs a lockstep batch."""
     rank = {"GO": 0, "NO-GO": 1, None: 2}
     return sorted(machines, key=lambda m: (m.scenario, rank[m.verdict], m.status != "ok",
                                            _finite_or_inf(m.cost_per_conversation_hour),
+                                           -(m.server_processes or 0),
                                            _finite_or_inf(m.p99_ms), m.hostname, m.node_id or ""))

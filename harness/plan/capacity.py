@@ -49,6 +49,7 @@ class SessionBound:
     floor_ms_at_max: Optional[float]  # bandwidth roofline of one tick at that batch
     floor_ms_one: Optional[float]  # ... and at one session
     realtime_by_floor: Optional[int]  # largest batch whose floor stays under the deadline (None: no bandwidth)
+    processes_by_memory: Optional[int] = None  # one-call server processes (batch 1 each, own weights) that fit
 
 
 def session_cost(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget) -> SessionCost:
@@ -99,10 +100,12 @@ def session_bound(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *
         per_ms = one.step_floor_ms * cost.bytes_read_per_step / one.bytes_per_step
         fixed_ms = one.step_floor_ms - per_ms
         realtime = max(0, int((deadline_ms - fixed_ms) // per_ms)) if per_ms > 0 else None
+    # The stock deployment: each server process holds its own weights, Mimi and CUDA context (its batch-1 peak).
+    processes = int(capacity // peak_one) if capacity and peak_one else None
     return SessionBound(target=target.label, gpu=target.gpu_name, capacity_bytes=capacity,
                         fixed_bytes=(peak_one or 0) - cost.bytes, per_session=cost, max_sessions=n,
                         floor_ms_at_max=at_max.step_floor_ms if n else None, floor_ms_one=one.step_floor_ms,
-                        realtime_by_floor=realtime)
+                        realtime_by_floor=realtime, processes_by_memory=processes)
 
 
 def gpu_table_bounds(arch: ArchitectureFacts, run: RunConfig, machine: Optional[Machine], *,
@@ -130,15 +133,17 @@ def sessions_table(arch: ArchitectureFacts, run: RunConfig, machine: Optional[Ma
     first = bounds[0].per_session if bounds else None
     detail = (", ".join(f"{name} {size / 2**20:.1f} MiB" for name, size in first.items.items())
               if first is not None else "")
-    table = Table(title=f"sessions in lockstep for {run.name} (predicted, not measured): per session {detail}; "
+    table = Table(title=f"server processes (one call each, as shipped) and sessions in lockstep (a batching server) "
+                        f"for {run.name}, predicted, not measured: per session {detail}; "
                         f"reads {first.bytes_read_per_step / 1e9:.2f} GB more per tick" if first else run.name,
                   title_justify="left")
-    for column in ("GPU", "GiB", "fixed GiB", "GiB per session", "sessions by memory", "floor ms/tick at that size",
-                   f"sessions with floor <= {deadline_ms:g} ms"):
+    for column in ("GPU", "GiB", "server processes by memory", "fixed GiB", "GiB per session", "sessions by memory",
+                   "floor ms/tick at that size", f"sessions with floor <= {deadline_ms:g} ms"):
         table.add_column(column, justify="left" if column == "GPU" else "right")
     for b in bounds:
         floor = "-" if b.floor_ms_at_max is None else f"{b.floor_ms_at_max:.1f}"
-        table.add_row(b.gpu or b.target, f"{(b.capacity_bytes or 0) / gib:.0f}", f"{b.fixed_bytes / gib:.2f}",
+        table.add_row(b.gpu or b.target, f"{(b.capacity_bytes or 0) / gib:.0f}",
+                      "-" if b.processes_by_memory is None else str(b.processes_by_memory), f"{b.fixed_bytes / gib:.2f}",
                       f"{b.per_session.bytes / gib:.3f}", str(b.max_sessions), floor,
                       "-" if b.realtime_by_floor is None else str(b.realtime_by_floor))
     return table

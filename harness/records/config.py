@@ -116,5 +116,7 @@ class RunConfig(BaseModel):
         if self.batch_size and self.batch_size > 1:
             parts.append(f"{self.batch_size} sessions in lockstep")
         if self.capacity is not None:
-            parts.append(f"capacity search up to {self.capacity.max_sessions} sessions")
+            procs = "" if self.capacity.processes == "off" else (
+                f" and {self.capacity.max_processes or self.capacity.max_sessions} server processes")
+            parts.append(f"capacity search up to {self.capacity.max_sessions} sessions in lockstep{procs}")
         return ", ".join(parts)

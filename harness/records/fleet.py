@@ -19,7 +19,7 @@ from harness.records.files import ResultsFileError, read_schema_json, validate_f
 from harness.records.store import RESULTS_JSON, atomic_write_text
 
 FLEET_SCHEMA_NAME = "harness.fleet"
-FLEET_SCHEMA_VERSION = 1
+FLEET_SCHEMA_VERSION = 2  # 2: capacity became lockstep_sessions, beside server_processes
 FLEET_JSON = "fleet.json"
 
 MachineStatus = Literal["ok", "failed"]
@@ -46,9 +46,15 @@ class FleetMachine(Record):
     headline: str = Field(default="", description="the verdict's one-line headline on that machine")
     best: Optional[str] = Field(default=None, description="recommended configuration (GO) or the fastest ok run")
     p99_ms: Optional[float] = Field(default=None, description="p99 step time of `best`")
-    capacity: Optional[int] = Field(default=None, description="real-time sessions the machine holds, when measured")
+    server_processes: Optional[int] = Field(default=None, description="the deployable figure: one-call server "
+                                            "processes (PersonaPlex's or moshi's server) the machine holds in real time")
+    server_processes_how: Optional[str] = Field(default=None, description="measured or predicted")
     cost_per_conversation_hour: Optional[float] = Field(
-        default=None, description="machine price per hour / capacity, when both are known")
+        default=None, description="machine price per hour / server processes: what the buyer's order uses")
+    lockstep_sessions: Optional[int] = Field(default=None, description="sessions in lockstep in one batched process "
+                                                                       "(needs a batching server, e.g. vllm-omni's)")
+    lockstep_cost_per_conversation_hour: Optional[float] = Field(
+        default=None, description="machine price per hour / lockstep sessions (needs a batching server)")
     runs_ok: int = 0
     runs_failed: int = 0
     runs_skipped: int = 0
@@ -86,10 +92,26 @@ def load_fleet(path: Path) -> Fleet:
     """Read fleet.json (or a folder holding one); refuse other files and schema versions with a clear message."""
     path, data = read_schema_json(path, FLEET_JSON, FLEET_SCHEMA_NAME, "fleet", FleetFileError)
     version = data.get("schema_version")
+    if version == 1:
+        data = _from_version_1(data)
+        version = data["schema_version"]
     if version != FLEET_SCHEMA_VERSION:
         raise FleetFileError(f"{path}: fleet schema version {version} is not supported by this harness "
                              f"(it reads version {FLEET_SCHEMA_VERSION})")
     return validate_file(Fleet, data, path, "fleet", FleetFileError)
+
+
+def _from_version_1(data: dict) -> dict:
+    """Version 1 called the lockstep batch `capacity` and priced conversations by it; neither shipped server runs
+    such a batch, so version 2 keeps it as `lockstep_sessions` and prices by server processes (unknown in v1)."""
+    machines = []
+    for machine in data.get("machines") or []:
+        if isinstance(machine, dict):
+            machine = dict(machine)
+            machine["lockstep_sessions"] = machine.pop("capacity", None)
+            machine["lockstep_cost_per_conversation_hour"] = machine.pop("cost_per_conversation_hour", None)
+        machines.append(machine)
+    return {**data, "machines": machines, "schema_version": 2}
 
 
 def machine_results(path: Path) -> list[tuple[FleetMachine, Path]]:

@@ -20,6 +20,8 @@ class TelemetrySummary(Record):
     gpu_power_mean_w: Optional[float] = None
     gpu_energy_j: Optional[float] = None
     joules_per_audio_second: Optional[float] = None
+    idle_power_w: Optional[float] = Field(default=None, description="GPU power in the idle window after warmup "
+                                                                    "(median), when the run asked for one")
     sm_clock_min_mhz: Optional[float] = None
     throttled: bool = False
     throttle_reasons: list[str] = Field(default_factory=list)

@@ -15,7 +15,7 @@ from harness.records.scenario import Criteria
 from harness.records.schema import ColdStart, FirstAudio, RunResult, Session
 from harness.records.store import atomic_write_text
 from harness.records.verdict import RunAssessment, Verdict
-from harness.report.capacity import capacity_sections
+from harness.report.capacity import capacity_markdown, capacity_sections
 from harness.report.plots import Figure, all_figures
 from harness.verdict.recommend import model_label
 
@@ -285,6 +285,7 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
                          f"{m.ms_per_step.p99:.1f} | {m.rtf:.2f} | {note} |")
         else:
             lines.append(f"| {run.name} | {run.config.serving.value} | {run.status} | - | - | - | {note} |")
+    lines += capacity_markdown(session)
     budget = session.scenario.frame_budget_ms
     lines += ["", f"Model: {model_label(session)}. RTF = step time / {budget:g} ms (below 1 is faster than real time). "
               + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]

@@ -82,7 +82,8 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         last = start_s[-1] + first_ms[-1] / 1e3
         if first.telemetry is not None:
             telemetry_summary = summarize_telemetry(first.telemetry, start_s[0], last,
-                                                    len(first_ms) * frame_budget_ms / 1e3)
+                                                    len(first_ms) * frame_budget_ms / 1e3,
+                                                    idle_window=first.idle_window)
         soak = summarize_soak(start_s, first_ms, first.telemetry)
     prefill = _prefill(first)
     processes = [ProcessRun(frames=len(r.samples.total_ms),  # type: ignore[union-attr]

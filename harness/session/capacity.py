@@ -1,4 +1,5 @@
-"""Capacity search: the largest lockstep batch (sessions) that stays real time, and its cost per conversation-hour.
+"""Capacity search: the largest lockstep batch (sessions) that stays real time, the server processes per machine
+beside it (harness.session.processes: the stock deployment figure), and the cost per conversation-hour of each.
 
 Sizes 1, 2, 4, ... are probed until one fails (or `max_sessions` passes), then the gap is bisected, so the result
 names both the largest size that passed and the next size, which failed. A size the planner says cannot fit in
@@ -27,10 +28,13 @@ from harness.records.capacity import (
     CostLine,
     GpuSessions,
     LimitedBy,
+    ProcessCapacity,
 )
 from harness.records.config import Device, RunConfig
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
+from harness.session.processes import ProcessRunner, process_capacity
+from harness.session.size_search import search as size_search
 from harness.verdict.recommend import assess_run
 from harness.verdict.validity import assess_validity, frames_to_certify
 
@@ -46,39 +50,9 @@ def ticks_to_certify(criteria: Criteria) -> int:
 
 def search(max_sessions: int, fits: Callable[[int], Optional[str]],
            measure: Callable[[int], CapacityProbe]) -> tuple[list[CapacityProbe], int, LimitedBy]:
-    """Double from 1 until a size fails, then bisect. `fits(n)` is None when the planner says n fits, else why
-    not; `measure(n)` runs a probe. Returns the probes in the order tried, the largest real-time size, and what
-    stopped it: the first failing size's kind, or `max_sessions` when the largest allowed size passed."""
-    probes: list[CapacityProbe] = []
-
-    def passes(n: int) -> bool:
-        why = fits(n)
-        probe = (CapacityProbe(sessions=n, verdict="memory", ran=False, reasons=[why]) if why is not None
-                 else measure(n))
-        probes.append(probe)
-        return probe.verdict == "realtime"
-
-    best, failing, n = 0, None, 1
-    while True:
-        if not passes(n):
-            failing = n
-            break
-        best = n
-        if n >= max_sessions:
-            break
-        n = min(2 * n, max_sessions)
-    if failing is not None:
-        while failing - best > 1:
-            mid = (best + failing) // 2
-            if passes(mid):
-                best = mid
-            else:
-                failing = mid
-    if failing is None:
-        return probes, best, "max_sessions"
-    verdict = next(p.verdict for p in probes if p.sessions == failing)
-    limited: LimitedBy = {"late": "time", "memory": "memory"}.get(verdict, "failed")  # type: ignore[assignment]
-    return probes, best, limited
+    """The lockstep search (size_search.search): a size the planner says cannot fit is recorded, not run."""
+    return size_search(max_sessions, fits, measure,
+                       lambda n, why: CapacityProbe(sessions=n, verdict="memory", ran=False, reasons=[why]))
 
 
 # --- one probe: a measured RunResult judged by the verdict's rule ------------------------------------------------
@@ -112,6 +86,10 @@ def judge(result: RunResult, sessions: int, session: Session, criteria: Criteria
     probe.verdict = "realtime" if assessed.realtime else ("memory" if over_memory and len(assessed.reasons) == 1
                                                           else "late")
     needed = ticks_to_certify(criteria)
+    go_rule = assess_run(result, session, criteria)  # the GO rule itself: length and certification included
+    probe.judged_by = ("the GO rule (p99, underruns, memory, certified late-tick rate)" if go_rule.realtime
+                       else "p99 within the deadline only (the GO rule's timing part); not judged by the GO rule: "
+                            + (go_rule.reasons[-1] if go_rule.reasons else "see the reasons"))
     if probe.verdict == "realtime" and not validity.certified:
         probe.notes.append(f"real time over {m.frames} ticks but not certified: {needed} ticks with none late "
                            f"certify {criteria.late_frame_target:.0%} late at {criteria.confidence:.0%}"
@@ -119,12 +97,26 @@ def judge(result: RunResult, sessions: int, session: Session, criteria: Criteria
     return probe
 
 
-def admission(result: RunResult, deadline_ms: float) -> Optional[Admission]:
+def admission(result: RunResult, deadline_ms: float, budget_ms: float, sessions: int) -> Optional[Admission]:
+    """What the join cost the sessions already in the batch. They get no frame during its reset and prefill, so
+    their audio falls behind by the stall plus whatever the admitting tick itself takes past the deadline; in frame
+    periods, rounded up (a jitter buffer of that many frames would hide it, at that much more latency)."""
     sample = result.metrics.admission if result.metrics is not None else None
     if sample is None:
         return None
+    stall = sample.reset_ms + sample.prefill_ms
+    persona = sample.persona
+    behind = stall + max(0.0, (sample.tick_ms[0] if sample.tick_ms else 0.0) - deadline_ms)
+    how = ("per-slot reset + the persona prefill the server runs for a new connection "
+           f"({persona.voice_steps} voice, {persona.silence_steps} silence, {persona.text_steps} text steps, "
+           f"each after a liveness wait: {persona.wait_s * 1e3 / max(1, len(persona.step_ms)):.0f} ms on average here)"
+           if persona is not None else f"per-slot reset + {sample.warmup_steps} neutral warm-up steps (no persona)")
     return Admission(slot=sample.slot, at_tick=sample.at_tick, warmup_steps=sample.warmup_steps,
-                     reset_ms=sample.reset_ms, tick_ms=sample.tick_ms,
+                     reset_ms=sample.reset_ms, prefill_ms=sample.prefill_ms, stall_ms=stall,
+                     wait_ms=persona.wait_s * 1e3 if persona is not None else 0.0,
+                     step_p50_ms=float(np.median(persona.step_ms)) if persona is not None and persona.step_ms else None,
+                     others=max(0, sessions - 1), frames_behind=int(np.ceil(behind / budget_ms)) if budget_ms else 0,
+                     tick_ms=sample.tick_ms, how=how,
                      late_ticks=sum(1 for ms in sample.tick_ms if ms > deadline_ms))
 
 
@@ -144,26 +136,49 @@ def memory_slope(probes: list[CapacityProbe]) -> Optional[int]:
     return int(np.polyfit(x, y, 1)[0])
 
 
+def realtime_energy(joules_per_audio_s: float, sessions: int, *, paced: bool, tick_ms: Optional[float],
+                    period_ms: float, idle_power_w: Optional[float]) -> tuple[Optional[float], str]:
+    """Joules per conversation-second (numerically Wh per conversation-hour) at real-time pace, and how.
+
+    A real-time server computes a frame, then idles until the next one's audio arrives: per frame period,
+    energy = compute energy of the tick + idle power x (period - tick). A run measured at real-time pace has both
+    in its energy already. A run measured back to back (pace fast) has only the first: the idle part needs the
+    device's idle power (the worker's idle window), else the figure is left out rather than understated."""
+    if sessions <= 0:
+        return None, ""
+    if paced:
+        return joules_per_audio_s / sessions, "measured at real-time pace (idle between frames included)"
+    if idle_power_w is None or tick_ms is None:
+        return None, (f"{joules_per_audio_s:.1f} J per second of audio back to back; the idle power between frames "
+                      "was not measured, so no real-time figure (it would understate the energy)")
+    period_s, tick_s = period_ms / 1e3, tick_ms / 1e3
+    per_period = joules_per_audio_s * period_s + idle_power_w * max(0.0, period_s - tick_s)
+    return per_period / period_s / sessions, (f"compute energy of a {tick_ms:.1f} ms tick + idle power "
+                                              f"{idle_power_w:.0f} W for the rest of each {period_ms:g} ms frame")
+
+
 def cost_line(spec: CapacitySpec, option_usd: Optional[float], device_name: str, sessions: int,
-              joules_per_audio_s: Optional[float]) -> Optional[CostLine]:
+              joules_per_audio_s: Optional[float], *, paced: bool = False, tick_ms: Optional[float] = None,
+              period_ms: float = 80.0, idle_power_w: Optional[float] = None) -> Optional[CostLine]:
     price = resolve_price(device_name, spec.gpu_hour_usd, option_usd)
     if price is None:
         return None
-    line = CostLine(gpu_hour_usd=price.usd_per_hour, price_source=price.source, sessions=sessions)
+    line = CostLine(gpu_hour_usd=price.usd_per_hour, price_source=price.source, sessions=sessions,
+                    idle_power_w=idle_power_w)
     if sessions > 0:
         line.per_conversation_hour_usd = price.usd_per_hour / sessions
     if joules_per_audio_s is None:
         line.energy_note = "no energy counter here (NVML gives it on NVIDIA GPUs from Volta on)"
     elif sessions > 0:
-        # One second of audio per tick-second serves `sessions` conversations at once: J/s of audio / sessions
-        # is joules per conversation-second, numerically Wh per conversation-hour.
         line.energy_j_per_audio_s = joules_per_audio_s
-        line.energy_wh_per_conversation_hour = joules_per_audio_s / sessions
+        line.energy_wh_per_conversation_hour, line.energy_note = realtime_energy(
+            joules_per_audio_s, sessions, paced=paced, tick_ms=tick_ms, period_ms=period_ms,
+            idle_power_w=idle_power_w)
     return line
 
 
-class ProbeRunner(Protocol):
-    """What the search needs from the session runner."""
+class ProbeRunner(ProcessRunner, Protocol):
+    """What the searches need from the session runner: a lockstep batch, and K server processes at once."""
 
     def probe(self, run: RunConfig, sessions: int) -> RunResult: ...
 
@@ -203,9 +218,10 @@ def device_label(run: RunConfig, session: Session) -> str:
 
 def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria: Criteria, *,
                  note: Callable[[str], None], plan_target: Optional[PlanTarget] = None,
-                 host_memory_limit_bytes: Optional[int] = None, option_usd: Optional[float] = None) -> RunResult:
+                 host_memory_limit_bytes: Optional[int] = None, option_usd: Optional[float] = None,
+                 paced: bool = False, torch_threads: Optional[int] = None) -> RunResult:
     """Search, then return the run measured at its largest real-time size (the batch-1 probe when none is),
-    its metrics carrying the whole search in `metrics.capacity`."""
+    its metrics carrying the whole search in `metrics.capacity`, with the server-process figure beside it."""
     spec = run.capacity or CapacitySpec()
     arch = session.architecture
     bound = per_session = None
@@ -230,7 +246,7 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
         result = results[n] = runner.probe(run, n)
         probe = judge(result, n, session, criteria, predicted(n))
         budget = result.metrics.frame_budget_ms if result.metrics else 0.0
-        probe.admission = admission(result, criteria.deadline_ms(budget))
+        probe.admission = admission(result, criteria.deadline_ms(budget), budget, n)
         note(f"  capacity {run.name}: {n} session(s) {probe.verdict}"
              + (f", tick p99 {probe.tick_p99_ms:.1f} ms" if probe.tick_p99_ms is not None else "")
              + (f" ({probe.reasons[0]})" if probe.reasons else ""))
@@ -249,18 +265,40 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
     if out.metrics is None:
         out.reason = f"capacity search: {out.reason}"
         return out
+    budget = out.metrics.frame_budget_ms
+    telemetry = out.metrics.telemetry_summary
     summary.cost = cost_line(spec, option_usd, summary.device, best,
-                             out.metrics.telemetry_summary.joules_per_audio_second
-                             if out.metrics.telemetry_summary else None)
+                             telemetry.joules_per_audio_second if telemetry else None, paced=paced,
+                             tick_ms=float(np.mean(out.metrics.samples_ms)) if out.metrics.samples_ms else None,
+                             period_ms=budget, idle_power_w=telemetry.idle_power_w if telemetry else None)
+    at_best = next((p for p in probes if p.sessions == best and p.ran), None)
+    judged = at_best or next((p for p in probes if p.ran), None)  # none passed: the rule the first probe failed by
+    summary.judged_by = judged.judged_by if judged is not None else ""
+    summary.processes = process_capacity(runner, run, session, criteria, spec=spec, single=results.get(1),
+                                         deadline_ms=deadline, torch_threads=torch_threads, note=note)
+    if summary.processes is not None:
+        summary.processes.cost = _process_cost(summary.processes, spec, option_usd, summary.device, budget)
     if arch is not None:
         summary.predicted_gpus = predicted_gpus(arch, run, session, deadline)
     out.metrics = out.metrics.model_copy(update={"capacity": summary})
     return out
 
 
+def _process_cost(processes: ProcessCapacity, spec: CapacitySpec, option_usd: Optional[float], device: str,
+                  budget_ms: float) -> Optional[CostLine]:
+    """Price / processes; energy from the measured processes (real-time pace: idle included), whole device."""
+    k = processes.max_realtime_processes
+    joules = None
+    probe = next((p for p in processes.probes if p.processes == k and p.ran), None)
+    if probe is not None and probe.joules_per_audio_s is not None:
+        joules = probe.joules_per_audio_s
+    return cost_line(spec, option_usd, device, k, joules, paced=True, period_ms=budget_ms)
+
+
 def predicted_gpus(arch: ArchitectureFacts, run: RunConfig, session: Session, deadline_ms: float) -> list[GpuSessions]:
     """The planner's memory-bound sessions of this run's configuration on every GPU of the table."""
     return [GpuSessions(gpu=b.gpu or b.target, vram_bytes=b.capacity_bytes or 0, sessions_by_memory=b.max_sessions,
                         per_session_bytes=b.per_session.bytes, fixed_bytes=b.fixed_bytes,
-                        floor_ms_at_max=b.floor_ms_at_max, sessions_by_floor=b.realtime_by_floor)
+                        floor_ms_at_max=b.floor_ms_at_max, sessions_by_floor=b.realtime_by_floor,
+                        processes_by_memory=b.processes_by_memory)
             for b in gpu_table_bounds(arch, run, session.machine, deadline_ms=deadline_ms)]

@@ -7,6 +7,8 @@ import dataclasses
 import math
 import shutil
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -33,10 +35,19 @@ from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
+from harness.session.processes import ProcessBatch
 from harness.verdict.recommend import decide
 
 WORK_DIR = ".work"
 LOG_DIR = "logs"
+IDLE_WINDOW_S = 1.0  # capacity runs on a GPU: idle sampling after warmup, for the power between frames
+
+
+class _Quiet:
+    """The display of a worker that runs beside others (server processes measured together): no live line."""
+
+    def event(self, event: ProgressEvent) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -107,9 +118,13 @@ class ScenarioRunner:
         self.warmup = options.warmup_frames or scenario.warmup_frames
         self.timeout_s = options.timeout_s or scenario.timeout_s
 
-    def _job(self, run: RunConfig, work: Path, env: dict[str, str], frames: Optional[int] = None) -> BenchJob:
+    def _job(self, run: RunConfig, work: Path, env: dict[str, str], frames: Optional[int] = None,
+             barrier: Optional[Path] = None) -> BenchJob:
         s = self.loaded.scenario
         frames = frames or self.frames
+        # Server processes measured together run at real-time pace whatever the scenario's: a server's frames
+        # come as the audio arrives, and K processes share the machine between frames.
+        paced = s.pace is Pace.realtime or barrier is not None
         batch = run.batch_size or s.batch_size
         join = run.capacity.join if run.capacity is not None and batch > 1 else None
         return BenchJob(run=worker_run(run), preset=s.preset,
@@ -118,9 +133,13 @@ class ScenarioRunner:
                         join_warmup_steps=join.warmup_steps if join else 0,
                         frames=frames, warmup_frames=self.warmup, batch_size=batch,
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
-                        paced_frame_ms=s.frame_budget_ms if s.pace is Pace.realtime else None,
+                        paced_frame_ms=s.frame_budget_ms if paced else None,
                         telemetry_hz=s.telemetry_hz, reply_path=str(work / "reply.json"),
-                        env=measurement_env(env), serving=run.serving.value, persona=self._persona())
+                        env=measurement_env(env), serving=run.serving.value, persona=self._persona(),
+                        start_barrier=str(barrier) if barrier is not None else None,
+                        barrier_timeout_s=self._timeout(run),
+                        # capacity runs price energy at real-time pace: the device's power between frames
+                        idle_window_s=IDLE_WINDOW_S if run.capacity is not None and run.device is Device.cuda else 0.0)
 
     def _persona(self) -> Optional[PersonaJob]:
         persona = self.loaded.scenario.effective_persona
@@ -132,15 +151,15 @@ class ScenarioRunner:
                           text_prompt=persona.text_prompt, tokenizer=persona.tokenizer,
                           server_wait_ms=persona.server_wait_ms)
 
-    def _process(self, run: RunConfig, display: RunDisplay, index: int,
-                 frames: Optional[int] = None) -> assemble.ProcessOutcome:
+    def _process(self, run: RunConfig, display: "RunDisplay | _Quiet", index: int,
+                 frames: Optional[int] = None, barrier: Optional[Path] = None) -> assemble.ProcessOutcome:
         repeat = self.loaded.scenario.repeat
-        label = run.name if repeat == 1 else f"{run.name}.{index + 1}"
+        label = run.name if repeat == 1 or barrier is not None else f"{run.name}.{index + 1}"
         work = self.out_dir / WORK_DIR / label
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         env = worker_env(run, self.loaded.scenario.torch_threads)
-        job = self._job(run, work, env, frames)
+        job = self._job(run, work, env, frames, barrier)
         (work / "job.json").write_text(to_json(job))
 
         def on_event(event: ProgressEvent) -> None:
@@ -270,10 +289,52 @@ class ScenarioRunner:
                 sized = probe_run.model_copy(update={"name": f"{probe_run.name}.s{sessions}", "batch_size": sessions})
                 return runner._execute(sized, display, frames)
 
+            def processes(self, probe_run: RunConfig, count: int) -> ProcessBatch:
+                # At real-time pace a frame takes the whole budget: the scenario's frames, not the 459 that
+                # certify (judged by p99 and said so unless they are that many).
+                return runner._together(probe_run, count, runner.options.frames or runner.frames)
+
         return capacity.capacity_run(Probes(), run, session, scenario.criteria, note=display.note,
                                      plan_target=from_machine(self.machine) if self.machine else None,
                                      host_memory_limit_bytes=scenario.host_memory_limit_bytes,
-                                     option_usd=self.options.gpu_hour_usd)
+                                     option_usd=self.options.gpu_hour_usd, paced=scenario.pace is Pace.realtime,
+                                     torch_threads=scenario.torch_threads)
+
+    def _together(self, run: RunConfig, count: int, frames: int) -> ProcessBatch:
+        """`count` one-call server processes (batch 1) at once: each its own worker, started together by a barrier
+        after warmup (the parent writes `go` once all are ready, or once the rest can no longer get there)."""
+        barrier = self.out_dir / WORK_DIR / f"{run.name}.p{count}.barrier"
+        shutil.rmtree(barrier, ignore_errors=True)
+        barrier.mkdir(parents=True)
+        runs = [run.model_copy(update={"name": f"{run.name}.p{count}.{i + 1}", "batch_size": 1, "capacity": None})
+                for i in range(count)]
+        outcomes: list[Optional[assemble.ProcessOutcome]] = [None] * count
+        started = utc_now()
+
+        def one(i: int) -> None:
+            outcomes[i] = self._process(runs[i], _Quiet(), 0, frames, barrier)
+
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        together = True
+        while any(t.is_alive() for t in threads):
+            ready = len(list(barrier.glob("ready.*")))
+            gone = sum(1 for t in threads if not t.is_alive())  # ended before the barrier: it cannot come
+            if ready + gone >= count and not (barrier / "go").exists():
+                together = gone == 0
+                (barrier / "go").touch()
+            time.sleep(0.05)
+        for thread in threads:
+            thread.join()
+        results = [assemble.from_workers(runs[i], [o], frame_budget_ms=self.loaded.scenario.frame_budget_ms,
+                                         warmup_frames=self.warmup, timeout_s=self._timeout(runs[i]),
+                                         started_at=started, machine=self.machine)
+                   for i, o in enumerate(outcomes) if o is not None]
+        together &= all(o is not None and o.reply is not None and o.reply.barrier_released is not False
+                        for o in outcomes)
+        shutil.rmtree(barrier, ignore_errors=True)
+        return ProcessBatch(results=results, together=together)
 
     def run(self, runs: list[RunConfig]) -> Session:
         now = utc_now()

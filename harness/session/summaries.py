@@ -23,8 +23,10 @@ def _window(series: TelemetrySeries, start_s: float, end_s: float) -> list[int]:
     return [i for i, t in enumerate(series.t_s) if start_s <= t <= end_s]
 
 
-def summarize_telemetry(series: TelemetrySeries, start_s: float, end_s: float, audio_s: float) -> TelemetrySummary:
-    """Summary over the measured window [start_s, end_s] of the sampler's clock."""
+def summarize_telemetry(series: TelemetrySeries, start_s: float, end_s: float, audio_s: float,
+                        idle_window: Optional[Sequence[float]] = None) -> TelemetrySummary:
+    """Summary over the measured window [start_s, end_s] of the sampler's clock; `idle_window` [start, end]: the
+    worker's idle sampling after warmup (the device's power between frames)."""
     idx = _window(series, start_s, end_s) or list(range(len(series.t_s)))
     pick = lambda values: [values[i] for i in idx if i < len(values)]  # noqa: E731
     out = TelemetrySummary(samples=len(idx),
@@ -61,6 +63,12 @@ def summarize_telemetry(series: TelemetrySeries, start_s: float, end_s: float, a
     violations = [_present(pick(series.power_violation_ns)), _present(pick(series.thermal_violation_ns))]
     deltas = [v[-1] - v[0] for v in violations if len(v) >= 2]
     out.violation_ms = sum(deltas) / 1e6 if deltas else None
+    if idle_window is not None and len(idle_window) == 2:
+        # Skip the first fifth of the window: NVML's power reading averages over a recent interval.
+        begin = idle_window[0] + 0.2 * (idle_window[1] - idle_window[0])
+        idle = _present([series.gpu_power_w[i] for i in _window(series, begin, idle_window[1])
+                         if i < len(series.gpu_power_w)])
+        out.idle_power_w = float(np.median(idle)) if idle else None
     return out
 
 

@@ -116,10 +116,11 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         gpu_index = built.device.index if built.device.type == "cuda" else None
         sampler = _sampler(job.telemetry_hz, gpu_index)
         joined: list = []  # the JoiningLoop, when a session joins mid-run
+        gate = _StartGate(job, reply, sampler, built.device)
         with sampler if sampler is not None else nullcontext():
             loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
-                                  on_frame=progress.frame, paced_frame_ms=job.paced_frame_ms,
+                                  on_frame=gate.wrap(progress.frame), paced_frame_ms=job.paced_frame_ms,
                                   other_mimi=built.other_mimi, serving=job.serving, persona=job.persona,
                                   make_loop=_loop_factory(job, joined))
         reply.prefill, reply.first_frame_ms = loop.prefill, loop.first_frame_ms
@@ -152,17 +153,67 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
     return 0 if reply.status == "ok" else 1
 
 
+class _StartGate:
+    """Runs after the last warmup frame, before the call connects: the idle window (the device's power between
+    frames, sampled while nothing runs) and the start barrier (K server processes measured together)."""
+
+    def __init__(self, job: BenchJob, reply: BenchReply, sampler, device) -> None:  # noqa: ANN001
+        self.job, self.reply, self.sampler, self.device = job, reply, sampler, device
+
+    def wrap(self, on_frame):  # noqa: ANN001, ANN202 - FrameCallback in, FrameCallback out
+        last_warmup = self.job.warmup_frames - 1
+
+        def frame(index: int, total: int, is_warmup: bool, ms: float) -> None:
+            on_frame(index, total, is_warmup, ms)
+            if index == last_warmup:
+                self.before_call()
+
+        if last_warmup < 0:  # no warmup frames: nothing to hook after; the gate runs before the loop
+            self.before_call()
+        return frame
+
+    def before_call(self) -> None:
+        if self.job.idle_window_s > 0 and self.sampler is not None:
+            if self.device.type == "cuda":
+                import torch
+
+                torch.cuda.synchronize(self.device)
+            begun = time.perf_counter()
+            time.sleep(self.job.idle_window_s)
+            origin = self.sampler.origin
+            self.reply.idle_window = [begun - origin, time.perf_counter() - origin]
+        if self.job.start_barrier:
+            self.reply.barrier_wait_s, self.reply.barrier_released = _await_barrier(
+                Path(self.job.start_barrier), self.job.barrier_timeout_s)
+
+
+def _await_barrier(folder: Path, timeout_s: float) -> tuple[float, bool]:
+    """Say ready, then wait (5 ms sleeps, no busy loop) for the parent's `go`; go on alone after the timeout."""
+    begun = time.perf_counter()
+    atomic_write_text(folder / f"ready.{os.getpid()}", "")
+    while not (folder / "go").exists():
+        if time.perf_counter() - begun > timeout_s:
+            return time.perf_counter() - begun, False
+        time.sleep(0.005)
+    return time.perf_counter() - begun, True
+
+
 def _loop_factory(job: BenchJob, joined: list):  # noqa: ANN202 - a FrameLoop factory (torch imported lazily)
-    """The plain frame loop, or (batch > 1 and a join asked for) the loop whose last slot joins mid-run."""
+    """The plain frame loop, or (batch > 1 and a join asked for) the loop whose last slot joins mid-run: it runs
+    the persona prefill when the job has a persona, else `join_warmup_steps` neutral steps."""
     from harness.worker.pipeline.frame_loop import FrameLoop
 
-    if job.join_at_tick is None or job.batch_size < 2 or job.join_warmup_steps < 1:
+    persona = job.persona
+    if job.join_at_tick is None or job.batch_size < 2 or (persona is None and job.join_warmup_steps < 1):
         return FrameLoop
-    from harness.worker.pipeline.lockstep import JoiningLoop
+    from harness.worker.pipeline.lockstep import JoiningLoop, persona_prefill, persona_steps, warmup_prefill
+
+    prefill = persona_prefill(persona, job.seed) if persona is not None else warmup_prefill
+    steps = (persona_steps(persona) or 0) if persona is not None else job.join_warmup_steps
 
     def make(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - FrameLoop's signature
         loop = JoiningLoop(*args, join_index=job.warmup_frames + min(job.join_at_tick, job.frames - 1),
-                           warmup_steps=job.join_warmup_steps, **kwargs)
+                           warmup_steps=steps, prefill=prefill, **kwargs)
         joined.append(loop)
         return loop
 
@@ -174,7 +225,8 @@ def _admission(job: BenchJob, joined: list) -> "AdmissionSample | None":
         return None
     join = joined[0].join
     return AdmissionSample(slot=join.slot, at_tick=join.at_index - job.warmup_frames, warmup_steps=join.warmup_steps,
-                           reset_ms=join.reset_ms, prefill_ms=join.prefill_ms, tick_ms=list(join.tick_ms))
+                           reset_ms=join.reset_ms, prefill_ms=join.prefill_ms, tick_ms=list(join.tick_ms),
+                           persona=join.persona)
 
 
 def _sampler(hz: float, gpu_index: "int | None"):  # noqa: ANN202 - TelemetrySampler, imported lazily

@@ -82,10 +82,19 @@ def test_memory_slope_and_cost() -> None:
     probes = [_probe(1, True, 940 * MIB), _probe(2, True, 1030 * MIB), _probe(4, True, 1090 * MIB),
               CapacityProbe(sessions=8, verdict="memory", ran=False)]
     assert memory_slope(probes) == pytest.approx(30 * MIB, rel=1e-6)
-    line = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "NVIDIA H100 80GB HBM3", 4, 400.0)
+    line = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "NVIDIA H100 80GB HBM3", 4, 400.0, paced=True)
     assert line is not None and line.per_conversation_hour_usd == pytest.approx(0.5)
-    assert line.energy_wh_per_conversation_hour == pytest.approx(100.0)  # 400 J/s of audio over 4 sessions
+    assert line.energy_wh_per_conversation_hour == pytest.approx(100.0)  # 400 J/s of audio at real-time pace, / 4
     assert "scenario" in line.price_source
+    # Back to back (pace fast): a 40 ms tick's compute energy (400 J/s x 80 ms = 32 J) + 100 W idle for the other
+    # 40 ms of the frame (4 J) = 36 J per 80 ms = 450 J/s, over 4 sessions.
+    fast = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "H100", 4, 400.0, tick_ms=40.0, period_ms=80.0,
+                     idle_power_w=100.0)
+    assert fast is not None and fast.energy_wh_per_conversation_hour == pytest.approx(112.5)
+    assert "idle power 100 W" in fast.energy_note
+    # ... and without the idle power no real-time figure: it would understate the energy.
+    bare = cost_line(CapacitySpec(gpu_hour_usd=2.0), None, "H100", 4, 400.0, tick_ms=40.0)
+    assert bare is not None and bare.energy_wh_per_conversation_hour is None and "not measured" in bare.energy_note
     assert cost_line(CapacitySpec(), 3.0, "cpu", 2, None).per_conversation_hour_usd == pytest.approx(1.5)
     assert cost_line(CapacitySpec(), None, "AMD EPYC", 2, None) is None  # no price for a CPU: said, not guessed
 
@@ -165,3 +174,16 @@ def test_search_with_the_planners_bound_never_runs_what_cannot_fit() -> None:
     probes, best, limited = search(16, lambda n: None if n <= bound else "no", _measure(100, tried))
     assert best == 3 and limited == "memory" and tried == [1, 2, 3]
     assert {p.sessions: p.ran for p in probes} == {1: True, 2: True, 4: False, 3: True}
+
+
+def test_idle_power_comes_from_the_workers_idle_window() -> None:
+    from harness.contract.wire import TelemetrySeries
+    from harness.session.summaries import summarize_telemetry
+
+    t = [i / 10 for i in range(40)]  # 10 Hz: idle from 0.5 to 1.5 s, frames from 2.0 s on
+    power = [300.0 if x < 0.5 else 80.0 if x <= 1.5 else 400.0 for x in t]
+    series = TelemetrySeries(hz=10, sources={"gpu": "available"}, t_s=t, gpu_power_w=power,
+                             gpu_energy_j=[400.0 * x for x in t])
+    out = summarize_telemetry(series, 2.0, 3.9, audio_s=1.9, idle_window=[0.5, 1.5])
+    assert out.idle_power_w == 80.0 and out.gpu_power_mean_w == 400.0
+    assert summarize_telemetry(series, 2.0, 3.9, audio_s=1.9).idle_power_w is None

@@ -98,7 +98,8 @@ class PromptStep:
     ms: float = 0.0
 
 
-def _plan(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, batch: int, device: torch.device, seed: int) -> _Plan:
+def _plan(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, batch: int, device: torch.device, seed: int,
+          only: Optional[torch.Tensor] = None) -> _Plan:
     plan = _Plan()
     if job.voice_prompt_wav:
         audio = _read_wav(job.voice_prompt_wav, int(mimi.sample_rate)).to(device)
@@ -107,10 +108,17 @@ def _plan(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, batch: int, device: t
         audio = torch.nn.functional.pad(audio, (0, frames * frame - audio.shape[-1]))
         begun = time.perf_counter()
         # As the server does: the conversation's Mimi (already streaming) encodes the prompt; reset afterwards.
+        # A caller joining a batch (`only`): only its slot encodes and is reset; the others keep their state.
+        if only is not None:
+            mimi.set_exec_mask(only)
         for i in range(frames):
             chunk = audio[i * frame:(i + 1) * frame].expand(batch, 1, frame)
             plan.voice.append(mimi.encode(chunk)[:, :8])
-        mimi.reset_streaming()
+        if only is not None:
+            mimi.set_exec_mask(torch.ones_like(only))
+            mimi.reset_streaming(only)
+        else:
+            mimi.reset_streaming()
         if device.type == "cuda":
             torch.cuda.synchronize()
         plan.voice_encode_ms = (time.perf_counter() - begun) * 1e3
@@ -123,15 +131,22 @@ def _plan(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, batch: int, device: t
     return plan
 
 
-def _forced_step(lm_gen: LMGen, user: torch.Tensor, agent: torch.Tensor, text: int) -> None:
+def _forced_step(lm_gen: LMGen, user: torch.Tensor, agent: torch.Tensor, text: int,
+                 only: Optional[torch.Tensor] = None) -> None:
     """One prompt step: the whole LM step (transformer and depformer), then the prompt's own text and agent
-    tokens where the step wrote its samples."""
+    tokens where the step wrote its samples (only in the slots of `only`, when a caller joins a batch)."""
     lm_gen.step(user)
     state = lm_gen._streaming_state
     cache = state.cache
     position = (state.offsets % cache.shape[2])[:, None, None]
-    cache[:, :1].scatter_(2, position, torch.full_like(position, text))
-    cache[:, AGENT_ROWS].scatter_(2, position.expand(-1, 8, -1), agent)
+    text_rows = torch.full_like(position, text)
+    agent_rows = agent
+    if only is not None:  # the other slots did not step: leave what their last step wrote
+        text_rows = torch.where(only[:, None, None], text_rows, cache[:, :1].gather(2, position))
+        agent_rows = torch.where(only[:, None, None], agent,
+                                 cache[:, AGENT_ROWS].gather(2, position.expand(-1, 8, -1)))
+    cache[:, :1].scatter_(2, position, text_rows)
+    cache[:, AGENT_ROWS].scatter_(2, position.expand(-1, 8, -1), agent_rows)
 
 
 class StepTimer:
@@ -168,16 +183,36 @@ class StepTimer:
 
 
 def run_prefill(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, device: torch.device, batch: int, seed: int,
-                on_step: Optional[Callable[[int, int], None]] = None,
+                on_step: Optional[Callable[[int, int], None]] = None, slot: Optional[int] = None,
                 trace: Optional[list[PromptStep]] = None) -> PrefillSamples:
     """Step the persona prompt; call with `lm_gen` and `mimi` streaming, right after a reset, as a server does for
-    every connection. With NVIDIA's fork installed its own `step_system_prompts` runs (nvidia_prefill.py)."""
+    every connection. With `slot` only that slot of a running batch steps (moshi's exec mask; a caller joining a
+    lockstep batch): the whole batch's step is computed, the other slots keep their state. With NVIDIA's fork
+    installed its own `step_system_prompts` runs (nvidia_prefill.py; one call at a time, no slots)."""
     if is_nvidia():
         from harness.worker.pipeline.nvidia_prefill import run_nvidia_prefill
 
+        if slot is not None:
+            raise ValueError("NVIDIA's fork steps persona prompts for one call at a time: no slot of a batch joins")
         tokens, estimated = _text_tokens(job, lm_gen.lm_model.text_card, seed)
         return run_nvidia_prefill(job, mimi, lm_gen, device, batch, seed, tokens, estimated, trace)
-    plan = _plan(job, mimi, lm_gen, batch, device, seed)
+    only = None
+    if slot is not None:
+        only = torch.zeros(batch, dtype=torch.bool, device=device)
+        only[slot] = True
+    plan = _plan(job, mimi, lm_gen, batch, device, seed, only)
+    if only is not None:
+        lm_gen.set_exec_mask(only)
+    try:
+        return _step_prompt(job, plan, lm_gen, device, batch, on_step, only, trace)
+    finally:
+        if only is not None:
+            lm_gen.set_exec_mask(torch.ones_like(only))
+
+
+def _step_prompt(job: PersonaJob, plan: _Plan, lm_gen: LMGen, device: torch.device, batch: int,
+                 on_step: Optional[Callable[[int, int], None]], only: Optional[torch.Tensor],
+                 trace: Optional[list[PromptStep]] = None) -> PrefillSamples:
     lm = lm_gen.lm_model
     sine = torch.tensor(SINE_TOKENS, device=device).view(1, 8, 1).expand(batch, 8, 1).contiguous()
     silence = torch.tensor(SILENCE_TOKENS, device=device).view(1, 8, 1).expand(batch, 8, 1).contiguous()
@@ -197,7 +232,7 @@ def run_prefill(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, device: torch.d
             time.sleep(job.server_wait_ms / 1e3)
             waited += time.perf_counter() - pause
         with timer.step():
-            _forced_step(lm_gen, sine, agent, text)
+            _forced_step(lm_gen, sine, agent, text, only)
         if on_step is not None:
             on_step(index, len(steps))
     times = timer.finish()  # on CUDA the prefill's one synchronisation

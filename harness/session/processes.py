@@ -1,0 +1,170 @@
+"""Server processes per machine: the stock deployment figure beside the lockstep one.
+
+NVIDIA's PersonaPlex server and PyPI moshi's server serve one call per process (behind a lock), so a machine
+holds as many calls as it holds such processes. Measured: K workers at batch 1 run at once, each at real-time
+pace (a frame every budget, as audio arrives), started together by a barrier after their warmup, each running
+its own call's persona prefill; K is real time when every process is (the p99 rule; certification reported
+beside it). Predicted where not measured: from one process's memory and its measured step time, said so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol
+
+from harness.records.capacity import CapacitySpec, ProcessCapacity, ProcessProbe
+from harness.records.config import Device, RunConfig
+from harness.records.schema import RunResult, Session
+from harness.records.scenario import Criteria
+from harness.session.size_search import search
+from harness.verdict.recommend import assess_run
+from harness.verdict.validity import assess_validity
+
+
+@dataclass
+class ProcessBatch:
+    results: list[RunResult]  # one per process, in start order
+    together: bool  # every process reached the start barrier before `go`: their calls overlapped
+
+
+class ProcessRunner(Protocol):
+    def processes(self, run: RunConfig, count: int) -> ProcessBatch: ...
+
+
+def _peak(result: RunResult, alone: bool = True) -> Optional[int]:
+    """One process's memory: host peak RSS, or on a GPU what the driver saw used (CUDA context included) when the
+    process ran alone; beside others the device total counts them too, so the allocator's reserved peak."""
+    m = result.metrics
+    if m is None:
+        return None
+    if m.cuda is not None:
+        return (m.cuda.device_used_bytes if alone else None) or m.cuda.peak_reserved_bytes
+    return m.peak_rss_bytes
+
+
+def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria: Criteria) -> ProcessProbe:
+    """K is real time when every process is: p99 within the deadline, no underrun, memory (the timing part of
+    the GO rule); certification of each process's late-frame rate is reported beside it."""
+    probe = ProcessProbe(processes=count, verdict="failed", ran=True, together=batch.together)
+    results = batch.results
+    failed = [r for r in results if r.status != "ok" or r.metrics is None]
+    if failed or len(results) != count:
+        oom = any(r.diagnosis is not None and r.diagnosis.kind in ("oom", "cuda_oom") for r in failed)
+        probe.verdict = "memory" if oom else "failed"
+        probe.reasons += [f"{r.name}: " + (r.diagnosis.cause if r.diagnosis else (r.reason or r.status))
+                          for r in failed][:3]
+        return probe
+    timing = criteria.model_copy(update={"min_frames": 1, "min_seconds": 0.0, "late_frame_target": 1 - 1e-9})
+    realtime, certified = True, True
+    for r in results:
+        m = r.metrics
+        assert m is not None
+        assessed = assess_run(r, session, timing)
+        validity = assess_validity(m.samples_ms, m.frame_budget_ms, criteria)
+        probe.late_frames += validity.late_frames
+        probe.late_starts += m.late_start_frames
+        realtime &= assessed.realtime
+        certified &= validity.certified
+        probe.reasons += [f"{r.name}: {why}" for why in assessed.reasons]
+    metrics = [r.metrics for r in results if r.metrics is not None]
+    probe.frames = min(m.frames for m in metrics)
+    probe.step_p50_ms = sorted(m.ms_per_step.p50 for m in metrics)[len(metrics) // 2]
+    probe.step_p99_ms = max(m.ms_per_step.p99 for m in metrics)
+    peaks = [p for p in (_peak(r, alone=count == 1) for r in results) if p]
+    probe.peak_memory_bytes = max(peaks) if peaks else None
+    probe.certified = certified
+    joules = [m.telemetry_summary.joules_per_audio_second for m in metrics
+              if m.telemetry_summary is not None and m.telemetry_summary.joules_per_audio_second is not None]
+    probe.joules_per_audio_s = sum(joules) / len(joules) if joules else None
+    probe.verdict = "realtime" if realtime else "late"
+    if not probe.together:
+        probe.notes.append("a process waited past the start barrier's timeout: the calls did not all overlap")
+    if realtime and not certified:
+        probe.notes.append(f"real time over {probe.frames} frames per process, not certified by the GO rule")
+    return probe
+
+
+def memory_capacity(run: RunConfig, session: Session) -> Optional[int]:
+    """What K processes share: the GPU's memory, or the host's RAM."""
+    if run.device is Device.cuda:
+        gpus = session.machine.gpus
+        return gpus[0].memory_total_bytes if gpus else None
+    return session.machine.ram_total_bytes or None
+
+
+def predict(run: RunConfig, session: Session, criteria: Criteria, *, single: Optional[RunResult],
+            deadline_ms: float, torch_threads: Optional[int]) -> tuple[Optional[int], Optional[int], Optional[int],
+                                                                        Optional[float], str]:
+    """(by memory, by time, one process's bytes, its step p99 ms, the rule in words) from one measured process.
+    By memory: K processes of one process's peak within the memory less the headroom. By time: frames of K
+    processes arriving together queue on the device: a GPU runs one process's kernels at a time (no MPS), so K
+    steps must fit in the deadline; on a CPU, cores / threads per process run side by side."""
+    if single is None or single.metrics is None:
+        return None, None, None, None, "no single-process measurement to predict from"
+    per = _peak(single)
+    capacity = memory_capacity(run, session)
+    by_memory = int(capacity * (1 - criteria.memory_headroom) // per) if per and capacity else None
+    step = single.metrics.ms_per_step.p99
+    if run.device is Device.cuda:
+        lanes, lane_words = 1, "one GPU, processes time-sliced"
+    else:
+        threads = max(1, torch_threads or session.machine.cpu_cores_logical)
+        lanes = max(1, session.machine.cpu_cores_logical // threads)
+        lane_words = f"{session.machine.cpu_cores_logical} cores / {threads} thread(s) per process = {lanes} at once"
+    by_time = lanes * int(deadline_ms // step) if step > 0 else None
+    rule = (f"predicted, not measured: by memory {by_memory} ({(per or 0) / 2**20:.0f} MiB per process, "
+            f"{criteria.memory_headroom:.0%} kept free); by time {by_time} (step p99 {step:.1f} ms at batch 1, "
+            f"deadline {deadline_ms:g} ms, {lane_words}; assumes no slowdown beyond queueing)")
+    return by_memory, by_time, per, step, rule
+
+
+def process_capacity(runner: ProcessRunner, run: RunConfig, session: Session, criteria: Criteria, *,
+                     spec: CapacitySpec, single: Optional[RunResult], deadline_ms: float,
+                     torch_threads: Optional[int], note: Callable[[str], None]) -> Optional[ProcessCapacity]:
+    if spec.processes == "off":
+        return None
+    max_k = spec.max_processes or spec.max_sessions
+    by_memory, by_time, per, step, rule = predict(run, session, criteria, single=single, deadline_ms=deadline_ms,
+                                                  torch_threads=torch_threads)
+    out = ProcessCapacity(max_realtime_processes=0, how="predicted", limited_by="failed",
+                          per_process_bytes=per, capacity_bytes=memory_capacity(run, session), step_ms=step,
+                          predicted_by_memory=by_memory, predicted_by_time=by_time, prediction_rule=rule)
+    if spec.processes == "predict":
+        known = [(v, why) for v, why in ((by_memory, "memory"), (by_time, "time")) if v is not None]
+        if not known:
+            out.notes.append(rule)
+            return out
+        value, why = min(known)
+        out.max_realtime_processes = min(value, max_k)
+        out.limited_by = "max_sessions" if value > max_k else why  # type: ignore[assignment]
+        out.judged_by = "predicted, not measured (not judged by the GO rule)"
+        return out
+
+    def fits(k: int) -> Optional[str]:
+        if by_memory is None or k <= by_memory:
+            return None
+        return f"predicted not to fit: {k} processes of {per / 2**20:.0f} MiB" if per else "predicted not to fit"
+
+    def measure(k: int) -> ProcessProbe:
+        probe = judge_processes(runner.processes(run, k), k, session, criteria)
+        note(f"  capacity {run.name}: {k} server process(es) {probe.verdict}"
+             + (f", worst p99 {probe.step_p99_ms:.1f} ms" if probe.step_p99_ms is not None else "")
+             + (f" ({probe.reasons[0]})" if probe.reasons else ""))
+        return probe
+
+    probes, best, limited = search(max_k, fits, measure,
+                                   lambda k, why: ProcessProbe(processes=k, verdict="memory", ran=False, reasons=[why]))
+    out.how, out.max_realtime_processes, out.limited_by = "measured", best, limited
+    out.probes = sorted(probes, key=lambda p: p.processes)
+    at_best = next((p for p in probes if p.processes == best and p.ran), None)
+    frames = max((p.frames for p in probes if p.ran), default=0)
+    out.judged_by = ("the GO rule: p99 within the deadline and every process's late-frame rate certified"
+                     if at_best is not None and at_best.certified
+                     else "p99 within the deadline only (the GO rule's timing part), not certified by the GO rule "
+                          f"({frames} frames per process)")
+    out.notes.append(f"measured: K worker processes at batch 1 started together after warmup, each at real-time pace "
+                     f"(a frame every {session.scenario.frame_budget_ms:g} ms) with its own call's "
+                     "persona prefill; " + rule.replace("predicted, not measured: ", "the prediction would say: "))
+    if by_memory is not None and best >= max_k and by_memory > max_k:
+        out.notes.append(f"the search stopped at max_processes {max_k}; memory alone would allow {by_memory}")
+    return out

@@ -1,0 +1,52 @@
+"""The size search both capacity figures use (sessions in lockstep, server processes): pure, sizes in, probes out."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Protocol, TypeVar
+
+from harness.records.capacity import LimitedBy
+
+
+class Probe(Protocol):
+    verdict: str
+
+
+P = TypeVar("P", bound=Probe)
+
+
+def search(max_size: int, fits: Callable[[int], Optional[str]], measure: Callable[[int], P],
+           unfit: Callable[[int, str], P]) -> tuple[list[P], int, LimitedBy]:
+    """Double from 1 until a size fails, then bisect. `fits(n)` is None when the planner says n fits, else why
+    not (then `unfit(n, why)` records it without running); `measure(n)` runs a probe. Returns the probes in the
+    order tried, the largest real-time size, and what stopped it: the first failing size's kind, or
+    `max_sessions` when the largest allowed size passed."""
+    probes: list[P] = []
+    verdicts: dict[int, str] = {}
+
+    def passes(n: int) -> bool:
+        why = fits(n)
+        probe = unfit(n, why) if why is not None else measure(n)
+        probes.append(probe)
+        verdicts[n] = probe.verdict
+        return probe.verdict == "realtime"
+
+    best, failing, n = 0, None, 1
+    while True:
+        if not passes(n):
+            failing = n
+            break
+        best = n
+        if n >= max_size:
+            break
+        n = min(2 * n, max_size)
+    if failing is not None:
+        while failing - best > 1:
+            mid = (best + failing) // 2
+            if passes(mid):
+                best = mid
+            else:
+                failing = mid
+    if failing is None:
+        return probes, best, "max_sessions"
+    limited: LimitedBy = {"late": "time", "memory": "memory"}.get(verdicts[failing], "failed")  # type: ignore
+    return probes, best, limited
