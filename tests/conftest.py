@@ -21,7 +21,9 @@ TINY = "personaplex-tiny"
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """`harness ...` in a fresh interpreter, as a user would run it."""
-    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(REPO))
+    # The checkout first, then whatever PYTHONPATH brings (on the lent GPU machine: the carried wheels' folder).
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, COLUMNS="200", PYTHONPATH=path)
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from harness.contract.wire import PersonaJob  # noqa: E402
 from harness.worker.pipeline.frame_loop import run_frame_loop  # noqa: E402
 from harness.worker.pipeline.lmgen import FullDuplexLMGen  # noqa: E402
-from harness.contract.wire import PersonaJob  # noqa: E402
 from harness.worker.pipeline.lockstep import JoiningLoop, persona_prefill, persona_steps, warmup_prefill  # noqa: E402
 from tests.helpers import synthetic_lm, synthetic_mimi  # noqa: E402
 

@@ -114,3 +114,18 @@ def test_auto_on_a_machine_without_gpu_says_it_ran_on_the_cpu(tmp_path: Path) ->
     assert run["name"] == "cpu-fp32-eager" and run["config"]["device"] == "cpu"
     assert run["config"]["resolved_from"] == "auto" and run["status"] == "ok"
     assert "device auto resolved to cpu" in (out / "report.html").read_text()
+
+
+def test_time_limit_starts_nothing_after_it_and_says_so(tmp_path: Path) -> None:
+    """`--time-limit`: the probe alone outlasts a 0.01 s limit, so no worker starts; each run is a skipped record
+    with the reason, the session is complete, and the exit status is 0 (nothing failed)."""
+    scenario = _scenario(tmp_path, "  - name: first\n  - name: second")
+    out = tmp_path / "out"
+    done = run_cli("run", str(scenario), "--out", str(out), "--time-limit", "0.01")
+    assert done.returncode == 0, done.stdout + done.stderr
+    session = json.loads((out / "results.json").read_text())
+    assert [r["status"] for r in session["runs"]] == ["skipped", "skipped"]
+    assert all("--time-limit of 0.01 s was reached" in r["reason"] for r in session["runs"])
+    assert not list(out.glob("logs/*.stderr.log")), "no worker started"
+    bad = run_cli("run", str(scenario), "--time-limit", "0")
+    assert bad.returncode == 2 and "must be more than 0" in bad.stderr

@@ -1,4 +1,4 @@
-"""Command line: harness run | probe | plan | report | compare | history | presets."""
+"""Command line: harness run | probe | plan | report | compare | history | presets | endpoint | serve."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import traceback
 from typing import Optional, Sequence
 
 from harness import __version__
-from harness.cli import diagnose, fleet, machine, results, run
+from harness.cli import diagnose, endpoint, fleet, machine, results, run
 from harness.cli.common import EXIT_USAGE, make_console
 from harness.records.exits import Exit, UserError
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.register(sub)
     diagnose.register(sub)
     fleet.register(sub)
+    endpoint.register(sub)
     return parser
 
 

@@ -19,6 +19,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from harness.verdict.recommend import decide
 
     folder = Path(args.dir)
+    if folder.name == "endpoint.json" or (folder.is_dir() and (folder / "endpoint.json").exists()
+                                          and not (folder / "results.json").exists()):
+        return _report_endpoint(folder, console)
     try:
         session = load_session(folder)
     except ResultsFileError as exc:
@@ -32,6 +35,24 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         write_session(session, out_dir)
     style = "bold green" if verdict.go else "bold red"
     console.print(f"[{style}]{escape(verdict.headline)}[/]\nreport: {html}\nsummary: {summary}")
+    return EXIT_OK
+
+
+def _report_endpoint(path: Path, console: Console) -> int:
+    """`harness report` on a `harness endpoint` folder: report.html and summary.md again from endpoint.json."""
+    from harness.records.endpoint import EndpointFileError, load_endpoint
+    from harness.records.store import atomic_write_text
+    from harness.report.endpoint import render_endpoint_html, summary_line
+
+    try:
+        results = load_endpoint(path)
+    except EndpointFileError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out_dir = path if path.is_dir() else path.parent
+    atomic_write_text(out_dir / "report.html", render_endpoint_html(results))
+    atomic_write_text(out_dir / "summary.md", summary_line(results) + "\n")
+    console.print(f"{summary_line(results)}\nreport: {out_dir / 'report.html'}", markup=False)
     return EXIT_OK
 
 

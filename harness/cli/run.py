@@ -132,7 +132,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[bold]{escape(loaded.scenario.name)}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
                   f"-> {escape(str(out_dir))}", highlight=False)
     options = RunOptions(args.frames, args.warmup, args.timeout, args.force, resume=previous,
-                         gpu_hour_usd=args.gpu_hour_usd)
+                         gpu_hour_usd=args.gpu_hour_usd, time_limit_s=args.time_limit)
     runner = ScenarioRunner(loaded, out_dir, options, console)
     try:
         session = runner.run(runs)
@@ -167,6 +167,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run every configuration of a scenario and record the results",
                          description=_DESCRIPTION,
@@ -180,6 +187,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="measure exactly this many frames (the verdict says when that is too few to conclude)")
     run.add_argument("--warmup", type=_positive_int, help="override the scenario's warmup frames (at least 2)")
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="override the per-run timeout")
+    run.add_argument("--time-limit", type=_positive_float, metavar="SECONDS",
+                     help="end the whole session within SECONDS (probe included): no run or capacity probe starts "
+                          "after it (recorded as skipped, or the capacity search stops with what it measured: a "
+                          "lower bound), and each worker's timeout is cut to the time left")
     run.add_argument("--force", action="store_true",
                      help="also run configurations the planner predicts cannot work here (out of memory, no Triton)")
     run.add_argument("--fail-on-nogo", action="store_true",

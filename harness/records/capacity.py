@@ -17,7 +17,8 @@ from pydantic import Field
 from harness.records.base import Record
 
 ProbeVerdict = Literal["realtime", "late", "memory", "failed"]
-LimitedBy = Literal["time", "memory", "max_sessions", "failed"]
+# time_limit: `harness run --time-limit` stopped the search before a size failed (the result is a lower bound)
+LimitedBy = Literal["time", "memory", "max_sessions", "failed", "time_limit"]
 ProcessesMode = Literal["measure", "predict", "off"]
 
 LOCKSTEP_NEEDS = ("needs a batching server (e.g. vllm-omni's): NVIDIA's PersonaPlex server and PyPI moshi's server "

@@ -12,7 +12,7 @@ import enum
 
 class Exit(enum.IntEnum):
     OK = 0
-    FAILED = 1  # run: a configuration failed; compare: a regression
+    FAILED = 1  # run: a configuration failed; compare: a regression; endpoint: a caller failed
     USAGE = 2  # bad input: options, scenario, results or log files
     NOGO = 3  # run/report/endpoint with --fail-on-nogo: the verdict is NO-GO
     NO_BASELINE = 4  # compare: a run has no baseline
@@ -28,7 +28,7 @@ class Exit(enum.IntEnum):
 MEANING: dict[Exit, str] = {
     Exit.OK: "success (compare: no regression)",
     Exit.FAILED: "run: a configuration failed; compare: a run is slower past its threshold, or failed where it "
-                 "used to measure",
+                 "used to measure; endpoint: a caller failed (refused, timed out or dropped)",
     Exit.USAGE: "invalid input (options, scenario, results, history or log files)",
     Exit.NOGO: "the verdict is NO-GO (with --fail-on-nogo)",
     Exit.NO_BASELINE: "compare: no baseline for a run (first results on this hardware, or a new run)",

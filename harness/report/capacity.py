@@ -109,7 +109,8 @@ def _cost(c: Optional[CostLine], unit: str = "sessions") -> tuple[str, str]:
     if c is None:
         return ("no price for this device: give `capacity.gpu_hour_usd` or `harness run --gpu-hour-usd`", "-")
     if c.sessions == 0:
-        return (f"no cost per conversation-hour: not one {'process' if unit == 'processes' else 'session'} is real time here (${c.gpu_hour_usd:g} per hour, "
+        one = "process" if unit == "processes" else "session"
+        return (f"no cost per conversation-hour: not one {one} is real time here (${c.gpu_hour_usd:g} per hour, "
                 f"price: {c.price_source})", "-")
     per = ("-" if c.per_conversation_hour_usd is None
            else f"${c.per_conversation_hour_usd:.4f} per conversation-hour")
@@ -126,7 +127,8 @@ def _processes(p: ProcessCapacity) -> ProcessesSection:
                        memory=_mib(r.peak_memory_bytes), certified="yes" if r.certified else ("-" if not r.ran else "no"),
                        why=r.reasons + r.notes) for r in p.probes]
     limited = {"time": "time (the next K misses the deadline)", "memory": "memory",
-               "max_sessions": "the search's max_processes (every K tried passed)", "failed": "a failure"}
+               "max_sessions": "the search's max_processes (every K tried passed)", "failed": "a failure",
+               "time_limit": "the run's --time-limit (stopped before a K failed: a lower bound)"}
     headline = (f"{p.max_realtime_processes} server process(es) per machine, one call each, {p.how}; limited by "
                 f"{limited[p.limited_by]}")
     cost, energy = _cost(p.cost, "processes")
@@ -178,7 +180,8 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
                 + (f", peak memory {_mib(cap.peak_memory_bytes)} MiB" if cap.peak_memory_bytes else ""))
     limited = {"time": "time (the next size misses the deadline)", "memory": "memory (the next size does not fit)",
                "max_sessions": "the search's max_sessions (every size tried passed)",
-               "failed": "a failure (see the probes)"}[cap.limited_by]
+               "failed": "a failure (see the probes)",
+               "time_limit": "the run's --time-limit (stopped before a size failed: a lower bound)"}[cap.limited_by]
     return CapacitySection(run=run, headline=headline, lockstep_needs=cap.lockstep_needs, judged_by=cap.judged_by,
                            processes=_processes(cap.processes) if cap.processes is not None else None,
                            limited_by=limited, cost=cost, energy=energy,

@@ -157,7 +157,8 @@ def _failure_reason(outcome: WorkerOutcome, reply: Optional[BenchReply], timeout
                     reply_error: str = "") -> str:
     phase = f" during {outcome.last_phase}" if outcome.last_phase else ""
     if outcome.timed_out:
-        return f"timed out after {timeout_s:g} s{phase} (scenario timeout_s); the worker was killed"
+        return (f"timed out after {timeout_s:.4g} s{phase} (timeout_s, --timeout, or the time left under --time-limit); "
+                "the worker was killed")
     if reply is not None and reply.error is not None:
         return f"{reply.error.type}: {reply.error.message}".strip()
     if reply_error:

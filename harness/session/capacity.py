@@ -34,6 +34,7 @@ from harness.records.config import Device, RunConfig
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.session.processes import ProcessRunner, process_capacity
+from harness.session.size_search import OutOfTime
 from harness.session.size_search import search as size_search
 from harness.verdict.recommend import assess_run
 from harness.verdict.validity import assess_validity, frames_to_certify
@@ -241,9 +242,15 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
         return f"the planner predicts {n} sessions do not fit in memory ({bound} do)"
 
     results: dict[int, RunResult] = {}
+    stopped: list[str] = []
 
     def measure(n: int) -> CapacityProbe:
-        result = results[n] = runner.probe(run, n)
+        try:
+            result = results[n] = runner.probe(run, n)
+        except OutOfTime as stop:
+            stopped.append(f"{n} sessions: {stop}")
+            note(f"  capacity {run.name}: {n} session(s) not measured: {stop}")
+            raise
         probe = judge(result, n, session, criteria, predicted(n))
         budget = result.metrics.frame_budget_ms if result.metrics else 0.0
         probe.admission = admission(result, criteria.deadline_ms(budget), budget, n)
@@ -257,6 +264,7 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
     deadline = criteria.deadline_ms(session.scenario.frame_budget_ms)
     summary = summarize(probes, best, limited, device=device_label(run, session), deadline_ms=deadline, bound=bound,
                         predicted_per_session=per_session)
+    summary.notes.extend(f"search stopped: {why}; {best} session(s) is a lower bound" for why in stopped)
     if chosen is None:  # only possible when even one session cannot fit: nothing ran
         out = RunResult(name=run.name, config=run.model_copy(update={"batch_size": 1}), status="skipped",
                         reason="capacity: " + (probes[0].reasons[0] if probes and probes[0].reasons else "nothing ran"))

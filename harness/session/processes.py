@@ -14,8 +14,8 @@ from typing import Callable, Optional, Protocol
 
 from harness.records.capacity import CapacitySpec, ProcessCapacity, ProcessProbe
 from harness.records.config import Device, RunConfig
-from harness.records.schema import RunResult, Session
 from harness.records.scenario import Criteria
+from harness.records.schema import RunResult, Session
 from harness.session.size_search import search
 from harness.verdict.recommend import assess_run
 from harness.verdict.validity import assess_validity

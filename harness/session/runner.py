@@ -36,6 +36,7 @@ from harness.scenario.load import LoadedScenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.processes import ProcessBatch
+from harness.session.size_search import OutOfTime
 from harness.verdict.recommend import decide
 
 WORK_DIR = ".work"
@@ -66,6 +67,9 @@ class RunOptions:
     force: bool = False  # run what the planner predicts cannot work
     resume: Optional[Session] = None  # reuse this session's ok runs measured the same way on the same machine
     gpu_hour_usd: Optional[float] = None  # capacity runs: price for the cost per conversation-hour
+    # Wall-clock cap on the whole session (seconds from its start): no run or capacity probe starts after it, and a
+    # worker's timeout is cut to what is left, so that the session ends by then with what it measured.
+    time_limit_s: Optional[float] = None
 
 
 def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int:
@@ -117,6 +121,17 @@ class ScenarioRunner:
         self.frames = frames_to_measure(scenario, options.frames)
         self.warmup = options.warmup_frames or scenario.warmup_frames
         self.timeout_s = options.timeout_s or scenario.timeout_s
+        self._deadline: Optional[float] = None  # time.monotonic() at which --time-limit runs out
+
+    def time_left(self) -> Optional[float]:
+        """Seconds left under --time-limit (None: no limit)."""
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
+    def _out_of_time(self) -> Optional[str]:
+        left = self.time_left()
+        if left is None or left > 0:
+            return None
+        return f"not started: the session's --time-limit of {self.options.time_limit_s:g} s was reached"
 
     def _job(self, run: RunConfig, work: Path, env: dict[str, str], frames: Optional[int] = None,
              barrier: Optional[Path] = None) -> BenchJob:
@@ -152,7 +167,8 @@ class ScenarioRunner:
                           server_wait_ms=persona.server_wait_ms)
 
     def _process(self, run: RunConfig, display: "RunDisplay | _Quiet", index: int,
-                 frames: Optional[int] = None, barrier: Optional[Path] = None) -> assemble.ProcessOutcome:
+                 frames: Optional[int] = None, barrier: Optional[Path] = None,
+                 timeout_s: Optional[float] = None) -> assemble.ProcessOutcome:
         repeat = self.loaded.scenario.repeat
         label = run.name if repeat == 1 or barrier is not None else f"{run.name}.{index + 1}"
         work = self.out_dir / WORK_DIR / label
@@ -166,7 +182,8 @@ class ScenarioRunner:
             display.event(event)
             self.hooks.event(run.name, event)
 
-        outcome = run_worker(work / "job.json", env, self._timeout(run), self.out_dir / LOG_DIR, label,
+        timeout_s = self._timeout(run) if timeout_s is None else timeout_s
+        outcome = run_worker(work / "job.json", env, timeout_s, self.out_dir / LOG_DIR, label,
                              on_event=on_event, on_start=lambda pid: self.hooks.started(run.name, pid),
                              memory_limit_bytes=self.loaded.scenario.host_memory_limit_bytes,
                              python=run.python or sys.executable)
@@ -182,17 +199,20 @@ class ScenarioRunner:
         return assemble.ProcessOutcome(outcome, reply, reply_error)
 
     def _timeout(self, run: RunConfig) -> float:
-        return self.options.timeout_s or run.timeout_s or self.timeout_s
+        configured = self.options.timeout_s or run.timeout_s or self.timeout_s
+        left = self.time_left()
+        return configured if left is None else max(1.0, min(configured, left))
 
     def _execute(self, run: RunConfig, display: RunDisplay, frames: Optional[int] = None) -> RunResult:
         started = utc_now()
         processes = []
         for index in range(self.loaded.scenario.repeat):
-            processes.append(self._process(run, display, index, frames))
+            timeout_s = self._timeout(run)  # cut to the time left under --time-limit as each process starts
+            processes.append(self._process(run, display, index, frames, timeout_s=timeout_s))
             if not processes[-1].ok:
                 break  # a configuration that failed once is reported, not retried
         return assemble.from_workers(run, processes, frame_budget_ms=self.loaded.scenario.frame_budget_ms,
-                                     warmup_frames=self.warmup, timeout_s=self._timeout(run), started_at=started,
+                                     warmup_frames=self.warmup, timeout_s=timeout_s, started_at=started,
                                      machine=self.machine)
 
     def _plan(self, run: RunConfig, session: Session) -> Optional[RunPlan]:
@@ -257,6 +277,9 @@ class ScenarioRunner:
         if (skip is not None and run.capacity is not None and plan is not None and not plan.fits_memory
                 and not any(i.severity == "blocker" for i in plan.issues)):
             skip = None  # the capacity search records each size the planner says cannot fit, without running it
+        late = self._out_of_time() if skip is None else None
+        if late is not None:
+            skip = Skip(late)
         if skip is not None:
             result = assemble.skipped(run, skip.reason)
             if auto_skip is not None:
@@ -286,10 +309,20 @@ class ScenarioRunner:
 
         class Probes:
             def probe(self, probe_run: RunConfig, sessions: int) -> RunResult:
+                late = runner._out_of_time()
+                if late is not None:
+                    raise OutOfTime(late)
                 sized = probe_run.model_copy(update={"name": f"{probe_run.name}.s{sessions}", "batch_size": sessions})
-                return runner._execute(sized, display, frames)
+                result = runner._execute(sized, display, frames)
+                if result.status != "ok" and runner._out_of_time() is not None:
+                    raise OutOfTime(f"stopped at the session's --time-limit of {runner.options.time_limit_s:g} "
+                                    f"s ({result.reason or result.status})")
+                return result
 
             def processes(self, probe_run: RunConfig, count: int) -> ProcessBatch:
+                late = runner._out_of_time()
+                if late is not None:
+                    raise OutOfTime(late)
                 # At real-time pace a frame takes the whole budget: the scenario's frames, not the 459 that
                 # certify (judged by p99 and said so unless they are that many).
                 return runner._together(probe_run, count, runner.options.frames or runner.frames)
@@ -338,6 +371,8 @@ class ScenarioRunner:
 
     def run(self, runs: list[RunConfig]) -> Session:
         now = utc_now()
+        if self.options.time_limit_s is not None:
+            self._deadline = time.monotonic() + self.options.time_limit_s
         self.console.print("probing this machine (torch in a separate process) ...", highlight=False)
         probe = probe_machine(self.out_dir / WORK_DIR / "probe", presets=[self.loaded.scenario.preset],
                               disk_path=self.out_dir)

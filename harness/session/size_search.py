@@ -14,12 +14,17 @@ class Probe(Protocol):
 P = TypeVar("P", bound=Probe)
 
 
+class OutOfTime(Exception):
+    """Raised by `measure` when the session's time limit (`harness run --time-limit`) leaves no time for a probe."""
+
+
 def search(max_size: int, fits: Callable[[int], Optional[str]], measure: Callable[[int], P],
            unfit: Callable[[int, str], P]) -> tuple[list[P], int, LimitedBy]:
     """Double from 1 until a size fails, then bisect. `fits(n)` is None when the planner says n fits, else why
     not (then `unfit(n, why)` records it without running); `measure(n)` runs a probe. Returns the probes in the
     order tried, the largest real-time size, and what stopped it: the first failing size's kind, or
-    `max_sessions` when the largest allowed size passed."""
+    `max_sessions` when the largest allowed size passed, or `time_limit` when `measure` raised OutOfTime (what was
+    measured is kept: the largest size that passed below any that failed, a lower bound)."""
     probes: list[P] = []
     verdicts: dict[int, str] = {}
 
@@ -30,6 +35,16 @@ def search(max_size: int, fits: Callable[[int], Optional[str]], measure: Callabl
         verdicts[n] = probe.verdict
         return probe.verdict == "realtime"
 
+    try:
+        return _double_then_bisect(max_size, passes, verdicts, probes)
+    except OutOfTime:
+        ceiling = min((n for n, v in verdicts.items() if v != "realtime"), default=None)
+        best = max((n for n, v in verdicts.items() if v == "realtime" and (ceiling is None or n < ceiling)), default=0)
+        return probes, best, "time_limit"
+
+
+def _double_then_bisect(max_size: int, passes: Callable[[int], bool], verdicts: dict[int, str],
+                        probes: list[P]) -> tuple[list[P], int, LimitedBy]:
     best, failing, n = 0, None, 1
     while True:
         if not passes(n):

@@ -18,6 +18,7 @@ from harness.records.identity import measurement_of
 from harness.records.scenario import Criteria, Scenario
 from harness.scenario.expand import expand_runs
 from harness.session.capacity import cost_line, memory_slope, search, ticks_to_certify
+from harness.session.size_search import OutOfTime
 from harness.worker.describe import describe_preset
 
 
@@ -71,6 +72,23 @@ def test_planner_says_no_is_recorded_without_running() -> None:
 def test_time_limit_below_the_memory_bound_is_time() -> None:
     _, best, limited = search(64, lambda n: "no" if n > 10 else None, _measure(3, []))
     assert best == 3 and limited == "time"
+
+
+@pytest.mark.parametrize("sizes_in_time, limit, best", [(3, 100, 4), (5, 6, 6), (5, 5, 4), (0, 100, 0)])
+def test_out_of_time_keeps_what_was_measured(sizes_in_time: int, limit: int, best: int) -> None:
+    """`harness run --time-limit`: the probe runner raises OutOfTime; the search returns the largest size that passed
+    below any size that failed, as a lower bound, never a verdict on a size it did not measure."""
+    tried: list[int] = []
+
+    def measure(n: int) -> CapacityProbe:
+        if len(tried) == sizes_in_time:
+            raise OutOfTime("the session's --time-limit was reached")
+        tried.append(n)
+        return _probe(n, n <= limit)
+
+    probes, found, limited = search(64, lambda n: None, measure)
+    assert limited == "time_limit" and found == best
+    assert [p.sessions for p in probes] == tried
 
 
 def test_ticks_to_certify_is_mlperfs_459() -> None:

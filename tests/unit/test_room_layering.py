@@ -1,7 +1,7 @@
 """The rooms depend one way (../shared/DESIGN.md), checked on the source: every `harness.<room>` import of every
 module against the table below. A new dependency that runs upward fails here with the module and line.
 
-    cli -> session -> launcher | probe | plan | report | compare | fleet -> verdict -> stats | diagnosis
+    cli -> session -> launcher | probe | plan | report | compare | fleet | endpoint -> verdict -> stats | diagnosis
         -> knowledge -> scenario -> records -> contract
 
 Same-level exceptions, each with its reason, are spelled out in ALLOWED. The worker is the other side of a process
@@ -23,7 +23,7 @@ _MIDDLE = {"verdict", *_BELOW_VERDICT}
 
 # room -> rooms it may import (besides itself). Every arrow here exists in the code (test_every_arrow_is_used).
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"session", "launcher", "probe", "plan", "report", "compare", "fleet", *_MIDDLE},
+    "cli": {"session", "launcher", "probe", "plan", "report", "compare", "fleet", "endpoint", *_MIDDLE},
     "session": {"launcher", "probe", "plan", "report", "compare", *_MIDDLE},
     "launcher": {"records", "contract"},
     "probe": {"launcher", *_MIDDLE},  # launcher: the probe is a worker process
@@ -31,6 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "report": {*_MIDDLE},
     "compare": {*_MIDDLE},
     "fleet": {"report", "compare", *_MIDDLE},
+    # the served view: callers of a running server; launcher starts the servers it measures (harness serve, K processes)
+    "endpoint": {"launcher", "stats", "records", "contract"},
     "verdict": set(_BELOW_VERDICT),
     "stats": set(),  # pure functions over numbers
     "diagnosis": {"knowledge", "records"},

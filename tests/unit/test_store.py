@@ -21,7 +21,8 @@ def _session() -> Session:
     machine = Machine(hostname="h", os="Linux", os_release="6", platform="p", cpu_model="c", cpu_cores_logical=2,
                       cpu_cores_physical=2, ram_total_bytes=1, python="3.11", packages={}, fingerprint="f")
     return Session(harness_version="0", created_at=now, updated_at=now, state="complete", command=["harness"],
-                   scenario_path="s.yaml", scenario={"name": "s", "preset": "personaplex-tiny"}, weights="synthetic", machine=machine,
+                   scenario_path="s.yaml", scenario={"name": "s", "preset": "personaplex-tiny"}, weights="synthetic",
+                   machine=machine,
                    runs=[RunResult(name=config.name, config=config, status="skipped", reason="why")])
 
 

@@ -1,0 +1,1 @@
+"""The served view: callers of a running moshi / PersonaPlex server, the servers harness serve starts, their load."""
