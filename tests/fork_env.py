@@ -23,9 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 FORK = Path(os.environ.get("HARNESS_PERSONAPLEX_FORK", REPO.parent / "shared" / "third_party" / "personaplex-moshi"))
 TORCH = "2.13.0"
-ENV = Path.home() / ".cache" / "harness-tests" / f"env-moshi-personaplex-torch{TORCH}"
-# What the fork's modules import (lm.py imports sphn and tqdm at the top), and sphn as its server pins it.
-RUNTIME = ["numpy", "safetensors", "sentencepiece", "einops", "huggingface_hub", "tqdm", "sphn>=0.1.4,<0.2"]
+ENV = Path.home() / ".cache" / "harness-tests" / f"env-personaplex-fork-torch{TORCH}"
+# What the fork's modules import (lm.py imports sphn and tqdm at the top), and its server's pins (sphn, aiohttp) and
+# pyloudnorm (its .wav voice prompts): one environment for the worker's tests and the real server's.
+RUNTIME = ["numpy", "safetensors", "sentencepiece", "einops", "huggingface_hub", "tqdm", "sphn>=0.1.4,<0.2",
+           "aiohttp>=3.10.5,<3.11", "pyloudnorm"]
 
 
 class ForkUnavailable(RuntimeError):
@@ -58,6 +60,8 @@ def ensure() -> Path:
             with tempfile.TemporaryDirectory() as scratch:
                 copy = Path(scratch) / "personaplex-moshi"
                 shutil.copytree(FORK, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+                for path in [copy, *copy.rglob("*")]:  # a read-only shared folder copies read-only: pip writes here
+                    path.chmod(path.stat().st_mode | 0o200)
                 _run(str(python), "-m", "pip", "install", "-q", "--no-deps", str(copy))
         except (ForkUnavailable, OSError, subprocess.TimeoutExpired) as exc:
             raise ForkUnavailable(f"cannot build the fork's environment offline at {ENV}: {exc}") from exc
