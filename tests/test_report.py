@@ -43,7 +43,7 @@ def _results_folder(tmp_path: Path) -> Path:
     hostile.stderr_tail = "Traceback ...\n<script>window.__pwned = 3</script>"
     session = _session([good, slow, hostile])
     session.scenario = Scenario(name="browser", preset="personaplex-7b", frame_budget_ms=80.0, frames=400,
-                                warmup_frames=10)  # typed since schema 3: assignment is not validated
+                                warmup_frames=10)
     session.verdict = decide(session, criteria_of(session))
     write_session(session, tmp_path)
     write_report(session, session.verdict, tmp_path)

@@ -103,6 +103,16 @@ def test_fail_on_nogo_exits_3_and_resume_keeps_what_was_measured(tmp_path: Path)
     assert [r["resumed"] for r in remeasured["runs"]] == [False, False], "a different measurement is re-run"
     assert all(r["metrics"]["frames"] == 4 for r in remeasured["runs"])
 
+    # --only a new run: the other measured run stays; a run that left the scenario is dropped, and said so
+    scenario.write_text(changed.replace("  - name: second\n    compile: off", "  - name: third\n    compile: off"))
+    done = run_cli("run", str(scenario), "--resume", str(out), "--only", "third")
+    assert done.returncode == 0, done.stderr[-2000:]
+    kept = json.loads((out / "results.json").read_text())
+    assert [(r["name"], r["resumed"]) for r in kept["runs"]] == [("first", True), ("third", False)]
+    assert kept["runs"][0]["worker_pid"] == remeasured["runs"][0]["worker_pid"]
+    assert "--resume: dropped second: no longer in the scenario" in done.stdout
+    assert "--resume: kept 1 measured run(s) as they were: first" in done.stdout
+
 
 @pytest.mark.slow
 @pytest.mark.skipif(cuda_available(), reason="shows auto on a machine without a GPU")

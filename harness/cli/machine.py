@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
+from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain, positive_float
 from harness.knowledge.gpus import find_gpu, gpu_names
+from harness.records.exits import UserError
 
 
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
@@ -21,8 +21,7 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
         console.print("probing this machine (torch checks run in a separate process) ...", highlight=False)
     python = args.python
     if python is not None and not (Path(python).is_file() and os.access(python, os.X_OK)):
-        print(f"harness: --python {python}: not an executable file", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"--python {python}: not an executable file")
     result = probe_machine(device_checks=True, disk_path=Path(args.disk or "."), python=python)
     if args.json:
         print(probe_json(result))
@@ -37,25 +36,18 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from harness.plan.scenario_plan import ScenarioPlanError, plan_scenario
 
     loaded = load_or_explain(args.scenario)
-    if loaded is None:
-        return EXIT_USAGE
     custom = args.vram is not None or args.bandwidth is not None or args.cc is not None
     if args.gpu and find_gpu(args.gpu) is None and not custom:
-        print(f"harness: unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())} (or describe it with --vram, "
-              "--bandwidth, --cc)", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())} (or describe it with --vram, "
+                        "--bandwidth, --cc)")
     if custom:
         if args.here:
-            print("harness: --vram/--bandwidth/--cc describe a GPU that is not here; drop --here", file=sys.stderr)
-            return EXIT_USAGE
+            raise UserError("--vram/--bandwidth/--cc describe a GPU that is not here; drop --here")
         loaded = _with_custom_gpu(loaded, args)
-        if loaded is None:
-            return EXIT_USAGE
     try:
         result = plan_scenario(loaded, gpu=None if custom else args.gpu, here=args.here, host_ram_gib=args.host_ram)
     except ScenarioPlanError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(str(exc)) from None
     if args.json:
         print(plan_json(result))
     else:
@@ -81,12 +73,10 @@ def _with_custom_gpu(loaded, args: argparse.Namespace):  # noqa: ANN001, ANN202 
     from harness.records.scenario import Target
 
     if args.cc is not None and not re.fullmatch(r"\d+\.\d+", args.cc):
-        print(f"harness: --cc wants a compute capability like 8.9, not {args.cc!r}", file=sys.stderr)
-        return None
+        raise UserError(f"--cc wants a compute capability like 8.9, not {args.cc!r}")
     spec = find_gpu(args.gpu, int(args.vram * 2**30) if args.vram else None) if args.gpu else None
     if spec is None and args.vram is None:
-        print("harness: a GPU that is not in the table needs at least --vram", file=sys.stderr)
-        return None
+        raise UserError("a GPU that is not in the table needs at least --vram")
     old = loaded.scenario.target
     try:
         target = Target(gpu=args.gpu or "custom GPU", vram_gib=args.vram or spec.vram_gib,
@@ -96,8 +86,7 @@ def _with_custom_gpu(loaded, args: argparse.Namespace):  # noqa: ANN001, ANN202 
                         host_ram_gib=args.host_ram or (old.host_ram_gib if old else None),
                         os=old.os if old else "linux")
     except ValidationError as exc:
-        print(f"harness: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
-        return None
+        raise UserError(f"{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     return dataclasses.replace(loaded, scenario=loaded.scenario.model_copy(update={"target": target}))
 
 
@@ -130,12 +119,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     where = plan.add_mutually_exclusive_group()
     where.add_argument("--gpu", metavar="NAME", help="plan for this GPU from the table instead of the scenario's target")
     where.add_argument("--here", action="store_true", help="plan for this machine (probed)")
-    plan.add_argument("--host-ram", type=float, metavar="GIB", help="host RAM of the target (with --gpu)")
+    plan.add_argument("--host-ram", type=positive_float, metavar="GIB", help="host RAM of the target (with --gpu)")
     card = plan.add_argument_group("a GPU that is not in the table (or to override its figures)")
-    card.add_argument("--vram", type=float, metavar="GIB", help="GPU memory")
-    card.add_argument("--bandwidth", type=float, metavar="GB/S", help="GPU memory bandwidth (the roofline)")
+    card.add_argument("--vram", type=positive_float, metavar="GIB", help="GPU memory")
+    card.add_argument("--bandwidth", type=positive_float, metavar="GB/S", help="GPU memory bandwidth (the roofline)")
     card.add_argument("--cc", metavar="X.Y", help="compute capability (decides kernels, Triton, bf16)")
-    card.add_argument("--host-link", type=float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
+    card.add_argument("--host-link", type=positive_float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
     plan.add_argument("--json", action="store_true", help="print the plans as JSON")
     plan.add_argument("--sessions", action="store_true",
                       help="also: how many lockstep sessions each GPU of the table holds by memory, and the "

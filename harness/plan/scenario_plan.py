@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from harness.contract.wire import ArchitectureFacts
@@ -33,8 +31,7 @@ class ScenarioPlan:
 def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bool = False,
                   host_ram_gib: Optional[float] = None) -> ScenarioPlan:
     scenario = loaded.scenario
-    work = Path(tempfile.mkdtemp(prefix="harness-plan-"))
-    probe = probe_machine(work, presets=[scenario.preset], device_checks=False)
+    probe = probe_machine(None, presets=[scenario.preset], device_checks=False)  # its temporary folder goes with it
     arch = probe.architectures.get(scenario.preset)
     if arch is None:
         raise ScenarioPlanError(f"could not describe preset {scenario.preset} (torch/moshi in a worker failed): "

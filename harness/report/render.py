@@ -14,6 +14,7 @@ from harness.records.plan import RunPlan
 from harness.records.scenario import Criteria
 from harness.records.schema import ColdStart, FirstAudio, RunResult, Session
 from harness.records.store import atomic_write_text
+from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
 from harness.report.plots import Figure, all_figures
@@ -264,31 +265,36 @@ def render_html(context: dict) -> str:
 
 
 def summary_markdown(session: Session, verdict: Verdict) -> str:
-    lines = [f"## {session.scenario.name}: {'GO' if verdict.go else 'NO-GO'}", "", f"**{verdict.headline}**", ""]
-    lines += [f"- {reason}" for reason in verdict.reasons]
+    """Every text that came from a file (names, reasons, causes) is escaped: a name cannot add a heading."""
+    md = markdown_text
+    lines = [f"## {md(session.scenario.name)}: {'GO' if verdict.go else 'NO-GO'}", "",
+             f"**{md(verdict.headline)}**", ""]
+    lines += [f"- {md(reason)}" for reason in verdict.reasons]
     if verdict.recommended is not None:
         rec = verdict.recommended
-        env = " ".join(f"`{k}={v}`" for k, v in rec.env.items()) or "none"
-        lines += ["", f"Recommended: **{rec.run}** ({rec.summary}); environment: {env}; served by: "
-                      f"{rec.deployable_by}" + (f"; on this GPU: {rec.software_note}" if rec.software_note else "")]
+        env = " ".join(f"`{md(k)}={md(v)}`" for k, v in rec.env.items()) or "none"
+        gpu_note = f"; on this GPU: {md(rec.software_note)}" if rec.software_note else ""
+        lines += ["", f"Recommended: **{md(rec.run)}** ({md(rec.summary)}); environment: {env}; served by: "
+                      f"{md(rec.deployable_by)}{gpu_note}"]
     if len(verdict.rankings) > 1:
         lines += ["", "Ranked within one frame only: " + "; ".join(
-            f"{r.serving}: {', '.join(r.runs)}" + (f" ({r.note})" if r.note else "") for r in verdict.rankings)]
+            f"{r.serving}: {md(', '.join(r.runs))}" + (f" ({md(r.note)})" if r.note else "") for r in verdict.rankings)]
     lines += ["", "| run | frame | status | p50 ms | p99 ms | RTF | note |", "|---|---|---|---:|---:|---:|---|"]
     by_name = {a.name: a for a in verdict.assessments}
     for run in session.runs:
         m = run.metrics
-        note = run.diagnosis.cause if run.diagnosis else (run.reason or "; ".join(by_name[run.name].reasons[:1]))
-        note = note.replace("|", "/")
+        assessed = by_name.get(run.name)
+        note = run.diagnosis.cause if run.diagnosis else (
+            run.reason or ("; ".join(assessed.reasons[:1]) if assessed else ""))
         if m is not None:
-            lines.append(f"| {run.name} | {run.config.serving.value} | {run.status} | {m.ms_per_step.p50:.1f} | "
-                         f"{m.ms_per_step.p99:.1f} | {m.rtf:.2f} | {note} |")
+            lines.append(f"| {md(run.name)} | {run.config.serving.value} | {run.status} | {m.ms_per_step.p50:.1f} | "
+                         f"{m.ms_per_step.p99:.1f} | {m.rtf:.2f} | {md(note)} |")
         else:
-            lines.append(f"| {run.name} | {run.config.serving.value} | {run.status} | - | - | - | {note} |")
+            lines.append(f"| {md(run.name)} | {run.config.serving.value} | {run.status} | - | - | - | {md(note)} |")
     lines += capacity_markdown(session)
     budget = session.scenario.frame_budget_ms
-    lines += ["", f"Model: {model_label(session)}. RTF = step time / {budget:g} ms (below 1 is faster than real time). "
-              + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
+    lines += ["", f"Model: {md(model_label(session))}. RTF = step time / {budget:g} ms (below 1 is faster than real "
+              "time). " + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from harness.contract.presets import PRESETS
@@ -10,6 +11,7 @@ from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import Deployment, Playback, Ranking, RunAssessment, Validity, Verdict
+from harness.stats.samples import sample_problem, values_problem
 from harness.verdict.deploy import deployable_by, serving_order, software_gap
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
@@ -32,6 +34,13 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         out.reasons.append(f"{run.status}: {why}")
         return out
     m = run.metrics
+    invalid = sample_problem(m.samples_ms) or values_problem(
+        {name: getattr(m.ms_per_step, name) for name in ("p50", "p90", "p99", "max", "mean")}, "stored percentiles")
+    if invalid is None and not (math.isfinite(m.frame_budget_ms) and m.frame_budget_ms > 0):
+        invalid = f"frame budget {m.frame_budget_ms} ms is not a finite positive duration"
+    if invalid is not None:  # garbage in: nothing is concluded from it, least of all GO
+        out.reasons.append(f"invalid measurement: {invalid}")
+        return out
     budget = m.frame_budget_ms
     deadline = criteria.deadline_ms(budget)
     buffer = criteria.buffer_ms(budget)
