@@ -101,7 +101,7 @@ def test_harness_report_re_renders_the_same_page_from_results_json(tmp_path: Pat
     strip = re.compile(r"generated [^&]* by harness")
     assert strip.sub("", first) == strip.sub("", second)
     summary = (folder / "summary.md").read_text()
-    assert summary.startswith("## browser: GO") and "| cuda-fp16-eager | ok |" in summary
+    assert summary.startswith("## browser: GO") and "| cuda-fp16-eager | model | ok |" in summary
     assert load_session(folder).runs[2].name == HOSTILE_NAME
 
 

@@ -72,6 +72,10 @@ def test_a_version_1_results_file_is_migrated(tmp_path: Path) -> None:
     assert migrated["schema_version"] == SCHEMA_VERSION
     ok = [r for r in migrated["runs"] if r["status"] == "ok"]
     assert ok and all(r["metrics"]["audio_s"] == pytest.approx(r["metrics"]["frames"] * 0.08) for r in ok)
+    for run in ok:  # v3: the server's start apart from what a call pays
+        m = run["metrics"]
+        assert m["cold_start"]["total_s"] == pytest.approx(m["load_s"] + m["warmup_s"])
+        assert m["cold_start"]["import_s"] is None and "time_to_first_audio_s" not in m
 
 
 @pytest.mark.slow

@@ -56,6 +56,9 @@ scenario fields (YAML):
                            none late certify 1% at 99%; min_frames (100), min_seconds of audio (10),
                            max_cv (0.25, above it a run is flagged unstable)
   host_memory_limit_gib    cap each worker's memory, e.g. to rehearse a smaller host
+  serving (per run)        the frame measured: personaplex-server (NVIDIA's server: + second Mimi, Opus, host
+                           copies) or moshi-server (PyPI moshi's: + Opus, host copies); default the server that
+                           would deploy the run; model (the bare core) only when asked. GO ranks within one frame
   batch_size (per run)     sessions in lockstep (one batched worker run; also a matrix axis)
   capacity: (per run)      max_sessions, gpu_hour_usd, join {{at_tick, warmup_steps}}, processes
                            (measure|predict|off), max_processes: server processes per machine (K one-call

@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from harness.contract.presets import MIN_WARMUP_FRAMES, PRESETS
 from harness.records.capacity import CapacitySpec
-from harness.records.config import Device, DType, Offload, Quantize, Serving, environment_label
+from harness.records.config import Device, DType, Offload, Quantize, Serving, deploying_serving, environment_label
 
 
 def _parse_switch(value: Any) -> Any:
@@ -72,8 +72,10 @@ class RunDefaults(_Strict):
     cuda_graphs: Switch = False
     timeout_s: Optional[float] = Field(default=None, gt=0.0, le=MAX_TIMEOUT_S,
                                        description="None: the scenario's timeout_s")
-    serving: Optional[Serving] = Field(default=None, description="None: personaplex-server for PersonaPlex presets, "
-                                                                 "model for Moshi presets")
+    serving: Optional[Serving] = Field(default=None, description="None: the frame of the server that would deploy "
+                                                                 "the run (personaplex-server for what NVIDIA's "
+                                                                 "server loads of a PersonaPlex preset, moshi-server "
+                                                                 "otherwise); model: the bare core, only when asked")
     python: Optional[str] = Field(default=None, min_length=1, description="interpreter of the environment the "
                                                                           "workers run in (default: the harness's)")
     batch_size: Optional[int] = Field(default=None, ge=1, le=256, description="None: the scenario's batch_size")
@@ -94,6 +96,10 @@ class Matrix(_Strict):
     exclude: list[RunSpec] = Field(default_factory=list)
 
 
+# Name suffix of a run whose frame is not the one of the server that would deploy it.
+SERVING_SUFFIX = {Serving.model: "core", Serving.personaplex_server: "server", Serving.moshi_server: "moshi"}
+
+
 def auto_run_name(cfg: dict[str, Any], default_serving: Serving = Serving.model) -> str:
     parts = [Device(cfg["device"]).value, DType(cfg["dtype"]).short]
     if Quantize(cfg["quantize"]) is Quantize.int8:
@@ -104,8 +110,8 @@ def auto_run_name(cfg: dict[str, Any], default_serving: Serving = Serving.model)
     if cfg["cuda_graphs"]:
         parts.append("graphs")
     serving = Serving(cfg.get("serving") or default_serving)
-    if serving is not default_serving:  # names stay as they were for the preset's usual serving
-        parts.append("server" if serving is Serving.personaplex_server else "core")
+    if serving is not default_serving:  # names stay short for the frame of the server that would deploy it
+        parts.append(SERVING_SUFFIX[serving])
     if cfg.get("python"):
         parts.append(re.sub(r"[^A-Za-z0-9_.-]", "_", environment_label(cfg["python"])))
     if cfg.get("batch_size"):
@@ -275,20 +281,10 @@ class Scenario(_Strict):
             return Persona()
         return None
 
-    @property
-    def default_serving(self) -> Serving:
-        """NVIDIA's server for PersonaPlex presets (what deploys them), moshi's core for Moshi presets."""
-        family = PRESETS[self.preset].family if self.preset in PRESETS else "moshi"
-        return Serving.personaplex_server if family == "personaplex" else Serving.model
-
     def serving_for(self, cfg: dict[str, Any]) -> Serving:
-        """A run's serving when it names none: the preset's default, except that configurations NVIDIA's server
-        cannot run (it offers bf16 only, no int8, and its own offload) are measured as moshi's core."""
-        if self.default_serving is Serving.model:
-            return Serving.model
-        servable = (DType(cfg["dtype"]) is DType.bfloat16 and Quantize(cfg["quantize"]) is Quantize.none
-                    and Offload(cfg["offload"]) is not Offload.cpu)
-        return Serving.personaplex_server if servable else Serving.model
+        """A run's frame when it names none: the server that would deploy it (records.config.deploying_serving)."""
+        family = PRESETS[self.preset].family if self.preset in PRESETS else "moshi"
+        return deploying_serving(family, DType(cfg["dtype"]), Quantize(cfg["quantize"]), Offload(cfg["offload"]))
 
     @property
     def uses_synthetic_weights(self) -> bool:

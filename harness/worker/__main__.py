@@ -92,11 +92,14 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
     reply = BenchReply(status="failed")
     try:
         progress.phase(phase)
+        imported = time.perf_counter()
         import torch
 
         from harness.worker.engine.build import build_models
         from harness.worker.pipeline.frame_loop import run_frame_loop
         from harness.worker.trackers.memory import cuda_memory, current_rss_bytes, peak_rss_bytes
+
+        reply.import_s = time.perf_counter() - imported  # torch and moshi: part of a server's cold start
 
         if job.torch_threads:
             torch.set_num_threads(job.torch_threads)
@@ -126,7 +129,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
             loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
                                   on_frame=gate.wrap(progress.frame), paced_frame_ms=job.paced_frame_ms,
-                                  other_mimi=built.other_mimi, persona=job.persona,
+                                  other_mimi=built.other_mimi, serving=job.serving, persona=job.persona,
                                   make_loop=_loop_factory(job, joined))
         reply.prefill, reply.first_frame_ms = loop.prefill, loop.first_frame_ms
         origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)
