@@ -9,7 +9,6 @@ from typing import Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from harness.verdict.deploy import deployable_by
 from harness.records.plan import RunPlan
 from harness.records.scenario import Criteria
 from harness.records.schema import ColdStart, FirstAudio, RunResult, Session
@@ -19,6 +18,7 @@ from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
 from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
+from harness.verdict.deploy import deployable_by
 from harness.verdict.recommend import model_label
 
 GIB = 2**30
