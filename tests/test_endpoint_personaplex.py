@@ -1,17 +1,13 @@
 """NVIDIA's fork's REAL server (`python -m moshi.server` of moshi-personaplex 0.1.0), persona prefill included, started
 by `harness serve --server personaplex` from its own environment, measured by one caller.
 
-The environment is built once per machine under ~/.cache/harness-tests from ../shared/third_party/personaplex-moshi
-(torch 2.13.0 from this machine's wheel, the fork --no-deps, its server's sphn<0.2 / aiohttp<3.11 and pyloudnorm
-from the package index); the test skips, with the reason, where that folder is absent or the build fails.
+The environment is built once per machine by tests/fork_env.py from ../shared/third_party/personaplex-moshi (torch
+2.13.0 from this machine's wheel, the fork --no-deps, its server's sphn<0.2 / aiohttp<3.11 and pyloudnorm from the
+package index); the test skips, with the reason, where that folder is absent or the build fails.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,50 +15,19 @@ import pytest
 from harness.endpoint.load import CallSettings, closed_loop
 from harness.endpoint.protocol import chat_url
 from harness.records.endpoint import Slo
-from tests.conftest import REPO
+from tests import fork_env
 from tests.test_endpoint import start_serve, stop_serve
 
 pytestmark = pytest.mark.slow
 
-FORK = REPO.parent / "shared" / "third_party" / "personaplex-moshi"
-if not FORK.exists():
-    FORK = Path("/work/shared/third_party/personaplex-moshi")
-ENV = Path.home() / ".cache" / "harness-tests" / "env-personaplex-fork-torch2.13.0"
-PACKAGES = ["torch==2.13.0", "numpy", "safetensors", "sentencepiece", "einops", "huggingface_hub",
-            "sphn>=0.1.4,<0.2", "aiohttp>=3.10.5,<3.11", "pyloudnorm"]
-
-
-def _build() -> str:
-    """'' when the environment is ready, else why it could not be built."""
-    if (ENV / ".ready").exists():
-        return ""
-    done = subprocess.run([sys.executable, "-m", "venv", "--clear", str(ENV)], capture_output=True, text=True)
-    if done.returncode:
-        return f"python -m venv failed: {done.stderr[-500:]}"
-    pip = [str(ENV / "bin" / "python"), "-m", "pip", "install", "-q"]
-    done = subprocess.run([*pip, *PACKAGES], capture_output=True, text=True, timeout=3600)
-    if done.returncode:
-        return f"pip could not install the fork's dependencies (offline?): {done.stderr.strip()[-500:]}"
-    with tempfile.TemporaryDirectory() as tmp:  # the shared folder is read-only; pip builds in a copy
-        source = Path(tmp) / "personaplex-moshi"
-        shutil.copytree(FORK, source)
-        for path in [source, *source.rglob("*")]:
-            path.chmod(path.stat().st_mode | 0o200)
-        done = subprocess.run([*pip, "--no-deps", str(source)], capture_output=True, text=True, timeout=1800)
-    if done.returncode:
-        return f"pip could not install the fork: {done.stderr.strip()[-500:]}"
-    (ENV / ".ready").write_text("ok\n")
-    return ""
-
 
 @pytest.fixture(scope="module")
 def fork_python() -> Path:
-    if not FORK.exists():
-        pytest.skip(f"NVIDIA's fork is not on this machine ({FORK} is absent)")
-    problem = _build()
-    if problem:
-        pytest.skip(problem)
-    return ENV / "bin" / "python"
+    """The fork's environment, built once per machine by tests/fork_env.py (shared with test_nvidia_fork)."""
+    try:
+        return fork_env.ensure()
+    except fork_env.ForkUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def test_personaplex_server_prefills_before_its_handshake(fork_python: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ criteria: {min_frames: 1, min_seconds: 0}
 defaults:
   device: cuda
   dtype: bfloat16
+  serving: model              # the core's three stages; server frames are measured by test_serving
 runs:
   - cuda_graphs: on
   - cuda_graphs: off
@@ -86,3 +88,28 @@ def test_plan_here_sees_the_gpu() -> None:
     assert done.returncode in {0, 1}
     plans = json.loads(done.stdout)["plans"]
     assert all(p["device_capacity_bytes"] for p in plans)
+
+
+def test_the_prefill_synchronises_once_not_per_step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """NVIDIA's prefill never waits for the GPU between steps, so its kernels overlap the 10 ms waits: the emulation
+    records CUDA events per step and synchronises once, at the end."""
+    import torch
+
+    from harness.contract.wire import PersonaJob, WorkerRun
+    from harness.worker.engine.build import build_models
+    from harness.worker.pipeline.prefill import run_prefill
+
+    built = build_models(WorkerRun(name="p", device="cuda", dtype="bfloat16"), "personaplex-tiny", None, 0, tmp_path)
+    job = PersonaJob(voice_prompt_frames=4, text_prompt_tokens=6, silence_frames=2, server_wait_ms=10.0)
+    syncs = []
+    real = torch.cuda.synchronize
+    with torch.no_grad(), built.mimi.streaming(1), built.lm_gen.streaming(1):
+        def counted(*args: object, **kwargs: object) -> None:
+            if sys._getframe(1).f_code.co_filename.endswith("prefill.py"):  # the harness's, not moshi's graph capture
+                syncs.append(1)
+            real(*args, **kwargs)
+
+        monkeypatch.setattr(torch.cuda, "synchronize", counted)
+        samples = run_prefill(job, built.mimi, built.lm_gen, built.device, 1, 0)
+    assert len(syncs) == 1 and len(samples.step_ms) == 4 + 4 + 6
+    assert all(ms > 0 for ms in samples.step_ms) and samples.seconds >= samples.wait_s > 0

@@ -66,6 +66,13 @@ def test_plan_rtx5090_and_other_gpus() -> None:
     assert done.returncode == 0, done.stderr
     plans = json.loads(done.stdout)["plans"]
     assert all(p["fits_memory"] for p in plans) and all(p["device_capacity_bytes"] == 32 * 2**30 for p in plans)
+    for plan in plans:  # issue 19: a predicted step with its band and parts beside the memory plan
+        band = plan["predicted_step_ms"]
+        assert band["low"] <= band["p50"] <= band["high"] and plan["step_parts"]["kernels"] > 1000
+    graphs = next(p for p in plans if p["run"] == "cuda-bf16-eager-graphs")
+    eager = next(p for p in plans if p["run"] == "cuda-bf16-eager")
+    assert graphs["predicted_step_ms"]["p50"] < eager["predicted_step_ms"]["p50"]
+    assert graphs["serving"]["server_processes"] >= 0 and graphs["serving"]["lockstep_sessions"] >= 1
     l4 = json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "l4", "--json").stdout)
     assert "NVIDIA L4" in l4["target"]
     bad = run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "voodoo2")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.scenario import Scenario
 from harness.records.store import load_session, write_session
 from harness.report.render import criteria_of, write_report
 from harness.verdict.recommend import decide
@@ -41,8 +42,8 @@ def _results_folder(tmp_path: Path) -> Path:
     hostile.reason = HOSTILE_REASON
     hostile.stderr_tail = "Traceback ...\n<script>window.__pwned = 3</script>"
     session = _session([good, slow, hostile])
-    session.scenario = {"name": "browser", "preset": "personaplex-7b", "frame_budget_ms": 80.0, "frames": 400,
-                        "warmup_frames": 10}
+    session.scenario = Scenario(name="browser", preset="personaplex-7b", frame_budget_ms=80.0, frames=400,
+                                warmup_frames=10)
     session.verdict = decide(session, criteria_of(session))
     write_session(session, tmp_path)
     write_report(session, session.verdict, tmp_path)
@@ -100,7 +101,7 @@ def test_harness_report_re_renders_the_same_page_from_results_json(tmp_path: Pat
     strip = re.compile(r"generated [^&]* by harness")
     assert strip.sub("", first) == strip.sub("", second)
     summary = (folder / "summary.md").read_text()
-    assert summary.startswith("## browser: GO") and "| cuda-fp16-eager | ok |" in summary
+    assert summary.startswith("## browser: GO") and "| cuda-fp16-eager | model | ok |" in summary
     assert load_session(folder).runs[2].name == HOSTILE_NAME
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.schema import SCHEMA_VERSION
 from tests.conftest import REPO, cuda_available, run_cli
 
 TINY_RUNS = """
@@ -68,9 +69,13 @@ def test_a_version_1_results_file_is_migrated(tmp_path: Path) -> None:
     done = run_cli("report", str(tmp_path), "--update-results")
     assert done.returncode == 0, done.stderr
     migrated = json.loads((tmp_path / "results.json").read_text())
-    assert migrated["schema_version"] == 2
+    assert migrated["schema_version"] == SCHEMA_VERSION
     ok = [r for r in migrated["runs"] if r["status"] == "ok"]
     assert ok and all(r["metrics"]["audio_s"] == pytest.approx(r["metrics"]["frames"] * 0.08) for r in ok)
+    for run in ok:  # v3: the server's start apart from what a call pays
+        m = run["metrics"]
+        assert m["cold_start"]["total_s"] == pytest.approx(m["load_s"] + m["warmup_s"])
+        assert m["cold_start"]["import_s"] is None and "time_to_first_audio_s" not in m
 
 
 @pytest.mark.slow
@@ -98,6 +103,16 @@ def test_fail_on_nogo_exits_3_and_resume_keeps_what_was_measured(tmp_path: Path)
     assert [r["resumed"] for r in remeasured["runs"]] == [False, False], "a different measurement is re-run"
     assert all(r["metrics"]["frames"] == 4 for r in remeasured["runs"])
 
+    # --only a new run: the other measured run stays; a run that left the scenario is dropped, and said so
+    scenario.write_text(changed.replace("  - name: second\n    compile: off", "  - name: third\n    compile: off"))
+    done = run_cli("run", str(scenario), "--resume", str(out), "--only", "third")
+    assert done.returncode == 0, done.stderr[-2000:]
+    kept = json.loads((out / "results.json").read_text())
+    assert [(r["name"], r["resumed"]) for r in kept["runs"]] == [("first", True), ("third", False)]
+    assert kept["runs"][0]["worker_pid"] == remeasured["runs"][0]["worker_pid"]
+    assert "--resume: dropped second: no longer in the scenario" in done.stdout
+    assert "--resume: kept 1 measured run(s) as they were: first" in done.stdout
+
 
 @pytest.mark.slow
 @pytest.mark.skipif(cuda_available(), reason="shows auto on a machine without a GPU")
@@ -123,4 +138,4 @@ def test_time_limit_starts_nothing_after_it_and_says_so(tmp_path: Path) -> None:
     assert all("--time-limit of 0.01 s was reached" in r["reason"] for r in session["runs"])
     assert not list(out.glob("logs/*.stderr.log")), "no worker started"
     bad = run_cli("run", str(scenario), "--time-limit", "0")
-    assert bad.returncode == 2 and "must be more than 0" in bad.stderr
+    assert bad.returncode == 2 and "must be a finite number above 0" in bad.stderr

@@ -1,5 +1,6 @@
-"""PersonaPlex as it is served, on the CPU for real: the server's frame against moshi's core, the persona prefill
-before the call's first frame, time to first audio, and the latency budget (personaplex-tiny, real workers)."""
+"""PersonaPlex as it is served, on the CPU for real: NVIDIA's and moshi's server frames against moshi's core, the
+persona prefill before the call's first frame, first audio per call apart from the cold start, and the latency
+budget (personaplex-tiny, real workers)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.worker.pipeline.server_frame import SERVER_STAGES
+from harness.worker.pipeline.server_frame import MOSHI_SERVER_STAGES, SERVER_STAGES
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ persona: {{voice_prompt: voice.wav, text_prompt: "You work for a repair company 
 latency: {{network_rtt_ms: 40}}
 defaults: {{device: cpu, dtype: float32}}
 matrix:
-  serving: [model, personaplex-server]
+  serving: [model, moshi-server, personaplex-server]
 """
 
 
@@ -52,9 +53,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_server_frame_times_every_extra_as_its_own_stage(served: dict) -> None:
     runs = {r["name"]: r for r in served["runs"]}
-    core, server = runs["cpu-fp32-eager"], runs["cpu-fp32-eager-server"]
-    assert core["status"] == server["status"] == "ok"
+    core, server, moshi = runs["cpu-fp32-eager-core"], runs["cpu-fp32-eager-server"], runs["cpu-fp32-eager"]
+    assert core["status"] == server["status"] == moshi["status"] == "ok"
     assert set(core["metrics"]["stage_p50_ms"]) == {"encode", "lm_step", "decode"}
+    assert set(moshi["metrics"]["stage_p50_ms"]) == set(MOSHI_SERVER_STAGES), "moshi's server: no second Mimi"
+    assert moshi["engine"]["serving"] == "moshi-server"
     stages = server["metrics"]["stage_p50_ms"]
     assert set(stages) == set(SERVER_STAGES)
     # The duplicate Mimi does the same work as the first, in the same frames: a ratio load cannot erase.
@@ -73,15 +76,19 @@ def test_prefill_steps_are_voice_silence_text_silence(served: dict) -> None:
         assert p["steps"] == p["voice_steps"] + p["silence_steps"] + p["text_steps"] == p["context_frames"]
         assert p["voice_encode_ms"] > 0 and p["wait_s"] > 0
         m = run["metrics"]
-        parts = m["load_s"] + m["warmup_s"] + p["seconds"] + m["first_frame_ms"] / 1e3
-        assert m["time_to_first_audio_s"] == pytest.approx(parts)
+        first, cold = m["first_audio"], m["cold_start"]
+        assert first["voice_encode_s"] == pytest.approx(p["voice_encode_ms"] / 1e3) and first["prefill_s"] == p["seconds"]
+        assert first["per_call_s"] == pytest.approx(first["voice_encode_s"] + p["seconds"] + m["first_frame_ms"] / 1e3)
+        assert cold["import_s"] > 0 and cold["total_s"] == pytest.approx(cold["import_s"] + m["load_s"] + m["warmup_s"])
+        assert first["synthetic"] and cold["synthetic"]
 
 
 def test_verdict_compares_serving_and_budgets_latency(served: dict) -> None:
     verdict = served["verdict"]
-    [pair] = verdict["serving"]
-    assert pair["core_run"] == "cpu-fp32-eager" and pair["server_run"] == "cpu-fp32-eager-server"
-    assert pair["duplicate_mimi_ms"] > 0 and "opus_decode" in pair["extras_ms"]
+    pairs = {c["server_run"]: c for c in verdict["serving"]}
+    assert set(pairs) == {"cpu-fp32-eager-server", "cpu-fp32-eager"}
+    assert all(c["core_run"] == "cpu-fp32-eager-core" and "opus_decode" in c["extras_ms"] for c in pairs.values())
+    assert pairs["cpu-fp32-eager-server"]["duplicate_mimi_ms"] > 0 and pairs["cpu-fp32-eager"]["duplicate_mimi_ms"] == 0
     assert any("dropping `other_mimi`" in line for line in verdict["advice"])
     budgets = {b["run"]: b for b in verdict["latency"]}
     for name, budget in budgets.items():

@@ -9,9 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
-from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED
+from harness.diagnosis.excerpt import read_excerpt
+from harness.records.exits import UserError
+from harness.records.text import console_text
 
 _DESCRIPTION = """\
 Paste the log of a failed moshi / PersonaPlex / PyTorch run (from any tool) and get the kind of
@@ -30,31 +32,33 @@ def cmd_diagnose(args: argparse.Namespace, console: Console) -> int:
     if args.gpu:
         spec = find_gpu(args.gpu)
         if spec is None:
-            print(f"harness: unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())}", file=sys.stderr)
-            return EXIT_USAGE
+            raise UserError(f"unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())}")
         ctx.gpu = gpu_from_spec(spec)
     if args.log == "-":
-        text = sys.stdin.read()
+        excerpt = read_excerpt(getattr(sys.stdin, "buffer", sys.stdin))
     else:
         path = Path(args.log)
         try:
-            text = path.read_text(errors="replace")
+            with path.open("rb") as handle:
+                excerpt = read_excerpt(handle)
         except OSError as exc:
-            print(f"harness: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_USAGE
-    finding = diagnose_text(text, ctx)
+            raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if excerpt.note:
+        print(f"harness: {excerpt.note}", file=sys.stderr)
+    finding = diagnose_text(excerpt.text, ctx)
+    finding.lines = [(excerpt.file_line(n), t) for n, t in finding.lines]
     if args.json:
         print(json.dumps({**asdict(finding), "lines": [{"line": n, "text": t} for n, t in finding.lines]}, indent=2))
     else:
         style = "green" if finding.known else "red"
-        console.print(f"[bold {style}]{finding.kind}[/]" + (f"  (GPU: {escape(finding.gpu)})" if finding.gpu else ""))
-        console.print(f"[bold]cause[/]:  {escape(finding.cause)}")
-        console.print(f"[bold]remedy[/]: {escape(finding.remedy)}")
+        console.print(f"[bold {style}]{finding.kind}[/]" + (f"  (GPU: {console_text(finding.gpu)})" if finding.gpu else ""))
+        console.print(f"[bold]cause[/]:  {console_text(finding.cause)}")
+        console.print(f"[bold]remedy[/]: {console_text(finding.remedy)}")
         if finding.also:
             console.print(f"[bold]also in this log[/]: {', '.join(finding.also)}")
         console.print("[bold]lines it rests on[/]:" if finding.known else "[bold]lines it looked at[/]:")
         for number, line in finding.lines:
-            console.print(f"  {number:>5} | {escape(line.rstrip()[:300])}")
+            console.print(f"  {number:>5} | {console_text(line.rstrip()[:300])}")
     return EXIT_OK if finding.known else EXIT_RUN_FAILED
 
 

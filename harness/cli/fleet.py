@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
+from harness.records.exits import UserError
 
 _DESCRIPTION = """\
 Run scenarios on many machines at once through Ray, and compare the machines in one report.
@@ -83,30 +84,23 @@ def cmd_fleet_run(args: argparse.Namespace, console: Console) -> int:
     from harness.fleet import INSTALL_HINT, ray_available
 
     if not ray_available():
-        print(f"harness: {INSTALL_HINT}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(INSTALL_HINT)
     from harness.fleet.placement import PlacementError, Requirement, parse_resources
 
     loaded = [load_or_explain(path) for path in args.scenarios]
-    if any(item is None for item in loaded):
-        return EXIT_USAGE
-    names = [item.scenario.name for item in loaded]  # type: ignore[union-attr]
+    names = [item.scenario.name for item in loaded]
     if len(set(names)) != len(names):
-        print(f"harness: two scenarios share a name ({', '.join(names)}); their results would collide",
-              file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"two scenarios share a name ({', '.join(names)}); their results would collide")
     try:
         requirement = Requirement(num_cpus=args.cpus, num_gpus=args.gpus, accelerator_type=args.accelerator_type,
                                   resources=parse_resources(args.resources or []))
     except PlacementError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(str(exc)) from None
     out_dir = Path(args.out) if args.out else _default_out()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        print(f"harness: cannot create output folder {out_dir}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
     passthrough: list[str] = []
     if args.frames:
         passthrough += ["--frames", str(args.frames)]
@@ -117,12 +111,12 @@ def cmd_fleet_run(args: argparse.Namespace, console: Console) -> int:
     started = time.monotonic()
     try:
         fleet = _run(args, loaded, requirement, out_dir, tuple(passthrough), console)  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        console.print(f"[red]interrupted[/]: machines finished so far are in {out_dir / 'fleet.json'}")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
+        console.print(f"[red]{getattr(exc, 'reason', 'interrupted')}[/]: machines finished so far are in "
+                      f"{out_dir / 'fleet.json'}")
+        return int(getattr(exc, "code", EXIT_INTERRUPTED))
     except _ClusterError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(str(exc)) from None
     go = sum(1 for m in fleet.machines if m.verdict == "GO")
     failed = [m for m in fleet.machines if m.status == "failed"]
     console.print(f"[bold]{len(fleet.machines)} machine result(s)[/]: {go} GO, {len(failed)} failed, "

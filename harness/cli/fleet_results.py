@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Callable
 
 from rich.console import Console
-from rich.markup import escape
 
+from harness.records.exits import Exit, UserError
 from harness.records.fleet import FleetMachine, is_fleet, machine_results
+from harness.records.text import console_text
 
 Command = Callable[[argparse.Namespace, Console], int]
 # compare's exit statuses, most serious first (2: invalid input is returned at once)
-SEVERITY = (1, 5, 4, 6, 0)
+SEVERITY = (1, 5, 4, 6, 7, 0)
 
 
 def _worst(codes: list[int]) -> int:
@@ -35,11 +36,17 @@ def compare_fleet(args: argparse.Namespace, console: Console, compare: Command) 
     current = machine_results(Path(args.paths[-1]))
     baseline: dict[tuple[str, str], Path] = {}
     if not args.history:
+        if len(args.paths) != 2:
+            raise UserError("give BASELINE and CURRENT (fleet folders or fleet.json files)")
+        if not Path(args.paths[0]).exists():  # compare's own loud outcome for a missing baseline, not an error
+            console.print(f"NO BASELINE: baseline {args.paths[0]} does not exist (exit 4; nothing was compared)",
+                          markup=False, highlight=False)
+            return int(Exit.NO_BASELINE)
         baseline = {_key(m): folder for m, folder in machine_results(Path(args.paths[0]))}
     codes = []
     for machine, folder in current:
         label = f"{machine.hostname} / {machine.scenario}"
-        console.print(f"[bold]{escape(label)}[/]", highlight=False)
+        console.print(f"[bold]{console_text(label)}[/]", highlight=False)
         one = copy.copy(args)
         if args.history:
             one.paths = [str(folder)]

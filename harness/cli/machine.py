@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
+from harness.cli.common import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain, positive_float
 from harness.knowledge.gpus import find_gpu, gpu_names
+from harness.records.exits import UserError
 
 
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
@@ -21,8 +21,7 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
         console.print("probing this machine (torch checks run in a separate process) ...", highlight=False)
     python = args.python
     if python is not None and not (Path(python).is_file() and os.access(python, os.X_OK)):
-        print(f"harness: --python {python}: not an executable file", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"--python {python}: not an executable file")
     result = probe_machine(device_checks=True, disk_path=Path(args.disk or "."), python=python)
     if args.json:
         print(probe_json(result))
@@ -36,31 +35,43 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from harness.plan.render import plan_json, plan_tables
     from harness.plan.scenario_plan import ScenarioPlanError, plan_scenario
 
+    if args.calibration:
+        from harness.plan.calibrate import calibration
+        from harness.plan.render_calibration import calibration_json, calibration_tables
+
+        if args.json:
+            print(calibration_json(calibration()))
+        else:
+            for renderable in calibration_tables(calibration()):
+                console.print(renderable)
+        if args.scenario is None:
+            return EXIT_OK
+    if args.scenario is None:
+        raise UserError("plan needs a SCENARIO (or --calibration alone)")
     loaded = load_or_explain(args.scenario)
-    if loaded is None:
-        return EXIT_USAGE
     custom = args.vram is not None or args.bandwidth is not None or args.cc is not None
     if args.gpu and find_gpu(args.gpu) is None and not custom:
-        print(f"harness: unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())} (or describe it with --vram, "
-              "--bandwidth, --cc)", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())} (or describe it with --vram, "
+                        "--bandwidth, --cc)")
     if custom:
         if args.here:
-            print("harness: --vram/--bandwidth/--cc describe a GPU that is not here; drop --here", file=sys.stderr)
-            return EXIT_USAGE
+            raise UserError("--vram/--bandwidth/--cc describe a GPU that is not here; drop --here")
         loaded = _with_custom_gpu(loaded, args)
-        if loaded is None:
-            return EXIT_USAGE
     try:
-        result = plan_scenario(loaded, gpu=None if custom else args.gpu, here=args.here, host_ram_gib=args.host_ram)
+        result = plan_scenario(loaded, gpu=None if custom else args.gpu, here=args.here, host_ram_gib=args.host_ram,
+                               gpu_hour_usd=args.gpu_hour_usd)
     except ScenarioPlanError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(str(exc)) from None
     if args.json:
         print(plan_json(result))
     else:
         for renderable in plan_tables(result):
             console.print(renderable)
+        from harness.plan.quantized_plan import plan_quantized, quantized_table
+
+        rows = plan_quantized(result.architecture, result.target, frame_budget_ms=loaded.scenario.frame_budget_ms)
+        if rows:
+            console.print(quantized_table(rows, result.target))
     if args.sessions and not args.json:
         from harness.plan.capacity import sessions_table  # issue 11: sessions per GPU by memory
 
@@ -81,12 +92,10 @@ def _with_custom_gpu(loaded, args: argparse.Namespace):  # noqa: ANN001, ANN202 
     from harness.records.scenario import Target
 
     if args.cc is not None and not re.fullmatch(r"\d+\.\d+", args.cc):
-        print(f"harness: --cc wants a compute capability like 8.9, not {args.cc!r}", file=sys.stderr)
-        return None
+        raise UserError(f"--cc wants a compute capability like 8.9, not {args.cc!r}")
     spec = find_gpu(args.gpu, int(args.vram * 2**30) if args.vram else None) if args.gpu else None
     if spec is None and args.vram is None:
-        print("harness: a GPU that is not in the table needs at least --vram", file=sys.stderr)
-        return None
+        raise UserError("a GPU that is not in the table needs at least --vram")
     old = loaded.scenario.target
     try:
         target = Target(gpu=args.gpu or "custom GPU", vram_gib=args.vram or spec.vram_gib,
@@ -96,8 +105,7 @@ def _with_custom_gpu(loaded, args: argparse.Namespace):  # noqa: ANN001, ANN202 
                         host_ram_gib=args.host_ram or (old.host_ram_gib if old else None),
                         os=old.os if old else "linux")
     except ValidationError as exc:
-        print(f"harness: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
-        return None
+        raise UserError(f"{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
     return dataclasses.replace(loaded, scenario=loaded.scenario.model_copy(update={"target": target}))
 
 
@@ -121,22 +129,35 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "--vram/--bandwidth/--cc): predicted peak GPU and "
                     "host memory per run, itemised (weights by dtype, int8 scales, KV cache, depformer cache, Mimi, "
                     "activations, CUDA context); what offload keeps on the device and what on the host; software "
-                    "fit (Triton vs compute capability and OS, bf16, int8, torch kernels for the GPU); and a "
-                    "step-time floor from the memory-bandwidth roofline (bytes read per step / bandwidth).",
+                    "fit (Triton vs compute capability and OS, bf16, int8, torch kernels for the GPU); a "
+                    "step-time floor from the memory-bandwidth roofline (bytes read per step / bandwidth); and a "
+                    "predicted step time with a band, from its parts: GPU time (bytes / achievable bandwidth, "
+                    "FLOPs / throughput, kernels x a per-kernel minimum) and host time (ops dispatched x the "
+                    "host's cost per op), combined per mode (eager: the slower wins; CUDA graphs: the GPU; "
+                    "compile: fewer, fused kernels). Kernels are counted on the real moshi frame; the three free "
+                    "parameters are fitted on published figures (--calibration). With it: the real-time verdict, "
+                    "lockstep sessions and stock server processes per GPU, cost per conversation-hour, and "
+                    "quantized weights (int8, fp8, w8a16, nf4) planned for the GPU. --here measures this host's "
+                    "cost per op in a worker.",
         epilog=f"GPUs known to --gpu: {', '.join(gpu_names())}.\n"
                "exit status: 0 some run is feasible, 1 none is, 2 invalid input.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    plan.add_argument("scenario", help="scenario YAML file")
+    plan.add_argument("scenario", nargs="?", help="scenario YAML file")
     where = plan.add_mutually_exclusive_group()
     where.add_argument("--gpu", metavar="NAME", help="plan for this GPU from the table instead of the scenario's target")
     where.add_argument("--here", action="store_true", help="plan for this machine (probed)")
-    plan.add_argument("--host-ram", type=float, metavar="GIB", help="host RAM of the target (with --gpu)")
+    plan.add_argument("--host-ram", type=positive_float, metavar="GIB", help="host RAM of the target (with --gpu)")
     card = plan.add_argument_group("a GPU that is not in the table (or to override its figures)")
-    card.add_argument("--vram", type=float, metavar="GIB", help="GPU memory")
-    card.add_argument("--bandwidth", type=float, metavar="GB/S", help="GPU memory bandwidth (the roofline)")
+    card.add_argument("--vram", type=positive_float, metavar="GIB", help="GPU memory")
+    card.add_argument("--bandwidth", type=positive_float, metavar="GB/S", help="GPU memory bandwidth (the roofline)")
     card.add_argument("--cc", metavar="X.Y", help="compute capability (decides kernels, Triton, bf16)")
-    card.add_argument("--host-link", type=float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
+    card.add_argument("--host-link", type=positive_float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
     plan.add_argument("--json", action="store_true", help="print the plans as JSON")
+    plan.add_argument("--gpu-hour-usd", type=float, metavar="USD",
+                      help="price of one GPU-hour, for the cost per conversation-hour (default: the price table)")
+    plan.add_argument("--calibration", action="store_true",
+                      help="show the published step times the model is fitted and validated on: predicted, band, "
+                           "error, source (alone, or before the plan)")
     plan.add_argument("--sessions", action="store_true",
                       help="also: how many lockstep sessions each GPU of the table holds by memory, and the "
                            "bandwidth floor per tick at that size (predicted)")

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Optional
 
 from rich.console import Console
-from rich.markup import escape
 
-from harness.cli.common import EXIT_OK, EXIT_USAGE
+from harness.cli.common import EXIT_OK, write_output
+from harness.records.exits import UserError
+from harness.records.text import console_text, markdown_text, plain
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from harness.records.store import ResultsFileError, load_session, write_session
+    from harness.records.store import RESULTS_JSON, load_session, write_session, write_session_json
     from harness.report.render import criteria_of, write_report
     from harness.verdict.recommend import decide
 
@@ -22,19 +23,24 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     if folder.name == "endpoint.json" or (folder.is_dir() and (folder / "endpoint.json").exists()
                                           and not (folder / "results.json").exists()):
         return _report_endpoint(folder, console)
+    session = load_session(folder)
+    source = folder / RESULTS_JSON if folder.is_dir() else folder
+    out_dir = source.parent
+    verdict = decide(session, criteria_of(session))  # the stored scenario was validated when the file was read
     try:
-        session = load_session(folder)
-    except ResultsFileError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    out_dir = folder if folder.is_dir() else folder.parent
-    verdict = decide(session, criteria_of(session))
-    html, summary = write_report(session, verdict, out_dir)
-    if args.update_results:
-        session.verdict = verdict
-        write_session(session, out_dir)
+        html, summary = write_report(session, verdict, out_dir)
+        if args.update_results:  # the file it read, and only that one
+            session.verdict = verdict
+            if source.name == RESULTS_JSON:
+                write_session(session, out_dir)
+            else:
+                write_session_json(session, source)
+    except OSError as exc:
+        raise UserError(f"cannot write the report into {out_dir}: {exc.strerror or exc}") from None
     style = "bold green" if verdict.go else "bold red"
-    console.print(f"[{style}]{escape(verdict.headline)}[/]\nreport: {html}\nsummary: {summary}")
+    console.print(f"[{style}]{console_text(verdict.headline)}[/]\nreport: {console_text(html)}\n"
+                  f"summary: {console_text(summary)}" + (f"\nupdated: {console_text(source)}" if args.update_results
+                                                          else ""))
     return EXIT_OK
 
 
@@ -47,8 +53,7 @@ def _report_endpoint(path: Path, console: Console) -> int:
     try:
         results = load_endpoint(path)
     except EndpointFileError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(str(exc)) from None
     out_dir = path if path.is_dir() else path.parent
     atomic_write_text(out_dir / "report.html", render_endpoint_html(results))
     atomic_write_text(out_dir / "summary.md", summary_line(results) + "\n")
@@ -59,13 +64,12 @@ def _report_endpoint(path: Path, console: Console) -> int:
 def _no_baseline(console: Console, text: str, markdown_path: Optional[str]) -> int:
     """A missing baseline is its own loud outcome (exit 4), never a silent pass."""
     from harness.compare.regression import EXIT_NO_BASELINE
-    from harness.records.store import atomic_write_text
 
-    message = f"NO BASELINE: {text} (exit {EXIT_NO_BASELINE}; nothing was compared)"
+    message = f"NO BASELINE: {plain(text)} (exit {EXIT_NO_BASELINE}; nothing was compared)"
     print(f"harness: {message}", file=sys.stderr)
     console.print(message, markup=False, highlight=False)
     if markdown_path:
-        atomic_write_text(Path(markdown_path), f"## Performance: NO BASELINE\n\n{text}\n")
+        write_output(Path(markdown_path), f"## Performance: NO BASELINE\n\n{markdown_text(text)}\n")
     return EXIT_NO_BASELINE
 
 
@@ -80,53 +84,61 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 def _compare_one(args: argparse.Namespace, console: Console) -> int:
     from harness.compare import history
     from harness.compare.hardware import hardware_key, hardware_of
-    from harness.compare.regression import DEFAULT_THRESHOLDS, ThresholdError, compare_sessions, parse_threshold
+    from harness.compare.regression import ThresholdError, compare_sessions, default_thresholds, parse_threshold
     from harness.compare.render import markdown
     from harness.records.identity import FIELDS
-    from harness.records.store import ResultsFileError, atomic_write_text, load_session
+    from harness.records.store import load_session
 
     try:
-        thresholds = [parse_threshold(t) for t in (args.threshold or DEFAULT_THRESHOLDS)]
-        unknown = sorted(set(args.allow_difference or []) - set(FIELDS))
-        if unknown:
-            raise ThresholdError(f"--allow-difference {', '.join(unknown)}: not a measurement setting "
-                                 f"(one of {', '.join(FIELDS)})")
-        if args.history and len(args.paths) != 1:
-            raise ThresholdError("with --history give only the CURRENT results")
-        if not args.history and len(args.paths) != 2:
-            raise ThresholdError("give BASELINE and CURRENT (results.json files or run folders)")
-        current_path = Path(args.paths[-1])
-        current = load_session(current_path)
-        if args.history:
-            found = history.latest_baseline(Path(args.history), current)
-            if found is None:
-                key = hardware_key(current.machine)
-                others = {e.hardware for e in history.entries(Path(args.history),
-                                                              scenario=current.scenario.name)} - {key}
-                elsewhere = f"; {len(others)} other hardware key(s) have some" if others else ""
-                return _no_baseline(console, f"no earlier {current.scenario.name} results for hardware "
-                                             f"{key} ({hardware_of(current.machine).describe()}) in "
-                                             f"{args.history}{elsewhere}", args.markdown)
-            baseline_path, baseline = found.path, found.session
-        else:
-            baseline_path = Path(args.paths[0])
-            if not baseline_path.exists():
-                return _no_baseline(console, f"baseline {baseline_path} does not exist", args.markdown)
-            baseline = load_session(baseline_path)
-        comparison = compare_sessions(baseline, current, thresholds, args.alpha, str(baseline_path),
-                                      str(current_path), allow_other_machine=args.allow_other_machine,
-                                      allow_differences=set(args.allow_difference or []))
-    except (ResultsFileError, ThresholdError) as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        thresholds = [parse_threshold(t) for t in args.threshold] if args.threshold else default_thresholds()
+    except ThresholdError as exc:
+        raise UserError(str(exc)) from None
+    unknown = sorted(set(args.allow_difference or []) - set(FIELDS))
+    if unknown:
+        raise UserError(f"--allow-difference {', '.join(unknown)}: not a measurement setting "
+                        f"(one of {', '.join(FIELDS)})")
+    if args.history and len(args.paths) != 1:
+        raise UserError("with --history give only the CURRENT results")
+    if not args.history and len(args.paths) != 2:
+        raise UserError("give BASELINE and CURRENT (results.json files or run folders)")
+    if not 0.0 < args.alpha < 0.5:
+        raise UserError(f"--alpha must be within (0, 0.5), got {args.alpha}")
+    current_path = Path(args.paths[-1])
+    current = load_session(current_path)
+    if args.history:
+        scanned = history.scan(Path(args.history))
+        _warn_skipped(scanned)
+        found = history.latest_baseline(Path(args.history), current, scanned)
+        if found is None:
+            key = hardware_key(current.machine)
+            name = current.scenario.name
+            others = {e.hardware for e in scanned.entries if e.session.scenario.name == name} - {key}
+            elsewhere = f"; {len(others)} other hardware key(s) have some" if others else ""
+            return _no_baseline(console, f"no earlier {name} results for hardware {key} "
+                                         f"({hardware_of(current.machine).describe()}) in {args.history}{elsewhere}",
+                                args.markdown)
+        baseline_path, baseline = found.path, found.session
+    else:
+        baseline_path = Path(args.paths[0])
+        if not baseline_path.exists():
+            return _no_baseline(console, f"baseline {baseline_path} does not exist", args.markdown)
+        baseline = load_session(baseline_path)
+    comparison = compare_sessions(baseline, current, thresholds, args.alpha, str(baseline_path),
+                                  str(current_path), allow_other_machine=args.allow_other_machine,
+                                  allow_differences=set(args.allow_difference or []))
     text = markdown(comparison)
     if args.markdown:
-        atomic_write_text(Path(args.markdown), text)
+        write_output(Path(args.markdown), text)
     if args.json:
         print(comparison.model_dump_json(indent=2))
     else:
-        console.print(text, markup=False, highlight=False)
+        console.print(plain(text), markup=False, highlight=False)
     return comparison.exit_code
+
+
+def _warn_skipped(scanned) -> None:  # noqa: ANN001 - harness.compare.history.Scan
+    for skipped in scanned.skipped:
+        print(f"harness: warning: skipped {plain(skipped.reason, keep_newlines=False)}", file=sys.stderr)
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
@@ -135,32 +147,30 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     from harness.compare import history
     from harness.compare.hardware import hardware_key, hardware_of
     from harness.compare.regression import EXIT_NO_BASELINE
-    from harness.records.store import ResultsFileError, load_session
+    from harness.records.store import load_session
 
     folder = Path(args.dir)
     if args.action in ("add", "key"):
         if not args.results:
-            print(f"harness: history {args.action} needs RESULTS (a results.json or run folder)", file=sys.stderr)
-            return EXIT_USAGE
-        try:
-            if args.action == "key":
-                machine = load_session(Path(args.results)).machine
-                print(hardware_key(machine))
-                print(hardware_of(machine).describe(), file=sys.stderr)
-                return EXIT_OK
-            from harness.cli.fleet_results import history_add_fleet, is_fleet
+            raise UserError(f"history {args.action} needs RESULTS (a results.json or run folder)")
+        if args.action == "key":
+            machine = load_session(Path(args.results)).machine
+            print(hardware_key(machine))
+            print(hardware_of(machine).describe(), file=sys.stderr)
+            return EXIT_OK
+        from harness.cli.fleet_results import history_add_fleet, is_fleet
 
-            if is_fleet(Path(args.results)):  # one entry per machine, each under its own hardware key
-                added = history_add_fleet(Path(args.results), lambda r: history.add(r, folder))
-            else:
-                added = [history.add(Path(args.results), folder)]
-        except ResultsFileError as exc:
-            print(f"harness: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        for where in added:
-            console.print(f"added: {escape(str(where))}")
+        if is_fleet(Path(args.results)):  # one entry per machine, each under its own hardware key
+            added = history_add_fleet(Path(args.results), lambda r: history.add(r, folder))
+        else:
+            added = [history.add(Path(args.results), folder)]
+        for entry in added:
+            console.print(("added: " if entry.new else "already in the history (same results): ")
+                          + console_text(entry.path), highlight=False)
         return EXIT_OK
-    found = history.entries(folder, args.hardware, args.scenario)
+    scanned = history.scan(folder, args.hardware, args.scenario)
+    _warn_skipped(scanned)
+    found = scanned.entries
     if not found:
         # Nothing recorded for this hardware yet: the same "no baseline" exit as compare, so CI can tell a
         # first night from an error.
@@ -171,7 +181,7 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     keys = {e.hardware for e in found}
     if len(keys) > 1:
         newest = found[-1].hardware
-        console.print(f"{escape(str(folder))} holds {len(keys)} machines ({', '.join(sorted(keys))}); showing the "
+        console.print(f"{console_text(folder)} holds {len(keys)} machines ({', '.join(sorted(keys))}); showing the "
                       f"newest ({newest}); choose another with --hardware")
         found = [e for e in found if e.hardware == newest]
     sessions = [e.session for e in found]
@@ -179,15 +189,15 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     runs = sorted({name for row in rows for name in row.p50_ms})
     table = Table(title=f"hardware {found[-1].hardware}: p50 ms per session, software as recorded")
     for column in ["when", "torch", "moshi", "CUDA", "harness", *runs, "software changed"]:
-        table.add_column(column)
+        table.add_column(console_text(column))
     for row in rows:
-        table.add_row(row.when, *(row.software.get(k, "-") for k in ("torch", "moshi", "CUDA", "harness")),
+        table.add_row(row.when, *(console_text(row.software.get(k, "-")) for k in ("torch", "moshi", "CUDA", "harness")),
                       *(f"{row.p50_ms[n]:.1f}" if n in row.p50_ms else "-" for n in runs),
-                      escape("; ".join(row.changed)))
+                      console_text("; ".join(row.changed)))
     console.print(table)
     if args.action == "trend":
-        out = history.trend_plot(sessions, Path(args.out))
-        console.print(f"trend of {len(found)} sessions: {escape(str(out))}")
+        out = history.trend_plot(sessions, Path(args.out) if args.out else folder / "trend.png")
+        console.print(f"trend of {len(found)} sessions: {console_text(out)}")
     return EXIT_OK
 
 
@@ -219,6 +229,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  4  no baseline: no baseline file, no earlier results of the scenario on this hardware in\n"
                "     the history, or a run that is new in CURRENT\n"
                "  6  inconclusive: a threshold is below the measured noise\n"
+               "  7  not judged: a threshold's statistic could not be estimated (too few frames for it, or\n"
+               "     samples that are NaN, infinite, negative or empty); the defaults skip what the frames\n"
+               "     cannot judge and say so, a --threshold you give must be judged\n"
                "  0  no regression\n"
                "  2  invalid input",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -249,5 +262,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     hist.add_argument("--hardware", "--fingerprint", dest="hardware",
                       help="hardware key or a prefix of it (default: the newest in the folder)")
     hist.add_argument("--scenario", help="scenario name")
-    hist.add_argument("--out", default="reports/history/trend.png", help="trend plot file")
+    hist.add_argument("--out", help="trend plot file (default: trend.png in the --dir folder)")
     hist.set_defaults(handler=cmd_history)

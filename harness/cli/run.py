@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import fcntl
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from rich.console import Console
-from rich.markup import escape
 
-from harness.cli.common import EXIT_INTERRUPTED, EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, load_or_explain
+from harness.cli.common import EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED, load_or_explain, positive_float
 from harness.contract.presets import PRESETS
+from harness.records.exits import Exit, UserError
+from harness.records.text import console_text
 
 _DESCRIPTION = """\
 Hardware diagnostics and benchmarks for NVIDIA PersonaPlex (Kyutai's Moshi architecture).
@@ -60,6 +63,9 @@ scenario fields (YAML):
                            bursts make over-confident); min_frames (100), min_seconds of audio (10),
                            max_cv (0.25, above it a run is flagged unstable)
   host_memory_limit_gib    cap each worker's memory, e.g. to rehearse a smaller host
+  serving (per run)        the frame measured: personaplex-server (NVIDIA's server: + second Mimi, Opus, host
+                           copies) or moshi-server (PyPI moshi's: + Opus, host copies); default the server that
+                           would deploy the run; model (the bare core) only when asked. GO ranks within one frame
   batch_size (per run)     sessions in lockstep (one batched worker run; also a matrix axis)
   capacity: (per run)      max_sessions, gpu_hour_usd, join {{at_tick, warmup_steps}}, processes
                            (measure|predict|off), max_processes: server processes per machine (K one-call
@@ -74,7 +80,10 @@ atomically after every run. Runs the planner predicts cannot work here are skipp
 verdict: GO, NO-GO, or RE-RUN when the only failures are frames the machine kept the worker from running
 (its CPU time and run-queue wait per frame, in results.json `frame_cpu`): "disturbed during N frames".
 exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input, 3 NO-GO with --fail-on-nogo,
-130 interrupted (what was measured is kept; --resume DIR carries on).
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP): workers are stopped with their
+process groups, what was measured is kept and reported, and --resume DIR carries on. A folder that already
+holds results is never overwritten: --out refuses it, --resume continues it (keeping every measured run still
+in the scenario, and saying which it drops and why).
 
 examples:
   harness run scenarios/cpu-smoke.yaml
@@ -100,64 +109,94 @@ def _point_latest(out_dir: Path) -> None:
         pass  # a convenience only
 
 
+LOCK_FILE = ".harness.lock"
+
+
+def _claim_out_dir(out_dir: Path, resuming: bool) -> IO:
+    """The results folder, claimed for this run: writable, not in use by another `harness run` (an exclusive
+    lock held until this process exits), and holding no results this run did not produce (never overwritten).
+    Returns the open lock file: keep it open for as long as the run writes."""
+    existing = out_dir / "results.json"
+    if not resuming and (existing.exists() or existing.is_symlink()):
+        raise UserError(f"{out_dir} already holds results (results.json): nothing was changed; continue them with "
+                        f"--resume {out_dir}, or choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+        lock = (out_dir / LOCK_FILE).open("a+")
+    except OSError as exc:
+        raise UserError(f"cannot write to the output folder {out_dir}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise UserError(f"{out_dir} is in use by another harness run (it holds {LOCK_FILE}); nothing was "
+                        "changed") from None
+    if not resuming and (existing.exists() or existing.is_symlink()):  # written between the check and the lock
+        lock.close()
+        raise UserError(f"{out_dir} already holds results (results.json): nothing was changed")
+    return lock
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from harness.records.store import ResultsFileError, load_session
+    from harness.records.store import load_session
     from harness.session.display import summary_table
     from harness.session.runner import RunOptions, ScenarioRunner
 
     loaded = load_or_explain(args.scenario)
-    if loaded is None:
-        return EXIT_USAGE
     runs = loaded.runs
     if args.only:
         wanted = set(args.only)
         unknown = wanted - {r.name for r in runs}
         if unknown:
-            print(f"harness: --only names no run of {args.scenario}: {', '.join(sorted(unknown))}; "
-                  f"runs are: {', '.join(r.name for r in runs)}", file=sys.stderr)
-            return EXIT_USAGE
+            raise UserError(f"--only names no run of {args.scenario}: {', '.join(sorted(unknown))}; "
+                            f"runs are: {', '.join(r.name for r in runs)}")
         runs = [r for r in runs if r.name in wanted]
     previous = None
     if args.resume:
-        try:
-            previous = load_session(Path(args.resume))
-        except ResultsFileError as exc:
-            print(f"harness: --resume: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+        previous = load_session(Path(args.resume))
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
-            print("harness: --resume continues in the folder it names; leave out --out", file=sys.stderr)
-            return EXIT_USAGE
+            raise UserError("--resume continues in the folder it names; leave out --out")
     out_dir = Path(args.out or args.resume) if (args.out or args.resume) else _default_out_dir(loaded.scenario.name)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"harness: cannot create output folder {out_dir}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    lock = _claim_out_dir(out_dir, resuming=previous is not None)  # noqa: F841 - held until the process exits
     if args.out is None and args.resume is None:
         _point_latest(out_dir)
-    console.print(f"[bold]{escape(loaded.scenario.name)}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
-                  f"-> {escape(str(out_dir))}", highlight=False)
+    console.print(f"[bold]{console_text(loaded.scenario.name)}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
+                  f"-> {console_text(out_dir)}", highlight=False)
     options = RunOptions(args.frames, args.warmup, args.timeout, args.force, resume=previous,
                          gpu_hour_usd=args.gpu_hour_usd, time_limit_s=args.time_limit)
     runner = ScenarioRunner(loaded, out_dir, options, console)
     try:
         session = runner.run(runs)
-    except KeyboardInterrupt:
-        console.print(f"[red]interrupted[/]: what was measured so far is in {out_dir / 'results.json'}")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP: the runner kept what was measured
+        code = int(getattr(exc, "code", Exit.INTERRUPTED))
+        kept = out_dir / "results.json"
+        where = f"what was measured so far is in {kept}" if kept.exists() else "nothing was measured yet"
+        why = str(getattr(exc, "reason", "interrupted"))
+        _quietly(lambda: console.print(f"[red]{console_text(why)}[/]: {console_text(where)}; "
+                                       f"--resume {console_text(out_dir)} carries on"))
+        return code
     console.print(summary_table(session))
     if session.verdict is not None:
         style = "bold green" if session.verdict.go else "bold red"
-        console.print(f"[{style}]{escape(session.verdict.headline)}[/]")
+        console.print(f"[{style}]{console_text(session.verdict.headline)}[/]")
         for reason in session.verdict.reasons[:6]:
-            console.print(f"  - {escape(reason)}", highlight=False)
+            console.print(f"  - {console_text(reason)}", highlight=False)
     console.print(f"report: {out_dir / 'report.html'}\nresults: {out_dir / 'results.json'}  "
-                  f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", highlight=False)
+                  f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", markup=False, highlight=False)
     if any(r.status == "failed" for r in session.runs):
         return EXIT_RUN_FAILED
     if args.fail_on_nogo and session.verdict is not None and not session.verdict.go:
         return EXIT_NOGO
     return EXIT_OK
+
+
+def _quietly(show) -> None:  # noqa: ANN001 - after a hangup the terminal may be gone: the exit code still counts
+    try:
+        show()
+    except OSError:
+        pass
 
 
 def cmd_presets(args: argparse.Namespace, console: Console) -> int:
@@ -173,13 +212,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run every configuration of a scenario and record the results",
                          description=_DESCRIPTION,
@@ -187,13 +219,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("scenario", help="scenario YAML file, e.g. scenarios/cpu-smoke.yaml")
     run.add_argument("--out", metavar="DIR", help="results folder (default: reports/<scenario>-<UTC time>, "
-                                                  "with reports/latest pointing at it)")
+                                                  "with reports/latest pointing at it); refused if it already "
+                                                  "holds results")
     run.add_argument("--only", metavar="RUN", nargs="+", help="run only these runs (by name)")
     run.add_argument("--frames", type=_positive_int,
                      help="measure exactly this many frames (the verdict says when that is too few to conclude)")
     run.add_argument("--warmup", type=_positive_int, help="override the scenario's warmup frames (at least 2)")
-    run.add_argument("--timeout", type=float, metavar="SECONDS", help="override the per-run timeout")
-    run.add_argument("--time-limit", type=_positive_float, metavar="SECONDS",
+    run.add_argument("--timeout", type=positive_float, metavar="SECONDS", help="override the per-run timeout")
+    run.add_argument("--time-limit", type=positive_float, metavar="SECONDS",
                      help="end the whole session within SECONDS (probe included): no run or capacity probe starts "
                           "after it (recorded as skipped, or the capacity search stops with what it measured: a "
                           "lower bound), and each worker's timeout is cut to the time left")
@@ -204,7 +237,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--resume", metavar="DIR",
                      help="continue an interrupted or partial session in DIR: runs already measured there with the "
                           "same configuration on the same hardware are kept, the others run")
-    run.add_argument("--gpu-hour-usd", type=float, metavar="USD",
+    run.add_argument("--gpu-hour-usd", type=positive_float, metavar="USD",
                      help="price of one GPU-hour for capacity runs' cost per conversation-hour (default: the "
                           "scenario's capacity.gpu_hour_usd, else the price table in harness/knowledge/prices.py)")
     run.set_defaults(handler=cmd_run)

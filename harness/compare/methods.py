@@ -33,6 +33,11 @@ BOOTSTRAP_MIN_FRAMES: dict[str, Optional[int]] = {"p50": 1, "mean": 1, "p90": 10
 # Batch statistics for one or two processes: this many stretches per side, each at least this long.
 BATCHES = 5
 MIN_BATCH_FRAMES = 10
+# Past this many frames a side the block bootstrap (resamples x frames) is not bounded in time (a 2-million-frame
+# file did not finish in 5 minutes); the statistic of each of LARGE_BATCHES consecutive stretches is then the
+# observation, as for processes: the method of batch means, in time linear in the frames.
+MAX_BOOTSTRAP_FRAMES = 200_000
+LARGE_BATCHES = 30
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,15 @@ def estimate_change(base: RunMetrics, cur: RunMetrics, statistic: str, confidenc
                              statistic, confidence)
     need = BOOTSTRAP_MIN_FRAMES.get(statistic, 1)
     frames = min(sum(len(s) for s in sb), sum(len(s) for s in sc))
+    if max(sum(len(s) for s in sb), sum(len(s) for s in sc)) > MAX_BOOTSTRAP_FRAMES and frames >= 1000:
+        bb = batches(sb, LARGE_BATCHES, max(min_frames, 100))
+        bc = batches(sc, LARGE_BATCHES, max(min_frames, 100))
+        if len(bb) >= MIN_PROCESSES and len(bc) >= MIN_PROCESSES:
+            change = process_change(bb, bc, statistic, confidence, unit="batch")
+            return Change(estimate=change.estimate, low=change.low, high=change.high,
+                          method=change.method, spread=None,
+                          note=f"{frames}+ frames a side: judged by {len(bb)}/{len(bc)} consecutive batches, not "
+                               f"by a bootstrap (bounded at {MAX_BOOTSTRAP_FRAMES} frames)")
     if need is None or frames < need:
         # A resample never holds a frame slower than the slowest measured one, so the bootstrap of a tail
         # percentile with few frames beyond it is far too sure of itself (a p99 of 100 frames is their maximum).

@@ -11,7 +11,9 @@ alone holds at 1 - alpha. The decision uses the bounds, not a p-value beside a p
 - inconclusive when the interval still reaches past the threshold and its half-width (or the
   spread between processes) is larger than the threshold: this machine's noise is above the
   threshold, and the outcome says so instead of guessing;
-- unchanged otherwise (the slowdown is shown to be below the threshold, or small against it).
+- unchanged otherwise (the slowdown is shown to be below the threshold, or small against it);
+- not judged when a thresholded statistic could not be estimated at all (too few frames for a tail, samples that
+  are NaN, infinite, negative or empty): never counted as unchanged; exit 7 unless something worse applies.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from harness.records.exits import Exit
 from harness.records.schema import RunResult, Session
 from harness.stats.disturbance import Interference, interference
 from harness.verdict.disturbed import frame_disturbance
+from harness.stats.samples import sample_problem, values_problem
 
 DEFAULT_THRESHOLDS = ("p50:10%", "p99:20%")
 STATISTICS = ("p50", "p90", "p99", "mean", "max")
@@ -40,15 +43,17 @@ EXIT_REGRESSION = Exit.FAILED
 EXIT_NO_BASELINE = Exit.NO_BASELINE
 EXIT_NOT_COMPARABLE = Exit.NOT_COMPARABLE
 EXIT_INCONCLUSIVE = Exit.INCONCLUSIVE
+EXIT_NOT_JUDGED = Exit.NOT_JUDGED
 
 Outcome = Literal["regression", "failed", "improvement", "unchanged", "inconclusive", "no baseline",
-                  "missing", "not comparable", "skipped", "not measured"]
+                  "missing", "not comparable", "skipped", "not measured", "not judged"]
 # The exit code an outcome asks for; the comparison exits with the first that any run asks for.
 _EXIT_ORDER: list[tuple[int, set[str]]] = [
     (EXIT_REGRESSION, {"regression", "failed"}),
     (EXIT_NOT_COMPARABLE, {"not comparable", "missing"}),
     (EXIT_NO_BASELINE, {"no baseline"}),
     (EXIT_INCONCLUSIVE, {"inconclusive"}),
+    (EXIT_NOT_JUDGED, {"not judged"}),
 ]
 
 
@@ -60,17 +65,28 @@ class ThresholdError(ValueError):
 class Threshold:
     statistic: str
     fraction: float
+    # True: the user asked for it, so a statistic that cannot be judged is the outcome "not judged" (exit 7).
+    # The defaults are judged where the frames allow (p99 needs 1000 frames by bootstrap), noted where not.
+    required: bool = True
 
     def __str__(self) -> str:
         return f"{self.statistic}:{self.fraction * 100:g}%"
 
 
-def parse_threshold(text: str) -> Threshold:
+def parse_threshold(text: str, required: bool = True) -> Threshold:
     match = _THRESHOLD.match(text.strip())
     if not match:
         raise ThresholdError(f"bad threshold {text!r}: write STATISTIC:PERCENT% with STATISTIC one of "
                              f"{', '.join(STATISTICS)} (e.g. p50:5%)")
-    return Threshold(match.group(1), float(match.group(2)) / 100)
+    fraction = float(match.group(2)) / 100
+    if not 0 < fraction < 100:
+        raise ThresholdError(f"bad threshold {text!r}: the percentage must be above 0 and below 10000")
+    return Threshold(match.group(1), fraction, required)
+
+
+def default_thresholds() -> list[Threshold]:
+    """The thresholds when none is given: judged where the frames allow, noted (not failed) where not."""
+    return [parse_threshold(t, required=False) for t in DEFAULT_THRESHOLDS]
 
 
 class StatisticChange(BaseModel):
@@ -133,7 +149,8 @@ class Comparison(BaseModel):
     @property
     def headline(self) -> str:
         return {0: "no regression", EXIT_REGRESSION: "REGRESSION", EXIT_NOT_COMPARABLE: "NOT COMPARABLE",
-                EXIT_NO_BASELINE: "NO BASELINE", EXIT_INCONCLUSIVE: "INCONCLUSIVE"}[self.exit_code]
+                EXIT_NO_BASELINE: "NO BASELINE", EXIT_INCONCLUSIVE: "INCONCLUSIVE",
+                EXIT_NOT_JUDGED: "NOT JUDGED"}[self.exit_code]
 
 
 def _stats(run: RunResult) -> dict[str, float]:
@@ -241,6 +258,13 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
                    cores: int = 0) -> RunComparison:
     assert base.metrics is not None and cur.metrics is not None
     bs, cs = _stats(base), _stats(cur)
+    garbage = [f"{label}: {problem}" for label, m, stats in (("baseline", base.metrics, bs), ("current", cur.metrics, cs))
+               if (problem := sample_problem(m.samples_ms) or values_problem(stats))]
+    if garbage:  # nothing can be estimated from it: said so, never "unchanged"
+        note = "; ".join(garbage)
+        return RunComparison(name=name, outcome="not judged", note=note, statistics=[
+            StatisticChange(threshold=str(t), verdict="not judged", note=f"{t} not judged: {note}")
+            for t in thresholds])
     frames = min(base.metrics.frames, cur.metrics.frames, len(base.metrics.samples_ms),
                  len(cur.metrics.samples_ms))
     judged, caveats = [], []
@@ -257,8 +281,11 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
             continue
         judged.append(judge(change, t))
         caveats.append(change.note)
-    verdicts = {s.verdict for s in judged}
+    verdicts = {s.verdict for s, t in zip(judged, thresholds) if t.required or s.verdict != "not judged"}
+    if not verdicts:  # not one statistic could be judged, asked for or not
+        verdicts = {"not judged"}
     outcome: Outcome = ("regression" if "slower" in verdicts else "inconclusive" if "unclear" in verdicts
+                        else "not judged" if "not judged" in verdicts
                         else "improvement" if "faster" in verdicts else "unchanged")
     if _interference(cur, "p50") is not None:
         explained, doubts = interference_doubts(base, cur, judged, thresholds)
@@ -288,6 +315,11 @@ def compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], 
     if differences:
         return RunComparison(name=name, outcome="not comparable", differences=differences,
                              note="measurement settings differ: " + "; ".join(differences))
+    claimed = [f"{label}: status ok but no metrics (a damaged file)" for label, r in (("baseline", base),
+                                                                                      ("current", cur))
+               if r.status == "ok" and r.metrics is None]
+    if claimed:
+        return RunComparison(name=name, outcome="not judged", note="; ".join(claimed))
     if base.metrics is None and cur.metrics is None:
         kind = "skipped" if base.status == cur.status == "skipped" else "not measured"
         return RunComparison(name=name, outcome=kind, note=f"{base.status} in the baseline, {cur.status} now: "

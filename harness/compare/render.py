@@ -11,6 +11,7 @@ from harness.compare.regression import (
     RunComparison,
 )
 from harness.records.exits import MEANING, Exit
+from harness.records.text import markdown_text
 
 EXIT_MEANING = {code: MEANING[code].removeprefix("compare: ") for code in
                 (Exit.OK, EXIT_REGRESSION, EXIT_NO_BASELINE, EXIT_NOT_COMPARABLE, EXIT_INCONCLUSIVE, Exit.NOT_JUDGED)}
@@ -19,7 +20,7 @@ EXIT_MEANING[EXIT_REGRESSION] = "a run is slower past its threshold, or failed w
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)
 
 
 def _interval(run: RunComparison, statistic: str) -> str:
@@ -38,7 +39,7 @@ def markdown(comparison: Comparison) -> str:
              f"a run regresses when the lower bound of its slowdown ({1 - c.alpha:.0%} one-sided) exceeds the "
              f"threshold. Exit {c.exit_code}: {EXIT_MEANING[c.exit_code]}.", "",
              f"hardware {c.current_hardware}" + ("" if c.same_hardware else f" (baseline {c.baseline_hardware})")]
-    lines += [f"software changed: {change}" for change in c.software_changes]
+    lines += [f"software changed: {_cell(change)}" for change in c.software_changes]
     lines += [""] + [f"> warning: {_cell(w)}" for w in c.warnings]
     if c.refused:
         lines += ["", f"**not comparable**: {_cell(c.refused)}"]

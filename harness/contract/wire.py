@@ -137,7 +137,7 @@ class EngineInfo:
     env: dict[str, str] = field(default_factory=dict)  # every variable that can change a measurement
     python: str = ""
     cuda_runtime: Optional[str] = None
-    serving: str = "model"  # what ran per frame: the bare core, or the PersonaPlex server's frame
+    serving: str = "model"  # what ran per frame: model (the bare core), personaplex-server or moshi-server
     moshi_flavour: str = "pypi"  # pypi (the harness's faithful emulation) or nvidia (PersonaPlex's own fork)
 
 
@@ -216,7 +216,7 @@ class BenchJob:
     paced_frame_ms: Optional[float] = None  # wait for each frame's audio like a live session
     telemetry_hz: float = 10.0
     env: dict[str, str] = field(default_factory=dict)  # what the worker must run under (re-exec'd by hand runs)
-    serving: str = "model"  # model | personaplex-server (the server's per-frame extras, each timed)
+    serving: str = "model"  # model | personaplex-server | moshi-server (a server's per-frame extras, each timed)
     persona: Optional[PersonaJob] = None  # prefill before the measured frames, as a server does per connection
     join_at_tick: Optional[int] = None  # batch > 1: the last slot is reset and warmed up at this measured tick
     join_warmup_steps: int = 0  # without a persona: neutral warm-up steps of the joining slot
@@ -336,6 +336,7 @@ class BenchReply:
     error: Optional[WorkerError] = None
     engine: Optional[EngineInfo] = None
     samples: Optional[FrameSamples] = None
+    import_s: Optional[float] = None  # importing torch and moshi (a server's start pays it too)
     load_s: Optional[float] = None
     first_step_s: Optional[float] = None
     warmup_s: Optional[float] = None
@@ -378,6 +379,9 @@ class ProbeReply:
     baseline_rss_bytes: Optional[int] = None  # a worker after importing torch, moshi, accelerate, a meta build
     bitsandbytes_import_bytes: Optional[int] = None
     error: Optional[WorkerError] = None
+    host_op_us: Optional[float] = None  # eager PyTorch: host cost per dispatched op (on the GPU when there is one)
+    host_op_device: Optional[str] = None  # where it was measured: cpu | cuda
+    cpu_matmul_gflops: dict[str, float] = field(default_factory=dict)  # per dtype, this CPU
 
 
 @dataclass

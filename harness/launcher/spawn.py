@@ -7,6 +7,7 @@ an interrupt kills it together with anything it started (torch.compile's helper 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -77,13 +78,30 @@ def _sample_rss(process: Optional[psutil.Process], outcome: WorkerOutcome) -> No
     outcome.max_rss_bytes = max(outcome.max_rss_bytes or 0, rss)
 
 
-def _limit_memory(limit: Optional[int]) -> Optional[Callable[[], None]]:
-    """Cap the worker's data segment (heap and anonymous mappings): allocations beyond it fail cleanly."""
-    if not limit:
-        return None
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """In the child, before exec: the kernel kills it when the parent dies, however the parent dies. The worker
+    runs in a session of its own (so that its group can be killed), so nothing else would reach it after a
+    `kill -9` of `harness run`: it would keep running under PID 1 with the model in memory."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: SIGTERM/SIGHUP/Ctrl-C still kill the group on the way out
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _preexec(limit: Optional[int]) -> Callable[[], None]:
+    """What the child does before exec: die with its parent; cap its data segment (heap and anonymous mappings)
+    when a limit is set, so that allocations beyond it fail cleanly."""
+    parent = os.getpid()
 
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        _die_with(parent)
+        if limit:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
     return apply
 
@@ -139,7 +157,7 @@ def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: P
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             proc = subprocess.Popen([python, "-m", "harness.worker", str(job_file)], stdout=out,
                                     stderr=err, stdin=subprocess.DEVNULL, env=env, pass_fds=(write_fd,),
-                                    start_new_session=True, preexec_fn=_limit_memory(memory_limit_bytes))
+                                    start_new_session=True, preexec_fn=_preexec(memory_limit_bytes))
     finally:
         os.close(write_fd)
     outcome = WorkerOutcome(pid=proc.pid, exit_code=None, signal_name=None, timed_out=False, wall_s=0.0,

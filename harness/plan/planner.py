@@ -6,6 +6,7 @@ from typing import Optional
 
 from harness.contract.wire import ArchitectureFacts
 from harness.plan.memory import CUDA_CONTEXT, GIB, bytes_per_step, device_peaks, host_peak, predict_items
+from harness.plan.predict import predict_step
 from harness.plan.software import software_issues
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, DType, Offload, Quantize, RunConfig
@@ -70,12 +71,15 @@ def plan_run(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, bat
     if host_capacity and host > host_capacity:
         memory_reasons.append(f"needs {host / GIB:.1f} GiB of host RAM, {host_capacity / GIB:.1f} GiB available")
     reasons = memory_reasons + reasons
+    step = predict_step(arch, run, target, batch=batch, frame_budget_ms=frame_budget_ms, device_free=device_free)
     return RunPlan(
         run=run.name, device=run.device.value, target=target.label,
         device_peak_bytes=device_total if on_gpu else None, device_allocated_bytes=allocated if on_gpu else None,
         device_capacity_bytes=capacity, host_peak_bytes=host, host_capacity_bytes=host_capacity, items=items,
         bytes_per_step=local + moved, offloaded_bytes_per_step=moved, step_floor_ms=floor_ms, issues=issues,
         fits_memory=not memory_reasons, feasible=not reasons, reasons=reasons,
+        predicted_step_ms=step.band if step else None, step_parts=step.parts if step else None,
+        predicted_realtime=step.realtime if step else None,
     )
 
 
@@ -110,6 +114,7 @@ def alternatives(arch: ArchitectureFacts, target: PlanTarget, *, batch: int = 1,
 
 def compare(plan: RunPlan, metrics: RunMetrics) -> PlanCheck:
     measured_device = metrics.cuda.peak_allocated_bytes if metrics.cuda else None
+    band, measured = plan.predicted_step_ms, metrics.ms_per_step.p50
     predicted_device = plan.device_allocated_bytes
     return PlanCheck(
         predicted_host_bytes=plan.host_peak_bytes,
@@ -122,4 +127,7 @@ def compare(plan: RunPlan, metrics: RunMetrics) -> PlanCheck:
         measured_device_total_bytes=metrics.cuda.device_used_bytes if metrics.cuda else None,
         step_floor_ms=plan.step_floor_ms,
         roofline_fraction=(plan.step_floor_ms / metrics.ms_per_step.p50) if plan.step_floor_ms else None,
+        predicted_step_ms=band, measured_step_p50_ms=measured,
+        step_error=(band.p50 / measured - 1) if band and measured else None,
+        step_in_band=(band.low <= measured <= band.high) if band and measured else None,
     )

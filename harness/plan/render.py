@@ -50,6 +50,60 @@ def _table(title: str, plans: list[RunPlan]) -> Table:
     return table
 
 
+def _band(plan: RunPlan) -> str:
+    band = plan.predicted_step_ms
+    if band is None:
+        return "-"
+    style = {"yes": "green", "no": "red"}.get(plan.predicted_realtime or "", "yellow")
+    return f"[{style}]{band.p50:.1f}[/] ({band.low:.0f}-{band.high:.0f})"
+
+
+def _usd(value: Optional[float]) -> str:
+    return "-" if value is None else f"${value:.2f}"
+
+
+def step_table(title: str, plans: list[RunPlan]) -> Table:
+    """Predicted step time per run, with its parts, sessions, processes and cost."""
+    table = Table(title=title, title_justify="left")
+    for column in ("run", "mode", "p50 ms (band)", "real time?", "GPU ms (parts)", "host ms", "kernels",
+                   "host ops", "lockstep sessions", "server processes (mem, time)", "$/conv-hour (procs | lockstep)"):
+        table.add_column(column, justify="left" if column in {"run", "mode"} else "right", overflow="fold")
+    for plan in plans:
+        parts, serving = plan.step_parts, plan.serving
+        if parts is None:
+            table.add_row(plan.run, "-", "-", "-", "not predicted: the target lacks what the model needs", "", "",
+                          "", "", "", "")
+            continue
+        named = (("bw", parts.bandwidth_ms), ("flops", parts.compute_ms), ("link", parts.link_ms),
+                 ("kernels", parts.kernel_ms))
+        gpu = f"{parts.gpu_ms:.1f}: " + " + ".join(f"{v:.1f} {k}" for k, v in named if v > 0.05)
+        realtime = plan.predicted_realtime or "-"
+        if not plan.feasible:
+            realtime += " (blocked)"
+        table.add_row(
+            plan.run, parts.mode, _band(plan), realtime, gpu, f"{parts.host_ms:.1f}", str(parts.kernels),
+            str(parts.host_ops), str(serving.lockstep_sessions) if serving else "-",
+            f"{serving.server_processes} ({serving.processes_by_memory}, {serving.processes_by_time})" if serving else "-",
+            f"{_usd(serving.usd_per_conversation_hour_processes)} | {_usd(serving.usd_per_conversation_hour_lockstep)}"
+            if serving else "-")
+    return table
+
+
+def _step_notes(result: ScenarioPlan) -> list[Any]:
+    first = next((p.step_parts for p in result.plans if p.step_parts is not None), None)
+    if first is None:
+        return []
+    text = (f"step model: {first.combine}; eta {first.eta:.2f} of the bandwidth, {first.kernel_us:.2f} us per "
+            f"kernel, host {first.host_source}. Kernels and ops are counted on the real moshi frame "
+            "(harness/knowledge/kernel_counts.py) and scaled by depth; `harness plan --calibration` shows the "
+            "published figures behind the parameters and the validation error.")
+    notes: list[Any] = [Text(text)]
+    prices = {p.serving.price_source for p in result.plans if p.serving and p.serving.price_source}
+    if prices:
+        notes.append(Text("price: " + "; ".join(sorted(prices))))
+    return notes
+
+
 def _breakdown(plan: RunPlan) -> Table:
     table = Table(title=f"where the memory of {plan.run} goes", title_justify="left")
     table.add_column("item")
@@ -111,6 +165,8 @@ def plan_tables(result: ScenarioPlan) -> list[Any]:
     if blockers:
         out.append(Text("blockers and their remedies:\n" + "\n".join(f"  - {what}\n    -> {remedy}"
                                                                      for what, remedy in sorted(blockers))))
+    out.append(step_table("predicted step time (ms per 80 ms frame; band: low-high)", result.plans))
+    out += _step_notes(result)
     out.append(Text.from_markup(_verdict(result)))
     out.append(_table("other configurations on this target", result.alternatives))
     return out

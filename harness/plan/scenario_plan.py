@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from harness.contract.wire import ArchitectureFacts
 from harness.knowledge.gpus import find_gpu
-from harness.plan.planner import alternatives, plan_scenario_run
+from harness.knowledge.prices import resolve_price
+from harness.plan.capacity import memory_bound
+from harness.plan.planner import alternatives, plan_scenario_run, resolve_for
+from harness.plan.predict import serving_prediction
 from harness.plan.target import PlanTarget, from_machine, from_scenario, from_spec
 from harness.probe.machine import probe_machine
-from harness.records.plan import RunPlan
+from harness.records.config import RunConfig
+from harness.records.plan import RunPlan, ServingPlan
 from harness.scenario.load import LoadedScenario
 
 
@@ -30,11 +32,30 @@ class ScenarioPlan:
     alternatives: list[RunPlan] = field(default_factory=list)
 
 
+def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, deadline_ms: float,
+                 gpu_hour_usd: Optional[float] = None) -> RunPlan:
+    """The plan with sessions per GPU, stock server processes and cost per conversation-hour (GPU runs)."""
+    if plan.predicted_step_ms is None or plan.device != "cuda" or not plan.fits_memory:
+        return plan
+    resolved = resolve_for(run, target)
+    price = resolve_price(target.gpu_name or "", run.capacity.gpu_hour_usd if run.capacity else None, gpu_hour_usd)
+    serving = serving_prediction(arch, resolved, target, deadline_ms=deadline_ms,
+                                 device_peak_bytes=plan.device_peak_bytes,
+                                 memory_sessions=memory_bound(arch, resolved, target), price=price)
+    if serving is None:
+        return plan
+    return plan.model_copy(update={"serving": ServingPlan(
+        lockstep_sessions=serving.lockstep_sessions, processes_by_memory=serving.processes_by_memory,
+        processes_by_time=serving.processes_by_time, server_processes=serving.processes,
+        gpu_hour_usd=price.usd_per_hour if price else None, price_source=price.source if price else "",
+        usd_per_conversation_hour_processes=serving.usd_per_conversation_hour(serving.processes),
+        usd_per_conversation_hour_lockstep=serving.usd_per_conversation_hour(serving.lockstep_sessions))})
+
+
 def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bool = False,
-                  host_ram_gib: Optional[float] = None) -> ScenarioPlan:
+                  host_ram_gib: Optional[float] = None, gpu_hour_usd: Optional[float] = None) -> ScenarioPlan:
     scenario = loaded.scenario
-    work = Path(tempfile.mkdtemp(prefix="harness-plan-"))
-    probe = probe_machine(work, presets=[scenario.preset], device_checks=False)
+    probe = probe_machine(None, presets=[scenario.preset], device_checks=False)  # its temporary folder goes with it
     arch = probe.architectures.get(scenario.preset)
     if arch is None:
         raise ScenarioPlanError(f"could not describe preset {scenario.preset} (torch/moshi in a worker failed): "
@@ -48,7 +69,9 @@ def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bo
         target = from_machine(probe.machine)
     else:
         target = from_scenario(scenario.target, probe.machine)
-    plans = [plan_scenario_run(arch, loaded, run, target) for run in loaded.runs]
+    deadline = scenario.criteria.deadline_ms(scenario.frame_budget_ms)
+    plans = [with_serving(plan_scenario_run(arch, loaded, run, target), arch, run, target, deadline_ms=deadline,
+                          gpu_hour_usd=gpu_hour_usd) for run in loaded.runs]
     return ScenarioPlan(scenario=scenario.name, preset=scenario.preset, target=target, architecture=arch,
                         plans=plans, alternatives=alternatives(arch, target, batch=scenario.batch_size,
                                                                frame_budget_ms=scenario.frame_budget_ms))

@@ -36,6 +36,10 @@ class PlanTarget:
     memory_kind: str = "discrete"  # discrete | unified | coherent (see harness.knowledge.gpus)
     source: str = ""  # where the GPU's figures come from
     bandwidth_measured: bool = False
+    laptop: bool = False
+    host_op_us: Optional[float] = None  # measured here (harness plan --here); None: the host table's class
+    host_op_device: Optional[str] = None  # where host_op_us was measured: cpu | cuda
+    cpu_matmul_gflops: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_gpu(self) -> bool:
@@ -72,7 +76,8 @@ def from_spec(spec: GpuSpec, machine: Optional[Machine], host_ram_gib: Optional[
         bandwidth_gbs=spec.bandwidth_gbs or None, host_link_gbs=spec.host_link_gbs,
         host_ram_bytes=int(ram * GIB) if ram else None,
         host_bandwidth_gbs=spec.bandwidth_gbs if spec.unified else None,
-        arch_list=_elsewhere_archs(machine), host=_host_facts(machine), memory_kind=spec.memory, source=spec.source)
+        arch_list=_elsewhere_archs(machine), host=_host_facts(machine), memory_kind=spec.memory, source=spec.source,
+        laptop=spec.laptop)
 
 
 def from_scenario(target: Target, machine: Optional[Machine]) -> PlanTarget:
@@ -95,7 +100,7 @@ def from_scenario(target: Target, machine: Optional[Machine]) -> PlanTarget:
         host_ram_bytes=int(ram * GIB) if ram else None,
         host_bandwidth_gbs=target.host_memory_bandwidth_gbs or (bandwidth if kind == "unified" else None),
         os=target.os.value, arch_list=_elsewhere_archs(machine), host=_host_facts(machine), memory_kind=kind,
-        source=spec.source if spec else "the scenario's target")
+        source=spec.source if spec else "the scenario's target", laptop=bool(spec and spec.laptop))
 
 
 def from_machine(machine: Machine) -> PlanTarget:
@@ -114,4 +119,6 @@ def from_machine(machine: Machine) -> PlanTarget:
         host_ram_bytes=machine.ram_available_bytes or machine.ram_total_bytes,
         host_bandwidth_gbs=machine.host_bandwidth_gbs, os=machine.os.lower(),
         arch_list=machine.cuda_arch_list, host=_host_facts(machine), memory_kind=spec.memory if spec else "discrete",
-        source="measured here" if measured else (spec.source if spec else ""), bandwidth_measured=bool(measured))
+        source="measured here" if measured else (spec.source if spec else ""), bandwidth_measured=bool(measured),
+        host_op_us=machine.host_op_us, host_op_device=machine.host_op_device,
+        cpu_matmul_gflops=dict(machine.cpu_matmul_gflops))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import sys
 import tempfile
@@ -76,8 +77,14 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
                   python: Optional[str] = None) -> ProbeResult:
     """Probe this machine; with `python`, torch's side is probed in that interpreter's environment (a user's
     PersonaPlex venv, say): the harness's worker code is put on its path, it needs only torch and moshi there."""
-    if work_dir is None:
-        work_dir = Path(tempfile.mkdtemp(prefix="harness-probe-"))
+    if work_dir is None:  # a folder of our own, gone when the probe is (whatever ends it)
+        with tempfile.TemporaryDirectory(prefix="harness-probe-") as temporary:
+            return _probe_machine(Path(temporary), presets, device_checks, disk_path, python)
+    return _probe_machine(work_dir, presets, device_checks, disk_path, python)
+
+
+def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: bool, disk_path: Optional[Path],
+                   python: Optional[str]) -> ProbeResult:
     reply = _probe_worker(work_dir, presets or [], device_checks, python)
     facts = reply.facts
     nvml = read_nvml()
@@ -95,8 +102,11 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
     logical, physical = host.cores()
     packages = host.package_versions()
     python_version = platform.python_version()
+    # torch and moshi as the probe worker imported them (torch.__version__ carries its build, e.g. +cu128): the
+    # same strings a run's worker reports, so --resume and compare see one version, not two spellings of it
+    packages = {**packages, **{k: v for k, v in (("torch", facts.torch_version), ("moshi", facts.moshi_version))
+                               if v or python is not None}}
     if python is not None:  # the environment that was probed, not the harness's own
-        packages = {**packages, "torch": facts.torch_version, "moshi": facts.moshi_version}
         python_version = f"{facts.python} ({facts.python_executable})" if facts.python else python
     gpus = gpu_checks.merged_gpus(facts, nvml)
     reason = facts.cuda_unavailable_reason
@@ -113,6 +123,8 @@ def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] 
         ram_available_bytes=int(psutil.virtual_memory().available), host_bandwidth_gbs=bandwidth,
         device_bandwidth_gbs=_value(checks, "device_bandwidth"), baseline_rss_bytes=reply.baseline_rss_bytes,
         bitsandbytes_import_bytes=reply.bitsandbytes_import_bytes,
+        host_op_us=reply.host_op_us, host_op_device=reply.host_op_device, cpu_matmul_gflops=reply.cpu_matmul_gflops,
+        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         fingerprint=fingerprint([cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
                                  ",".join(g.name for g in gpus), str(packages.get("torch")),
                                  str(packages.get("moshi"))]),

@@ -46,8 +46,40 @@ def environment_label(python: str) -> str:
 
 
 class Serving(str, Enum):
+    """What one measured frame does. A server frame is what the software that would deploy the configuration does
+    per 80 ms; `model` is the bare core, measured only when asked (it is no deployment)."""
+
     model = "model"  # moshi's inference core: Mimi encode -> LMGen.step -> Mimi decode
-    personaplex_server = "personaplex-server"  # what NVIDIA PersonaPlex's server does per frame, extras timed
+    personaplex_server = "personaplex-server"  # NVIDIA PersonaPlex's server: + a second Mimi, Opus, host copies
+    moshi_server = "moshi-server"  # PyPI moshi 0.2.13's `python -m moshi.server`: + Opus and host copies
+
+    @property
+    def label(self) -> str:
+        return {"model": "moshi core (no server)", "personaplex-server": "PersonaPlex server frame",
+                "moshi-server": "moshi server frame"}[self.value]
+
+
+def servers_that_load(dtype: DType, quantize: Quantize, offload: Offload) -> list[Serving]:
+    """The shipped servers that load this configuration as measured. NVIDIA's (github NVIDIA/personaplex): bf16
+    only, no int8, its own `--cpu-offload` (offload: auto). PyPI moshi 0.2.13's: bf16, or fp16 with `--half`, int8
+    through `quantize` in the model's config.json, no offload. Nothing ships the harness's tuned offload or fp32.
+    The one table of this fact: scenario defaults and the verdict's recommendation both read it."""
+    servers = []
+    if dtype is DType.bfloat16 and quantize is Quantize.none and offload in (Offload.none, Offload.auto):
+        servers.append(Serving.personaplex_server)
+    if dtype in (DType.bfloat16, DType.float16) and offload is Offload.none:
+        servers.append(Serving.moshi_server)
+    return servers
+
+
+def deploying_serving(family: str, dtype: DType, quantize: Quantize, offload: Offload) -> Serving:
+    """The frame a run measures unless it asks for another: the server that would deploy it. NVIDIA's server for
+    what it loads of a PersonaPlex preset, moshi's server otherwise (also for what no server loads as it is, fp32 or
+    the tuned offload: moshi's frame is the nearest a deployment would run)."""
+    servers = servers_that_load(dtype, quantize, offload)
+    if family == "personaplex" and Serving.personaplex_server in servers:
+        return Serving.personaplex_server
+    return Serving.moshi_server
 
 
 class RunConfig(BaseModel):
@@ -78,7 +110,7 @@ class RunConfig(BaseModel):
             parts.append(f"offload {self.offload_fraction:.0%} of layers")
         parts.append("compile" if self.compile else "eager")
         parts.append("CUDA graphs" if self.cuda_graphs else "no CUDA graphs")
-        parts.append("PersonaPlex server frame" if self.serving is Serving.personaplex_server else "moshi core")
+        parts.append(self.serving.label)
         if self.python:
             parts.append(f"environment {environment_label(self.python)}")
         if self.batch_size and self.batch_size > 1:

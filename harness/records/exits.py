@@ -57,3 +57,14 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it unwinds exactly as Ctrl-C does: workers' process
+    groups are killed on the way out (harness.launcher.spawn), what was measured is written, temporary folders are
+    removed; the exit code says which signal it was (`code`)."""
+
+    def __init__(self, code: Exit, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason

@@ -118,11 +118,15 @@ def machine_results(path: Path) -> list[tuple[FleetMachine, Path]]:
     """Each machine of a fleet that has a results.json, with the absolute path of its results folder."""
     fleet_file = path / FLEET_JSON if path.is_dir() else path
     fleet = load_fleet(fleet_file)
+    root = fleet_file.parent.resolve()
     found = []
     for machine in fleet.machines:
         if machine.results_dir is None:
             continue
         folder = (fleet_file.parent / machine.results_dir).resolve()
+        if not folder.is_relative_to(root):  # results live beside fleet.json; a path out of it is not this fleet's
+            raise FleetFileError(f"{fleet_file}: results_dir {machine.results_dir!r} of {machine.hostname} points "
+                                 "outside the fleet folder")
         if (folder / RESULTS_JSON).is_file():
             found.append((machine, folder))
     return found

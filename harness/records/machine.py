@@ -37,6 +37,12 @@ class Machine(Record):
     baseline_rss_bytes: Optional[int] = Field(
         default=None, description="a worker's RSS after importing torch/moshi/accelerate and a meta build")
     bitsandbytes_import_bytes: Optional[int] = None
+    host_op_us: Optional[float] = Field(default=None, description="eager PyTorch: host cost per dispatched op, "
+                                                                  "measured by the probe worker")
+    host_op_device: Optional[str] = Field(default=None, description="cpu or cuda: where host_op_us was measured")
+    cpu_matmul_gflops: dict[str, float] = Field(default_factory=dict, description="this CPU's matmul GFLOP/s per dtype")
+    load_average: Optional[float] = Field(default=None, description="1-minute load average when probed: a busy host "
+                                                                    "measures slower than the planner predicts")
     fingerprint: str = Field(description="short hash of the fields that make timings comparable")
 
     @property

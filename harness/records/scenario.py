@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from harness.contract.presets import MIN_WARMUP_FRAMES, PRESETS
 from harness.records.capacity import CapacitySpec
-from harness.records.config import Device, DType, Offload, Quantize, Serving, environment_label
+from harness.records.config import Device, DType, Offload, Quantize, Serving, deploying_serving, environment_label
 
 
 def _parse_switch(value: Any) -> Any:
@@ -34,12 +34,14 @@ Switch = Annotated[bool, BeforeValidator(_parse_switch)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # allow_inf_nan=False: `frame_budget_ms: .inf` is refused here, not after the first worker finished
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False)
 
 
 # Names become file and folder names (logs/<run>.stderr.log, .work/<run>/): letters, digits, '.', '_', '-',
 # starting with a letter or digit, so that no name can climb out of the output folder or hide a path.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+MAX_TIMEOUT_S = 7 * 86_400.0  # a week: the sane maximum of any one run
 
 
 class RunSpec(_Strict):
@@ -53,7 +55,7 @@ class RunSpec(_Strict):
     offload_fraction: Optional[float] = Field(default=None, gt=0.0, lt=1.0)
     compile: Optional[Switch] = None
     cuda_graphs: Optional[Switch] = None
-    timeout_s: Optional[float] = Field(default=None, gt=0.0)
+    timeout_s: Optional[float] = Field(default=None, gt=0.0, le=MAX_TIMEOUT_S)
     serving: Optional[Serving] = None
     python: Optional[str] = Field(default=None, min_length=1, description="another environment's interpreter")
     batch_size: Optional[int] = Field(default=None, ge=1, le=256)
@@ -68,9 +70,12 @@ class RunDefaults(_Strict):
     offload_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
     compile: Switch = False
     cuda_graphs: Switch = False
-    timeout_s: Optional[float] = Field(default=None, gt=0.0, description="None: the scenario's timeout_s")
-    serving: Optional[Serving] = Field(default=None, description="None: personaplex-server for PersonaPlex presets, "
-                                                                 "model for Moshi presets")
+    timeout_s: Optional[float] = Field(default=None, gt=0.0, le=MAX_TIMEOUT_S,
+                                       description="None: the scenario's timeout_s")
+    serving: Optional[Serving] = Field(default=None, description="None: the frame of the server that would deploy "
+                                                                 "the run (personaplex-server for what NVIDIA's "
+                                                                 "server loads of a PersonaPlex preset, moshi-server "
+                                                                 "otherwise); model: the bare core, only when asked")
     python: Optional[str] = Field(default=None, min_length=1, description="interpreter of the environment the "
                                                                           "workers run in (default: the harness's)")
     batch_size: Optional[int] = Field(default=None, ge=1, le=256, description="None: the scenario's batch_size")
@@ -91,6 +96,10 @@ class Matrix(_Strict):
     exclude: list[RunSpec] = Field(default_factory=list)
 
 
+# Name suffix of a run whose frame is not the one of the server that would deploy it.
+SERVING_SUFFIX = {Serving.model: "core", Serving.personaplex_server: "server", Serving.moshi_server: "moshi"}
+
+
 def auto_run_name(cfg: dict[str, Any], default_serving: Serving = Serving.model) -> str:
     parts = [Device(cfg["device"]).value, DType(cfg["dtype"]).short]
     if Quantize(cfg["quantize"]) is Quantize.int8:
@@ -101,8 +110,8 @@ def auto_run_name(cfg: dict[str, Any], default_serving: Serving = Serving.model)
     if cfg["cuda_graphs"]:
         parts.append("graphs")
     serving = Serving(cfg.get("serving") or default_serving)
-    if serving is not default_serving:  # names stay as they were for the preset's usual serving
-        parts.append("server" if serving is Serving.personaplex_server else "core")
+    if serving is not default_serving:  # names stay short for the frame of the server that would deploy it
+        parts.append(SERVING_SUFFIX[serving])
     if cfg.get("python"):
         parts.append(re.sub(r"[^A-Za-z0-9_.-]", "_", environment_label(cfg["python"])))
     if cfg.get("batch_size"):
@@ -123,12 +132,12 @@ class Target(_Strict):
     """The machine a scenario is about, so that it can be planned without being on it."""
 
     gpu: Optional[str] = Field(default=None, description="GPU name, e.g. 'NVIDIA GeForce RTX 5090'; none: CPU only")
-    vram_gib: Optional[float] = Field(default=None, gt=0)
+    vram_gib: Optional[float] = Field(default=None, gt=0, le=100_000)
     compute_capability: Optional[str] = Field(default=None, pattern=r"^\d+\.\d+$")
-    memory_bandwidth_gbs: Optional[float] = Field(default=None, gt=0)
-    host_link_gbs: Optional[float] = Field(default=None, gt=0, description="usable PCIe bandwidth, for offload")
-    host_ram_gib: Optional[float] = Field(default=None, gt=0)
-    host_memory_bandwidth_gbs: Optional[float] = Field(default=None, gt=0)
+    memory_bandwidth_gbs: Optional[float] = Field(default=None, gt=0, le=1_000_000)
+    host_link_gbs: Optional[float] = Field(default=None, gt=0, le=100_000, description="usable PCIe bandwidth, for offload")
+    host_ram_gib: Optional[float] = Field(default=None, gt=0, le=1_000_000)
+    host_memory_bandwidth_gbs: Optional[float] = Field(default=None, gt=0, le=1_000_000)
     os: TargetOS = TargetOS.linux
 
 
@@ -148,7 +157,8 @@ class Persona(_Strict):
                                                                  "`tokenizer`)")
     tokenizer: Optional[str] = Field(default=None, description="PersonaPlex's SentencePiece model file")
     silence_frames: int = Field(default=6, ge=0, le=1000, description="int(0.5 s x 12.5 Hz), as NVIDIA's server")
-    server_wait_ms: float = Field(default=10.0, ge=0.0, description="the server's liveness wait before each step")
+    server_wait_ms: float = Field(default=10.0, ge=0.0, le=10_000.0,
+        description="the server's liveness wait before each step")
 
     @property
     def steps(self) -> Optional[int]:
@@ -161,10 +171,11 @@ class Persona(_Strict):
 class Latency(_Strict):
     """Terms of the mouth-to-ear estimate that the harness cannot measure: the user declares them."""
 
-    network_rtt_ms: float = Field(default=0.0, ge=0.0, description="client <-> server round trip")
-    audio_path_ms: float = Field(default=0.0, ge=0.0, description="capture and playback outside the model, e.g. "
+    network_rtt_ms: float = Field(default=0.0, ge=0.0, le=60_000.0, description="client <-> server round trip")
+    audio_path_ms: float = Field(default=0.0, ge=0.0, le=60_000.0,
+        description="capture and playback outside the model, e.g. "
                                                                  "WSLg's 30-50 ms")
-    target_ms: float = Field(default=500.0, gt=0.0, description="the seeds' conversational target, < 500 ms")
+    target_ms: float = Field(default=500.0, gt=0.0, le=60_000.0, description="the seeds' conversational target, < 500 ms")
 
 
 class Pace(str, Enum):
@@ -177,7 +188,8 @@ class Criteria(_Strict):
 
     headroom: float = Field(default=0.10, ge=0.0, lt=1.0, description="p99 must stay under (1 - headroom) x budget")
     jitter_buffer_ms: Optional[float] = Field(
-        default=None, ge=0.0, description="playback buffer that must see zero underruns; default one frame budget")
+        default=None, ge=0.0, le=60_000.0,
+            description="playback buffer that must see zero underruns; default one frame budget")
     memory_headroom: float = Field(default=0.10, ge=0.0, lt=1.0, description="free share of GPU / host memory")
     late_frame_target: float = Field(default=0.01, gt=0.0, lt=1.0, description="allowed share of frames over budget")
     confidence: float = Field(default=0.99, gt=0.5, lt=1.0)
@@ -186,10 +198,11 @@ class Criteria(_Strict):
         description="late frames come in bursts (a collection, another process, a clock change): the late share is "
                     "certified for bursts of up to this many frames (0.8 s at 80 ms), over blocks of this length "
                     "(harness.stats.certify); 1 treats frames as independent, which bursts make over-confident")
-    min_frames: int = Field(default=100, ge=1, description="measure at least this many frames")
-    min_seconds: float = Field(default=10.0, ge=0.0, description="measure at least this many seconds of audio "
+    min_frames: int = Field(default=100, ge=1, le=1_000_000, description="measure at least this many frames")
+    min_seconds: float = Field(default=10.0, ge=0.0, le=86_400.0, description="measure at least this many seconds of audio "
                                                                  "(frames x frame_budget_ms)")
-    max_cv: float = Field(default=0.25, gt=0.0, description="coefficient of variation above which a run is unstable")
+    max_cv: float = Field(default=0.25, gt=0.0, le=100.0,
+        description="coefficient of variation above which a run is unstable")
 
     def deadline_ms(self, budget_ms: float) -> float:
         """A frame is late when its step exceeds this: the budget less the headroom. One definition for the
@@ -225,7 +238,7 @@ class Scenario(_Strict):
                                   description="measured frames; unset: what certifies the criteria with none late "
                                               "(4590 for 1% at 99% in bursts of 10 frames)")
     warmup_frames: int = Field(default=10, ge=MIN_WARMUP_FRAMES, le=100_000)
-    frame_budget_ms: float = Field(default=80.0, gt=0.0)
+    frame_budget_ms: float = Field(default=80.0, gt=0.0, le=10_000.0)
     batch_size: int = Field(default=1, ge=1, le=256)
     repeat: int = Field(default=1, ge=1, le=50, description="worker processes per run: noise between processes "
                                                             "is measured (compare uses it), not assumed")
@@ -233,12 +246,14 @@ class Scenario(_Strict):
         default=None, gt=0.0, description="per-run limit; unset: 900 s, raised to 600 s plus twice the audio the run "
                                           "measures, so that a real-time run of the default length can finish")
     torch_threads: Optional[int] = Field(default=None, ge=1, le=1024)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
     host_memory_limit_gib: Optional[float] = Field(
-        default=None, gt=0, description="cap each worker's data memory (RLIMIT_DATA), e.g. to rehearse a smaller host")
+        default=None, gt=0, le=65_536,
+            description="cap each worker's data memory (RLIMIT_DATA), e.g. to rehearse a smaller host")
     target: Optional[Target] = None
     pace: Pace = Pace.fast
-    duration: Optional[Duration] = Field(default=None, gt=0, description="soak: measure this long instead of `frames`")
+    duration: Optional[Duration] = Field(default=None, gt=0, le=86_400, description="soak: measure this long instead of "
+                                                                                     "`frames` (at most a day)")
     confirm_frames: Optional[int] = Field(
         default=None, ge=0, le=1_000_000,
         description="a GO found at pace: fast is confirmed by running the recommended configuration again at pace: "
@@ -280,20 +295,10 @@ class Scenario(_Strict):
             return Persona()
         return None
 
-    @property
-    def default_serving(self) -> Serving:
-        """NVIDIA's server for PersonaPlex presets (what deploys them), moshi's core for Moshi presets."""
-        family = PRESETS[self.preset].family if self.preset in PRESETS else "moshi"
-        return Serving.personaplex_server if family == "personaplex" else Serving.model
-
     def serving_for(self, cfg: dict[str, Any]) -> Serving:
-        """A run's serving when it names none: the preset's default, except that configurations NVIDIA's server
-        cannot run (it offers bf16 only, no int8, and its own offload) are measured as moshi's core."""
-        if self.default_serving is Serving.model:
-            return Serving.model
-        servable = (DType(cfg["dtype"]) is DType.bfloat16 and Quantize(cfg["quantize"]) is Quantize.none
-                    and Offload(cfg["offload"]) is not Offload.cpu)
-        return Serving.personaplex_server if servable else Serving.model
+        """A run's frame when it names none: the server that would deploy it (records.config.deploying_serving)."""
+        family = PRESETS[self.preset].family if self.preset in PRESETS else "moshi"
+        return deploying_serving(family, DType(cfg["dtype"]), Quantize(cfg["quantize"]), Offload(cfg["offload"]))
 
     @property
     def uses_synthetic_weights(self) -> bool:

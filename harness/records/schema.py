@@ -22,7 +22,8 @@ from harness.records.scenario import Scenario
 from harness.records.telemetry import SoakSummary, TelemetrySummary
 from harness.records.verdict import Verdict
 
-SCHEMA_VERSION = 3  # 2: wire records, repeat processes, measurement keys, frames as measured; 3: typed scenario
+SCHEMA_VERSION = 4  # 2: wire records, repeat processes, measurement keys, frames as measured; 3: typed scenario;
+# 4: time to first audio split into first_audio (per call) and cold_start (per server)
 SCHEMA_NAME = "harness.results"
 
 RunStatus = Literal["ok", "failed", "skipped"]
@@ -102,6 +103,29 @@ class FrameCpuSamples(Record):
     sources: dict[str, str] = Field(default_factory=dict)
 
 
+class FirstAudio(Record):
+    """What every call pays before its first audio, as the server runs it: the voice prompt's encoding, the persona
+    prefill (its steps and the server's liveness waits) and the call's first frame. Not the server's start."""
+
+    voice_encode_s: float = Field(description="Mimi encode of a .wav voice prompt (0 with voice embeddings)")
+    prefill_s: float = Field(description="the persona prefill as the server steps it, its waits included")
+    first_frame_s: float
+    per_call_s: float = Field(description="their sum: from a call's connection to its first audio")
+    synthetic: bool = Field(description="measured with synthetic weights: the compute of the real model, "
+                                        "not its values")
+
+
+class ColdStart(Record):
+    """What starting a server costs once, before any call: imports, model load, warmup."""
+
+    import_s: Optional[float] = Field(description="importing torch and moshi in the worker (None: not recorded)")
+    load_s: float = Field(description="building the models and their weights")
+    warmup_s: float = Field(description="the warmup frames (compilation and CUDA-graph capture included)")
+    total_s: float
+    synthetic: bool = Field(description="synthetic weights are generated, not read: a real checkpoint's load "
+                                        "reads gigabytes from disk instead")
+
+
 class RunMetrics(Record):
     frames: int
     warmup_frames: int
@@ -131,9 +155,9 @@ class RunMetrics(Record):
     soak: Optional[SoakSummary] = None
     prefill: Optional[PrefillMetrics] = None
     first_frame_ms: Optional[float] = Field(default=None, description="the conversation's first frame")
-    time_to_first_audio_s: Optional[float] = Field(
-        default=None, description="load + warmup + prefill + first frame: from starting the server to the first "
-                                  "audio of a call")
+    first_audio: Optional[FirstAudio] = Field(default=None, description="per call: voice encode + prefill + the "
+                                                                        "first frame (the server already started)")
+    cold_start: Optional[ColdStart] = Field(default=None, description="once per server: imports + load + warmup")
     processes: list[ProcessRun] = Field(
         default_factory=list, description="one entry per worker process (scenario `repeat`); samples_ms is their "
                                           "concatenation in this order")

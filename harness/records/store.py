@@ -52,8 +52,13 @@ def _csv_row(run: RunResult) -> dict[str, Any]:
     return row
 
 
+def write_session_json(session: Session, path: Path) -> None:
+    """The session alone, to exactly `path` (`harness report --update-results other.json` writes only that)."""
+    atomic_write_text(path, session.model_dump_json(indent=2))
+
+
 def write_session(session: Session, out_dir: Path) -> None:
-    atomic_write_text(out_dir / RESULTS_JSON, session.model_dump_json(indent=2))
+    write_session_json(session, out_dir / RESULTS_JSON)
     frame = pd.DataFrame([_csv_row(run) for run in session.runs])
     atomic_write_text(out_dir / RESULTS_CSV, frame.to_csv(index=False))
 
@@ -65,4 +70,7 @@ def load_session(path: Path) -> Session:
         data = migrate(data, SCHEMA_VERSION)
     except ValueError as exc:
         raise ResultsFileError(f"{path}: {exc}") from None
+    except (TypeError, AttributeError, KeyError) as exc:  # an older file with fields of the wrong shape
+        raise ResultsFileError(f"{path}: a malformed version-{data.get('schema_version')} results file "
+                               f"({type(exc).__name__}: {str(exc)[:120]})") from None
     return validate_file(Session, data, path, "results")

@@ -86,6 +86,8 @@ class Deployment(Record):
     run: str
     summary: str
     deployable_by: str = ""
+    frame: str = Field(default="", description="the frame measured (serving): the server whose work it carries")
+    software_note: str = Field(default="", description="why that server's software needs changing for this GPU")
     settings: dict[str, str]
     env: dict[str, str]
     moshi: list[str]
@@ -93,12 +95,21 @@ class Deployment(Record):
     buffer_ms: float
 
 
+class Ranking(Record):
+    """Real-time runs of one frame (serving), fastest p99 first: only these are ranked against each other."""
+
+    serving: str
+    runs: list[str]
+    note: str = Field(default="", description="why this frame was not the one recommended, when it was not")
+
+
 class Verdict(Record):
     go: bool
     headline: str
     reasons: list[str]
     recommended: Optional[Deployment] = None
-    ranked: list[str] = Field(default_factory=list)
+    ranked: list[str] = Field(default_factory=list, description="the recommended frame's real-time runs, best first")
+    rankings: list[Ranking] = Field(default_factory=list, description="every frame's real-time runs, ranked apart")
     assessments: list[RunAssessment] = Field(default_factory=list)
     latency: list["LatencyBudget"] = Field(default_factory=list, description="mouth-to-ear estimate per ok run")
     serving: list["ServingComparison"] = Field(default_factory=list)

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.records.schema import RunResult, Session  # noqa: E402
+from harness.records.text import NO_MATHTEXT, plot_text  # noqa: E402
+from harness.stats.samples import sample_problem  # noqa: E402
 
 GIB = 2**30
 STAGE_COLOURS = {"encode": "#4C78A8", "lm_step": "#F58518", "decode": "#54A24B"}
@@ -36,7 +38,8 @@ def _encode(fig: plt.Figure) -> str:
 
 
 def _ok(session: Session) -> list[RunResult]:
-    return [r for r in session.runs if r.metrics is not None]
+    # a run whose samples are garbage (NaN, negative, none) is reported invalid in the tables, never drawn
+    return [r for r in session.runs if r.metrics is not None and sample_problem(r.metrics.samples_ms) is None]
 
 
 def _budget(session: Session) -> float:
@@ -56,7 +59,7 @@ def step_times(session: Session) -> Optional[Figure]:
     if not runs:
         return None
     budget = _budget(session)
-    names = [r.name for r in runs]
+    names = [plot_text(r.name) for r in runs]
     p50 = np.array([r.metrics.ms_per_step.p50 for r in runs])  # type: ignore[union-attr]
     p99 = np.array([r.metrics.ms_per_step.p99 for r in runs])  # type: ignore[union-attr]
     fig, ax = plt.subplots(figsize=(8, _height(len(runs))))
@@ -82,7 +85,7 @@ def timeline(session: Session) -> Optional[Figure]:
         return None
     fig, ax = plt.subplots(figsize=(8, 3.4))
     for run in runs:
-        ax.plot(run.metrics.samples_ms, linewidth=1, label=run.name)  # type: ignore[union-attr]
+        ax.plot(run.metrics.samples_ms, linewidth=1, label=plot_text(run.name))  # type: ignore[union-attr]
     ax.axhline(_budget(session), color=BUDGET_COLOUR, linestyle="--", label="budget")
     ax.set_xlabel("measured frame")
     ax.set_ylabel("ms per step")
@@ -100,7 +103,7 @@ def distribution(session: Session) -> Optional[Figure]:
     fig, ax = plt.subplots(figsize=(8, 3.4))
     for run in runs:
         samples = np.sort(np.asarray(run.metrics.samples_ms))  # type: ignore[union-attr]
-        ax.step(samples, np.arange(1, samples.size + 1) / samples.size, where="post", label=run.name)
+        ax.step(samples, np.arange(1, samples.size + 1) / samples.size, where="post", label=plot_text(run.name))
     ax.axvline(_budget(session), color=BUDGET_COLOUR, linestyle="--", label="budget")
     ax.set_xscale("log")
     ax.set_xlabel("ms per step")
@@ -123,7 +126,7 @@ def stages(session: Session) -> Optional[Figure]:
         ax.barh(y, values, left=left, color=colour, label={"lm_step": "LMGen.step"}.get(stage, f"Mimi {stage}"))
         left += values
     ax.axvline(_budget(session), color=BUDGET_COLOUR, linestyle="--", label="budget")
-    ax.set_yticks(y, [r.name for r in runs])
+    ax.set_yticks(y, [plot_text(r.name) for r in runs])
     ax.invert_yaxis()
     ax.set_xlabel("median ms per stage")
     ax.legend(fontsize=8, loc="lower right")
@@ -136,10 +139,10 @@ def memory(session: Session) -> Optional[Figure]:
     for run in session.runs:
         m = run.metrics
         if m is not None and m.cuda is not None:
-            rows.append((run.name, m.cuda.peak_reserved_bytes, run.plan.device_peak_bytes if run.plan else None,
+            rows.append((plot_text(run.name), m.cuda.peak_reserved_bytes, run.plan.device_peak_bytes if run.plan else None,
                          m.cuda.total_bytes, "GPU"))
         elif m is not None:
-            rows.append((run.name, m.peak_rss_bytes, run.plan.host_peak_bytes if run.plan else None,
+            rows.append((plot_text(run.name), m.peak_rss_bytes, run.plan.host_peak_bytes if run.plan else None,
                          session.machine.ram_total_bytes, "host"))
     for plan in session.target_plans:
         if plan.device_peak_bytes is not None:
@@ -193,7 +196,7 @@ def telemetry(session: Session) -> Optional[Figure]:
             start = run.metrics.frame_start_s[0] if run.metrics.frame_start_s else 0.0  # type: ignore[union-attr]
             points = [(t - start, v * scale) for t, v in zip(series.t_s, getattr(series, field)) if v is not None]
             if points:
-                ax.plot(*zip(*points), linewidth=1, label=run.name)
+                ax.plot(*zip(*points), linewidth=1, label=plot_text(run.name))
         ax.set_ylabel(label, fontsize=8)
     axes[0, 0].legend(fontsize=7, ncol=2)
     axes[-1, 0].set_xlabel("seconds from the first measured frame (negative: warmup)")
@@ -208,8 +211,9 @@ PLOTS: list[Callable[[Session], Optional[Figure]]] = [step_times, timeline, dist
 
 def all_figures(session: Session, extra: list[Callable[[Session], Optional[Figure]]] | None = None) -> list[Figure]:
     figures = []
-    for plot in PLOTS + (extra or []):
-        figure = plot(session)
-        if figure is not None:
-            figures.append(figure)
+    with plt.rc_context(NO_MATHTEXT):  # names and labels from results are text, never mathtext
+        for plot in PLOTS + (extra or []):
+            figure = plot(session)
+            if figure is not None:
+                figures.append(figure)
     return figures

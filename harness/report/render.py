@@ -9,14 +9,16 @@ from typing import Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from harness.knowledge.deploy import deployable_by
 from harness.records.plan import RunPlan
 from harness.records.scenario import Criteria
-from harness.records.schema import RunResult, Session
+from harness.records.schema import ColdStart, FirstAudio, RunResult, Session
 from harness.records.store import atomic_write_text
+from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
+from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
+from harness.verdict.deploy import deployable_by
 from harness.verdict.recommend import model_label
 
 GIB = 2**30
@@ -55,7 +57,26 @@ class RunDetail:
     engine: str
     prefill: str
     first_audio: str
+    cold_start: str
     deployable: str
+
+
+def _synthetic(flag: bool) -> str:
+    return " (synthetic weights)" if flag else ""
+
+
+def _first_audio(f: Optional[FirstAudio]) -> str:
+    if f is None:
+        return "-"
+    return (f"{f.per_call_s:.2f} s = voice encode {f.voice_encode_s:.2f} + prefill {f.prefill_s:.2f} + first frame "
+            f"{f.first_frame_s * 1e3:.0f} ms{_synthetic(f.synthetic)}")
+
+
+def _cold_start(c: Optional[ColdStart]) -> str:
+    if c is None:
+        return "-"
+    imports = f"imports {c.import_s:.1f} + " if c.import_s is not None else "imports not recorded + "
+    return f"{c.total_s:.1f} s = {imports}load {c.load_s:.1f} + warmup {c.warmup_s:.1f}{_synthetic(c.synthetic)}"
 
 
 def criteria_of(session: Session) -> Criteria:
@@ -140,10 +161,10 @@ def _detail(run: RunResult, assessment: RunAssessment) -> Optional[RunDetail]:
         prefill = (f"{p.steps} steps = {p.voice_steps} voice + {p.silence_steps} silence + {p.text_steps} text{estimated}; "
                    f"{p.seconds:.2f} s ({p.wait_s:.2f} s of server waits); step p50 {p.step_p50_ms:.1f} / p99 "
                    f"{p.step_p99_ms:.1f} ms; context used {p.context_frames} of {p.context_capacity} frames")
-    first_audio = f"{m.time_to_first_audio_s:.2f} s" if m.time_to_first_audio_s is not None else "-"
+    first_audio, cold_start = _first_audio(m.first_audio), _cold_start(m.cold_start)
     cfg = run.config
-    return RunDetail(prefill=prefill, first_audio=first_audio,
-                     deployable=deployable_by(cfg.dtype.value, cfg.quantize.value, cfg.offload.value),
+    return RunDetail(prefill=prefill, first_audio=first_audio, cold_start=cold_start,
+                     deployable=deployable_by(cfg),
                      name=run.name, load_s=f"{m.load_s:.1f}", warmup=f"{m.warmup_frames} frames, {m.warmup_s:.1f} s",
                      first_step_ms=f"{m.first_step_s * 1e3:.0f}", stages=_ms(m.stage_p50_ms),
                      cuda_stages=_ms(m.cuda.stage_p50_ms) if m.cuda else "not on a GPU",
@@ -151,12 +172,13 @@ def _detail(run: RunResult, assessment: RunAssessment) -> Optional[RunDetail]:
 
 
 def _plan_row(plan: RunPlan) -> dict:
+    step = band_text(plan.predicted_step_ms) + (f" ({plan.predicted_realtime})" if plan.predicted_realtime else "")
     floor = "-" if plan.step_floor_ms is None else f"{plan.step_floor_ms:.1f}"
     notes = plan.reasons + [i.what for i in plan.issues if i.severity == "warning"]
     gpu = f"{_gib(plan.device_peak_bytes)} ({_gib(plan.device_capacity_bytes)})" if plan.device_peak_bytes else "-"
     return {"run": plan.run, "feasible": plan.feasible, "gpu": gpu,
             "host": f"{_gib(plan.host_peak_bytes)} ({_gib(plan.host_capacity_bytes)})", "floor": floor,
-            "notes": notes}
+            "notes": notes, "step": step}
 
 
 def _target_summary(plans: list[RunPlan]) -> str:
@@ -218,6 +240,9 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
         "frames_note": _frames_note(session),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "capacity": capacity_sections(session),
+        "predicted_rows": predicted_vs_measured(session.runs),
+        "load_note": (f"load average {session.machine.load_average:.1f} on {session.machine.cpu_cores_logical} logical "
+                      "cores when probed" if session.machine.load_average is not None else ""),
     }
 
 
@@ -245,28 +270,46 @@ def render_html(context: dict) -> str:
 
 
 def summary_markdown(session: Session, verdict: Verdict) -> str:
+    """Every text that came from a file (names, reasons, causes) is escaped: a name cannot add a heading."""
+    md = markdown_text
     word = verdict.headline.split(":", 1)[0]  # GO, NO-GO or RE-RUN
-    lines = [f"## {session.scenario.name}: {word}", "", f"**{verdict.headline}**", ""]
-    lines += [f"- {reason}" for reason in verdict.reasons]
+    lines = [f"## {md(session.scenario.name)}: {word}", "",
+             f"**{md(verdict.headline)}**", ""]
+    lines += [f"- {md(reason)}" for reason in verdict.reasons]
     if verdict.recommended is not None:
         rec = verdict.recommended
-        env = " ".join(f"`{k}={v}`" for k, v in rec.env.items()) or "none"
-        lines += ["", f"Recommended: **{rec.run}** ({rec.summary}); environment: {env}"]
-    lines += ["", "| run | status | p50 ms | p99 ms | RTF | note |", "|---|---|---:|---:|---:|---|"]
+        env = " ".join(f"`{md(k)}={md(v)}`" for k, v in rec.env.items()) or "none"
+        gpu_note = f"; on this GPU: {md(rec.software_note)}" if rec.software_note else ""
+        lines += ["", f"Recommended: **{md(rec.run)}** ({md(rec.summary)}); environment: {env}; served by: "
+                      f"{md(rec.deployable_by)}{gpu_note}"]
+    if len(verdict.rankings) > 1:
+        lines += ["", "Ranked within one frame only: " + "; ".join(
+            f"{r.serving}: {md(', '.join(r.runs))}" + (f" ({md(r.note)})" if r.note else "") for r in verdict.rankings)]
+    lines += ["", "| run | frame | status | p50 ms | p99 ms | RTF | note |", "|---|---|---|---:|---:|---:|---|"]
     by_name = {a.name: a for a in verdict.assessments}
     for run in session.runs:
         m = run.metrics
-        note = run.diagnosis.cause if run.diagnosis else (run.reason or "; ".join(by_name[run.name].reasons[:1]))
-        note = note.replace("|", "/")
+        assessed = by_name.get(run.name)
+        note = run.diagnosis.cause if run.diagnosis else (
+            run.reason or ("; ".join(assessed.reasons[:1]) if assessed else ""))
         if m is not None:
-            lines.append(f"| {run.name} | {run.status} | {m.ms_per_step.p50:.1f} | {m.ms_per_step.p99:.1f} | "
-                         f"{m.rtf:.2f} | {note} |")
+            lines.append(f"| {md(run.name)} | {run.config.serving.value} | {run.status} | {m.ms_per_step.p50:.1f} | "
+                         f"{m.ms_per_step.p99:.1f} | {m.rtf:.2f} | {md(note)} |")
         else:
-            lines.append(f"| {run.name} | {run.status} | - | - | - | {note} |")
+            lines.append(f"| {md(run.name)} | {run.config.serving.value} | {run.status} | - | - | - | {md(note)} |")
     lines += capacity_markdown(session)
+    predicted = predicted_vs_measured(session.runs)
+    if predicted:
+        lines += ["", "Planner, predicted beside measured on this machine:", "",
+                  "| run | predicted p50 ms (band) | measured p50 ms | error | in band |", "|---|---:|---:|---:|---|"]
+        lines += [f"| {r['run']} | {r['predicted']} | {r['measured']} | {r['error']} | {r['in_band']} |"
+                  for r in predicted]
+        if session.machine.load_average is not None:
+            lines += ["", f"(load average {session.machine.load_average:.1f} on {session.machine.cpu_cores_logical} "
+                          "logical cores when probed: a busy host measures slower than predicted)"]
     budget = session.scenario.frame_budget_ms
-    lines += ["", f"Model: {model_label(session)}. RTF = step time / {budget:g} ms (below 1 is faster than real time). "
-              + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
+    lines += ["", f"Model: {md(model_label(session))}. RTF = step time / {budget:g} ms (below 1 is faster than real "
+              "time). " + ("Synthetic weights: speed, not speech quality." if session.weights == "synthetic" else "")]
     return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from harness.records.config import RunConfig
@@ -11,6 +12,9 @@ from harness.records.scenario import Matrix, RunSpec, Scenario, auto_run_name
 # Derived from the models, never listed by hand: a field added to RunSpec / Matrix is expanded without more edits.
 _RUN_FIELDS = tuple(name for name in RunSpec.model_fields if name != "name")
 _MATRIX_AXES = tuple(name for name in Matrix.model_fields if name != "exclude")
+# Every run is a worker process of minutes: a matrix past this is a mistake (repeated values, a runaway
+# generator), refused with its count before anything is expanded.
+MAX_RUNS = 1000
 
 
 class ExpansionError(ValueError):
@@ -38,6 +42,14 @@ def _matrix_runs(matrix: Matrix, defaults: dict[str, Any]) -> list[dict[str, Any
     if not axes:
         raise ExpansionError(("matrix",), "matrix needs at least one axis with values (device, dtype, ...)")
     names = [axis for axis, _ in axes]
+    count = math.prod(len(values) for _, values in axes)
+    if count > MAX_RUNS:
+        raise ExpansionError(("matrix",), f"expands to {count} runs ({' x '.join(str(len(v)) for _, v in axes)}); "
+                                          f"at most {MAX_RUNS} are allowed (repeated values? split the scenario)")
+    repeated = [axis for axis, values in axes if len(set(map(str, values))) < len(values)]
+    if repeated:
+        raise ExpansionError(("matrix", repeated[0]), f"matrix axis {repeated[0]} repeats a value: each "
+                                                      "combination would run twice under one name")
     runs = []
     for combo in itertools.product(*(values for _, values in axes)):
         cfg = _resolve(defaults, dict(zip(names, combo)))
@@ -58,6 +70,8 @@ def expand_runs(scenario: Scenario) -> list[RunConfig]:
         located.append((("runs", index), _resolve(defaults, spec.model_dump()), spec.name))
     if not located:
         raise ExpansionError(("runs",), "the scenario defines no runs: add a `runs:` list or a `matrix:`")
+    if len(located) > MAX_RUNS:
+        raise ExpansionError(("runs",), f"{len(located)} runs; at most {MAX_RUNS} are allowed")
 
     configs: list[RunConfig] = []
     seen: dict[str, tuple[str | int, ...]] = {}

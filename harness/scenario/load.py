@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from harness.records.config import RunConfig
 from harness.records.exits import UserError
 from harness.records.scenario import Persona, Scenario
 from harness.scenario.expand import ExpansionError, expand_runs
+
+MAX_SCENARIO_CHARS = 1_000_000  # a scenario is a page of YAML; this bounds what a stray file costs
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,17 @@ def _strip_pydantic_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
     return tuple(p for p in loc if p not in {"bool", "function-before[_parse_switch(), bool]"})
 
 
+def _non_finite(value: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], float]]:
+    """Every NaN or infinity in the YAML (`.inf`, `.nan`), wherever it is: no scenario number may be one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(loc, value)]
+    if isinstance(value, dict):
+        return [hit for key, item in value.items() for hit in _non_finite(item, loc + (str(key),))]
+    if isinstance(value, list):
+        return [hit for index, item in enumerate(value) for hit in _non_finite(item, loc + (index,))]
+    return []
+
+
 def _resolve_paths(path: Path, root: Optional[yaml.Node], scenario: Scenario) -> Scenario:
     """Every path the scenario names, made absolute against the scenario file's folder and checked now, once: the
     weights, the persona's voice prompt and tokenizer, and every `python:` interpreter. Nothing downstream (the
@@ -175,9 +189,14 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(path, [ScenarioProblem(None, "", f"cannot read file: {exc}")]) from None
 
+    if len(text) > MAX_SCENARIO_CHARS:
+        raise ScenarioError(path, [ScenarioProblem(None, "", f"{len(text)} characters: not a scenario (at most "
+                                                             f"{MAX_SCENARIO_CHARS})")])
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ScenarioError(path, [ScenarioProblem(None, "", "not a scenario: nested too deeply")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -186,6 +205,11 @@ def load_scenario(path: str | Path) -> LoadedScenario:
 
     if not isinstance(data, dict):
         raise ScenarioError(path, [ScenarioProblem(1, "", "a scenario must be a YAML mapping (name: ..., preset: ...)")])
+    non_finite = [ScenarioProblem(_node_line(root, loc), _field_path(loc),
+                                  f"must be a finite number (got {value}): every number of a scenario is")
+                  for loc, value in _non_finite(data)]
+    if non_finite:
+        raise ScenarioError(path, non_finite)
 
     try:
         scenario = Scenario.model_validate(data)

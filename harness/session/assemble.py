@@ -12,7 +12,9 @@ from harness.launcher.spawn import WorkerOutcome
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
 from harness.records.schema import (
+    ColdStart,
     CudaMetrics,
+    FirstAudio,
     FrameCpuSamples,
     Percentiles,
     PrefillMetrics,
@@ -108,10 +110,6 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
                                                     idle_window=first.idle_window)
         soak = summarize_soak(start_s, first_ms, first.telemetry)
     prefill = _prefill(first)
-    ttfa = None
-    if first.first_frame_ms is not None:
-        ttfa = ((first.load_s or 0.0) + (first.warmup_s or 0.0) + (prefill.seconds if prefill else 0.0)
-                + first.first_frame_ms / 1e3)
     processes = [ProcessRun(frames=len(r.samples.total_ms),  # type: ignore[union-attr]
                             p50_ms=percentile(r.samples.total_ms, 50),  # type: ignore[union-attr]
                             p99_ms=percentile(r.samples.total_ms, 99))  # type: ignore[union-attr]
@@ -142,10 +140,32 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         soak=soak,
         prefill=prefill,
         first_frame_ms=first.first_frame_ms,
-        time_to_first_audio_s=ttfa,
+        first_audio=_first_audio(first, prefill),
+        cold_start=_cold_start(first),
         processes=processes,
         admission=first.admission,
     )
+
+
+def _synthetic(reply: BenchReply) -> bool:
+    return reply.engine is not None and reply.engine.weights.startswith("synthetic")
+
+
+def _first_audio(reply: BenchReply, prefill: Optional[PrefillMetrics]) -> Optional[FirstAudio]:
+    """Per call, apart from the server's start: voice encode + prefill (waits included) + the first frame."""
+    if reply.first_frame_ms is None:
+        return None
+    voice = prefill.voice_encode_ms / 1e3 if prefill else 0.0
+    steps = prefill.seconds if prefill else 0.0
+    frame = reply.first_frame_ms / 1e3
+    return FirstAudio(voice_encode_s=voice, prefill_s=steps, first_frame_s=frame, per_call_s=voice + steps + frame,
+                      synthetic=_synthetic(reply))
+
+
+def _cold_start(reply: BenchReply) -> ColdStart:
+    load, warmup = reply.load_s or 0.0, reply.warmup_s or 0.0
+    return ColdStart(import_s=reply.import_s, load_s=load, warmup_s=warmup,
+                     total_s=(reply.import_s or 0.0) + load + warmup, synthetic=_synthetic(reply))
 
 
 def _prefill(reply: BenchReply) -> Optional[PrefillMetrics]:

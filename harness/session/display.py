@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Optional
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness.contract.wire import ProgressEvent
 from harness.records.schema import RunResult, Session
+from harness.records.text import console_text
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow"}
 _PHASE_TEXT = {"import": "importing torch", "build": "building model", "frames": "running frames",
@@ -46,7 +46,7 @@ class RunDisplay:
         self._index += 1
         label = f"[{self._index}/{self.total_runs}] {name}"
         # Names and descriptions are the user's text: escaped, so `[/bold]` in a run name shows as written.
-        self._task = self.progress.add_task(escape(what), total=None, run=escape(label), last="")
+        self._task = self.progress.add_task(console_text(what), total=None, run=console_text(label), last="")
 
     def event(self, event: ProgressEvent) -> None:
         if self._task is None:
@@ -59,29 +59,29 @@ class RunDisplay:
                                  description=f"frames ({kind})", last=f"{event.ms:7.1f} ms")
 
     def note(self, text: str) -> None:
-        self.console.print(escape(text), highlight=False, soft_wrap=True)
+        self.console.print(console_text(text), highlight=False, soft_wrap=True)
 
     def finish(self, result: RunResult) -> None:
         if self._task is not None:
             self.progress.remove_task(self._task)
             self._task = None
         style = _STATUS_STYLE[result.status]
-        line = f"[{style}]{result.status:>7}[/] {escape(result.name)}"
+        line = f"[{style}]{result.status:>7}[/] {console_text(result.name)}"
         if result.metrics is not None:
             m = result.metrics
             line += (f"  p50 {m.ms_per_step.p50:.1f} ms  p99 {m.ms_per_step.p99:.1f} ms  RTF {m.rtf:.2f}"
                      f"  peak RSS {_gib(m.peak_rss_bytes)}  (pid {result.worker_pid})")
         else:
-            line += f"  {escape(result.reason)}"
+            line += f"  {console_text(result.reason)}"
         if result.diagnosis is not None:
-            line += (f"\n        [bold]cause[/]: {escape(result.diagnosis.cause)}"
-                     f"\n        [bold]fix[/]:   {escape(result.diagnosis.remedy)}")
+            line += (f"\n        [bold]cause[/]: {console_text(result.diagnosis.cause)}"
+                     f"\n        [bold]fix[/]:   {console_text(result.diagnosis.remedy)}")
         self.console.print(line, highlight=False, soft_wrap=True)
 
 
 def summary_table(session: Session) -> Table:
     budget = session.scenario.frame_budget_ms
-    table = Table(title=f"{escape(session.scenario.name)}: ms per {budget:g} ms frame "
+    table = Table(title=f"{console_text(session.scenario.name)}: ms per {budget:g} ms frame "
                         "(RTF = step / budget; < 1 is faster than real time)", title_justify="left")
     for column in ("run", "status", "p50 ms", "p99 ms", "RTF", "peak RSS", "GPU peak", "load s", "note"):
         table.add_column(column, justify="right" if column not in {"run", "status", "note"} else "left")
@@ -89,10 +89,10 @@ def summary_table(session: Session) -> Table:
         m = run.metrics
         style = _STATUS_STYLE[run.status]
         if m is not None:
-            table.add_row(escape(run.name), f"[{style}]{run.status}[/]", f"{m.ms_per_step.p50:.1f}",
+            table.add_row(console_text(run.name), f"[{style}]{run.status}[/]", f"{m.ms_per_step.p50:.1f}",
                           f"{m.ms_per_step.p99:.1f}", f"{m.rtf:.2f}", _gib(m.peak_rss_bytes),
                           _gib(m.cuda.peak_allocated_bytes) if m.cuda else "-", f"{m.load_s:.1f}", "")
         else:
-            table.add_row(escape(run.name), f"[{style}]{run.status}[/]", "-", "-", "-", "-", "-", "-",
-                          escape(run.reason))
+            table.add_row(console_text(run.name), f"[{style}]{run.status}[/]", "-", "-", "-", "-", "-", "-",
+                          console_text(run.reason))
     return table

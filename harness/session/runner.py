@@ -27,6 +27,7 @@ from harness.plan.planner import compare, plan_scenario_run
 from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
 from harness.records.config import Device, RunConfig
+from harness.records.exits import UserError
 from harness.records.identity import Measurement, measurement_of
 from harness.records.plan import RunPlan
 from harness.records.scenario import Criteria, Pace, Scenario
@@ -38,6 +39,7 @@ from harness.scenario.load import LoadedScenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.processes import ProcessBatch
+from harness.session.resume import plan_resume, scenario_order
 from harness.session.size_search import OutOfTime
 from harness.stats.certify import clean_frames_to_certify
 from harness.verdict.recommend import decide
@@ -322,9 +324,11 @@ class ScenarioRunner:
             display.start(run.name, run.describe())
             try:
                 result = self._capacity(run, session, display) if run.capacity else self._execute(run, display)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
+                why = getattr(exc, "reason", "interrupted by the user (Ctrl-C)")
                 session.runs.append(RunResult(name=run.name, config=run, status="failed",
-                                              reason="interrupted by the user (Ctrl-C)"))
+                                              reason=f"{why}: the worker was stopped with its process group",
+                                              measurement_key=key))
                 raise
         result.measurement_key = key
         if run.capacity is not None and result.config.batch_size:
@@ -419,12 +423,13 @@ class ScenarioRunner:
             architecture=probe.architectures.get(self.loaded.scenario.preset),
             frames=self.frames, warmup_frames=self.warmup,
         )
+        self._carry_over(session, runs)
         write_session(session, self.out_dir)
         try:
             with RunDisplay(self.console, len(runs)) as display:
                 for run, auto_skip in self._resolve_all(runs):
                     result = self._one(run, auto_skip, session, display)
-                    session.runs.append(result)
+                    session.runs = [r for r in session.runs if r.name != result.name] + [result]
                     session.updated_at = utc_now()
                     write_session(session, self.out_dir)
                     display.finish(result)
@@ -464,8 +469,30 @@ class ScenarioRunner:
         write_session(session, self.out_dir)
         display.finish(session.confirmation)
 
+    def _carry_over(self, session: Session, runs: list[RunConfig]) -> None:
+        """--resume: the earlier session's runs that stay (see harness.session.resume), said aloud."""
+        previous = self.options.resume
+        if previous is None:
+            return
+        assert self.machine is not None
+        if previous.machine.hardware_key != self.machine.hardware_key:
+            raise UserError(f"--resume {self.out_dir}: its results were measured on other hardware "
+                            f"({previous.machine.hardware_key}, this machine is {self.machine.hardware_key}); nothing "
+                            "was changed: measure here with another --out")
+        resolved = [run for run, _ in self._resolve_all(self.loaded.runs)]
+        plan = plan_resume(previous, list(zip(resolved, (r.name for r in self.loaded.runs))),
+                           {r.name for r in runs},
+                           lambda old, run: not previous.measurement(old).differences(self._measurement(run, session)))
+        session.runs = plan.kept
+        if plan.kept:
+            self.console.print(f"--resume: kept {len(plan.kept)} measured run(s) as they were: "
+                               + ", ".join(r.name for r in plan.kept), markup=False, highlight=False)
+        for line in plan.dropped:
+            self.console.print(f"--resume: dropped {line}", markup=False, highlight=False)
+
     def _conclude(self, session: Session) -> None:
         """Target plans and the verdict, decided here; the report only renders them."""
+        session.runs = scenario_order(session.runs, [run for run, _ in self._resolve_all(self.loaded.runs)])
         scenario = self.loaded.scenario
         if scenario.target is not None and session.architecture is not None:
             target = from_scenario(scenario.target, self.machine)

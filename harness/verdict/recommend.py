@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from harness.contract.presets import PRESETS
-from harness.knowledge.deploy import deployable_by
+from harness.knowledge.deploy import SERVERS
 from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.scenario import Criteria, Pace
 from harness.records.schema import RunResult, Session
-from harness.records.verdict import Deployment, Playback, RunAssessment, Validity, Verdict
+from harness.records.verdict import Deployment, Playback, Ranking, RunAssessment, Validity, Verdict
 from harness.stats.percentiles import percentile
+from harness.stats.samples import sample_problem, values_problem
 from harness.verdict.confirm import confirmation
+from harness.verdict.deploy import deployable_by, serving_order, software_gap
 from harness.verdict.disturbed import frame_disturbance
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
@@ -34,6 +37,13 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         out.reasons.append(f"{run.status}: {why}")
         return out
     m = run.metrics
+    invalid = sample_problem(m.samples_ms) or values_problem(
+        {name: getattr(m.ms_per_step, name) for name in ("p50", "p90", "p99", "max", "mean")}, "stored percentiles")
+    if invalid is None and not (math.isfinite(m.frame_budget_ms) and m.frame_budget_ms > 0):
+        invalid = f"frame budget {m.frame_budget_ms} ms is not a finite positive duration"
+    if invalid is not None:  # garbage in: nothing is concluded from it, least of all GO
+        out.reasons.append(f"invalid measurement: {invalid}")
+        return out
     process_frames = [p.frames for p in m.processes]
     out.validity, out.playback, timing = _timing(m.samples_ms, m.frame_budget_ms, criteria, process_frames)
     out.memory_fraction, out.memory_of = _memory(run, session)
@@ -130,7 +140,7 @@ def simulate_at(result: Playback, buffer_ms: float, samples: list[float], frame_
     return outcome.underruns
 
 
-def deployment(run: RunResult, criteria: Criteria) -> Deployment:
+def deployment(run: RunResult, criteria: Criteria, software_note: str = "") -> Deployment:
     cfg: RunConfig = run.config
     assert run.metrics is not None
     env = {}
@@ -139,11 +149,18 @@ def deployment(run: RunResult, criteria: Criteria) -> Deployment:
     if not cfg.cuda_graphs:
         env["NO_CUDA_GRAPH"] = "1"
     if cfg.serving is Serving.personaplex_server:
-        moshi = ["PersonaPlex (github NVIDIA/personaplex): python -m moshi.server --ssl \"$SSL_DIR\""
+        moshi = [f"PersonaPlex (github NVIDIA/personaplex): {SERVERS[cfg.serving.value].command}"
                  + (" --cpu-offload" if cfg.offload is Offload.auto else "")]
     else:
-        moshi = [f"python -m moshi.server --device {cfg.device.value}"
+        moshi = [f"{SERVERS['moshi-server'].command} --device {cfg.device.value}"
                  + (" --half" if cfg.dtype is DType.float16 else "")]
+    prefill = run.metrics.prefill
+    if cfg.serving is Serving.moshi_server and prefill is not None:
+        moshi.append(f"moshi 0.2.13's server steps no persona prompt: PersonaPlex needs its prefill added per call "
+                     f"({prefill.steps} LM steps, {prefill.seconds:.2f} s measured here, as NVIDIA's server steps it)")
+    if cfg.serving is Serving.model:
+        moshi.append("measured as the bare core (serving: model): a server adds Opus and host copies every frame; "
+                     "measure serving: moshi-server for what this command runs")
     if cfg.dtype is DType.float32:
         moshi.append("moshi.server has no float32 flag: load the LM with dtype=torch.float32")
     if cfg.quantize is Quantize.int8:
@@ -158,7 +175,7 @@ def deployment(run: RunResult, criteria: Criteria) -> Deployment:
                 "torch.compile": "on" if cfg.compile else "off", "CUDA graphs": "on" if cfg.cuda_graphs else "off",
                 "frame measured": cfg.serving.value}
     return Deployment(run=run.name, summary=cfg.describe(), settings=settings, env=env, moshi=moshi,
-                      deployable_by=deployable_by(cfg.dtype.value, cfg.quantize.value, cfg.offload.value),
+                      deployable_by=deployable_by(cfg), frame=cfg.serving.label, software_note=software_note,
                       p99_ms=run.metrics.ms_per_step.p99, buffer_ms=criteria.buffer_ms(run.metrics.frame_budget_ms))
 
 
@@ -203,18 +220,66 @@ def decide(session: Session, criteria: Criteria) -> Verdict:
     return verdict.model_copy(update=_serving_findings(session, criteria))
 
 
+def rank_by_frame(session: Session, assessed: list[RunAssessment]) -> list[Ranking]:
+    """Real-time runs grouped by the frame they measured, each group by p99 then memory; groups in the order their
+    servers are recommended (verdict.deploy.serving_order)."""
+    by_name = {r.name: r for r in session.runs}
+    groups: dict[Serving, list[RunAssessment]] = {}
+    for a in assessed:
+        if a.realtime:
+            groups.setdefault(by_name[a.name].config.serving, []).append(a)
+    out = []
+    for serving in serving_order(session.scenario.preset):
+        members = sorted(groups.get(serving, []), key=lambda a: (
+            by_name[a.name].metrics.ms_per_step.p99, a.memory_fraction or 0.0))  # type: ignore[union-attr]
+        if members:
+            out.append(Ranking(serving=serving.value, runs=[a.name for a in members]))
+    return out
+
+
+def _choose(session: Session, rankings: list[Ranking]) -> tuple[Optional[Ranking], str]:
+    """The first frame whose server runs on this GPU as shipped; failing that the first frame, with what its
+    software needs. Notes on the frames passed over are written into their rankings."""
+    by_name = {r.name: r for r in session.runs}
+    for ranking in rankings:
+        gap = software_gap(by_name[ranking.runs[0]], session)
+        if gap is None:
+            return ranking, ""
+        ranking.note = f"not recommended: {gap}"
+    if not rankings:
+        return None, ""
+    first = rankings[0]
+    note, first.note = first.note.removeprefix("not recommended: "), ""
+    return first, note
+
+
+def _apart(chosen: Ranking, rankings: list[Ranking], session: Session) -> list[str]:
+    """What the ranking leaves out on purpose: real-time runs of other frames, each frame said once."""
+    by_name = {r.name: r for r in session.runs}
+    lines = []
+    for other in rankings:
+        if other is chosen:
+            continue
+        best = by_name[other.runs[0]]
+        why = other.note or ("a different frame does different work per frame, so its p99 is not ranked against "
+                             f"the {Serving(chosen.serving).label}'s")
+        lines.append(f"{len(other.runs)} real-time run(s) measured the {Serving(other.serving).label} (best "
+                     f"{best.name}, p99 {best.metrics.ms_per_step.p99:.1f} ms): {why}")  # type: ignore[union-attr]
+    return lines
+
+
 def _decide(session: Session, criteria: Criteria) -> Verdict:
     assessed = [assess_run(run, session, criteria) for run in session.runs]
     by_name = {r.name: r for r in session.runs}
-    realtime = [a for a in assessed if a.realtime]
-    ranked = sorted(realtime, key=lambda a: (by_name[a.name].metrics.ms_per_step.p99,  # type: ignore[union-attr]
-                                             a.memory_fraction or 0.0))
+    rankings = rank_by_frame(session, assessed)
+    chosen, software_note = _choose(session, rankings)
     machine = f"{session.machine.cpu_model}" + (f" + {session.machine.gpus[0].name}" if session.machine.gpus else "")
     what = model_label(session)
-    if ranked:
-        best = by_name[ranked[0].name]
-        dep = deployment(best, criteria)
-        v = ranked[0].validity
+    if chosen is not None:
+        best = by_name[chosen.runs[0]]
+        top = next(a for a in assessed if a.name == best.name)
+        dep = deployment(best, criteria, software_note)
+        v = top.validity
         assert best.metrics is not None and v is not None
         budget = best.metrics.frame_budget_ms
         confirmed = confirmation(session, criteria, best.name)
@@ -235,19 +300,24 @@ def _decide(session: Session, criteria: Criteria) -> Verdict:
         else:
             pace_line = ("found at pace: fast and NOT confirmed at pace: realtime (confirm_frames: 0, or no "
                          "confirmation run): a call paces frames every 80 ms")
-        return Verdict(go=True, headline=f"GO: {best.name} runs {what} in real time on this machine ({machine})",
-                       reasons=[f"p99 {dep.p99_ms:.1f} ms per {budget:g} ms frame (RTF {best.metrics.rtf:.2f}), zero "
-                                f"underruns with a {dep.buffer_ms:g} ms buffer, {ranked[0].memory_fraction or 0:.0%} of "
-                                f"{ranked[0].memory_of}",
-                                f"late frames certified: P(step > {v.deadline_ms:g} ms) <= {v.late_rate_upper:.2%} "
-                                f"at {v.confidence:.0%} confidence over {v.frames} frames, for late frames in "
-                                f"bursts of up to {v.burst_frames} frames ({v.late_blocks} of {v.blocks} blocks "
-                                "late)",
-                                pace_line,
-                                f"{len(ranked)} of {len(assessed)} configurations are real time"]
-                       + [f"{a.name}: {a.reasons[0]}" for a in assessed if a.rerun],
-                       recommended=dep, ranked=[a.name for a in ranked], assessments=assessed,
-                       rerun=[a.name for a in assessed if a.rerun], confirmation=confirmed)
+        realtime = sum(len(r.runs) for r in rankings)
+        reasons = [f"p99 {dep.p99_ms:.1f} ms per {budget:g} ms frame (RTF {best.metrics.rtf:.2f}) measured with the "
+                   f"{dep.frame}, zero underruns with a {dep.buffer_ms:g} ms buffer, {top.memory_fraction or 0:.0%} of "
+                   f"{top.memory_of}",
+                   f"late frames certified: P(step > {v.deadline_ms:g} ms) <= {v.late_rate_upper:.2%} "
+                   f"at {v.confidence:.0%} confidence over {v.frames} frames, for late frames in bursts of up to "
+                   f"{v.burst_frames} frames ({v.late_blocks} of {v.blocks} blocks late)",
+                   pace_line,
+                   f"{realtime} of {len(assessed)} configurations are real time; ranked against the same frame only "
+                   f"({len(chosen.runs)} run(s))"]
+        reasons += _apart(chosen, rankings, session)
+        reasons += [f"{a.name}: {a.reasons[0]}" for a in assessed if a.rerun]
+        if software_note:
+            reasons.append(f"no frame of a server that runs on this GPU as shipped is real time: {software_note}")
+        return Verdict(go=True, headline=f"GO: {best.name} runs {what} in real time on this machine ({machine}), "
+                                         f"measured with the {dep.frame}",
+                       reasons=reasons, recommended=dep, ranked=list(chosen.runs), rankings=rankings,
+                       assessments=assessed, rerun=[a.name for a in assessed if a.rerun], confirmation=confirmed)
     rerun = [a for a in assessed if a.rerun]
     if rerun:
         frames = sum(a.disturbed_frames for a in rerun)

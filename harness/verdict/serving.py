@@ -1,4 +1,4 @@
-"""What the measurements say about serving: the server frame against the bare core, the mouth-to-ear latency
+"""What the measurements say about serving: each server frame against the bare core, the mouth-to-ear latency
 budget of each run, and the changes worth making. Decided here, rendered by the report."""
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ def _twin_key(run: RunResult) -> str:
 
 
 def compare_serving(session: Session) -> list[ServingComparison]:
-    """Pairs of ok runs that differ only in `serving`, plus every server run on its own."""
+    """Every ok run measured with a server's frame (NVIDIA's or moshi's), beside its twin measured as the bare core
+    when the scenario has one."""
     ok = [r for r in session.runs if r.status == "ok" and r.metrics is not None]
     cores = {_twin_key(r): r for r in ok if r.config.serving is Serving.model}
     out = []
-    for server in (r for r in ok if r.config.serving is Serving.personaplex_server):
+    for server in (r for r in ok if r.config.serving is not Serving.model):
         m = server.metrics
         assert m is not None
         core = cores.get(_twin_key(server))

@@ -68,6 +68,14 @@ def run_probe(job: ProbeJob) -> int:
                 reply.bitsandbytes_import_bytes = current_rss_bytes() - reply.baseline_rss_bytes
             for preset in job.presets:
                 reply.architectures[preset] = describe_preset(preset)
+            try:  # the planner's host cost per op (harness plan --here); an old torch may lack what it needs
+                from harness.worker.kernels import host_op_cost, matmul_gflops
+
+                cost = host_op_cost(device="cuda" if reply.facts.cuda_available else "cpu")
+                reply.host_op_us, reply.host_op_device = cost["host_op_us"], cost["device"]
+                reply.cpu_matmul_gflops = matmul_gflops()
+            except Exception:  # noqa: BLE001 - the plan then uses the host table, and says so
+                traceback.print_exc(file=sys.stderr)
         except BaseException as exc:  # noqa: BLE001 - recorded, the probe still answers
             traceback.print_exc(file=sys.stderr)
             reply.error = _error(exc, "describe")
@@ -84,11 +92,14 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
     reply = BenchReply(status="failed")
     try:
         progress.phase(phase)
+        imported = time.perf_counter()
         import torch
 
         from harness.worker.engine.build import build_models
         from harness.worker.pipeline.frame_loop import run_frame_loop
         from harness.worker.trackers.memory import cuda_memory, current_rss_bytes, peak_rss_bytes
+
+        reply.import_s = time.perf_counter() - imported  # torch and moshi: part of a server's cold start
 
         if job.torch_threads:
             torch.set_num_threads(job.torch_threads)
@@ -118,7 +129,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
             loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
                                   on_frame=gate.wrap(progress.frame), paced_frame_ms=job.paced_frame_ms,
-                                  other_mimi=built.other_mimi, persona=job.persona,
+                                  other_mimi=built.other_mimi, serving=job.serving, persona=job.persona,
                                   make_loop=_loop_factory(job, joined), stop=job.stop)
         reply.prefill, reply.first_frame_ms = loop.prefill, loop.first_frame_ms
         origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)

@@ -28,13 +28,16 @@ def _block_facts(name: str, block: nn.Module) -> BlockFacts:
 
 
 def _kv_family(name: str, root: nn.Module, float32: bool = False, per_step: bool = False) -> list[KVFacts]:
-    layers = [m for m in root.modules() if isinstance(m, StreamingMultiheadAttention) and not m.cross_attention]
+    # NVIDIA's fork (moshi 0.1.0) has neither cross-attention nor grouped KV heads: absent attributes mean neither.
+    layers = [m for m in root.modules()
+              if isinstance(m, StreamingMultiheadAttention) and not getattr(m, "cross_attention", False)]
     if not layers:
         return []
     first = layers[0]
     capacity = first.context if first.context is not None else first.weights_per_step
     return [KVFacts(name=name, layers=len(layers), capacity=int(capacity),
-                    kv_heads=first.num_heads // first.kv_repeat, head_dim=first.embed_dim // first.num_heads,
+                    kv_heads=first.num_heads // getattr(first, "kv_repeat", 1),
+                    head_dim=first.embed_dim // first.num_heads,
                     float32=float32, per_step=per_step)]
 
 

@@ -9,10 +9,9 @@ import platform
 import sys
 import traceback
 import warnings
-from importlib import metadata
-from typing import Optional
 
 from harness.contract.wire import GpuInfo, TorchFacts, WorkerError
+from harness.worker.flavour import moshi_flavour
 
 
 def compiled_arch_list(torch) -> list[str]:  # noqa: ANN001 - the torch module
@@ -33,19 +32,6 @@ def _gpu(torch, index: int) -> GpuInfo:  # noqa: ANN001 - the torch module
     uuid = str(getattr(props, "uuid", "") or "") or None
     return GpuInfo(index=index, name=props.name, uuid=uuid, compute_capability=f"{props.major}.{props.minor}",
                    memory_total_bytes=int(props.total_memory), memory_free_bytes=int(free) if free is not None else None)
-
-
-def moshi_flavour() -> tuple[Optional[str], str]:
-    """moshi's version and which moshi it is: PyPI's, or NVIDIA PersonaPlex's fork (it steps persona prompts)."""
-    try:
-        version = metadata.version("moshi")
-    except metadata.PackageNotFoundError:
-        return None, ""
-    try:
-        from moshi.models.lm import LMGen
-    except Exception:  # noqa: BLE001 - the import failure shows up where moshi is used
-        return version, "unknown"
-    return version, "nvidia" if hasattr(LMGen, "step_system_prompts") else "pypi"
 
 
 def gather_torch_facts() -> TorchFacts:

@@ -18,6 +18,7 @@ from harness.compare.regression import (
     RunComparison,
     ThresholdError,
     compare_sessions,
+    default_thresholds,
     parse_threshold,
 )
 from harness.compare.render import markdown
@@ -28,7 +29,7 @@ from harness.records.scenario import RunDefaults
 from harness.records.schema import ProcessRun, RunMetrics, RunResult, Session
 from harness.stats.percentiles import summarize
 
-T = [parse_threshold("p50:10%"), parse_threshold("p99:20%")]
+T = default_thresholds()
 SCENARIO = {"name": "s", "preset": "personaplex-tiny", "frames": 300, "warmup_frames": 5, "batch_size": 1,
             "torch_threads": 2, "frame_budget_ms": 80.0, "pace": "fast", "duration": None}
 
@@ -212,8 +213,9 @@ def test_a_tail_percentile_needs_frames_beyond_it_or_processes() -> None:
     assert p99.verdict == "not judged" and "needs 1000, 10 beyond it" in p99.note and "repeat: 3" in p99.note
     long = compare(ar1(50, 1200, seed=7), ar1(100, 1200, seed=8)).runs[0]
     assert long.statistics[1].verdict == "slower"
-    top = compare(ar1(50, 300, seed=7), ar1(50, 300, seed=8), [parse_threshold("max:50%")]).runs[0]
-    assert top.statistics[0].verdict == "not judged" and top.outcome == "unchanged"
+    asked = compare(ar1(50, 300, seed=7), ar1(500, 300, seed=8), [parse_threshold("max:50%")])
+    top = asked.runs[0]  # a 10x slowdown the asked-for statistic cannot judge is "not judged", never "unchanged"
+    assert top.statistics[0].verdict == "not judged" and top.outcome == "not judged" and asked.exit_code == 7
 
 
 def test_a_slowdown_that_came_with_other_load_is_not_called_a_regression() -> None:

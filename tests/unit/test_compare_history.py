@@ -51,7 +51,7 @@ def test_history_by_hardware_reads_the_old_layout_and_keeps_the_baseline_across_
     old_file.parent.mkdir(parents=True)
     old_file.write_text(first.model_dump_json())
     bumped = session([run("r", ar1(50, 200, 2))], later=1, m=machine(torch="2.10.0"))
-    added = history.add(_write(tmp_path / "second", bumped), hist)
+    added = history.add(_write(tmp_path / "second", bumped), hist).path
     assert added.parent.name == hardware_key(bumped.machine) != bumped.machine.fingerprint
     found = history.entries(hist)
     assert [e.path for e in found] == [old_file, added] and {e.hardware for e in found} == {added.parent.name}

@@ -188,3 +188,16 @@ def test_knowledge_is_a_leaf_and_nothing_here_imports_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_servers_have_kernels_as_their_packages_pin_torch() -> None:
+    """NVIDIA's server (torch<2.5) has Pascal to Hopper kernels and none for Blackwell; PyPI moshi (torch<2.10)
+    has both. On a CPU nothing is missing."""
+    from harness.knowledge.deploy import archs_below, missing_kernels
+
+    assert "sm_61" in archs_below("2.5") and "sm_120" not in archs_below("2.5")
+    assert missing_kernels("personaplex-server", "6.1") is None
+    gap = missing_kernels("personaplex-server", "12.0")
+    assert gap is not None and "torch<2.5" in gap and "sm_120" in gap and "cu128" in gap
+    assert missing_kernels("moshi-server", "12.0") is None and missing_kernels("moshi-server", "6.1") is None
+    assert missing_kernels("personaplex-server", None) is None and missing_kernels("model", "12.0") is None

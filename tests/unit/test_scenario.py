@@ -113,6 +113,24 @@ def test_cli_exits_2_with_one_clear_message(write_scenario, text: str, expect: s
     assert not (path.parent / "out").exists(), "nothing is created for an invalid scenario"
 
 
+def test_each_run_measures_the_frame_of_the_server_that_would_deploy_it() -> None:
+    """cpu-smoke: NVIDIA's server frame for what it loads (bf16, no int8, no tuned offload), moshi's server frame for
+    the rest; the bare core only when a run asks for it."""
+    serving = {r.name: r.serving.value for r in load_scenario(REPO / "scenarios" / "cpu-smoke.yaml").runs}
+    assert serving["cpu-bf16-eager"] == serving["cpu-bf16-compile"] == "personaplex-server"
+    assert serving["cpu-fp16-eager"] == serving["cpu-fp32-eager"] == serving["cpu-bf16-int8-eager"] == "moshi-server"
+    assert serving["cpu-bf16-offload-eager"] == "moshi-server"
+    assert "model" not in serving.values()
+
+
+def test_asking_for_another_frame_names_the_run_after_it(write_scenario) -> None:
+    path = write_scenario("name: x\npreset: moshi-tiny\ndefaults: {device: cpu}\n"
+                          "matrix:\n  serving: [model, moshi-server, personaplex-server]\n")
+    assert [(r.name, r.serving.value) for r in load_scenario(path).runs] == [
+        ("cpu-bf16-eager-core", "model"), ("cpu-bf16-eager", "moshi-server"),
+        ("cpu-bf16-eager-server", "personaplex-server")]
+
+
 def test_run_fields_agree_across_the_models() -> None:
     """The run's fields are one set: what a scenario may write per run (RunSpec), its defaults (RunDefaults), the
     resolved record (RunConfig); the matrix axes and the worker's record are subsets of it."""

@@ -168,3 +168,42 @@ def test_memory_headroom_is_required() -> None:
     run.metrics.cuda.peak_reserved_bytes = int(31 * 2**30)
     verdict = decide(_session([run]), Criteria())
     assert not verdict.go and "97% of GPU memory" in verdict.reasons[0]
+
+
+def _blackwell(session: Session) -> Session:
+    session.machine.gpus[0].compute_capability = "12.0"
+    return session
+
+
+def test_go_ranks_only_runs_of_the_same_frame() -> None:
+    """fp16 measured with moshi's server frame is faster than bf16 with NVIDIA's, but the two frames do different
+    work: they are ranked apart, and the preset's own server (NVIDIA's, for PersonaPlex) is recommended."""
+    session = _session([
+        _run("bf16", [50.0 + (i % 5) for i in range(4600)], serving="personaplex-server"),
+        _run("bf16-graphs", [40.0 + (i % 5) for i in range(4600)], serving="personaplex-server", cuda_graphs=True),
+        _run("fp16", [30.0 + (i % 5) for i in range(4600)], dtype="float16", serving="moshi-server"),
+        _run("core", [20.0] * 4600, serving="model"),
+    ])
+    verdict = decide(session, Criteria())
+    assert verdict.go and verdict.ranked == ["bf16-graphs", "bf16"]
+    assert [(r.serving, r.runs) for r in verdict.rankings] == [
+        ("personaplex-server", ["bf16-graphs", "bf16"]), ("moshi-server", ["fp16"]), ("model", ["core"])]
+    assert verdict.recommended is not None and verdict.recommended.frame == "PersonaPlex server frame"
+    apart = [r for r in verdict.reasons if "moshi server frame" in r]
+    assert apart and "fp16" in apart[0] and "not ranked against" in apart[0]
+
+
+def test_on_sm_120_the_recommendation_names_a_server_with_kernels() -> None:
+    """NVIDIA's server pins torch<2.5: no wheel of that range has sm_120 kernels. moshi's server frame wins."""
+    session = _blackwell(_session([
+        _run("bf16", [30.0 + (i % 5) for i in range(4600)], serving="personaplex-server"),
+        _run("fp16", [45.0 + (i % 5) for i in range(4600)], dtype="float16", serving="moshi-server"),
+    ]))
+    verdict = decide(session, Criteria())
+    assert verdict.go and verdict.recommended is not None and verdict.recommended.run == "fp16"
+    assert verdict.recommended.moshi[0].startswith("python -m moshi.server") and not verdict.recommended.software_note
+    passed = next(r for r in verdict.rankings if r.serving == "personaplex-server")
+    assert "torch<2.5" in passed.note and "sm_120" in passed.note
+    only = decide(_blackwell(_session([_run("bf16", [30.0] * 4600, serving="personaplex-server")])), Criteria())
+    assert only.go and only.recommended is not None and "sm_120" in only.recommended.software_note, \
+        "the only real-time frame is still recommended, with what its software needs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -33,4 +34,24 @@ def lm_on_meta(preset_name: str, dtype: torch.dtype) -> LMModel:
 
 def mimi_on_meta() -> MimiModel:
     with torch.device("meta"):
-        return loaders.get_mimi(None, device="meta", num_codebooks=MIMI_CODEBOOKS)
+        if "num_codebooks" in inspect.signature(loaders.get_mimi).parameters:
+            return loaders.get_mimi(None, device="meta", num_codebooks=MIMI_CODEBOOKS)
+        return _fork_mimi()
+
+
+def _fork_mimi() -> MimiModel:
+    """NVIDIA's fork: its get_mimi always loads a file, so its architecture is built from its own keyword tables,
+    as its get_mimi builds it before loading."""
+    from moshi.modules import SEANetDecoder, SEANetEncoder, transformer
+    from moshi.quantization import SplitResidualVectorQuantizer
+
+    encoder = SEANetEncoder(**loaders._seanet_kwargs)
+    decoder = SEANetDecoder(**loaders._seanet_kwargs)
+    mimi = MimiModel(
+        encoder, decoder, SplitResidualVectorQuantizer(**loaders._quantizer_kwargs), channels=1,
+        sample_rate=loaders.SAMPLE_RATE, frame_rate=loaders.FRAME_RATE,
+        encoder_frame_rate=loaders.SAMPLE_RATE / encoder.hop_length, causal=True, resample_method="conv",
+        encoder_transformer=transformer.ProjectedTransformer(device="meta", **loaders._transformer_kwargs),
+        decoder_transformer=transformer.ProjectedTransformer(device="meta", **loaders._transformer_kwargs))
+    mimi.set_num_codebooks(MIMI_CODEBOOKS)
+    return mimi.eval()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
@@ -17,10 +17,10 @@ from harness.contract.offload import offloaded_layer_names
 from harness.contract.wire import EngineInfo, WorkerRun
 from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta
 from harness.worker.engine.checkpoint import CheckpointWeights, find_checkpoint_files
-from harness.worker.engine.int8 import check_int8_scales, count_qlinear, quantize_block
 from harness.worker.engine.offload import auto_offload, offload_layers
 from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks, meta_tensor_names
-from harness.worker.pipeline.lmgen import FullDuplexLMGen
+from harness.worker.flavour import moshi_flavour
+from harness.worker.pipeline.lmgen import make_lmgen
 
 
 class CudaUnavailableError(RuntimeError):
@@ -52,15 +52,24 @@ def _device_name(device: torch.device) -> str:
     return cpu_model()
 
 
-def _version(package: str) -> str:
+class Int8UnavailableError(RuntimeError):
+    pass
+
+
+def _int8():  # noqa: ANN202 - the int8 module, imported only for int8 runs
+    """moshi's QLinear lives in PyPI moshi (moshi.utils.quantize); NVIDIA's fork has none (its server is bf16)."""
     try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+        from harness.worker.engine import int8
+    except ImportError as exc:
+        raise Int8UnavailableError(f"int8 needs moshi.utils.quantize, which this moshi ({' '.join(moshi_flavour())}) "
+                                   f"does not have: {exc}") from exc
+    return int8
 
 
 def _mimi(mimi_file: Optional[Path], device: torch.device, seed: int) -> MimiModel:
-    if mimi_file is not None:
+    if mimi_file is not None and "num_codebooks" not in inspect.signature(loaders.get_mimi).parameters:
+        mimi = loaders.get_mimi(mimi_file, device=device)  # NVIDIA's fork: sets 8 codebooks itself
+    elif mimi_file is not None:
         mimi = loaders.get_mimi(mimi_file, device=device, num_codebooks=MIMI_CODEBOOKS)
     else:
         mimi = mimi_on_meta()
@@ -78,6 +87,7 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
     offloaded = offloaded_layer_names(layers, run.offload_fraction) if run.offload == "cpu" else []
     auto = run.offload == "auto"
 
+    int8 = _int8() if run.quantize == "int8" else None
     mimi_file: Optional[Path] = None
     if weights_path is None:
         source = SyntheticWeights(seed)
@@ -97,13 +107,13 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
             source.materialize(block, target)
         else:
             source.materialize(name, block, target)
-        if run.quantize == "int8":
-            quantize_block(lm, name, block)
+        if int8 is not None:
+            int8.quantize_block(lm, name, block)
     leftover = meta_tensor_names(lm)
     if leftover:
         raise RuntimeError(f"weights missing after build: {', '.join(leftover[:5])}")
-    if run.quantize == "int8":
-        check_int8_scales(lm)
+    if int8 is not None:
+        int8.check_int8_scales(lm)
 
     tier = None
     if offloaded:
@@ -120,10 +130,11 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
     # PersonaPlex's server loads a second Mimi from the same file and runs it every frame (results discarded).
     other_mimi = _mimi(mimi_file, device, seed) if serving == "personaplex-server" else None
 
-    lm_gen = FullDuplexLMGen(lm)
+    lm_gen = make_lmgen(lm, mimi, device)
+    moshi_version, flavour = moshi_flavour()
     info = EngineInfo(
         torch_version=torch.__version__,
-        moshi_version=_version("moshi"),
+        moshi_version=moshi_version or "not installed",
         device=str(device),
         device_name=_device_name(device),
         torch_threads=torch.get_num_threads(),
@@ -132,10 +143,11 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
         weights=weights,
         lm_parameters=lm_parameters,
         mimi_parameters=sum(p.numel() for p in mimi.parameters()),
-        quantized_linears=count_qlinear(lm),
+        quantized_linears=int8.count_qlinear(lm) if int8 is not None else 0,
         offloaded_layers=offloaded,
         offload_tier=tier,
         cuda_runtime=torch.version.cuda,
         serving=serving,
+        moshi_flavour=flavour,
     )
     return BuiltModels(mimi=mimi, lm=lm, lm_gen=lm_gen, device=device, info=info, other_mimi=other_mimi)

@@ -19,9 +19,10 @@ from harness.worker.pipeline.clock import StageClock
 from harness.worker.pipeline.cpu_clock import ProcessClock
 from harness.worker.pipeline.graphs import count_captured_graphs
 from harness.worker.pipeline.prefill import run_prefill
-from harness.worker.pipeline.server_frame import SERVER_STAGES, ServerExtras
+from harness.worker.pipeline.server_frame import ServerExtras
 
 AGENT_CODEBOOKS = 8  # the agent's own audio stream: cache rows 1..8, what Mimi decodes
+AGENT_ROWS = slice(1, 1 + AGENT_CODEBOOKS)
 STAGES = ("encode", "lm_step", "decode")
 
 FrameCallback = Callable[[int, int, bool, float], None]  # index, total, is_warmup, frame ms
@@ -87,26 +88,29 @@ class _GcTimer:
 class FrameLoop:
     """One streaming session of Mimi + LMGen; `frame(index)` runs and times one full-duplex frame.
 
-    With `other_mimi` (serving: personaplex-server) the frame is the PersonaPlex server's: Opus decode, the
-    duplicate Mimi encode and decode, the host copy, Opus encode and the text token's `.item()`, each a stage."""
+    With a server's `serving` the frame is that server's (server_frame.py): Opus decode, the host copy, Opus encode
+    and the text token's `.item()`, and for NVIDIA's server (`other_mimi`) the duplicate Mimi encode and decode,
+    each a stage."""
 
     def __init__(self, mimi: MimiModel, lm_gen: LMGen, device: torch.device, *, batch_size: int, seed: int,
-                 warmup_frames: int, other_mimi: Optional[MimiModel] = None) -> None:
+                 warmup_frames: int, other_mimi: Optional[MimiModel] = None, serving: str = "") -> None:
         self.mimi, self.lm_gen, self.device = mimi, lm_gen, device
         self.batch_size, self.warmup_frames = batch_size, warmup_frames
         self.audio = speech_like(mimi.sample_rate, batch_size, seed).to(device)
         self.frame_size = int(mimi.sample_rate / mimi.frame_rate)
         self.chunks_in_loop = self.audio.shape[-1] // self.frame_size
         self.clock = StageClock(device)
-        self.server = ServerExtras(other_mimi, self.audio, self.frame_size) if other_mimi is not None else None
-        self.stages = SERVER_STAGES if self.server is not None else STAGES
+        serving = serving or ("personaplex-server" if other_mimi is not None else "model")
+        self.server = (ServerExtras(serving, self.audio, self.frame_size, int(mimi.sample_rate), other_mimi)
+                       if serving != "model" else None)
+        self.stages = self.server.stages if self.server is not None else STAGES
         self._stack = ExitStack()
 
     def __enter__(self) -> "FrameLoop":
         self._stack.enter_context(torch.no_grad())
         self._stack.enter_context(self.mimi.streaming(self.batch_size))
         self._stack.enter_context(self.lm_gen.streaming(self.batch_size))
-        if self.server is not None:
+        if self.server is not None and self.server.other_mimi is not None:
             self._stack.enter_context(self.server.other_mimi.streaming(self.batch_size))
         return self
 
@@ -117,7 +121,7 @@ class FrameLoop:
         """What a server does when a call connects: every streaming state reset."""
         self.mimi.reset_streaming()
         self.lm_gen.reset_streaming()
-        if self.server is not None:
+        if self.server is not None and self.server.other_mimi is not None:
             self.server.other_mimi.reset_streaming()
 
     def frame(self, index: int) -> dict[str, float]:
@@ -131,22 +135,23 @@ class FrameLoop:
             clock.mark("opus_decode")
         codes = self.mimi.encode(chunk)
         clock.mark("encode")
-        if server is not None:
+        if server is not None and server.other_mimi is not None:
             server.other_mimi.encode(chunk)
             clock.mark("other_encode")
         tokens = self.lm_gen.step(codes)
         clock.mark("lm_step")
         pcm = None
         if tokens is not None:
-            pcm = self.mimi.decode(tokens[:, 1:1 + AGENT_CODEBOOKS])
+            pcm = self.mimi.decode(tokens[:, server.decoded_rows if server is not None else AGENT_ROWS])
         elif index >= self.warmup_frames:
             raise NoTokensError(f"LMGen.step returned no tokens at measured frame {index}; "
                                 "raise warmup_frames above the model's largest delay")
         clock.mark("decode")
         if server is not None:
-            if tokens is not None:
-                server.other_mimi.decode(tokens[:, 1:1 + AGENT_CODEBOOKS])
-            clock.mark("other_decode")
+            if server.other_mimi is not None:
+                if tokens is not None:
+                    server.other_mimi.decode(tokens[:, AGENT_ROWS])
+                clock.mark("other_decode")
             host = pcm.cpu() if pcm is not None else None
             clock.mark("to_host")
             if host is not None:
@@ -163,7 +168,7 @@ class FrameLoop:
 
     def captured_graphs(self) -> int:
         """CUDA graphs moshi really captured in this session (observed on its CUDAGraphed wrappers)."""
-        extra = [self.server.other_mimi] if self.server is not None else []
+        extra = [self.server.other_mimi] if self.server is not None and self.server.other_mimi is not None else []
         return count_captured_graphs(self.lm_gen, self.mimi, *extra)
 
 
@@ -188,6 +193,7 @@ def run_frame_loop(
     on_frame: FrameCallback | None = None,
     paced_frame_ms: float | None = None,
     other_mimi: Optional[MimiModel] = None,
+    serving: str = "",
     persona: Optional[PersonaJob] = None,
     make_loop: Callable[..., FrameLoop] = FrameLoop,  # lockstep.JoiningLoop: a session joins mid-run
     stop: Optional[EarlyStop] = None,
@@ -214,7 +220,7 @@ def run_frame_loop(
     result.cpu_sources = process_clock.sources
     late: list[bool] = []
     with make_loop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames,
-                   other_mimi=other_mimi) as loop, _GcTimer() as gc_timer:
+                   other_mimi=other_mimi, serving=serving) as loop, _GcTimer() as gc_timer:
         result.stage_ms = {s: [] for s in loop.stages}
         anchor = 0.0
         for index in range(total):

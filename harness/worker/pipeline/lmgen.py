@@ -1,4 +1,7 @@
-"""LMGen for full-duplex models whose depformer also predicts the user's stream.
+"""LMGen for full-duplex models whose depformer also predicts the user's stream, in either moshi.
+
+NVIDIA's fork has its own LMGen that already takes the user's 8 codebooks (and needs a device): the worker runs it
+as NVIDIA's server builds it (`make_lmgen`). With PyPI moshi the class below adapts moshi's LMGen:
 
 PersonaPlex runs with dep_q=16: its depformer predicts the agent's 8 codebooks and the user's 8.
 moshi's LMGen then expects `num_codebooks - dep_q - 1 = 0` tokens from the user and would ignore
@@ -12,7 +15,10 @@ from __future__ import annotations
 from collections import deque
 
 import torch
-from moshi.models.lm import LMGen
+from moshi.models.compression import MimiModel
+from moshi.models.lm import LMGen, LMModel
+
+from harness.worker.flavour import is_nvidia
 
 USER_CODEBOOKS = 8
 
@@ -50,3 +56,12 @@ class FullDuplexLMGen(LMGen):
         values = torch.stack(rows, dim=1)[:, :, None]
         positions = (state.offsets % state.cache.shape[2])[:, None, None].expand_as(values)
         state.cache[:, self._user_rows].scatter_(2, positions, values)
+
+
+def make_lmgen(lm: LMModel, mimi: MimiModel, device: torch.device) -> LMGen:
+    """The LMGen the server of the installed moshi would build: NVIDIA's as its ServerState does (0.5 s of silence
+    frames around the text prompt), PyPI's adapted for the user's stream."""
+    if is_nvidia():
+        return LMGen(lm, device=device, audio_silence_frame_cnt=int(0.5 * mimi.frame_rate),
+                     sample_rate=int(mimi.sample_rate), frame_rate=mimi.frame_rate)
+    return FullDuplexLMGen(lm)

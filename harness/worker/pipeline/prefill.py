@@ -7,9 +7,15 @@ voice-prompt frame (agent audio forced to the voice's tokens, or replayed embedd
 awaits a 10 ms liveness check before each step. Each of those steps runs the temporal transformer and the
 depformer (its forced tokens replace the depformer's samples afterwards, they do not skip it).
 
-With PyPI moshi (whose LMGen has no prompt stepping) the harness emulates that compute faithfully: a full
+With NVIDIA's fork installed (a `python:` environment of the user's) the fork's own prompt stepping runs instead
+(nvidia_prefill.py). With PyPI moshi (whose LMGen has no prompt stepping) the harness emulates that compute: a full
 `LMGen.step` with the sine as the user's tokens, then the forced text and agent tokens written into the token
 cache where the step wrote its samples. Only the compute and the context it uses up are claimed, not the voice.
+tests/test_nvidia_fork.py checks the emulation against the fork step by step.
+
+On CUDA neither waits for the GPU between steps (StepTimer): NVIDIA's sampling avoids host syncs on purpose, so
+its kernels run during the 10 ms liveness waits, and an emulation that synchronised every step would overstate the
+prefill by up to the GPU time of all its steps.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from __future__ import annotations
 import math
 import time
 import wave
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -26,6 +33,7 @@ from moshi.models.compression import MimiModel
 from moshi.models.lm import LMGen
 
 from harness.contract.wire import PersonaJob, PrefillSamples
+from harness.worker.flavour import is_nvidia
 
 # Mimi tokens of silence and of the sine the user stream carries during the prompt (NVIDIA's SILENCE_TOKENS /
 # SINE_TOKENS: data of the released model, 8 codebooks each).
@@ -76,6 +84,18 @@ def _text_tokens(job: PersonaJob, text_card: int, seed: int) -> tuple[list[int],
     generator = torch.Generator().manual_seed(seed)
     # Synthetic weights: any in-vocabulary ids cost the same as the real prompt's.
     return torch.randint(4, text_card, (count,), generator=generator).tolist(), estimated
+
+
+@dataclass
+class PromptStep:
+    """One prompt step as the LM was given it, for checking the emulation against NVIDIA's fork step by step."""
+
+    phase: str  # voice | silence | text
+    text: int  # the text token forced
+    agent: Optional[list[int]]  # the agent's 8 tokens forced; None when a voice embedding is replayed instead
+    user: list[int]  # the user's 8 tokens (the sine)
+    computed: bool  # the LM ran (NVIDIA's very first step after a reset only fills its cache)
+    ms: float = 0.0
 
 
 def _plan(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, batch: int, device: torch.device, seed: int,
@@ -129,11 +149,53 @@ def _forced_step(lm_gen: LMGen, user: torch.Tensor, agent: torch.Tensor, text: i
     cache[:, AGENT_ROWS].scatter_(2, position.expand(-1, 8, -1), agent_rows)
 
 
+class StepTimer:
+    """Times each prefill step without adding synchronisations a server does not make.
+
+    NVIDIA's prefill never waits for the GPU between steps (its sampling avoids host syncs), so its kernels run
+    while the server awaits its 10 ms liveness checks. On CUDA each step is therefore bracketed by CUDA events on
+    the stream and the device is synchronised once, at the end (`finish`): the step times are GPU times and the
+    prefill's wall time includes the overlap. On a CPU the step is its wall time."""
+
+    def __init__(self, device: torch.device) -> None:
+        self._cuda = device.type == "cuda"
+        self._ms: list[float] = []
+        self._events: list[tuple["torch.cuda.Event", "torch.cuda.Event"]] = []
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        if self._cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self._events.append((start, end))
+        else:
+            begun = time.perf_counter()
+            yield
+            self._ms.append((time.perf_counter() - begun) * 1e3)
+
+    def finish(self) -> list[float]:
+        if self._cuda:
+            torch.cuda.synchronize()
+            return [start.elapsed_time(end) for start, end in self._events]
+        return self._ms
+
+
 def run_prefill(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, device: torch.device, batch: int, seed: int,
-                on_step: Optional[Callable[[int, int], None]] = None, slot: Optional[int] = None) -> PrefillSamples:
+                on_step: Optional[Callable[[int, int], None]] = None, slot: Optional[int] = None,
+                trace: Optional[list[PromptStep]] = None) -> PrefillSamples:
     """Step the persona prompt; call with `lm_gen` and `mimi` streaming, right after a reset, as a server does for
     every connection. With `slot` only that slot of a running batch steps (moshi's exec mask; a caller joining a
-    lockstep batch): the whole batch's step is computed, the other slots keep their state."""
+    lockstep batch): the whole batch's step is computed, the other slots keep their state. With NVIDIA's fork
+    installed its own `step_system_prompts` runs (nvidia_prefill.py; one call at a time, no slots)."""
+    if is_nvidia():
+        from harness.worker.pipeline.nvidia_prefill import run_nvidia_prefill
+
+        if slot is not None:
+            raise ValueError("NVIDIA's fork steps persona prompts for one call at a time: no slot of a batch joins")
+        tokens, estimated = _text_tokens(job, lm_gen.lm_model.text_card, seed)
+        return run_nvidia_prefill(job, mimi, lm_gen, device, batch, seed, tokens, estimated, trace)
     only = None
     if slot is not None:
         only = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -142,14 +204,15 @@ def run_prefill(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, device: torch.d
     if only is not None:
         lm_gen.set_exec_mask(only)
     try:
-        return _step_prompt(job, plan, lm_gen, device, batch, on_step, only)
+        return _step_prompt(job, plan, lm_gen, device, batch, on_step, only, trace)
     finally:
         if only is not None:
             lm_gen.set_exec_mask(torch.ones_like(only))
 
 
 def _step_prompt(job: PersonaJob, plan: _Plan, lm_gen: LMGen, device: torch.device, batch: int,
-                 on_step: Optional[Callable[[int, int], None]], only: Optional[torch.Tensor]) -> PrefillSamples:
+                 on_step: Optional[Callable[[int, int], None]], only: Optional[torch.Tensor],
+                 trace: Optional[list[PromptStep]] = None) -> PrefillSamples:
     lm = lm_gen.lm_model
     sine = torch.tensor(SINE_TOKENS, device=device).view(1, 8, 1).expand(batch, 8, 1).contiguous()
     silence = torch.tensor(SILENCE_TOKENS, device=device).view(1, 8, 1).expand(batch, 8, 1).contiguous()
@@ -158,7 +221,9 @@ def _step_prompt(job: PersonaJob, plan: _Plan, lm_gen: LMGen, device: torch.devi
     steps += [(silence, pad)] * job.silence_frames
     steps += [(silence, token) for token in plan.text]
     steps += [(silence, pad)] * job.silence_frames
-    times: list[float] = []
+    phases = (["voice"] * len(plan.voice) + ["silence"] * job.silence_frames + ["text"] * len(plan.text)
+              + ["silence"] * job.silence_frames)
+    timer = StepTimer(device)
     waited = 0.0
     begun = time.perf_counter()
     for index, (agent, text) in enumerate(steps):
@@ -166,13 +231,15 @@ def _step_prompt(job: PersonaJob, plan: _Plan, lm_gen: LMGen, device: torch.devi
             pause = time.perf_counter()
             time.sleep(job.server_wait_ms / 1e3)
             waited += time.perf_counter() - pause
-        start = time.perf_counter()
-        _forced_step(lm_gen, sine, agent, text, only)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
+        with timer.step():
+            _forced_step(lm_gen, sine, agent, text, only)
         if on_step is not None:
             on_step(index, len(steps))
+    times = timer.finish()  # on CUDA the prefill's one synchronisation
+    if trace is not None:
+        user = list(SINE_TOKENS)
+        trace.extend(PromptStep(phase=phase, text=text, agent=[int(t) for t in agent[0, :, 0].tolist()], user=user,
+                                computed=True, ms=ms) for phase, (agent, text), ms in zip(phases, steps, times))
     context = getattr(lm, "context", None) or 0  # LMModel keeps the temporal context it was built with
     return PrefillSamples(voice_steps=len(plan.voice), silence_steps=2 * job.silence_frames, text_steps=len(plan.text),
                           step_ms=times, seconds=time.perf_counter() - begun, wait_s=waited,

@@ -1,10 +1,16 @@
-"""What NVIDIA PersonaPlex's server does per 80 ms frame beyond moshi's core, each part timed as its own stage.
+"""What a shipped server does per 80 ms frame beyond moshi's core, each part timed as its own stage.
 
-Read from github NVIDIA/personaplex `moshi/moshi/server.py` (opus_loop): the incoming Opus stream is decoded to PCM
-(sphn, 24 kHz); the frame is encoded by Mimi *and* by a second Mimi model (`other_mimi`, whose codes are
-discarded); after `LMGen.step` the agent tokens are decoded by Mimi and again by `other_mimi` (discarded); the PCM
-is copied to the host (`.cpu()`, a device synchronisation) and Opus-encoded; the text token is read with `.item()`
-(another synchronisation). Nothing here is copied from it; the stages follow its order.
+NVIDIA PersonaPlex's server (github NVIDIA/personaplex `moshi/moshi/server.py`, opus_loop): the incoming Opus
+stream is decoded to PCM (sphn, 24 kHz); the frame is encoded by Mimi *and* by a second Mimi model (`other_mimi`,
+whose codes are discarded); after `LMGen.step` the agent tokens (`tokens[:, 1:9]`) are decoded by Mimi and again by
+`other_mimi` (discarded); the PCM is copied to the host (`.cpu()`, a device synchronisation) and Opus-encoded; the
+text token is read with `.item()` (another synchronisation).
+
+PyPI moshi 0.2.13's server (`moshi/server.py`, recv_loop and decode_and_send): Opus decode, Mimi encode,
+`LMGen.step`, Mimi decode of `tokens[:, 1:]` (every codebook the depformer produced: with PersonaPlex's dep_q=16
+that includes the user's predicted codebooks, as the stock server does), `.cpu()`, Opus encode, `.item()`; no
+second Mimi. (It also resets Mimi's encoder once after a call's first input frame: once per call, not per frame.)
+Nothing here is copied from either; the stages follow their order.
 
 The Opus input is prepared before the frames (what a client would have sent) and fed one frame's worth of packets
 at a time; the model is fed the original frame (the codec's own delay would shift frames) while the decode is
@@ -14,13 +20,16 @@ timed for real.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 from moshi.models.compression import MimiModel
 
 SERVER_STAGES = ("opus_decode", "encode", "other_encode", "lm_step", "decode", "other_decode", "to_host",
-                 "opus_encode", "text_token")
+                 "opus_encode", "text_token")  # NVIDIA PersonaPlex's server
+MOSHI_SERVER_STAGES = ("opus_decode", "encode", "lm_step", "decode", "to_host", "opus_encode", "text_token")
+STAGES_BY_SERVING = {"personaplex-server": SERVER_STAGES, "moshi-server": MOSHI_SERVER_STAGES}
 
 
 class ServerDependencyError(RuntimeError):
@@ -31,8 +40,8 @@ def _sphn():  # noqa: ANN202 - the module
     try:
         import sphn
     except ImportError as exc:
-        raise ServerDependencyError("serving: personaplex-server needs sphn (PersonaPlex's server encodes and "
-                                    "decodes Opus with it): pip install sphn") from exc
+        raise ServerDependencyError("a server frame (serving: personaplex-server or moshi-server) needs sphn (both "
+                                    "servers encode and decode Opus with it): pip install sphn") from exc
     return sphn
 
 
@@ -62,11 +71,18 @@ def _codec(sample_rate: int) -> _OpusCodec:
 
 
 class ServerExtras:
-    """Per-stream Opus codecs, the duplicate Mimi, and the input each stream's client would have sent."""
+    """Per-stream Opus codecs, the duplicate Mimi (NVIDIA's server only), and the input each stream's client would
+    have sent."""
 
-    def __init__(self, other_mimi: MimiModel, audio: torch.Tensor, frame_size: int) -> None:
-        self.other_mimi = other_mimi
-        sample_rate = int(other_mimi.sample_rate)
+    def __init__(self, serving: str, audio: torch.Tensor, frame_size: int, sample_rate: int,
+                 other_mimi: Optional[MimiModel] = None) -> None:
+        if serving not in STAGES_BY_SERVING:
+            raise ValueError(f"not a server frame: {serving!r}")
+        if (serving == "personaplex-server") != (other_mimi is not None):
+            raise ValueError("NVIDIA's server frame runs a second Mimi; moshi's server frame does not")
+        self.serving, self.stages, self.other_mimi = serving, STAGES_BY_SERVING[serving], other_mimi
+        # PyPI's server decodes every generated codebook; NVIDIA's the agent's 8.
+        self.decoded_rows = slice(1, None) if serving == "moshi-server" else slice(1, 9)
         batch, _, samples = audio.shape
         host = audio.detach().to("cpu", torch.float32).numpy()
         client = [_codec(sample_rate) for _ in range(batch)]

@@ -1,0 +1,131 @@
+"""A run's predicted step time on a target, with its band; sessions, server processes and cost from it.
+
+The GPU side uses the calibrated parameters (harness.plan.calibrate) and the host's cost per op: measured here by
+the probe worker (`harness plan --here`), else the host table's class for that GPU (harness.knowledge.hosts).
+The CPU side uses this host's measured cost per op, matmul throughput and memory bandwidth (only --here can
+predict a CPU run: an unmeasured CPU has none of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from harness.contract.wire import ArchitectureFacts
+from harness.knowledge.hosts import HOSTS, host_kind
+from harness.knowledge.prices import Price
+from harness.plan.calibrate import ETA_RANGE, KERNEL_RANGE, calibration
+from harness.plan.quantized import matmuls_per_frame
+from harness.plan.steptime import Device_, FrameWork, Params, frame_work, mode_of, step_ms, step_parts
+from harness.plan.target import PlanTarget
+from harness.records.config import Device, Quantize, RunConfig
+from harness.records.plan import StepBand, StepParts
+
+CPU_HOST_RANGE = (0.9, 1.6)  # the probe's loop of small modules is a floor: moshi's own Python adds to each op
+CPU_DEVICE_RANGE = (1.25, 0.7)  # measured bandwidth and matmul rates: best case, and a frame's convs reach less
+INT8_OPS_PER_MATMUL = 3  # bitsandbytes' int8 linear: quantise the activation, int8 matmul, dequantise
+
+
+@dataclass(frozen=True)
+class StepPrediction:
+    band: StepBand
+    parts: StepParts
+    realtime: str  # yes | no | uncertain
+
+
+def _int8(work: FrameWork, arch: ArchitectureFacts) -> FrameWork:
+    extra = INT8_OPS_PER_MATMUL * matmuls_per_frame(arch)
+    return replace(work, ops=work.ops + extra, kernels=work.kernels + extra, graphed_ops=work.graphed_ops + extra,
+                   compiled_kernels=work.compiled_kernels + extra)
+
+
+def _gpu_params(target: PlanTarget) -> tuple[Params, Params, Params, str]:
+    cal = calibration()
+    if target.host_op_us and target.host_op_device == "cuda":
+        host, low, high = target.host_op_us, target.host_op_us * CPU_HOST_RANGE[0], target.host_op_us * CPU_HOST_RANGE[1]
+        source = f"measured here: {target.host_op_us:.1f} us per op on this host's GPU"
+    else:
+        cls = HOSTS[host_kind(target.gpu_name or "", target.memory_kind, target.laptop)]
+        base = cal.params.host_op_us
+        host, low, high = base * cls.relative, base * cls.low, base * cls.high
+        source = f"{cls.kind} host: {host:.1f} us per op ({cls.source})"
+    p = cal.params
+    return (Params(p.eta, p.kernel_us, host), Params(ETA_RANGE[1], p.kernel_us * KERNEL_RANGE[0], low),
+            Params(ETA_RANGE[0], p.kernel_us * KERNEL_RANGE[1], high), source)
+
+
+def _verdict(band: StepBand, budget_ms: float) -> str:
+    if band.high <= budget_ms:
+        return "yes"
+    if band.low > budget_ms:
+        return "no"
+    return "uncertain"
+
+
+def predict_step(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, batch: int = 1,
+                 frame_budget_ms: float = 80.0, device_free: Optional[int] = None) -> Optional[StepPrediction]:
+    """None when the target lacks what the model needs (a GPU's bandwidth; for a CPU run, this host measured)."""
+    work = frame_work(arch, run, batch, device_free)
+    if run.quantize is Quantize.int8:
+        work = _int8(work, arch)
+    mode = mode_of(run)
+    if run.device is Device.cuda:
+        if not target.has_gpu or not target.bandwidth_gbs:
+            return None
+        device = Device_(bandwidth_gbs=target.bandwidth_gbs, link_gbs=target.host_link_gbs)
+        mid, low, high, source = _gpu_params(target)
+        parts = [step_parts(work, mode, device, p, host_source=source) for p in (mid, low, high)]
+        structure = calibration().structure
+    else:
+        if not target.host_op_us or target.host_op_device != "cpu" or not target.host_bandwidth_gbs:
+            return None
+        parts, structure = [], 1.0
+        source = f"measured here: {target.host_op_us:.2f} us per op on this CPU"
+        for host_scale, device_scale in ((1.0, 1.0), (CPU_HOST_RANGE[0], CPU_DEVICE_RANGE[0]),
+                                         (CPU_HOST_RANGE[1], CPU_DEVICE_RANGE[1])):
+            bandwidth = target.host_bandwidth_gbs * device_scale
+            device = Device_(bandwidth_gbs=bandwidth, link_gbs=bandwidth, is_cpu=True,
+                             cpu_gflops={k: v * device_scale for k, v in target.cpu_matmul_gflops.items()})
+            parts.append(step_parts(work, mode, device, Params(1.0, 0.0, target.host_op_us * host_scale),
+                                    host_source=source, dtype=run.dtype.value))
+    band = StepBand(p50=step_ms(parts[0]), low=step_ms(parts[1]) / structure, high=step_ms(parts[2]) * structure)
+    return StepPrediction(band=band, parts=parts[0], realtime=_verdict(band, frame_budget_ms))
+
+
+@dataclass(frozen=True)
+class ServingPrediction:
+    lockstep_sessions: int  # one batching process, B sessions per tick under the deadline
+    processes_by_memory: int  # stock servers (one call each) whose memory fits on the GPU
+    processes_by_time: int  # ... whose GPU time, shared by time slicing, fits in the deadline
+    price: Optional[Price]
+
+    @property
+    def processes(self) -> int:
+        return min(self.processes_by_memory, self.processes_by_time)
+
+    def usd_per_conversation_hour(self, sessions: int) -> Optional[float]:
+        return self.price.usd_per_hour / sessions if self.price and sessions else None
+
+
+def serving_prediction(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, deadline_ms: float,
+                       device_peak_bytes: Optional[int], memory_sessions: int,
+                       price: Optional[Price]) -> Optional[ServingPrediction]:
+    one = predict_step(arch, run, target, frame_budget_ms=deadline_ms)
+    if one is None or run.device is not Device.cuda or not target.vram_bytes or not device_peak_bytes:
+        return None
+    by_memory = target.vram_bytes // device_peak_bytes
+    by_time = int(deadline_ms // one.parts.gpu_ms) if one.band.p50 <= deadline_ms else 0
+
+    def fits(batch: int) -> bool:
+        step = predict_step(arch, run, target, batch=batch, frame_budget_ms=deadline_ms)
+        return step is not None and step.band.p50 <= deadline_ms
+
+    low, high = 0, max(memory_sessions, 0)
+    while low < high:  # the largest batch (memory allowing) whose predicted p50 meets the deadline
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return ServingPrediction(lockstep_sessions=low, processes_by_memory=int(by_memory),
+                             processes_by_time=by_time, price=price)

@@ -1,0 +1,84 @@
+"""Plan each quantized-weights scheme on a GPU target: memory, fit, kernels there, predicted step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from harness.contract.wire import ArchitectureFacts
+from harness.plan.calibrate import calibration
+from harness.plan.memory import GIB, device_peaks
+from harness.plan.planner import plan_run, resolve_for
+from harness.plan.predict import _gpu_params, _verdict
+from harness.plan.quantized import SCHEMES, Scheme, bytes_read, matmuls_per_frame, supported, weight_bytes
+from harness.plan.steptime import Device_, frame_work, mode_of, step_ms, step_parts
+from harness.plan.target import PlanTarget
+from harness.records.config import Device, Offload, Quantize, RunConfig
+from harness.records.plan import MemoryItem, StepBand
+
+
+@dataclass(frozen=True)
+class QuantizedPlan:
+    scheme: Scheme
+    device_peak_bytes: int
+    fits: bool
+    kernels_ok: bool
+    why: str
+    step: Optional[StepBand]
+    realtime: Optional[str]
+    runnable: str  # "yes" | the reason it is not
+
+
+def plan_quantized(arch: ArchitectureFacts, target: PlanTarget, *, frame_budget_ms: float = 80.0,
+                   graphs: bool = True) -> list[QuantizedPlan]:
+    """Every scheme as a bf16 run with CUDA graphs (fp16 on parts without bf16) on the whole GPU."""
+    if not target.has_gpu or not target.vram_bytes:
+        return []
+    cc = target.compute_capability
+    dtype = "bfloat16" if not cc or float(cc) >= 8.0 else "float16"
+    base = resolve_for(RunConfig(name="quantized", device=Device.cuda, dtype=dtype, quantize=Quantize.none,
+                                 offload=Offload.none, offload_fraction=0.5, compile=False, cuda_graphs=graphs),
+                       target)
+    plan = plan_run(arch, base, target)
+    out = []
+    for s in SCHEMES:
+        items = [MemoryItem(name=i.name, bytes=weight_bytes(arch, base, s.weight_bytes), where=i.where)
+                 if i.name.startswith("LM weights") else i for i in plan.items]
+        peak = device_peaks(items)[1]
+        ok, why = supported(s, cc)
+        step = realtime = None
+        if target.bandwidth_gbs:
+            work = frame_work(arch, base)
+            extra = s.extra_kernels_per_matmul * matmuls_per_frame(arch)
+            work = replace(work, bytes_local=bytes_read(arch, base, s.weight_bytes), kernels=work.kernels + extra,
+                           ops=work.ops + extra, graphed_ops=work.graphed_ops + extra,
+                           compiled_kernels=work.compiled_kernels + extra)
+            device = Device_(bandwidth_gbs=target.bandwidth_gbs, link_gbs=target.host_link_gbs)
+            mid, low, high, _ = _gpu_params(target)
+            structure = calibration().structure
+            step = StepBand(p50=step_ms(step_parts(work, mode_of(base), device, mid)),
+                            low=step_ms(step_parts(work, mode_of(base), device, low)) / structure,
+                            high=step_ms(step_parts(work, mode_of(base), device, high)) * structure)
+            realtime = _verdict(step, frame_budget_ms)
+        runnable = "yes (quantize: int8)" if s.runnable_here else "not yet: the worker has no " + s.name + " path"
+        out.append(QuantizedPlan(scheme=s, device_peak_bytes=peak, fits=peak <= target.vram_bytes, kernels_ok=ok,
+                                 why=why, step=step, realtime=realtime,
+                                 runnable=runnable if ok else f"skipped: {why}"))
+    return out
+
+
+def quantized_table(rows: list[QuantizedPlan], target: PlanTarget):  # noqa: ANN201 - a rich Table
+    from rich.table import Table
+
+    table = Table(title=f"quantized weights on {target.label} (planned; bf16 activations, CUDA graphs)",
+                  title_justify="left")
+    for column in ("scheme", "bytes/weight", "GPU GiB", "fits?", "kernels on this GPU", "p50 ms (band)",
+                   "real time?", "runnable"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        band = "-" if r.step is None else f"{r.step.p50:.1f} ({r.step.low:.0f}-{r.step.high:.0f})"
+        table.add_row(r.scheme.name, f"{r.scheme.weight_bytes:.3f}", f"{r.device_peak_bytes / GIB:.1f}",
+                      "[green]yes[/]" if r.fits else "[red]no[/]",
+                      "[green]yes[/]" if r.kernels_ok else f"[red]no[/]: {r.why}", band, r.realtime or "-",
+                      r.runnable)
+    return table

@@ -1,0 +1,45 @@
+"""`harness plan --calibration`: the published figures, what the model predicts for each, its error and band."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from harness.plan.calibrate import BAND_CLAIM, Calibration
+
+
+def calibration_tables(cal: Calibration) -> list[Any]:
+    p = cal.params
+    header = Text(f"fitted: eta {p.eta:.3f} of the memory bandwidth ({cal.fitted['eta']}); per-kernel minimum "
+                  f"{p.kernel_us:.2f} us ({cal.fitted['kernel_us']}); host cost {p.host_op_us:.2f} us per op "
+                  f"({cal.fitted['host_op_us']}); the band widens by x{cal.structure:.2f} for the model's own "
+                  f"accounting ({cal.fitted['structure']})")
+    table = Table(title="published figures: predicted against published", title_justify="left")
+    for column in ("figure", "split", "published", "predicted", "band", "error", "in band", "source"):
+        table.add_column(column, overflow="fold")
+    for c in cal.checks:
+        unit = c.figure.unit
+        table.add_row(c.figure.name, c.figure.split, f"{c.figure.value:g} {unit}", f"{c.predicted:.1f}",
+                      f"{c.low:.1f}-{c.high:.1f}", f"{c.error:+.0%}", "yes" if c.inside else "[red]no[/]",
+                      c.figure.source)
+    inside, n = cal.coverage
+    mae = cal.median_abs_error
+    summary = Text(f"validation split: median absolute error {mae:.0%}; the band held the truth {inside} of {n} "
+                   f"times (it claims about {BAND_CLAIM:.0%})" if mae is not None else "no validation figures")
+    return [header, table, summary]
+
+
+def calibration_json(cal: Calibration) -> str:
+    inside, n = cal.coverage
+    return json.dumps({
+        "params": {"eta": cal.params.eta, "kernel_us": cal.params.kernel_us, "host_op_us": cal.params.host_op_us},
+        "fitted_on": cal.fitted,
+        "figures": [{"name": c.figure.name, "split": c.figure.split, "published": c.figure.value,
+                     "unit": c.figure.unit, "predicted": c.predicted, "low": c.low, "high": c.high,
+                     "error": c.error, "in_band": c.inside, "source": c.figure.source} for c in cal.checks],
+        "validation_median_abs_error": cal.median_abs_error,
+        "validation_coverage": {"inside": inside, "of": n, "claimed": BAND_CLAIM},
+    }, indent=2)
