@@ -29,8 +29,8 @@ from harness.compare.methods import QUANTILES, Change, estimate_change
 from harness.records.exits import Exit
 from harness.records.schema import RunResult, Session
 from harness.stats.disturbance import Interference, interference
-from harness.verdict.disturbed import frame_disturbance
 from harness.stats.samples import sample_problem, values_problem
+from harness.verdict.disturbed import frame_disturbance
 
 DEFAULT_THRESHOLDS = ("p50:10%", "p99:20%")
 STATISTICS = ("p50", "p90", "p99", "mean", "max")

@@ -36,8 +36,8 @@ from harness.records.schema import RunResult, Session
 from harness.session.processes import ProcessRunner, process_capacity
 from harness.session.size_search import OutOfTime
 from harness.session.size_search import search as size_search
-from harness.verdict.recommend import assess_run
 from harness.stats.certify import clean_frames_to_certify
+from harness.verdict.recommend import assess_run
 from harness.verdict.validity import assess_validity
 
 OOM_KINDS = {"oom", "cuda_oom"}

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+from harness.records.scenario import Criteria
 from harness.records.schema import Session
 from harness.records.verdict import Confirmation
-from harness.records.scenario import Criteria
 
 
 def confirmation(session: Session, criteria: Criteria, recommended: str) -> Optional[Confirmation]:

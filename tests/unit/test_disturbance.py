@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.records.schema import FrameCpuSamples, RunResult
 from harness.records.scenario import Criteria, Pace
+from harness.records.schema import FrameCpuSamples, RunResult
 from harness.stats.disturbance import disturbed_frames, interference, spans, stolen_ms
 from harness.verdict.recommend import decide
 from tests.unit.test_verdict import _run, _session
