@@ -204,6 +204,13 @@ class Criteria(_Strict):
     max_cv: float = Field(default=0.25, gt=0.0, le=100.0,
         description="coefficient of variation above which a run is unstable")
 
+    def timing_only(self) -> "Criteria":
+        """The rule's timing part alone (p99, underruns, memory): no length and no certification, e.g. to judge a
+        short capacity probe or a confirmation whose certification is reported beside it. Certification switched
+        off whatever the burst length: a target of (almost) 100% over blocks of one frame."""
+        return self.model_copy(update={"min_frames": 1, "min_seconds": 0.0, "late_frame_target": 1 - 1e-9,
+                                       "burst_frames": 1})
+
     def deadline_ms(self, budget_ms: float) -> float:
         """A frame is late when its step exceeds this: the budget less the headroom. One definition for the
         p99 rule, the late-frame bound and the report."""

@@ -29,9 +29,14 @@ SCENARIO = """
     """
 
 
-def test_memory_per_session_matches_the_planner(tmp_path: Path, write_scenario) -> None:
+def test_memory_per_session_matches_the_planner(benchmark, tmp_path: Path, write_scenario) -> None:  # noqa: ANN001
+    """Run with `pytest tests/benchmarks --benchmark-only` (skipped by the default --benchmark-skip)."""
     loaded = load_scenario(write_scenario(SCENARIO))
-    session = ScenarioRunner(loaded, tmp_path, RunOptions(frames=6), Console(file=io.StringIO())).run(loaded.runs)
+
+    def search():  # noqa: ANN202
+        return ScenarioRunner(loaded, tmp_path, RunOptions(frames=6), Console(file=io.StringIO())).run(loaded.runs)
+
+    session = benchmark.pedantic(search, rounds=1, iterations=1)
     cap = session.runs[0].metrics.capacity
     assert len([p for p in cap.probes if p.ran and p.sessions >= 2]) >= 2, "needs two batched sizes for a slope"
     error = cap.predicted_memory_per_session_bytes / cap.memory_per_session_bytes - 1
