@@ -250,8 +250,9 @@ class Scenario(_Strict):
     repeat: int = Field(default=1, ge=1, le=50, description="worker processes per run: noise between processes "
                                                             "is measured (compare uses it), not assumed")
     timeout_s: Optional[float] = Field(
-        default=None, gt=0.0, description="per-run limit; unset: 900 s, raised to 600 s plus twice the audio the run "
-                                          "measures, so that a real-time run of the default length can finish")
+        default=None, gt=0.0, le=MAX_TIMEOUT_S,
+        description="per-run limit; unset: 900 s, raised to 600 s plus twice the audio the run measures, so that a "
+                    "real-time run of the default length can finish")
     torch_threads: Optional[int] = Field(default=None, ge=1, le=1024)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     host_memory_limit_gib: Optional[float] = Field(
