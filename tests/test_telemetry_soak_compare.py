@@ -88,6 +88,11 @@ def _slowed_copy(source: Path, target: Path, factor: float) -> Path:
             run.metrics.samples_ms = [v * factor for v in run.metrics.samples_ms]
             for name in ("p50", "p90", "p99", "max", "min", "mean", "std"):
                 setattr(run.metrics.ms_per_step, name, getattr(run.metrics.ms_per_step, name) * factor)
+            cpu = run.metrics.frame_cpu
+            if cpu is not None:  # slower code spends more CPU time, not more time waiting for a CPU
+                cpu.cpu_ms = [v * factor for v in cpu.cpu_ms]
+                cpu.process_cpu_ms = [v * factor for v in cpu.process_cpu_ms]
+                cpu.stage_cpu_ms = {k: [v * factor for v in vs] for k, vs in cpu.stage_cpu_ms.items()}
     session.created_at = session.created_at.replace(year=session.created_at.year + 1)
     write_session(session, target)
     return target
