@@ -125,7 +125,7 @@ def test_cuda_run_forced_on_a_cpu_machine_is_diagnosed(tmp_path: Path) -> None:
     from harness.records.schema import utc_now
     from harness.records.validate import parse_wire
     from harness.session.assemble import ProcessOutcome, from_workers
-    from harness.session.runner import worker_run
+    from harness.session.run_rules import worker_run
 
     run = RunConfig(name="cuda", **{**RunDefaults().model_dump(), "device": "cuda"})
     job = BenchJob(run=worker_run(run), preset="personaplex-tiny", frames=2, warmup_frames=2, batch_size=1,

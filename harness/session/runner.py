@@ -3,7 +3,6 @@ every run; then the verdict, decided here and handed to the report to render."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shutil
 import sys
@@ -19,8 +18,7 @@ from harness import __version__
 from harness.contract.environment import measurement_env
 from harness.contract.presets import GRAPH_WARMUP_FRAMES
 from harness.contract.stopping import EarlyStop
-from harness.contract.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, WorkerRun, to_json
-from harness.knowledge.devices import cpu_name, resolve_auto
+from harness.contract.wire import BenchJob, BenchReply, PersonaJob, ProgressEvent, to_json
 from harness.launcher.environment import worker_env
 from harness.launcher.spawn import run_worker
 from harness.plan.planner import compare, plan_scenario_run
@@ -30,7 +28,7 @@ from harness.records.config import Device, RunConfig
 from harness.records.exits import UserError
 from harness.records.identity import Measurement, measurement_of
 from harness.records.plan import RunPlan
-from harness.records.scenario import Criteria, Pace, Scenario
+from harness.records.scenario import Pace
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.records.validate import parse_wire
@@ -40,8 +38,15 @@ from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
 from harness.session.processes import ProcessBatch
 from harness.session.resume import plan_resume, scenario_order
+from harness.session.run_rules import (
+    Skip,
+    default_timeout_s,
+    frames_to_measure,
+    resolve_devices,
+    skip_reason,
+    worker_run,
+)
 from harness.session.size_search import OutOfTime
-from harness.stats.certify import clean_frames_to_certify
 from harness.verdict.recommend import decide
 
 WORK_DIR = ".work"
@@ -75,53 +80,6 @@ class RunOptions:
     # Wall-clock cap on the whole session (seconds from its start): no run or capacity probe starts after it, and a
     # worker's timeout is cut to what is left, so that the session ends by then with what it measured.
     time_limit_s: Optional[float] = None
-
-
-def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int:
-    """The scenario's frames (or its soak duration), raised until both `min_frames` and `min_seconds` of audio
-    are met, so that a run is long enough to conclude from; `--frames` is taken as given. A scenario that gives
-    neither measures what certifies its criteria when no frame is late (4590 frames for 1% at 99% in bursts of
-    10 frames): left at the defaults, a clean run can be GO."""
-    if override is not None:
-        return override
-    c: Criteria = scenario.criteria
-    by_seconds = math.ceil(c.min_seconds * 1000.0 / scenario.frame_budget_ms - 1e-9)
-    asked = scenario.measured_frames
-    if asked is None:
-        asked = clean_frames_to_certify(c.burst_frames, c.late_frame_target, c.confidence)
-    return max(asked, c.min_frames, by_seconds)
-
-
-@dataclass(frozen=True)
-class Skip:
-    """Why a run does not execute here. `forceable`: only the planner's prediction stands in the way, which
-    `--force` overrides; a missing device cannot be forced."""
-
-    reason: str
-    forceable: bool = False
-
-
-def default_timeout_s(frames: int, frame_budget_ms: float) -> float:
-    """900 s, or (the default length is long: 4590 frames) 600 s for loading, warmup and prefill plus twice the
-    audio measured, which a real-time run needs at most; a run that cannot be real time stops early anyway."""
-    return max(900.0, 600.0 + 2.0 * frames * frame_budget_ms / 1000.0)
-
-
-def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Optional[Skip]:
-    if run.device is Device.cuda and not machine.cuda_available:
-        return Skip(f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}")
-    if run.cuda_graphs and run.device is Device.cpu:
-        return Skip("CUDA graphs need a CUDA device; this run is on the CPU (set cuda_graphs: off to run it here)")
-    if plan is not None and not plan.feasible:
-        return Skip("predicted not to work here: " + "; ".join(plan.reasons) + " (--force runs it anyway)",
-                    forceable=True)
-    return None
-
-
-def worker_run(run: RunConfig) -> WorkerRun:
-    """The fields the worker's record has, taken from the run by name (enums as their values)."""
-    values = run.model_dump(mode="json")
-    return WorkerRun(**{f.name: values[f.name] for f in dataclasses.fields(WorkerRun)})
 
 
 class ScenarioRunner:
@@ -270,33 +228,7 @@ class ScenarioRunner:
                               warmup=self.warmup_for(run), software=session.machine.packages)
 
     def _resolve_all(self, runs: list[RunConfig]) -> list[tuple[RunConfig, Optional[str]]]:
-        """Every run with `device: auto` resolved; names stay unique afterwards (they name log files, `--resume`
-        and `compare` entries): an `auto` run renamed for the CPU that meets a run of that name becomes
-        `<name>-auto` (then `-auto2`, ...)."""
-        resolved = [self._resolve(run) for run in runs]
-        taken = {run.name for run, _ in resolved if run.resolved_from is None}
-        out = []
-        for run, skip in resolved:
-            if run.resolved_from is not None:
-                name, n = run.name, 1
-                while name in taken:
-                    n += 1
-                    name = f"{run.name}-auto" + (str(n - 1) if n > 2 else "")
-                taken.add(name)
-                run = run.model_copy(update={"name": name}) if name != run.name else run
-            out.append((run, skip))
-        return out
-
-    def _resolve(self, run: RunConfig) -> tuple[RunConfig, Optional[str]]:
-        """`device: auto` resolved by the one rule; a run that went to the CPU is renamed so that it says so."""
-        if run.device is not Device.auto or self.machine is None:
-            return run, None
-        m = self.machine
-        choice = resolve_auto(m.cuda_available, [g.name for g in m.gpus], m.cuda_unavailable_reason)
-        update: dict = {"device": Device(choice.device), "resolved_from": "auto"}
-        if choice.device == "cpu":
-            update["name"] = cpu_name(run.name)
-        return run.model_copy(update=update), choice.skip_reason
+        return resolve_devices(runs, self.machine)
 
     def _one(self, run: RunConfig, auto_skip: Optional[str], session: Session, display: RunDisplay) -> RunResult:
         assert self.machine is not None

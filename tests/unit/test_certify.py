@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.records.scenario import Criteria, Scenario
-from harness.session.runner import frames_to_measure
+from harness.session.run_rules import frames_to_measure
 from harness.stats.certify import certify_late_share, clean_frames_to_certify, count_late_blocks, late_runs
 from tests.benchmarks.burst_certification import Case, bursty_flags, certified_share, independent_flags
 

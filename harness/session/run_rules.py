@@ -1,0 +1,95 @@
+"""What a run is, before it runs: how many frames, how long it may take, whether it runs here, and the record the
+worker receives. Pure rules over the scenario, the run and the machine; the runner applies them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+from harness.contract.wire import WorkerRun
+from harness.knowledge.devices import cpu_name, resolve_auto
+from harness.records.config import Device, RunConfig
+from harness.records.plan import RunPlan
+from harness.records.scenario import Criteria, Scenario
+from harness.records.schema import Machine
+from harness.stats.certify import clean_frames_to_certify
+
+
+def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int:
+    """The scenario's frames (or its soak duration), raised until both `min_frames` and `min_seconds` of audio
+    are met, so that a run is long enough to conclude from; `--frames` is taken as given. A scenario that gives
+    neither measures what certifies its criteria when no frame is late (4590 frames for 1% at 99% in bursts of
+    10 frames): left at the defaults, a clean run can be GO."""
+    if override is not None:
+        return override
+    c: Criteria = scenario.criteria
+    by_seconds = math.ceil(c.min_seconds * 1000.0 / scenario.frame_budget_ms - 1e-9)
+    asked = scenario.measured_frames
+    if asked is None:
+        asked = clean_frames_to_certify(c.burst_frames, c.late_frame_target, c.confidence)
+    return max(asked, c.min_frames, by_seconds)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Why a run does not execute here. `forceable`: only the planner's prediction stands in the way, which
+    `--force` overrides; a missing device cannot be forced."""
+
+    reason: str
+    forceable: bool = False
+
+
+def default_timeout_s(frames: int, frame_budget_ms: float) -> float:
+    """900 s, or (the default length is long: 4590 frames) 600 s for loading, warmup and prefill plus twice the
+    audio measured, which a real-time run needs at most; a run that cannot be real time stops early anyway."""
+    return max(900.0, 600.0 + 2.0 * frames * frame_budget_ms / 1000.0)
+
+
+def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Optional[Skip]:
+    if run.device is Device.cuda and not machine.cuda_available:
+        return Skip(f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}")
+    if run.cuda_graphs and run.device is Device.cpu:
+        return Skip("CUDA graphs need a CUDA device; this run is on the CPU (set cuda_graphs: off to run it here)")
+    if plan is not None and not plan.feasible:
+        return Skip("predicted not to work here: " + "; ".join(plan.reasons) + " (--force runs it anyway)",
+                    forceable=True)
+    return None
+
+
+def worker_run(run: RunConfig) -> WorkerRun:
+    """The fields the worker's record has, taken from the run by name (enums as their values)."""
+    values = run.model_dump(mode="json")
+    return WorkerRun(**{f.name: values[f.name] for f in dataclasses.fields(WorkerRun)})
+
+
+def resolve_devices(runs: list[RunConfig], machine: Optional[Machine]) -> list[tuple[RunConfig, Optional[str]]]:
+    """Every run with `device: auto` resolved; names stay unique afterwards (they name log files, `--resume`
+    and `compare` entries): an `auto` run renamed for the CPU that meets a run of that name becomes
+    `<name>-auto` (then `-auto2`, ...)."""
+    resolved = [resolve_device(run, machine) for run in runs]
+    taken = {run.name for run, _ in resolved if run.resolved_from is None}
+    out = []
+    for run, skip in resolved:
+        if run.resolved_from is not None:
+            name, n = run.name, 1
+            while name in taken:
+                n += 1
+                name = f"{run.name}-auto" + (str(n - 1) if n > 2 else "")
+            taken.add(name)
+            run = run.model_copy(update={"name": name}) if name != run.name else run
+        out.append((run, skip))
+    return out
+
+
+def resolve_device(run: RunConfig, machine: Optional[Machine]) -> tuple[RunConfig, Optional[str]]:
+    """`device: auto` resolved by the one rule; a run that went to the CPU is renamed so that it says so."""
+    if run.device is not Device.auto or machine is None:
+        return run, None
+    m = machine
+    choice = resolve_auto(m.cuda_available, [g.name for g in m.gpus], m.cuda_unavailable_reason)
+    update: dict = {"device": Device(choice.device), "resolved_from": "auto"}
+    if choice.device == "cpu":
+        update["name"] = cpu_name(run.name)
+    return run.model_copy(update=update), choice.skip_reason
