@@ -13,7 +13,7 @@ from typing import Optional
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli.common import EXIT_INTERRUPTED, EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from harness.cli.common import EXIT_INTERRUPTED, EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED
 from harness.contract.presets import preset_names
 from harness.endpoint.load import CallSettings
 from harness.endpoint.measure import LoadSpec, ServerSource, measure
@@ -21,6 +21,7 @@ from harness.endpoint.protocol import UrlError, chat_url
 from harness.endpoint.serving import ServeError, ServeSpec, default_cache, start
 from harness.launcher.server import stop_server
 from harness.records.endpoint import EndpointResults, LoadRun, Slo, write_endpoint
+from harness.records.exits import UserError
 from harness.report.endpoint import render_endpoint_html, summary_line
 
 _ENDPOINT_HELP = """\
@@ -128,11 +129,6 @@ def _spec(args: argparse.Namespace, port: int) -> ServeSpec:
                      ready_timeout_s=args.ready_timeout, compile=args.compile)
 
 
-def _usage(message: str) -> int:
-    print(f"harness: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 class _Stopped(KeyboardInterrupt):
     """A signal asked us to stop: servers we started are stopped on the way out, then exit 128 + the signal."""
 
@@ -147,7 +143,7 @@ def _raise_interrupt(signum: int, _: object) -> None:
 
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     if not 0 < args.port < 65536:
-        return _usage(f"--port {args.port}: not a port")
+        raise UserError(f"--port {args.port}: not a port")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGINT too: a shell's `&` job starts with it ignored
         signal.signal(sig, _raise_interrupt)
     log = args.log or (args.cache_dir or default_cache()) / "logs" / f"serve-{args.port}.log"
@@ -164,7 +160,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
         print(f"harness: the server exited with status {server.process.returncode}; see {log}", file=sys.stderr)
         return EXIT_RUN_FAILED
     except ServeError as exc:
-        return _usage(str(exc))
+        raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
         return getattr(exc, "code", EXIT_INTERRUPTED)
     finally:
@@ -236,7 +232,7 @@ def _unreachable(results: EndpointResults) -> Optional[str]:
 def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
     problem = _check(args)
     if problem:
-        return _usage(problem)
+        raise UserError(problem)
     out = args.out or Path("reports") / f"endpoint-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     out.mkdir(parents=True, exist_ok=True)
     serve = _spec(args, 0) if args.preset else None
@@ -262,9 +258,9 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
         results = measure(source, load, settings, _slo(args), args.voice_prompt, args.text_prompt, on_run,
                           on_ready=lambda d: None if quiet else console.print(f"server ready: {d}"))
     except ServeError as exc:
-        return _usage(str(exc))
+        raise UserError(str(exc)) from None
     except UrlError as exc:
-        return _usage(str(exc))
+        raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
         print("harness: interrupted; servers it started are stopped", file=sys.stderr)
         return getattr(exc, "code", EXIT_INTERRUPTED)
@@ -284,7 +280,7 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
         console.print(f"results: {out / 'endpoint.json'}, {out / 'report.html'}")
     unreachable = _unreachable(results)
     if unreachable:
-        return _usage(unreachable)
+        raise UserError(unreachable)
     if args.fail_on_nogo and results.verdict is not None and results.verdict.word == "NO-GO":
         return EXIT_NOGO
     failed = any(c.status == "failed" for r in results.runs for c in r.callers)
