@@ -110,6 +110,22 @@ class ArchitectureFacts:
 
 
 @dataclass
+class QuantizationInfo:
+    """What quantizing the LM's matmul weights did, observed in the worker (harness.contract.quantized says why)."""
+
+    __pydantic_config__ = _FORBID
+    scheme: str  # int8 | fp8 | w8a16 | nf4
+    kernel_path: str  # harness.contract.quantized.KERNEL_PATHS key: what ran each quantized matmul
+    kernel_note: str  # why that path (e.g. no fused kernel on this device)
+    linears: int  # matmul weights replaced
+    linear_bytes_before: int  # those weights in the run's dtype
+    linear_bytes_after: int  # their quantized data and scales, counted from the tensors
+    lm_bytes_before: int  # the whole LM (parameters and buffers) as it would be unquantized
+    lm_bytes_after: int  # the whole LM as built, counted from its tensors
+    weight_rel_rms_error: float  # ||dequantised - original|| / ||original|| over every quantized weight
+
+
+@dataclass
 class EngineInfo:
     """What the worker actually built and ran, as observed inside the worker."""
 
@@ -139,6 +155,7 @@ class EngineInfo:
     cuda_runtime: Optional[str] = None
     serving: str = "model"  # what ran per frame: model (the bare core), personaplex-server or moshi-server
     moshi_flavour: str = "pypi"  # pypi (the harness's faithful emulation) or nvidia (PersonaPlex's own fork)
+    quantization: Optional[QuantizationInfo] = None  # None: unquantized (or a file written before it was recorded)
 
 
 @dataclass
@@ -177,7 +194,7 @@ class WorkerRun:
     name: str
     device: str  # cpu | cuda
     dtype: str  # bfloat16 | float16 | float32
-    quantize: str = "none"  # none | int8
+    quantize: str = "none"  # none | int8 | fp8 | w8a16 | nf4
     offload: str = "none"  # none | cpu
     offload_fraction: float = 0.5
     compile: bool = False

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from harness.contract.offload import offloaded_layer_names
+from harness.contract.quantized import SCHEMES
 from harness.contract.wire import ArchitectureFacts, BlockFacts, KVFacts
 from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.plan import MemoryItem
@@ -38,10 +39,11 @@ class HostFacts:
 def block_bytes(block: BlockFacts, run: RunConfig) -> int:
     size = DTYPE_BYTES[run.dtype]
     other = block.params - block.float32_params
-    if run.quantize is Quantize.int8:
-        # QLinear: int8 weights plus one float32 scale per output row; embeddings stay in dtype.
-        return (block.linear_params + 4 * block.linear_out_features + size * (other - block.linear_params)
-                + 4 * block.float32_params)
+    if run.quantize is not Quantize.none:
+        # Every matmul weight quantized with its scales (harness.contract.quantized: the bytes the worker's tensors
+        # take); embeddings stay in dtype, norms in float32.
+        linear = SCHEMES[run.quantize.value].linear_bytes(block.linear_params, block.linear_out_features, size)
+        return linear + size * (other - block.linear_params) + 4 * block.float32_params
     return size * other + 4 * block.float32_params
 
 
@@ -88,11 +90,12 @@ def predict_items(arch: ArchitectureFacts, run: RunConfig, batch: int, host: Hos
     resident = sum(block_bytes(b, run) for b in arch.blocks if b.name not in offloaded)
     moved = sum(block_bytes(b, run) for b in arch.blocks if b.name in offloaded)
     items = [MemoryItem(name="worker baseline (python, torch, moshi)", bytes=host.baseline_rss_bytes, where="host")]
-    if run.quantize is Quantize.int8:
+    if run.quantize in (Quantize.int8, Quantize.nf4):
         items.append(MemoryItem(name="bitsandbytes", bytes=host.bitsandbytes_import_bytes, where="host"))
     if run.compile and not on_gpu:
         items.append(MemoryItem(name="torch.compile (inductor)", bytes=COMPILE_HOST, where="host"))
-    items.append(MemoryItem(name=f"LM weights ({run.dtype.value}{', int8' if run.quantize is Quantize.int8 else ''})",
+    scheme = f", {run.quantize.value}" if run.quantize is not Quantize.none else ""
+    items.append(MemoryItem(name=f"LM weights ({run.dtype.value}{scheme})",
                             bytes=resident, where=main))
     if offloaded:
         items.append(MemoryItem(name=f"offloaded LM layers ({len(offloaded)})", bytes=moved, where="host"))
@@ -113,9 +116,10 @@ def predict_items(arch: ArchitectureFacts, run: RunConfig, batch: int, host: Hos
     else:
         items.append(MemoryItem(name="frame working set", bytes=FRAME_WORKING_SET + (batch - 1) * SESSION_WORKING_SET,
                                  where="host"))
-        if run.quantize is Quantize.int8:
+        if run.quantize in (Quantize.int8, Quantize.nf4):  # both dequantise each weight before its CPU matmul
             text_linear = next((b.linear_params for b in arch.blocks if b.name == "text_linear"), 0)
-            items.append(MemoryItem(name="int8 dequantised matmul (CPU)", bytes=2 * text_linear, where="host"))
+            items.append(MemoryItem(name=f"{run.quantize.value} dequantised matmul (CPU)", bytes=2 * text_linear,
+                                    where="host"))
     if checkpoint_bytes:
         items.append(MemoryItem(name="checkpoint pages while loading", bytes=checkpoint_bytes, where="host"))
     return items

@@ -15,7 +15,7 @@ from harness.contract.wire import ArchitectureFacts
 from harness.knowledge.hosts import HOSTS, host_kind
 from harness.knowledge.prices import Price
 from harness.plan.calibrate import ETA_RANGE, KERNEL_RANGE, calibration
-from harness.plan.quantized import matmuls_per_frame
+from harness.plan.quantized import matmuls_per_frame, quantized_kernels
 from harness.plan.steptime import Device_, FrameWork, Params, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, Quantize, RunConfig
@@ -68,6 +68,11 @@ def predict_step(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *,
     work = frame_work(arch, run, batch, device_free)
     if run.quantize is Quantize.int8:
         work = _int8(work, arch)
+    elif run.quantize.harness_only:  # fp8, w8a16, nf4: the kernels and bytes of the path the worker runs
+        kernels, extra_bytes = quantized_kernels(arch, run)
+        work = replace(work, ops=work.ops + kernels, kernels=work.kernels + kernels,
+                       graphed_ops=work.graphed_ops + kernels, compiled_kernels=work.compiled_kernels + kernels,
+                       bytes_local=work.bytes_local + extra_bytes)
     mode = mode_of(run)
     if run.device is Device.cuda:
         if not target.has_gpu or not target.bandwidth_gbs:

@@ -1,13 +1,16 @@
 """Quantized weights people ask for on 12-16 GB cards, planned: bytes, fit, kernels, predicted step.
 
 Weight-only schemes keep 16-bit activations and store each matmul weight in fewer bits with scales beside it; the
-embeddings, norms and Mimi stay as they are. What a GPU needs to run them fast:
-- int8: bitsandbytes LLM.int8 (the harness's `quantize: int8`): any CUDA GPU, fast int8 matmuls from cc 7.5.
-- fp8 weight-only: e4m3 weights with a scale per output row, upcast in the matmul; fp8 tensor cores from cc 8.9.
-- w8a16: int8 weights, 16-bit activations (torchao int8 weight-only, Marlin-style kernels): cc 8.9 and newer, the
-  kernels these libraries ship and test (older parts fall back to dequantise-then-matmul, which reads more).
-- nf4: bitsandbytes 4-bit NormalFloat, one absmax per 64 weights: its batch-1 kernel fuses dequantisation.
-The worker does not run fp8, w8a16 or nf4 yet: these rows are planned, and say so.
+embeddings, norms and Mimi stay as they are. The facts (bytes per weight, kernel paths, from which GPU) live in
+harness.contract.quantized, which the worker reads too, so that what is planned is what runs:
+- int8: bitsandbytes LLM.int8 (moshi's QLinear): any CUDA GPU, fast int8 matmuls from cc 7.5.
+- fp8: e4m3 weights with a float32 scale per output row; torch._scaled_mm on fp8 tensor cores (cc 8.9+), with the
+  activation cast to e4m3 per tensor at each matmul (W8A8 in the kernel; weights are what is stored in 8 bits).
+- w8a16: int8 weights, a 16-bit scale per row, 16-bit activations: torch._weight_int8pack_mm (cc 8.9+ is what the
+  planner counts as having the kernels; older parts dequantise then matmul, which reads more than bf16).
+- nf4: bitsandbytes 4-bit NormalFloat, one float32 absmax per 64 weights: its batch-1 kernel fuses dequantisation.
+The worker runs all four (`quantize:` int8 | fp8 | w8a16 | nf4); on a GPU without the kernels a run is skipped with
+the reason (harness.session.run_rules.quantize_skip).
 """
 
 from __future__ import annotations
@@ -15,30 +18,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from harness.contract.quantized import SCHEMES as SCHEME_FACTS
+from harness.contract.quantized import cuda_support, expected_path
 from harness.contract.wire import ArchitectureFacts
-from harness.plan.memory import DTYPE_BYTES, LOOKUP_BLOCKS, kv_bytes, mimi_bytes
-from harness.records.config import RunConfig
+from harness.plan.memory import DTYPE_BYTES, LOOKUP_BLOCKS, block_bytes, kv_bytes, mimi_bytes
+from harness.records.config import Quantize, RunConfig
 
 
 @dataclass(frozen=True)
 class Scheme:
     name: str
-    weight_bytes: float  # bytes per matmul weight, scales included
+    weight_bytes: float  # bytes per matmul weight, scales included (a 4096-wide row)
     min_cc: float  # compute capability from which the GPU has the kernels
-    extra_kernels_per_matmul: int  # kernels each matmul adds (activation cast, dequantise)
-    runnable_here: bool  # the harness's worker can run it
+    extra_kernels_per_matmul: int  # kernels each matmul adds on the GPU path (activation cast, dequantise, rescale)
+    runnable_here: bool  # the harness's worker runs it
     why: str
 
 
-SCHEMES: tuple[Scheme, ...] = (
-    Scheme("int8", 1.0, 7.5, 2, True, "bitsandbytes LLM.int8: int8 matmul from cc 7.5 (quantise and dequantise "
-                                      "kernels around each)"),
-    Scheme("fp8-weight-only", 1.0, 8.9, 1, False, "fp8 (e4m3) tensor cores exist from cc 8.9 (Ada, Hopper, "
-                                                  "Blackwell)"),
-    Scheme("w8a16", 1.0, 8.9, 0, False, "int8 weight-only GEMV kernels (torchao, Marlin) are built and tested for "
-                                        "cc 8.9+"),
-    Scheme("nf4", 0.5 + 4 / 64, 6.0, 0, False, "bitsandbytes 4-bit: fused batch-1 dequantising GEMV, any cc >= 6.0"),
-)
+SCHEMES: tuple[Scheme, ...] = tuple(
+    Scheme(f.name, f.bytes_per_weight(), f.min_cc, f.gpu_path.extra_kernels, True, f.why) for f in SCHEME_FACTS.values())
 INT4_GROUP64 = 0.5 + 4 / 64  # 4-bit weights with a 16-bit scale and bias per 64 (MLX's default), bytes per weight
 
 
@@ -58,6 +56,11 @@ def weight_bytes(arch: ArchitectureFacts, run: RunConfig, per_weight: float, *, 
     return int(total)
 
 
+def scheme_weight_bytes(arch: ArchitectureFacts, run: RunConfig, name: str) -> int:
+    """The LM's weights stored with scheme `name`, exactly as the worker counts them from its tensors."""
+    return sum(block_bytes(b, run.model_copy(update={"quantize": Quantize(name)})) for b in arch.blocks)
+
+
 def bytes_read(arch: ArchitectureFacts, run: RunConfig, per_weight: float, batch: int = 1) -> int:
     """Bytes one frame reads with quantized weights: the weights, every KV cache, Mimi."""
     return (weight_bytes(arch, run, per_weight, read_only=True) + sum(kv_bytes(k, run, batch) for k in arch.kv)
@@ -71,9 +74,16 @@ def matmuls_per_frame(arch: ArchitectureFacts) -> int:
     return 4 * arch.temporal_layers + (4 * depformer + 2) * arch.dep_q + 2
 
 
+def quantized_kernels(arch: ArchitectureFacts, run: RunConfig) -> tuple[int, int]:
+    """(kernels a frame adds, bytes a frame reads beyond the stored weights) for the path the worker runs this
+    scheme with on the run's device: the extra kernels per matmul, and for a dequantise-then-matmul path the 16-bit
+    copy of each weight it writes and reads."""
+    path = expected_path(run.quantize.value, run.device.value)
+    linear = sum(b.linear_params for b in arch.blocks if b.name not in LOOKUP_BLOCKS)
+    stored = SCHEME_FACTS[run.quantize.value].bytes_per_weight(dtype_bytes=DTYPE_BYTES[run.dtype])
+    return path.extra_kernels * matmuls_per_frame(arch), int(max(0.0, path.bytes_per_weight_read - stored) * linear)
+
+
 def supported(s: Scheme, cc: Optional[str]) -> tuple[bool, str]:
-    if cc is None:
-        return False, "no GPU"
-    if float(cc) < s.min_cc:
-        return False, f"cc {cc} < {s.min_cc:g}: {s.why}"
-    return True, s.why
+    return cuda_support(s.name, cc)
+

@@ -1,4 +1,7 @@
-"""Plan each quantized-weights scheme on a GPU target: memory, fit, kernels there, predicted step."""
+"""Plan each quantized-weights scheme on a GPU target: memory, fit, kernels there, predicted step.
+
+frame_work reads each scheme's stored weight bytes (plan.memory.block_bytes); the kernels and the extra bytes of the
+path the worker runs on a GPU come from harness.contract.quantized."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from harness.plan.calibrate import calibration
 from harness.plan.memory import GIB, device_peaks
 from harness.plan.planner import plan_run, resolve_for
 from harness.plan.predict import _gpu_params, _verdict
-from harness.plan.quantized import SCHEMES, Scheme, bytes_read, matmuls_per_frame, supported, weight_bytes
+from harness.plan.quantized import (SCHEMES, Scheme, matmuls_per_frame, quantized_kernels, scheme_weight_bytes,
+                                    supported)
 from harness.plan.steptime import Device_, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, Offload, Quantize, RunConfig
@@ -42,25 +46,31 @@ def plan_quantized(arch: ArchitectureFacts, target: PlanTarget, *, frame_budget_
     plan = plan_run(arch, base, target)
     out = []
     for s in SCHEMES:
-        items = [MemoryItem(name=i.name, bytes=weight_bytes(arch, base, s.weight_bytes), where=i.where)
-                 if i.name.startswith("LM weights") else i for i in plan.items]
+        run = base.model_copy(update={"quantize": Quantize(s.name)})
+        lm = scheme_weight_bytes(arch, base, s.name)
+        items = [MemoryItem(name=i.name, bytes=lm, where=i.where) if i.name.startswith("LM weights") else i
+                 for i in plan.items]
         peak = device_peaks(items)[1]
         ok, why = supported(s, cc)
         step = realtime = None
         if target.bandwidth_gbs:
-            work = frame_work(arch, base)
-            extra = s.extra_kernels_per_matmul * matmuls_per_frame(arch)
-            work = replace(work, bytes_local=bytes_read(arch, base, s.weight_bytes), kernels=work.kernels + extra,
+            work = frame_work(arch, run)
+            if s.name == "int8":
+                extra, extra_bytes = s.extra_kernels_per_matmul * matmuls_per_frame(arch), 0
+            else:
+                extra, extra_bytes = quantized_kernels(arch, run)
+            work = replace(work, bytes_local=work.bytes_local + extra_bytes, kernels=work.kernels + extra,
                            ops=work.ops + extra, graphed_ops=work.graphed_ops + extra,
                            compiled_kernels=work.compiled_kernels + extra)
             device = Device_(bandwidth_gbs=target.bandwidth_gbs, link_gbs=target.host_link_gbs)
             mid, low, high, _ = _gpu_params(target)
             structure = calibration().structure
-            step = StepBand(p50=step_ms(step_parts(work, mode_of(base), device, mid)),
-                            low=step_ms(step_parts(work, mode_of(base), device, low)) / structure,
-                            high=step_ms(step_parts(work, mode_of(base), device, high)) * structure)
+            step = StepBand(p50=step_ms(step_parts(work, mode_of(run), device, mid)),
+                            low=step_ms(step_parts(work, mode_of(run), device, low)) / structure,
+                            high=step_ms(step_parts(work, mode_of(run), device, high)) * structure)
             realtime = _verdict(step, frame_budget_ms)
-        runnable = "yes (quantize: int8)" if s.runnable_here else "not yet: the worker has no " + s.name + " path"
+        runnable = f"yes (quantize: {s.name}; model loop only)" if Quantize(s.name).harness_only else \
+            f"yes (quantize: {s.name})"
         out.append(QuantizedPlan(scheme=s, device_peak_bytes=peak, fits=peak <= target.vram_bytes, kernels_ok=ok,
                                  why=why, step=step, realtime=realtime,
                                  runnable=runnable if ok else f"skipped: {why}"))

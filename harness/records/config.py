@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from harness.contract.quantized import SCHEMES
 from harness.records.capacity import CapacitySpec
 
 
@@ -27,8 +28,23 @@ class DType(str, Enum):
 
 
 class Quantize(str, Enum):
+    """The LM's matmul weights (harness.contract.quantized has each scheme's facts: bytes, kernels, GPUs)."""
+
     none = "none"
-    int8 = "int8"
+    int8 = "int8"  # bitsandbytes LLM.int8 through moshi's QLinear (moshi's own `quantize`)
+    fp8 = "fp8"  # e4m3 weights + row scales, torch._scaled_mm (activations cast to e4m3: W8A8)
+    w8a16 = "w8a16"  # int8 weights + row scales, 16-bit activations (torch._weight_int8pack_mm)
+    nf4 = "nf4"  # bitsandbytes 4-bit NormalFloat (Linear4bit)
+
+    @property
+    def harness_only(self) -> bool:
+        """No shipped server loads these weights: only the harness's model loop runs them."""
+        return self in (Quantize.fp8, Quantize.w8a16, Quantize.nf4)
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """The LM dtypes the scheme runs with."""
+        return SCHEMES[self.value].dtypes if self is not Quantize.none else tuple(d.value for d in DType)
 
 
 class Offload(str, Enum):
@@ -62,9 +78,12 @@ class Serving(str, Enum):
 def servers_that_load(dtype: DType, quantize: Quantize, offload: Offload) -> list[Serving]:
     """The shipped servers that load this configuration as measured. NVIDIA's (github NVIDIA/personaplex): bf16
     only, no int8, its own `--cpu-offload` (offload: auto). PyPI moshi 0.2.13's: bf16, or fp16 with `--half`, int8
-    through `quantize` in the model's config.json, no offload. Nothing ships the harness's tuned offload or fp32.
-    The one table of this fact: scenario defaults and the verdict's recommendation both read it."""
-    servers = []
+    through `quantize` in the model's config.json, no offload. Nothing ships the harness's tuned offload or fp32,
+    nor fp8, w8a16 or nf4 weights (the harness's own layers: none). The one table of this fact: scenario defaults and
+    the verdict's recommendation both read it."""
+    servers: list[Serving] = []
+    if quantize.harness_only:
+        return servers
     if dtype is DType.bfloat16 and quantize is Quantize.none and offload in (Offload.none, Offload.auto):
         servers.append(Serving.personaplex_server)
     if dtype in (DType.bfloat16, DType.float16) and offload is Offload.none:
@@ -75,7 +94,10 @@ def servers_that_load(dtype: DType, quantize: Quantize, offload: Offload) -> lis
 def deploying_serving(family: str, dtype: DType, quantize: Quantize, offload: Offload) -> Serving:
     """The frame a run measures unless it asks for another: the server that would deploy it. NVIDIA's server for
     what it loads of a PersonaPlex preset, moshi's server otherwise (also for what no server loads as it is, fp32 or
-    the tuned offload: moshi's frame is the nearest a deployment would run)."""
+    the tuned offload: moshi's frame is the nearest a deployment would run). fp8, w8a16 and nf4 weights no server
+    loads at all: their frame is the model loop (moshi's core), and the report says no server ran it."""
+    if quantize.harness_only:
+        return Serving.model
     servers = servers_that_load(dtype, quantize, offload)
     if family == "personaplex" and Serving.personaplex_server in servers:
         return Serving.personaplex_server
@@ -104,8 +126,8 @@ class RunConfig(BaseModel):
 
     def describe(self) -> str:
         parts = [self.device.value, self.dtype.value]
-        if self.quantize is Quantize.int8:
-            parts.append("int8")
+        if self.quantize is not Quantize.none:
+            parts.append(self.quantize.value)
         if self.offload is Offload.cpu:
             parts.append(f"offload {self.offload_fraction:.0%} of layers")
         parts.append("compile" if self.compile else "eager")

@@ -102,8 +102,8 @@ SERVING_SUFFIX = {Serving.model: "core", Serving.personaplex_server: "server", S
 
 def auto_run_name(cfg: dict[str, Any], default_serving: Serving = Serving.model) -> str:
     parts = [Device(cfg["device"]).value, DType(cfg["dtype"]).short]
-    if Quantize(cfg["quantize"]) is Quantize.int8:
-        parts.append("int8")
+    if Quantize(cfg["quantize"]) is not Quantize.none:
+        parts.append(Quantize(cfg["quantize"]).value)
     if Offload(cfg["offload"]) is Offload.cpu:
         parts.append("offload")
     parts.append("compile" if cfg["compile"] else "eager")

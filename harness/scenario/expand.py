@@ -6,7 +6,7 @@ import itertools
 import math
 from typing import Any
 
-from harness.records.config import RunConfig
+from harness.records.config import DType, Offload, Quantize, RunConfig
 from harness.records.scenario import Matrix, RunSpec, Scenario, auto_run_name
 
 # Derived from the models, never listed by hand: a field added to RunSpec / Matrix is expanded without more edits.
@@ -58,6 +58,21 @@ def _matrix_runs(matrix: Matrix, defaults: dict[str, Any]) -> list[dict[str, Any
     return runs
 
 
+def _check_quantize(loc: tuple[str | int, ...], cfg: dict[str, Any]) -> None:
+    """Each scheme's dtypes (harness.contract.quantized) and no offload with the harness's own layers (they are built for a whole LM on
+    one device; a 4-bit LM fits where offload would be needed)."""
+    quantize = Quantize(cfg["quantize"])
+    if quantize is Quantize.none:
+        return
+    dtype = DType(cfg["dtype"]).value
+    if dtype not in quantize.dtypes:
+        raise ExpansionError(loc + ("dtype",), f"quantize: {quantize.value} runs with dtype {' or '.join(quantize.dtypes)} "
+                                               f"(16-bit activations), not {dtype}")
+    if quantize.harness_only and Offload(cfg["offload"]) is not Offload.none:
+        raise ExpansionError(loc + ("offload",), f"quantize: {quantize.value} runs without offload (offload: none): "
+                                                 "its layers are built for the whole LM on one device")
+
+
 def expand_runs(scenario: Scenario) -> list[RunConfig]:
     defaults = scenario.defaults.model_dump()
     if defaults.get("python") is None:
@@ -79,6 +94,7 @@ def expand_runs(scenario: Scenario) -> list[RunConfig]:
         usual = scenario.serving_for(cfg)
         if cfg.get("serving") is None:
             cfg = {**cfg, "serving": usual}
+        _check_quantize(loc, cfg)
         name = explicit_name or auto_run_name(cfg, usual)
         if name in seen:
             raise ExpansionError(

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from harness.contract.quantized import SCHEMES, cuda_support
 from harness.contract.wire import WorkerRun
 from harness.knowledge.devices import cpu_name, resolve_auto
 from harness.records.config import Device, RunConfig
@@ -52,9 +53,28 @@ def skip_reason(run: RunConfig, machine: Machine, plan: Optional[RunPlan]) -> Op
         return Skip(f"CUDA is not available on this machine: {machine.cuda_unavailable_reason or 'no CUDA device'}")
     if run.cuda_graphs and run.device is Device.cpu:
         return Skip("CUDA graphs need a CUDA device; this run is on the CPU (set cuda_graphs: off to run it here)")
+    quantized = quantize_skip(run, machine)
+    if quantized is not None:
+        return quantized
     if plan is not None and not plan.feasible:
         return Skip("predicted not to work here: " + "; ".join(plan.reasons) + " (--force runs it anyway)",
                     forceable=True)
+    return None
+
+
+def quantize_skip(run: RunConfig, machine: Machine) -> Optional[Skip]:
+    """fp8, w8a16 and nf4 where this machine lacks their kernels (harness.contract.quantized says which GPUs have
+    them). The CPU runs all three (torch's CPU _scaled_mm and _weight_int8pack_mm, bitsandbytes' CPU fallback)."""
+    if not run.quantize.harness_only:
+        return None
+    facts = SCHEMES[run.quantize.value]
+    if facts.needs_bitsandbytes and run.python is None and not machine.packages.get("bitsandbytes"):
+        return Skip(f"quantize: {run.quantize.value} needs bitsandbytes, which this environment lacks "
+                    "(pip install 'bitsandbytes>=0.45,<0.50')")
+    if run.device is Device.cuda and machine.gpus:
+        ok, why = cuda_support(run.quantize.value, machine.gpus[0].compute_capability)
+        if not ok:
+            return Skip(f"quantize: {run.quantize.value} has no kernels on {machine.gpus[0].name}: {why}")
     return None
 
 

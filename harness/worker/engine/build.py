@@ -17,6 +17,8 @@ from harness.contract.offload import offloaded_layer_names
 from harness.contract.wire import EngineInfo, WorkerRun
 from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta
 from harness.worker.engine.checkpoint import CheckpointWeights, find_checkpoint_files
+from harness.worker.engine.quantized import (LAYERS, QuantizationTally, check_device, check_unchanged, quantize_block,
+                                             quantized_layers)
 from harness.worker.engine.offload import auto_offload, offload_layers
 from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks, meta_tensor_names
 from harness.worker.flavour import moshi_flavour
@@ -88,6 +90,10 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
     auto = run.offload == "auto"
 
     int8 = _int8() if run.quantize == "int8" else None
+    tally: Optional[QuantizationTally] = None
+    if run.quantize in LAYERS:
+        check_device(run.quantize, device)
+        tally = QuantizationTally(scheme=run.quantize)
     mimi_file: Optional[Path] = None
     if weights_path is None:
         source = SyntheticWeights(seed)
@@ -109,11 +115,17 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
             source.materialize(name, block, target)
         if int8 is not None:
             int8.quantize_block(lm, name, block)
+        elif tally is not None:
+            quantize_block(lm, name, block, run.quantize, tally)
     leftover = meta_tensor_names(lm)
     if leftover:
         raise RuntimeError(f"weights missing after build: {', '.join(leftover[:5])}")
     if int8 is not None:
         int8.check_int8_scales(lm)
+    if tally is not None:
+        if offloaded or auto:
+            raise ValueError(f"quantize: {run.quantize} with offload is not supported (the scenario refuses it)")
+        check_unchanged(lm)
 
     tier = None
     if offloaded:
@@ -143,7 +155,8 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
         weights=weights,
         lm_parameters=lm_parameters,
         mimi_parameters=sum(p.numel() for p in mimi.parameters()),
-        quantized_linears=int8.count_qlinear(lm) if int8 is not None else 0,
+        quantized_linears=int8.count_qlinear(lm) if int8 is not None else len(quantized_layers(lm)),
+        quantization=tally.info(lm) if tally is not None else None,
         offloaded_layers=offloaded,
         offload_tier=tier,
         cuda_runtime=torch.version.cuda,
