@@ -9,6 +9,7 @@ from typing import Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from harness.contract.wire import QuantizationInfo
 from harness.records.plan import RunPlan
 from harness.records.scenario import Criteria
 from harness.records.schema import ColdStart, FirstAudio, RunResult, Session
@@ -127,6 +128,14 @@ def _row(run: RunResult, assessment: RunAssessment) -> RunRow:
     return row
 
 
+def quantization_text(q: QuantizationInfo) -> str:
+    """What the scheme did: the kernel path that ran, the LM's bytes, what it cost the weights in fidelity."""
+    note = f" ({q.kernel_note})" if q.kernel_note else ""
+    return (f"{q.scheme} weights via {q.kernel_path}{note}: LM {q.lm_bytes_before / GIB:.2f} -> "
+            f"{q.lm_bytes_after / GIB:.2f} GiB ({q.linears} matmul weights), weight error {q.weight_rel_rms_error:.2%} "
+            "relative RMS")
+
+
 def _ms(values: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.1f}" for k, v in values.items()) or "-"
 
@@ -154,6 +163,8 @@ def _detail(run: RunResult, assessment: RunAssessment) -> Optional[RunDetail]:
         e = run.engine
         engine = (f"torch {e.torch_version}, moshi {e.moshi_version}, {e.device_name}; compiled frames "
                   f"{e.compiled_frames}, CUDA graphs captured {e.cuda_graphs_captured}")
+        if e.quantization is not None:
+            engine += "; " + quantization_text(e.quantization)
     p = m.prefill
     prefill = "none"
     if p is not None:

@@ -79,6 +79,14 @@ class RunDisplay:
         self.console.print(line, highlight=False, soft_wrap=True)
 
 
+def _quantized_note(run: RunResult) -> str:
+    q = run.engine.quantization if run.engine is not None else None
+    if q is None:
+        return ""
+    return (f"{q.scheme}: {q.kernel_path}, LM {q.lm_bytes_after / 2**20:.0f} MiB (from {q.lm_bytes_before / 2**20:.0f}),"
+            f" weight error {q.weight_rel_rms_error:.2%}")
+
+
 def summary_table(session: Session) -> Table:
     budget = session.scenario.frame_budget_ms
     table = Table(title=f"{console_text(session.scenario.name)}: ms per {budget:g} ms frame "
@@ -91,7 +99,7 @@ def summary_table(session: Session) -> Table:
         if m is not None:
             table.add_row(console_text(run.name), f"[{style}]{run.status}[/]", f"{m.ms_per_step.p50:.1f}",
                           f"{m.ms_per_step.p99:.1f}", f"{m.rtf:.2f}", _gib(m.peak_rss_bytes),
-                          _gib(m.cuda.peak_allocated_bytes) if m.cuda else "-", f"{m.load_s:.1f}", "")
+                          _gib(m.cuda.peak_allocated_bytes) if m.cuda else "-", f"{m.load_s:.1f}", _quantized_note(run))
         else:
             table.add_row(console_text(run.name), f"[{style}]{run.status}[/]", "-", "-", "-", "-", "-", "-",
                           console_text(run.reason))

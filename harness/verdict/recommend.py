@@ -166,6 +166,9 @@ def deployment(run: RunResult, criteria: Criteria, software_note: str = "") -> D
     if cfg.quantize is Quantize.int8:
         moshi.append('int8: set "quantize": true in the model\'s config.json (moshi builds QLinear layers); never '
                      "cast the model's dtype afterwards")
+    if cfg.quantize.harness_only:
+        moshi.append(f"{cfg.quantize.value}: neither moshi's nor NVIDIA's server loads these weights; the harness's "
+                     "layers (harness/worker/engine/quantized.py) replace each LM nn.Linear after loading")
     if cfg.offload is Offload.cpu:
         moshi.append(f"the harness's tuned offload ({cfg.offload_fraction:.0%} of the temporal layers through "
                      "accelerate) is not a server option; PersonaPlex's --cpu-offload places layers automatically "

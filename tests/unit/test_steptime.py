@@ -116,7 +116,7 @@ def test_quantized_weights_shrink_the_weights_and_need_their_kernels() -> None:
     bf16 = weight_bytes(ARCH, run, 2.0)
     nf4 = weight_bytes(ARCH, run, next(s for s in SCHEMES if s.name == "nf4").weight_bytes)
     assert nf4 < 0.4 * bf16
-    fp8 = next(s for s in SCHEMES if s.name == "fp8-weight-only")
+    fp8 = next(s for s in SCHEMES if s.name == "fp8")
     assert supported(fp8, "6.1")[0] is False and "8.9" in supported(fp8, "6.1")[1]
     assert supported(fp8, "9.0")[0] is True
 

@@ -223,10 +223,12 @@ def _tensor_bytes(tensors: list[torch.Tensor]) -> int:
 
 
 def lm_bytes(lm: nn.Module) -> int:
-    """Every parameter and buffer of the LM, once each (shared storages counted once), probes excluded."""
+    """Every parameter and buffer of the LM, once each (shared storages counted once); the layers' private helpers
+    (`_cache_probe`, empty; `_one`, fp8's unit scale) are no weights and are not counted."""
     seen: set[int] = set()
     total = 0
-    for t in [*lm.parameters(), *lm.buffers()]:
+    buffers = [t for name, t in lm.named_buffers() if not name.rpartition(".")[2].startswith("_")]  # not helpers
+    for t in [*lm.parameters(), *buffers]:
         if t.numel() == 0 or t.device.type == "meta" or t.data_ptr() in seen:
             continue
         seen.add(t.data_ptr())
