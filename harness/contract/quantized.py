@@ -49,7 +49,7 @@ BNB_NF4 = KernelPath("bnb-nf4", 0, 0.5 + 4 / NF4_BLOCK,
 BNB_NF4_DEQUANT = KernelPath("bnb-nf4-dequantise", 2, 0.5 + 4 / NF4_BLOCK + 4.0,
                              "bitsandbytes Linear4bit nf4 without a fused kernel here (its torch fallback: "
                              "dequantise to the run's dtype, then matmul)")
-BNB_INT8 = KernelPath("bnb-int8", 2, 1.0, "bitsandbytes LLM.int8 through moshi's QLinear (fp16 activations)")
+BNB_INT8 = KernelPath("bnb-int8", 3, 1.0, "bitsandbytes LLM.int8 through moshi's QLinear (fp16 activations)")
 KERNEL_PATHS = {p.name: p for p in (FP8_SCALED_MM, INT8PACK_MM, DEQUANT_MM, BNB_NF4, BNB_NF4_DEQUANT, BNB_INT8)}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
+from harness.contract.quantized import BNB_INT8
 from harness.contract.wire import ArchitectureFacts
 from harness.knowledge.hosts import HOSTS, host_kind
 from harness.knowledge.prices import Price
@@ -23,7 +24,7 @@ from harness.records.plan import StepBand, StepParts
 
 CPU_HOST_RANGE = (0.9, 1.6)  # the probe's loop of small modules is a floor: moshi's own Python adds to each op
 CPU_DEVICE_RANGE = (1.25, 0.7)  # measured bandwidth and matmul rates: best case, and a frame's convs reach less
-INT8_OPS_PER_MATMUL = 3  # bitsandbytes' int8 linear: quantise the activation, int8 matmul, dequantise
+INT8_OPS_PER_MATMUL = BNB_INT8.extra_kernels  # bitsandbytes' int8: quantise the activation, int8 matmul, dequantise
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,8 @@ def quantized_kernels(arch: ArchitectureFacts, run: RunConfig) -> tuple[int, int
     scheme with on the run's device: the extra kernels per matmul, and for a dequantise-then-matmul path the 16-bit
     copy of each weight it writes and reads."""
     path = expected_path(run.quantize.value, run.device.value)
+    if run.quantize is Quantize.int8:  # bitsandbytes' matmul reads the int8 weights it stores
+        return path.extra_kernels * matmuls_per_frame(arch), 0
     linear = sum(b.linear_params for b in arch.blocks if b.name not in LOOKUP_BLOCKS)
     stored = SCHEME_FACTS[run.quantize.value].bytes_per_weight(dtype_bytes=DTYPE_BYTES[run.dtype])
     return path.extra_kernels * matmuls_per_frame(arch), int(max(0.0, path.bytes_per_weight_read - stored) * linear)

@@ -13,7 +13,7 @@ from harness.plan.calibrate import calibration
 from harness.plan.memory import GIB, device_peaks
 from harness.plan.planner import plan_run, resolve_for
 from harness.plan.predict import _gpu_params, _verdict
-from harness.plan.quantized import (SCHEMES, Scheme, matmuls_per_frame, quantized_kernels, scheme_weight_bytes,
+from harness.plan.quantized import (SCHEMES, Scheme, quantized_kernels, scheme_weight_bytes,
                                     supported)
 from harness.plan.steptime import Device_, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
@@ -55,10 +55,7 @@ def plan_quantized(arch: ArchitectureFacts, target: PlanTarget, *, frame_budget_
         step = realtime = None
         if target.bandwidth_gbs:
             work = frame_work(arch, run)
-            if s.name == "int8":
-                extra, extra_bytes = s.extra_kernels_per_matmul * matmuls_per_frame(arch), 0
-            else:
-                extra, extra_bytes = quantized_kernels(arch, run)
+            extra, extra_bytes = quantized_kernels(arch, run)
             work = replace(work, bytes_local=work.bytes_local + extra_bytes, kernels=work.kernels + extra,
                            ops=work.ops + extra, graphed_ops=work.graphed_ops + extra,
                            compiled_kernels=work.compiled_kernels + extra)
