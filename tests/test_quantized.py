@@ -1,4 +1,4 @@
-"""fp8, w8a16 and nf4 LM weights run for real: one `harness run` of personaplex-tiny (real workers, few frames), the
+"""int8, fp8, w8a16 and nf4 LM weights run for real: one `harness run` of personaplex-tiny (real workers, few frames), the
 records it writes, the planner's bytes against the worker's, the skip where a GPU lacks the kernels, and the kernels
 each layer launches against what the planner counts. No timing assertions: bytes and weight errors are deterministic
 (synthetic weights from a fixed seed)."""
@@ -33,11 +33,11 @@ persona: off
 criteria: {min_frames: 1, min_seconds: 0}
 defaults: {device: cpu, dtype: bfloat16}
 matrix:
-  quantize: [none, fp8, w8a16, nf4]
+  quantize: [none, int8, fp8, w8a16, nf4]
 runs:
   - {device: cuda, quantize: fp8}
 """
-SCHEME_NAMES = ("fp8", "w8a16", "nf4")
+SCHEME_NAMES = ("int8", "fp8", "w8a16", "nf4")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def test_each_scheme_runs_a_real_worker_and_records_its_kernel_path_bytes_and_er
     for name in SCHEME_NAMES:
         run = runs[f"{name}:cpu"]
         assert run["status"] == "ok", run
-        assert run["config"]["serving"] == Serving.model.value  # no shipped server loads these weights
+        if name != "int8":  # moshi's server loads int8 (quantize: true in config.json); no shipped server the others
+            assert run["config"]["serving"] == Serving.model.value
         q = run["engine"]["quantization"]
         assert q["scheme"] == name and q["kernel_path"] == expected_path(name, "cpu").name
         assert q["linears"] == run["engine"]["quantized_linears"] > 50
@@ -69,6 +70,7 @@ def test_each_scheme_runs_a_real_worker_and_records_its_kernel_path_bytes_and_er
         errors[name] = q["weight_rel_rms_error"]
     # what each format costs the weights: 8-bit integers (127 levels per row) < e4m3 (3 mantissa bits) < 4 bits
     assert 0 < errors["w8a16"] < errors["fp8"] < errors["nf4"] < 0.2
+    assert 0 < errors["int8"] < errors["fp8"]  # LLM.int8's row-wise int8, as w8a16
     nf4, fp8 = runs["nf4:cpu"]["engine"]["quantization"], runs["fp8:cpu"]["engine"]["quantization"]
     assert nf4["linear_bytes_after"] < fp8["linear_bytes_after"]
     assert "kernels" in nf4["kernel_note"] or nf4["kernel_path"] == "bnb-nf4"

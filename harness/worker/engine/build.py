@@ -93,6 +93,7 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
     tally: Optional[QuantizationTally] = None
     if run.quantize in LAYERS:
         check_device(run.quantize, device)
+    if run.quantize != "none":
         tally = QuantizationTally(scheme=run.quantize)
     mimi_file: Optional[Path] = None
     if weights_path is None:
@@ -113,8 +114,11 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
             source.materialize(block, target)
         else:
             source.materialize(name, block, target)
-        if int8 is not None:
+        if int8 is not None and tally is not None:
+            originals = int8.linear_weights(block)
             int8.quantize_block(lm, name, block)
+            quantized = lm.get_submodule(name) if isinstance(block, torch.nn.Linear) else block
+            int8.tally_block(quantized, originals, dtype.itemsize, tally)
         elif tally is not None:
             quantize_block(lm, name, block, run.quantize, tally)
     leftover = meta_tensor_names(lm)
@@ -122,10 +126,11 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
         raise RuntimeError(f"weights missing after build: {', '.join(leftover[:5])}")
     if int8 is not None:
         int8.check_int8_scales(lm)
-    if tally is not None:
+    if tally is not None and int8 is None:
         if offloaded or auto:
             raise ValueError(f"quantize: {run.quantize} with offload is not supported (the scenario refuses it)")
         check_unchanged(lm)
+    quantization = tally.info(lm) if tally is not None else None  # counted before offload moves tensors away
 
     tier = None
     if offloaded:
@@ -156,7 +161,7 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
         lm_parameters=lm_parameters,
         mimi_parameters=sum(p.numel() for p in mimi.parameters()),
         quantized_linears=int8.count_qlinear(lm) if int8 is not None else len(quantized_layers(lm)),
-        quantization=tally.info(lm) if tally is not None else None,
+        quantization=quantization,
         offloaded_layers=offloaded,
         offload_tier=tier,
         cuda_runtime=torch.version.cuda,
