@@ -45,7 +45,8 @@ scenario fields (YAML):
   defaults:                values for every run (device auto, dtype bfloat16, quantize none,
                            offload none, offload_fraction 0.5, compile off, cuda_graphs off)
   runs:                    a list of runs: name (letters, digits, . _ -), device (cpu/cuda/auto), dtype (bfloat16/float16/
-                           float32), quantize (none/int8), offload (none/cpu), offload_fraction,
+                           float32), quantize (none/int8/fp8/w8a16/nf4: fp8 and w8a16 need cc 8.9+ on a GPU,
+                           all run on the CPU; see scenarios/cpu-quantized.yaml), offload (none/cpu), offload_fraction,
                            compile (on/off), cuda_graphs (on/off), timeout_s
   matrix:                  lists per field, expanded into every combination; `exclude:` drops some
   target:                  the machine the scenario is about (gpu, vram_gib, compute_capability,
