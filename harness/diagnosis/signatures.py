@@ -122,7 +122,7 @@ SIGNATURES: list[Signature] = [
                  "model fits")),
     _sig("bitsandbytes", (r"bitsandbytes.{0,200}?(?:compiled without GPU support|CUDA Setup failed)",
                           r"CUDA Setup failed despite GPU being available"),
-         r.const("bitsandbytes cannot run int8 on this device (its CUDA library did not load)"),
+         r.const("bitsandbytes cannot run int8 or nf4 on this device (its CUDA library did not load)"),
          r.const("pip install 'bitsandbytes>=0.45,<0.50' (Linux, CUDA); or set `quantize: none`")),
     _sig("missing_package", (r"requires Accelerate", r"requires `accelerate`", r"requires the 'accelerate' package",
                              r"No module named 'accelerate'",

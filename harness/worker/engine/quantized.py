@@ -75,6 +75,11 @@ class Fp8Linear(QuantizedLinear):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__(linear)
+        if linear.weight.device.type == "cuda" and (self.in_features % 16 or self.out_features % 16):
+            # cuBLASLt's fp8 GEMM needs 16-byte aligned K and N (any M: torch relaxed the leading dimension)
+            raise QuantizationUnavailableError(
+                f"fp8: torch._scaled_mm on CUDA needs both dimensions of each weight divisible by 16, not "
+                f"{self.out_features} x {self.in_features}")
         w = linear.weight.detach().float()
         scale = (w.abs().amax(dim=1, keepdim=True) / FP8_MAX).clamp(min=1e-12)
         self.register_buffer("qweight", (w / scale).to(torch.float8_e4m3fn))
