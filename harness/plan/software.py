@@ -5,6 +5,7 @@ Every rule and remedy comes from harness.knowledge, the same facts the probe and
 
 from __future__ import annotations
 
+from harness.contract.quantized import cuda_support
 from harness.knowledge import compiler, wheels
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, DType, Offload, Quantize, RunConfig
@@ -44,6 +45,12 @@ def software_issues(run: RunConfig, target: PlanTarget) -> list[PlanIssue]:
     if run.quantize is Quantize.int8 and cc and not compiler.int8_support(cc).ok:
         issues.append(PlanIssue(severity="warning", what=compiler.int8_support(cc).why,
                                 remedy=compiler.int8_support(cc).remedy, short="int8 without fast kernels"))
+    if run.quantize.harness_only:  # the session skips these runs for the same reason (run_rules.quantize_skip)
+        ok, why = cuda_support(run.quantize.value, cc)
+        if cc and not ok:
+            issues.append(PlanIssue(severity="blocker", what=f"quantize: {run.quantize.value} on {target.gpu_name}: {why}",
+                                    remedy="use `quantize: nf4` (cc 6.0+) or `int8`, or a GPU of cc 8.9+",
+                                    short=f"no {run.quantize.value} kernels on cc {cc}"))
     if run.offload is Offload.cpu and target.unified:
         issues.append(PlanIssue(severity="warning",
                                 what=f"{target.gpu_name} has unified memory: offloading to the CPU frees nothing, "
