@@ -59,15 +59,16 @@ def _matrix_runs(matrix: Matrix, defaults: dict[str, Any]) -> list[dict[str, Any
 
 
 def _check_quantize(loc: tuple[str | int, ...], cfg: dict[str, Any]) -> None:
-    """Each scheme's dtypes (harness.contract.quantized) and no offload with the harness's own layers (they are built for a whole LM on
-    one device; a 4-bit LM fits where offload would be needed)."""
+    """Each scheme's dtypes (harness.contract.quantized) and no offload with the harness's own layers (built for
+    a whole LM on one device; a 4-bit LM fits where offload would be needed)."""
     quantize = Quantize(cfg["quantize"])
     if quantize is Quantize.none:
         return
     dtype = DType(cfg["dtype"]).value
     if dtype not in quantize.dtypes:
-        raise ExpansionError(loc + ("dtype",), f"quantize: {quantize.value} runs with dtype {' or '.join(quantize.dtypes)} "
-                                               f"(16-bit activations), not {dtype}")
+        allowed = " or ".join(quantize.dtypes)
+        raise ExpansionError(loc + ("dtype",), f"quantize: {quantize.value} runs with dtype {allowed} (16-bit "
+                                               f"activations), not {dtype}")
     if quantize.harness_only and Offload(cfg["offload"]) is not Offload.none:
         raise ExpansionError(loc + ("offload",), f"quantize: {quantize.value} runs without offload (offload: none): "
                                                  "its layers are built for the whole LM on one device")
