@@ -131,9 +131,11 @@ def _row(run: RunResult, assessment: RunAssessment) -> RunRow:
 def quantization_text(q: QuantizationInfo) -> str:
     """What the scheme did: the kernel path that ran, the LM's bytes, what it cost the weights in fidelity."""
     note = f" ({q.kernel_note})" if q.kernel_note else ""
-    return (f"{q.scheme} weights via {q.kernel_path}{note}: LM {q.lm_bytes_before / GIB:.2f} -> "
-            f"{q.lm_bytes_after / GIB:.2f} GiB ({q.linears} matmul weights), weight error {q.weight_rel_rms_error:.2%} "
-            "relative RMS")
+    def size(n: int) -> str:
+        return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 2**20:.1f} MiB"
+
+    return (f"{q.scheme} weights via {q.kernel_path}{note}: LM {size(q.lm_bytes_before)} -> {size(q.lm_bytes_after)} "
+            f"({q.linears} matmul weights), weight error {q.weight_rel_rms_error:.2%} relative RMS")
 
 
 def _ms(values: dict[str, float]) -> str:

@@ -22,8 +22,7 @@ def deployable_by(cfg: RunConfig) -> str:
     if cfg.offload is Offload.cpu:
         return "the harness's tuned offload (a fraction of the layers): " + HARNESS_ONLY
     if cfg.quantize.harness_only:
-        return (f"{cfg.quantize.value} weights: no shipped server loads them (the harness's own layers, measured as "
-                "the model loop): " + HARNESS_ONLY)
+        return f"{cfg.quantize.value} weights (the harness's own layers, measured as the model loop): " + HARNESS_ONLY
     names = []
     for serving in servers_that_load(cfg.dtype, cfg.quantize, cfg.offload):
         name = SERVERS[serving.value].name
