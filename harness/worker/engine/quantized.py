@@ -157,8 +157,9 @@ class Nf4Linear(QuantizedLinear):
             raise QuantizationUnavailableError(f"bitsandbytes did not quantize to nf4 on {device}")
         fused = device.type == "cuda" or getattr(state, "packing_format_for_cpu", False)
         self.path = BNB_NF4 if fused else BNB_NF4_DEQUANT
-        self.note = "" if fused else (f"bitsandbytes {bnb.__version__} has no fused 4-bit kernel for {device.type} "
-                                      "here (its optional `kernels` package is absent): torch fallback")
+        self.note = ("fused for one row per call; sessions in lockstep (batch > 1) dequantise then multiply"
+                     if fused else f"bitsandbytes {bnb.__version__} has no fused 4-bit kernel for {device.type} here "
+                                   "(its optional `kernels` package is absent): torch fallback")
 
     def dequantized(self) -> torch.Tensor:
         from bitsandbytes import functional as bnb_functional
