@@ -63,7 +63,9 @@ def test_each_scheme_runs_a_real_worker_and_records_its_kernel_path_bytes_and_er
         if name != "int8":  # moshi's server loads int8 (quantize: true in config.json); no shipped server the others
             assert run["config"]["serving"] == Serving.model.value
         q = run["engine"]["quantization"]
-        assert q["scheme"] == name and q["kernel_path"] == expected_path(name, "cpu").name
+        assert q["scheme"] == name
+        # nf4: bitsandbytes' fused CPU kernel comes with its optional `kernels` package; the fallback otherwise
+        assert q["kernel_path"] in ({expected_path(name, "cpu").name} | ({"bnb-nf4"} if name == "nf4" else set()))
         assert q["linears"] == run["engine"]["quantized_linears"] > 50
         assert q["linear_bytes_after"] < q["linear_bytes_before"]
         assert q["lm_bytes_after"] < q["lm_bytes_before"]
