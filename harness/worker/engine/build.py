@@ -17,8 +17,8 @@ from harness.contract.offload import offloaded_layer_names
 from harness.contract.wire import EngineInfo, WorkerRun
 from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta
 from harness.worker.engine.checkpoint import CheckpointWeights, find_checkpoint_files
-from harness.worker.engine.quantized import (LAYERS, QuantizationTally, check_device, check_unchanged, quantize_block,
-                                             quantized_layers)
+from harness.worker.engine.quantized import (LAYERS, QuantizationTally, check_device, check_unchanged, compact_block,
+                                             quantize_block, quantized_layers)
 from harness.worker.engine.offload import auto_offload, offload_layers
 from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks, meta_tensor_names
 from harness.worker.flavour import moshi_flavour
@@ -119,8 +119,10 @@ def build_models(run: WorkerRun, preset: str, weights_path: Optional[Path], seed
             int8.quantize_block(lm, name, block)
             quantized = lm.get_submodule(name) if isinstance(block, torch.nn.Linear) else block
             int8.tally_block(quantized, originals, dtype.itemsize, tally)
+            compact_block(quantized)
         elif tally is not None:
             quantize_block(lm, name, block, run.quantize, tally)
+            compact_block(lm.get_submodule(name))
     leftover = meta_tensor_names(lm)
     if leftover:
         raise RuntimeError(f"weights missing after build: {', '.join(leftover[:5])}")

@@ -229,20 +229,34 @@ def _tensor_bytes(tensors: list[torch.Tensor]) -> int:
 
 
 def lm_bytes(lm: nn.Module) -> int:
-    """Every parameter and buffer of the LM, once each (shared storages counted once); the layers' private helpers
-    (`_cache_probe`, empty; `_one`, fp8's unit scale) are no weights and are not counted."""
-    seen: set[int] = set()
-    total = 0
-    buffers = [t for name, t in lm.named_buffers() if not name.rpartition(".")[2].startswith("_")]  # not helpers
-    for t in [*lm.parameters(), *buffers]:
-        if t.numel() == 0 or t.device.type == "meta" or t.data_ptr() in seen:
+    """The memory the LM's tensors hold: every storage behind a parameter or buffer, once (views of one storage
+    count it once, and a storage larger than its views counts whole: that is what stays allocated). The layers'
+    private helpers (`_cache_probe`, empty; `_one`, fp8's unit scale) are no weights and are not counted."""
+    buffers = [t for name, t in lm.named_buffers() if not name.rpartition(".")[2].startswith("_")]
+    tensors = [*lm.parameters(), *buffers]
+    tensors += [m.inner.weight.quant_state.absmax for m in lm.modules() if isinstance(m, Nf4Linear)]  # not a buffer
+    storages: dict[int, int] = {}
+    for t in tensors:
+        if t.numel() == 0 or t.device.type == "meta":
             continue
-        seen.add(t.data_ptr())
-        total += t.numel() * t.element_size()
-    for m in lm.modules():  # bitsandbytes keeps nf4 absmax in its quant_state, not as a buffer
-        if isinstance(m, Nf4Linear):
-            total += _tensor_bytes([m.inner.weight.quant_state.absmax])
-    return total
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
+def compact_block(block: nn.Module) -> None:
+    """Give every tensor left in `block` its own storage. Synthetic weights are one allocation per block and dtype;
+    the matmul weights just replaced are views of it, and the embeddings or norms left beside them would otherwise
+    keep the whole allocation, bf16 weights included, alive: quantizing would save no memory at all."""
+    for module in block.modules():
+        for store in (module._parameters, module._buffers):
+            for name, tensor in list(store.items()):
+                if tensor is None or tensor.numel() == 0 or tensor.device.type == "meta":
+                    continue
+                if tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size():
+                    copy = tensor.detach().clone()
+                    store[name] = nn.Parameter(copy, requires_grad=False) if isinstance(tensor, nn.Parameter) \
+                        else copy
 
 
 def _replace(owner: nn.Module, attr: str, linear: nn.Linear, scheme: str, tally: QuantizationTally,
