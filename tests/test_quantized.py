@@ -35,7 +35,9 @@ defaults: {device: cpu, dtype: bfloat16}
 matrix:
   quantize: [none, int8, fp8, w8a16, nf4]
 runs:
-  - {device: cuda, quantize: fp8}
+  - {device: cuda, quantize: fp8, cuda_graphs: on}
+  - {device: cuda, quantize: w8a16, cuda_graphs: on}
+  - {device: cuda, quantize: nf4, cuda_graphs: on}
 """
 SCHEME_NAMES = ("int8", "fp8", "w8a16", "nf4")
 
@@ -90,16 +92,21 @@ def test_the_plan_and_the_worker_agree_on_the_bytes_of_the_lm(session: dict) -> 
 
 
 def test_a_scheme_the_machine_cannot_run_is_skipped_with_the_reason(session: dict) -> None:
-    skipped = _runs(session)["fp8:cuda"]
-    if cuda_available():  # a lent GPU runs it: the fp8 tensor-core path where cc >= 8.9, else the skip's reason
+    runs = _runs(session)
+    skipped = runs["fp8:cuda"]
+    if cuda_available():  # a lent GPU runs them, with CUDA graphs: the GPU kernel paths, or the skip's reason
         major, minor = torch.cuda.get_device_capability()
-        if major + minor / 10 >= 8.9:
-            assert skipped["status"] == "ok", skipped
-            assert skipped["engine"]["quantization"]["kernel_path"] == "fp8-scaled-mm"
-        else:
-            assert skipped["status"] == "skipped" and "< 8.9" in skipped["reason"]
+        for name in SCHEME_NAMES[1:]:
+            run = runs[f"{name}:cuda"]
+            if major + minor / 10 >= SCHEMES[name].min_cc:
+                assert run["status"] == "ok", run
+                assert run["engine"]["quantization"]["kernel_path"] == expected_path(name, "cuda").name
+                assert run["engine"]["cuda_graphs_active"]
+            else:
+                assert run["status"] == "skipped" and f"< {SCHEMES[name].min_cc:g}" in run["reason"]
     else:
-        assert skipped["status"] == "skipped" and "CUDA" in skipped["reason"]
+        assert all(runs[f"{n}:cuda"]["status"] == "skipped" and "CUDA" in runs[f"{n}:cuda"]["reason"]
+                   for n in SCHEME_NAMES[1:])
     machine = Machine.model_validate(session["machine"]).model_copy(update={
         "cuda_available": True, "gpus": [GpuInfo(index=0, name="NVIDIA GeForce GTX 1080 Ti", compute_capability="6.1")],
         "packages": {**session["machine"]["packages"], "bitsandbytes": "0.49.2"}})
