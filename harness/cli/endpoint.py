@@ -264,6 +264,9 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
     except KeyboardInterrupt as exc:
         print("harness: interrupted; servers it started are stopped", file=sys.stderr)
         return getattr(exc, "code", EXIT_INTERRUPTED)
+    from harness.probe.machine import host_machine
+
+    results.machine = host_machine()  # its hardware key: compare tells load generators apart
     write_endpoint(results, out)
     (out / "report.html").write_text(render_endpoint_html(results), encoding="utf-8")
     (out / "summary.md").write_text(summary_line(results) + "\n", encoding="utf-8")

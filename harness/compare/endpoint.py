@@ -92,6 +92,11 @@ def _row(name: str, base: Sequence[float], cur: Sequence[float], thresholds: lis
                          note="; ".join(dict.fromkeys(s.note for s in judged if s.note)))
 
 
+def _callers(change: Change) -> Change:
+    return Change(estimate=change.estimate, low=change.low, high=change.high, spread=change.spread,
+                  method=change.method.replace("calleres", "callers"), note=change.note)
+
+
 def _intervals_row(name: str, base: LoadRun, cur: LoadRun, thresholds: list[Threshold],
                    confidence: float) -> RunComparison:
     sb, sc = _gaps(base), _gaps(cur)
@@ -102,7 +107,7 @@ def _intervals_row(name: str, base: LoadRun, cur: LoadRun, thresholds: list[Thre
                                                            else "the baseline" if not sb else "the current side"))
         need = BOOTSTRAP_MIN_FRAMES.get(t.statistic) or 0
         if len(sb) >= MIN_PROCESSES and len(sc) >= MIN_PROCESSES and min(map(len, sb + sc)) >= max(need, 1):
-            return process_change(sb, sc, t.statistic, confidence, unit="caller")
+            return _callers(process_change(sb, sc, t.statistic, confidence, unit="caller"))
         gaps = min(sum(map(len, sb)), sum(map(len, sc)))
         if not need or gaps < need:
             raise ValueError(f"{gaps} packet gaps for a bootstrap of {t.statistic} (needs "
@@ -126,7 +131,7 @@ def _per_caller_row(name: str, label: str, base: list[float], cur: list[float], 
             raise ValueError(f"{len(base)} vs {len(cur)} callers with a value (needs {MIN_PROCESSES} a side: one "
                              "value per caller)")
         if budget is None:
-            return values_change(base, cur, t.statistic, confidence, unit="caller")
+            return _callers(values_change(base, cur, t.statistic, confidence, unit="caller"))
         d = welch_difference(base, cur, confidence)
         return Change(estimate=d.estimate / budget, low=d.low / budget, high=d.high / budget,
                       method=f"caller means, Welch t, as a share of the SLO's {budget:g} ({len(base)} vs "
