@@ -17,6 +17,7 @@ from harness.records.text import console_text, markdown_text, plain
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from harness.records.store import RESULTS_JSON, load_session, write_session, write_session_json
     from harness.report.render import criteria_of, write_report
+    from harness.verdict.endpoint import with_endpoint
     from harness.verdict.recommend import decide
 
     folder = Path(args.dir)
@@ -27,8 +28,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     source = folder / RESULTS_JSON if folder.is_dir() else folder
     out_dir = source.parent
     verdict = decide(session, criteria_of(session))  # the stored scenario was validated when the file was read
+    endpoint = None
+    if session.scenario.endpoint is not None and (out_dir / "endpoint.json").exists():
+        endpoint = _load_endpoint(out_dir / "endpoint.json")  # the scenario's endpoint block, as measured
+        verdict = with_endpoint(verdict, endpoint)
     try:
-        html, summary = write_report(session, verdict, out_dir)
+        html, summary = write_report(session, verdict, out_dir, endpoint=endpoint)
         if args.update_results:  # the file it read, and only that one
             session.verdict = verdict
             if source.name == RESULTS_JSON:

@@ -79,7 +79,8 @@ raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.j
 atomically after every run. Runs the planner predicts cannot work here are skipped (--force).
 verdict: GO, NO-GO, or RE-RUN when the only failures are frames the machine kept the worker from running
 (its CPU time and run-queue wait per frame, in results.json `frame_cpu`): "disturbed during N frames".
-exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input, 3 NO-GO with --fail-on-nogo,
+exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input, 3 NO-GO with --fail-on-nogo (the
+in-process verdict, or the SLO of the scenario's endpoint: block),
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP): workers are stopped with their
 process groups, what was measured is kept and reported, and --resume DIR carries on. A folder that already
 holds results is never overwritten: --out refuses it, --resume continues it (keeping every measured run still
@@ -143,6 +144,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from harness.records.store import load_session
     from harness.session.display import summary_table
     from harness.session.runner import RunOptions, ScenarioRunner
+    from harness.verdict.endpoint import fails_gate
 
     loaded = load_or_explain(args.scenario)
     runs = loaded.runs
@@ -187,7 +189,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                   f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", markup=False, highlight=False)
     if any(r.status == "failed" for r in session.runs):
         return EXIT_RUN_FAILED
-    if args.fail_on_nogo and session.verdict is not None and not session.verdict.go:
+    if args.fail_on_nogo and session.verdict is not None and fails_gate(session.verdict):
         return EXIT_NOGO
     return EXIT_OK
 

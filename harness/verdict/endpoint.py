@@ -42,6 +42,8 @@ def endpoint_finding(results: EndpointResults) -> EndpointFinding:
             else f"{len(callers) - failed}/{len(callers)} caller(s) ok" if callers else "nothing measured")
     reason = decided.reasons[0] if decided.reasons and decided.word == "NO-GO" else ""
     summary = f"endpoint {decided.word}: {what}" + (f" ({reason})" if reason else "")
+    if results.failure:
+        summary = f"endpoint NO-GO: not measured ({results.failure})"
     return EndpointFinding(go=decided.word == "GO", summary=summary, reasons=decided.reasons)
 
 
