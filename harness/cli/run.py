@@ -73,6 +73,16 @@ scenario fields (YAML):
                            batching server), each searched 1, 2, 4, ... then bisected; a joining caller runs
                            the persona prefill and its stall of the others is reported; cost per
                            conversation-hour of each
+  endpoint:                also measure the served model as its callers get it, after the runs (the same
+                           measurement as `harness endpoint`, into DIR/endpoint.json and the report):
+                           server moshi|personaplex (+ python: for NVIDIA's fork) started with the
+                           scenario's preset and weights, or url: ws://... (running), or url + start:
+                           "COMMAND {port}"; sessions (1), seconds (10), arrival_rate + calls (open loop),
+                           search / capacity_servers (MAX), voice_prompt, text_prompt, device, slo:
+                           {first_audio_ms 500, interval_p99_ms 160, deficit_frames 3, handshake_ms
+                           10000, underrun_s 0.5, jitter_buffer_ms 80}. A server that fails is a record;
+                           the headline names both verdicts; --fail-on-nogo fails on either; --resume
+                           keeps an endpoint measured the same way
 
 results: DIR/report.html (verdict, plots), DIR/summary.md, DIR/results.json (schema-versioned,
 raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.json is rewritten
