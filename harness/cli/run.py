@@ -77,10 +77,10 @@ scenario fields (YAML):
                            measurement as `harness endpoint`, into DIR/endpoint.json and the report):
                            server moshi|personaplex (+ python: for NVIDIA's fork) started with the
                            scenario's preset and weights, or url: ws://... (running), or url + start:
-                           "COMMAND {port}"; sessions (1), seconds (10), arrival_rate + calls (open loop),
+                           "COMMAND {{port}}"; sessions (1), seconds (10), arrival_rate + calls (open loop),
                            search / capacity_servers (MAX), voice_prompt, text_prompt, device, slo:
-                           {first_audio_ms 500, interval_p99_ms 160, deficit_frames 3, handshake_ms
-                           10000, underrun_s 0.5, jitter_buffer_ms 80}. A server that fails is a record;
+                           {{first_audio_ms 500, interval_p99_ms 160, deficit_frames 3, handshake_ms
+                           10000, underrun_s 0.5, jitter_buffer_ms 80}}. A server that fails is a record;
                            the headline names both verdicts; --fail-on-nogo fails on either; --resume
                            keeps an endpoint measured the same way
 
