@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from rich.console import Console
 
 from harness.launcher.server import free_port
@@ -102,5 +101,6 @@ def test_resume_keeps_an_endpoint_measured_the_same_way(measured: Path, tmp_path
     in_process_go = Verdict(go=True, headline="GO: cpu-fp32-eager runs in real time", reasons=[])
     joined = with_endpoint(in_process_go, again)
     assert joined.go and joined.endpoint is not None and not joined.endpoint.go and fails_gate(joined)
-    assert joined.headline.startswith("GO: cpu-fp32-eager") and "| endpoint NO-GO: not measured (no caller reached" in joined.headline
+    assert joined.headline.startswith("GO: cpu-fp32-eager")
+    assert "| endpoint NO-GO: not measured (no caller reached" in joined.headline
     assert not fails_gate(with_endpoint(in_process_go, kept))

@@ -24,13 +24,19 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from harness.compare.methods import MIN_PROCESSES, Change, bootstrap_change, process_change, values_change
+from harness.compare.methods import (
+    BOOTSTRAP_MIN_FRAMES,
+    MIN_PROCESSES,
+    Change,
+    bootstrap_change,
+    process_change,
+    values_change,
+)
 from harness.compare.regression import Comparison, Outcome, RunComparison, StatisticChange, Threshold, ThresholdError, judge
 from harness.records.endpoint import CallerResult, EndpointResults, LoadRun
 from harness.records.identity import endpoint_measurement_of
 from harness.stats.endpoint import FRAME_S, more_failures_p
 from harness.stats.welch import welch_difference
-from harness.compare.methods import BOOTSTRAP_MIN_FRAMES
 
 CENTRE = {"p50", "mean"}  # the thresholds a per-caller metric is judged by (one value per caller)
 
@@ -103,8 +109,8 @@ def _intervals_row(name: str, base: LoadRun, cur: LoadRun, thresholds: list[Thre
 
     def estimate(t: Threshold) -> Change:
         if not sb or not sc:
-            raise ValueError("no caller with audio on " + ("both sides" if not sb and not sc
-                                                           else "the baseline" if not sb else "the current side"))
+            raise ValueError("no caller received 3 packets (2 gaps) on " + (
+                "either side" if not sb and not sc else "the baseline" if not sb else "the current side"))
         need = BOOTSTRAP_MIN_FRAMES.get(t.statistic) or 0
         if len(sb) >= MIN_PROCESSES and len(sc) >= MIN_PROCESSES and min(map(len, sb + sc)) >= max(need, 1):
             return _callers(process_change(sb, sc, t.statistic, confidence, unit="caller"))

@@ -37,7 +37,6 @@ from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
-from harness.session.endpoint_step import measure_endpoint
 from harness.session.processes import ProcessBatch
 from harness.session.resume import plan_resume, scenario_order
 from harness.session.run_rules import (
@@ -384,6 +383,8 @@ class ScenarioRunner:
         if self.loaded.scenario.endpoint is None or self._out_of_time() is not None:
             return
         assert self.machine is not None
+        from harness.session.endpoint_step import measure_endpoint  # the load generator: only for an endpoint block
+
         self.endpoint = measure_endpoint(self.loaded.scenario, self.loaded.weights_path, self.machine, self.out_dir,
                                          self.console, resume=self.options.resume is not None)
 
