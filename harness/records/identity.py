@@ -6,6 +6,9 @@ reuse it. `Measurement` holds every such field; `differences` names those that d
 when nothing differs; `compare` refuses a pair that differs in a field the user did not allow
 (`--allow-difference batch_size`). Both call the same function, so they cannot drift apart.
 
+`EndpointMeasurement` is the same rule for a served endpoint (endpoint.json): `--resume` of a scenario's `endpoint:`
+block and `compare` of endpoint results both call `differences` on it.
+
 A field one side does not know (an older results file; the torch of an environment not yet run) is not judged:
 absent (None) is unknown, not different; a setting left unset is recorded as such ("none", 0), never as None.
 """
@@ -174,7 +177,6 @@ def endpoint_measurement_of(results: EndpointResults) -> EndpointMeasurement:
     setup = results.setup
     if setup is None and results.runs and results.search is None:
         first = results.runs[0]
-        setup = None
         known = EndpointMeasurement(load=first.kind, sessions=first.sessions, call_seconds=first.call_seconds,
                                     arrival_rate_per_s=first.arrival_rate_per_s or 0.0)
         rest = endpoint_measurement(None, results.slo, results.voice_prompt, results.text_prompt,

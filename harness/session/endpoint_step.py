@@ -33,6 +33,10 @@ from harness.records.scenario import EndpointBlock, Scenario
 from harness.verdict.endpoint import failed_verdict
 
 
+class _NotStarted(RuntimeError):
+    pass
+
+
 def _source(block: EndpointBlock, scenario: Scenario, weights: Optional[Path], machine: Machine,
             out_dir: Path) -> ServerSource:
     serve = None
@@ -70,7 +74,8 @@ def _unreached(results: EndpointResults) -> Optional[str]:
 
 
 def measure_endpoint(scenario: Scenario, weights: Optional[Path], machine: Machine, out_dir: Path,
-                     console: Console, resume: bool) -> EndpointResults:
+                     console: Console, resume: bool, not_started: Optional[str] = None) -> EndpointResults:
+    """`not_started`: why it must not start (the session's time limit): recorded as its failure."""
     block = scenario.endpoint
     assert block is not None
     source, load = _source(block, scenario, weights, machine, out_dir), _load(block, scenario.seed)
@@ -93,11 +98,13 @@ def measure_endpoint(scenario: Scenario, weights: Optional[Path], machine: Machi
                       f"failed, {'PASS' if run.passed else 'FAIL'}", highlight=False)
 
     try:
+        if not_started:
+            raise _NotStarted(not_started)
         results = measure(source, load, settings, block.slo, block.voice_prompt, block.text_prompt, on_run,
                           on_ready=lambda d: console.print(f"endpoint: server ready: {d}", markup=False,
                                                            highlight=False))
         results.failure = _unreached(results)
-    except (ServeError, UrlError, OSError) as exc:
+    except (ServeError, UrlError, OSError, _NotStarted) as exc:
         results = _failed(block, setup, str(exc))
     except Exception as exc:  # noqa: BLE001 - the runs measured before must reach the report: a record, not a crash
         results = _failed(block, setup, f"{type(exc).__name__}: {exc}")

@@ -380,13 +380,14 @@ class ScenarioRunner:
 
     def _endpoint(self) -> None:
         """The scenario's `endpoint:` block, after the runs (harness.session.endpoint_step); its failure is a record."""
-        if self.loaded.scenario.endpoint is None or self._out_of_time() is not None:
+        if self.loaded.scenario.endpoint is None:
             return
         assert self.machine is not None
         from harness.session.endpoint_step import measure_endpoint  # the load generator: only for an endpoint block
 
         self.endpoint = measure_endpoint(self.loaded.scenario, self.loaded.weights_path, self.machine, self.out_dir,
-                                         self.console, resume=self.options.resume is not None)
+                                         self.console, resume=self.options.resume is not None,
+                                         not_started=self._out_of_time())
 
     def confirm_frames(self) -> int:
         """Frames of the confirmation run: the scenario's, else enough for the criteria's length (not for the
