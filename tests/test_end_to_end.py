@@ -62,6 +62,9 @@ def test_cpu_smoke_runs_every_cpu_configuration_in_its_own_worker(tmp_path: Path
         check = run["plan_check"]
         assert check["host_error"] is not None and math.isfinite(check["host_error"]), (name, check)
         assert 0 < check["roofline_fraction"] <= 1.0
+        # ... and its step time, predicted from the frame the probe timed on this CPU (Mimi timed, LM priced)
+        assert check["predicted_step_ms"] is not None and run["plan"]["step_parts"]["measured_ms"] > 0
+        assert check["step_error"] is not None and math.isfinite(check["step_error"])
 
     _frame_cpu_is_recorded_per_frame(ok)
     engines = {n: r["engine"] for n, r in ok.items()}

@@ -61,8 +61,11 @@ def test_plan_here_predicts_the_cpu_runs() -> None:
         band, parts = plan["predicted_step_ms"], plan["step_parts"]
         assert band["low"] <= band["p50"] <= band["high"], plan["run"]
         assert parts["combine"].startswith("sum") and parts["host_op_us"] > 0 and parts["host_ops"] > 1000
+        assert parts["measured_ms"] > 0 and "moshi-tiny frame" in parts["host_source"], "fitted on the frame timed here"
         assert plan["predicted_realtime"] in {"yes", "no", "uncertain"}
     fp16, fp32 = plans["cpu-fp16-eager"]["step_parts"], plans["cpu-fp32-eager"]["step_parts"]
+    server = plans["cpu-bf16-eager"]["step_parts"]  # NVIDIA's server frame: a second Mimi, timed here too
+    assert server["measured_ms"] == pytest.approx(2 * fp32["measured_ms"])
     assert fp16["flops"] == fp32["flops"]  # same frame; what each dtype's matmuls cost is this CPU's measurement
     text = run_cli("plan", "--calibration")
     assert text.returncode == 0 and "validation split: median absolute error" in text.stdout

@@ -237,6 +237,8 @@ class ProbeJob:
     kind: Literal["probe"] = "probe"
     presets: list[str] = field(default_factory=list)  # presets whose architecture to describe
     device_checks: bool = True  # run bitsandbytes / Triton / bandwidth checks
+    cpu_stages: bool = False  # time the real frame's stages on the CPU (what a CPU step prediction is fitted on)
+    cpu_threads: int = 0  # torch threads for that timing (0: torch's default), as the runs will use
 
 
 def job_from_json(text: str) -> "BenchJob | ProbeJob":
@@ -370,6 +372,18 @@ class TorchFacts:
 
 
 @dataclass
+class CpuStages:
+    """The real frame's stages timed on this CPU (median of a few eager float32 frames of a scaled preset)."""
+
+    __pydantic_config__ = _FORBID
+    preset: str  # the preset timed (the Moshi family's, so that a PersonaPlex prediction is not fitted on itself)
+    frames: int
+    mimi_ms: float  # Mimi encode + decode: the same module in every preset
+    lm_ms: float  # LMGen.step
+    threads: int
+
+
+@dataclass
 class ProbeReply:
     __pydantic_config__ = _FORBID
     facts: TorchFacts
@@ -382,6 +396,7 @@ class ProbeReply:
     host_op_us: Optional[float] = None  # eager PyTorch: host cost per dispatched op (on the GPU when there is one)
     host_op_device: Optional[str] = None  # where it was measured: cpu | cuda
     cpu_matmul_gflops: dict[str, float] = field(default_factory=dict)  # per dtype, this CPU
+    cpu_stages: Optional[CpuStages] = None  # asked for with ProbeJob.cpu_stages
 
 
 @dataclass

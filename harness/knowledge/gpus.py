@@ -110,6 +110,8 @@ GPUS: tuple[GpuSpec, ...] = (
        memory="coherent", host_ram_gib=480),
     _g("NVIDIA GB200", 186, "10.0", 8000, C2C, ("gb200",), "https://www.nvidia.com/en-us/data-center/gb200-nvl72/",
        memory="coherent", host_ram_gib=480),
+    _g("NVIDIA GB300", 288, "10.3", 8000, C2C, ("gb300",), "https://www.nvidia.com/en-us/data-center/gb300-nvl72/",
+       memory="coherent", host_ram_gib=480),
     # unified memory: one LPDDR pool for CPU and GPU
     _g("NVIDIA Jetson AGX Orin 64GB", 64, "8.7", 204.8, 204.8, ("jetson-agx-orin", "agx-orin", "orin"),
        "https://www.nvidia.com/en-us/autonomous-machines/embedded-systems/jetson-orin/", nvml=("Orin",),

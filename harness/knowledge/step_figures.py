@@ -18,6 +18,8 @@ Mode = Literal["eager", "graphs", "compile+graphs"]
 VLLM_OMNI_6604 = "https://github.com/vllm-project/vllm-omni/pull/6604"
 PERSONAPLEX_103 = "https://github.com/NVIDIA/personaplex/pull/103"
 SEED_M2_MAX = "../shared/seeds/004 (the user's own notes: PersonaPlexDemo on an M2 Max, MLX)"
+SWIFT_M2_MAX = "https://github.com/soniqo/speech-swift/blob/main/docs/models/personaplex.md"
+TRTMC_504 = "https://github.com/NVIDIA/TensorRT-Model-Connect/issues/504"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,13 @@ FIGURES: tuple[StepFigure, ...] = (
     StepFigure("M2 Max MLX 4-bit", "apple-m2-max", "compile+graphs", "int4", "model", 75.0, "validation",
                SEED_M2_MAX, "MLX, not PyTorch: compiled, 4-bit weights, 400 GB/s unified memory",
                bandwidth_gbs=400.0),
+    StepFigure("M2 Max MLX-Swift 4-bit", "apple-m2-max", "compile+graphs", "int4", "model", 68.0, "validation",
+               SWIFT_M2_MAX, "speech-swift (MLX-Swift), both transformers 4-bit (group 64): \"~68ms/step (RTF "
+               "0.87)\"; whether the optional compiled temporal path was on is not said", bandwidth_gbs=400.0),
+    StepFigure("GB300 official PyTorch eager", "gb300", "eager", "bf16", "model", 47.9, "validation", TRTMC_504,
+               "\"Official HF eager complete-task p50: 3,160.70 ms\" for a 66-frame workload (Mimi encode, "
+               "temporal/depth, Mimi decode, PCM to the host): 47.9 ms per frame, an upper bound if the task "
+               "also stepped a prompt; Grace host"),
 )
 
 

@@ -2,8 +2,8 @@
 
 The GPU side uses the calibrated parameters (harness.plan.calibrate) and the host's cost per op: measured here by
 the probe worker (`harness plan --here`), else the host table's class for that GPU (harness.knowledge.hosts).
-The CPU side uses this host's measured cost per op, matmul throughput and memory bandwidth (only --here can
-predict a CPU run: an unmeasured CPU has none of them).
+The CPU side is fitted on the real frame timed on this CPU by the probe (harness.plan.cpu_step): only this host
+can be predicted for a CPU run (an unmeasured CPU has no timing).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from harness.contract.wire import ArchitectureFacts
 from harness.knowledge.hosts import HOSTS, host_kind
 from harness.knowledge.prices import Price
 from harness.plan.calibrate import ETA_RANGE, KERNEL_RANGE, calibration
+from harness.plan.cpu_step import CPU_BAND, cpu_step_parts, fit_cpu
 from harness.plan.quantized import matmuls_per_frame
 from harness.plan.steptime import Device_, FrameWork, Params, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, Quantize, RunConfig
 from harness.records.plan import StepBand, StepParts
 
-CPU_HOST_RANGE = (0.9, 1.6)  # the probe's loop of small modules is a floor: moshi's own Python adds to each op
-CPU_DEVICE_RANGE = (1.25, 0.7)  # measured bandwidth and matmul rates: best case, and a frame's convs reach less
+CPU_HOST_RANGE = (0.9, 1.6)  # a GPU host's cost per op measured here by the probe's small loop: a floor
 INT8_OPS_PER_MATMUL = 3  # bitsandbytes' int8 linear: quantise the activation, int8 matmul, dequantise
 
 
@@ -77,17 +77,13 @@ def predict_step(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *,
         parts = [step_parts(work, mode, device, p, host_source=source) for p in (mid, low, high)]
         structure = calibration().structure
     else:
-        if not target.host_op_us or target.host_op_device != "cpu" or not target.host_bandwidth_gbs:
+        fit = fit_cpu(target.cpu_stages)
+        if fit is None or not target.host_bandwidth_gbs:
             return None
-        parts, structure = [], 1.0
-        source = f"measured here: {target.host_op_us:.2f} us per op on this CPU"
-        for host_scale, device_scale in ((1.0, 1.0), (CPU_HOST_RANGE[0], CPU_DEVICE_RANGE[0]),
-                                         (CPU_HOST_RANGE[1], CPU_DEVICE_RANGE[1])):
-            bandwidth = target.host_bandwidth_gbs * device_scale
-            device = Device_(bandwidth_gbs=bandwidth, link_gbs=bandwidth, is_cpu=True,
-                             cpu_gflops={k: v * device_scale for k, v in target.cpu_matmul_gflops.items()})
-            parts.append(step_parts(work, mode, device, Params(1.0, 0.0, target.host_op_us * host_scale),
-                                    host_source=source, dtype=run.dtype.value))
+        parts = [cpu_step_parts(work, arch, run, fit, bandwidth_gbs=target.host_bandwidth_gbs,
+                                matmul_gflops=target.cpu_matmul_gflops, scale=scale)
+                 for scale in (1.0, *CPU_BAND)]
+        structure = 1.0
     band = StepBand(p50=step_ms(parts[0]), low=step_ms(parts[1]) / structure, high=step_ms(parts[2]) * structure)
     return StepPrediction(band=band, parts=parts[0], realtime=_verdict(band, frame_budget_ms))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Optional
 
 from rich.table import Table
@@ -93,11 +94,21 @@ def _step_notes(result: ScenarioPlan) -> list[Any]:
     first = next((p.step_parts for p in result.plans if p.step_parts is not None), None)
     if first is None:
         return []
-    text = (f"step model: {first.combine}; eta {first.eta:.2f} of the bandwidth, {first.kernel_us:.2f} us per "
-            f"kernel, host {first.host_source}. Kernels and ops are counted on the real moshi frame "
-            "(harness/knowledge/kernel_counts.py) and scaled by depth; `harness plan --calibration` shows the "
-            "published figures behind the parameters and the validation error.")
+    if first.mode == "cpu":
+        text = (f"step model (CPU): {first.combine}; {first.host_source}; the LM's bytes over this host's memory "
+                "bandwidth and its FLOPs over its matmul rate added (harness/plan/cpu_step.py).")
+    else:
+        text = (f"step model: {first.combine}; eta {first.eta:.2f} of the bandwidth, {first.kernel_us:.2f} us per "
+                f"kernel, host {first.host_source}. Kernels and ops are counted on the real moshi frame "
+                "(harness/knowledge/kernel_counts.py) and scaled by depth; `harness plan --calibration` shows the "
+                "published figures behind the parameters and the validation error.")
     notes: list[Any] = [Text(text)]
+    target = result.target
+    busy = target.load_average is not None and target.load_average > 0.5 * (os.cpu_count() or 1)
+    if first.mode == "cpu" and busy:
+        notes.append(Text(f"this machine was busy while its frame was timed (load average {target.load_average:.1f} "
+                          f"on {os.cpu_count()} CPUs): the CPU predictions are slower than a quiet machine's; plan "
+                          "again when it is quiet", style="yellow"))
     prices = {p.serving.price_source for p in result.plans if p.serving and p.serving.price_source}
     if prices:
         notes.append(Text("price: " + "; ".join(sorted(prices))))

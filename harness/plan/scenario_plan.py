@@ -13,7 +13,7 @@ from harness.plan.planner import alternatives, plan_scenario_run, resolve_for
 from harness.plan.predict import serving_prediction
 from harness.plan.target import PlanTarget, from_machine, from_scenario, from_spec
 from harness.probe.machine import probe_machine
-from harness.records.config import RunConfig
+from harness.records.config import Device, RunConfig
 from harness.records.plan import RunPlan, ServingPlan
 from harness.scenario.load import LoadedScenario
 
@@ -55,7 +55,10 @@ def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target:
 def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bool = False,
                   host_ram_gib: Optional[float] = None, gpu_hour_usd: Optional[float] = None) -> ScenarioPlan:
     scenario = loaded.scenario
-    probe = probe_machine(None, presets=[scenario.preset], device_checks=False)  # its temporary folder goes with it
+    predicts_cpu_here = (here or (scenario.target is None and not gpu)) and any(
+        run.device is Device.cpu for run in loaded.runs)
+    probe = probe_machine(None, presets=[scenario.preset], device_checks=False,  # its temporary folder goes with it
+                          cpu_stages=predicts_cpu_here, cpu_threads=scenario.torch_threads or 0)
     arch = probe.architectures.get(scenario.preset)
     if arch is None:
         raise ScenarioPlanError(f"could not describe preset {scenario.preset} (torch/moshi in a worker failed): "

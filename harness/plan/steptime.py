@@ -5,7 +5,7 @@ GPU time = max(bytes read / achievable bandwidth, FLOPs / throughput) + offloade
 Host time = ops dispatched x the host's cost per op.
 Modes: eager (host and GPU overlap: the slower wins); CUDA graphs (what moshi graphs is replayed: the host pays only
 for the ops outside the graphs, so the GPU's time wins); compile (moshi's torch_compile_lazy functions fused: fewer
-kernels, fewer ops); on a CPU the same thread dispatches and computes, so the parts add up.
+kernels, fewer ops). A CPU run is priced by harness.plan.cpu_step (fitted on its real frame timed here).
 Kernels and ops come from harness.knowledge.kernel_counts (counted on the real modules, scaled by depth).
 """
 
@@ -39,8 +39,6 @@ class Device_:
     bandwidth_gbs: float
     link_gbs: float = 25.0
     tflops: Optional[float] = None  # dense 16-bit matmul throughput; None: not known, the compute part is left out
-    cpu_gflops: Optional[dict[str, float]] = None  # a CPU: matmul GFLOP/s per dtype, measured
-    is_cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,25 +116,12 @@ def mode_of(run: RunConfig) -> str:
     return "graphs" if run.cuda_graphs else "eager"
 
 
-def step_parts(work: FrameWork, mode: str, device: Device_, params: Params, *, host_source: str = "",
-               dtype: str = "bfloat16") -> StepParts:
+def step_parts(work: FrameWork, mode: str, device: Device_, params: Params, *, host_source: str = "") -> StepParts:
+    """A GPU run's parts (a CPU run's: harness.plan.cpu_step)."""
     compiled = mode.startswith("compile")
     kernels = work.compiled_kernels if compiled else work.kernels
     ops = work.ops - (work.compiled_ops_saved if compiled else 0)
     flops = work.lm_flops + work.mimi_flops
-    if device.is_cpu:
-        gflops = device.cpu_gflops or {}
-        lm_rate, mimi_rate = gflops.get(dtype) or gflops.get("float32"), gflops.get("float32")
-        compute = ((work.lm_flops / (lm_rate * 1e9) if lm_rate else 0.0)
-                   + (work.mimi_flops / (mimi_rate * 1e9) if mimi_rate else 0.0)) * 1e3
-        bandwidth = work.bytes_local / (device.bandwidth_gbs * 1e9) * 1e3
-        link = work.bytes_moved / (device.link_gbs * 1e9) * 1e3
-        host = ops * params.host_op_us / 1e3
-        gpu = max(bandwidth, compute) + link
-        return StepParts(mode=mode, gpu_ms=gpu, host_ms=host, bandwidth_ms=bandwidth, compute_ms=compute,
-                         link_ms=link, kernel_ms=0.0, kernels=kernels, host_ops=ops, bytes=work.bytes_local,
-                         flops=flops, eta=1.0, kernel_us=0.0, host_op_us=params.host_op_us, host_source=host_source,
-                         combine="sum: one thread dispatches and computes")
     bandwidth = work.bytes_local / (params.eta * device.bandwidth_gbs * 1e9) * 1e3
     compute = flops / (device.tflops * 1e12) * 1e3 if device.tflops else 0.0
     link = work.bytes_moved / (device.link_gbs * 1e9) * 1e3
@@ -154,7 +139,7 @@ def step_parts(work: FrameWork, mode: str, device: Device_, params: Params, *, h
 
 def step_ms(parts: StepParts) -> float:
     if parts.combine.startswith("sum"):
-        return parts.gpu_ms + parts.host_ms
+        return parts.gpu_ms + parts.host_ms + parts.measured_ms
     return max(parts.gpu_ms, parts.host_ms)
 
 

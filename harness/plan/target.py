@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from harness.contract.wire import CpuStages
 from harness.knowledge.gpus import GIB, GpuSpec, find_gpu
 from harness.knowledge.wheels import PINNED_ARCHS
 from harness.plan.memory import HostFacts
@@ -40,6 +41,8 @@ class PlanTarget:
     host_op_us: Optional[float] = None  # measured here (harness plan --here); None: the host table's class
     host_op_device: Optional[str] = None  # where host_op_us was measured: cpu | cuda
     cpu_matmul_gflops: dict[str, float] = field(default_factory=dict)
+    cpu_stages: Optional[CpuStages] = None  # the real frame's stages timed here (a CPU prediction's fit)
+    load_average: Optional[float] = None  # when those were measured: a busy host times everything slower
 
     @property
     def has_gpu(self) -> bool:
@@ -121,4 +124,5 @@ def from_machine(machine: Machine) -> PlanTarget:
         arch_list=machine.cuda_arch_list, host=_host_facts(machine), memory_kind=spec.memory if spec else "discrete",
         source="measured here" if measured else (spec.source if spec else ""), bandwidth_measured=bool(measured),
         host_op_us=machine.host_op_us, host_op_device=machine.host_op_device,
-        cpu_matmul_gflops=dict(machine.cpu_matmul_gflops))
+        cpu_matmul_gflops=dict(machine.cpu_matmul_gflops), cpu_stages=machine.cpu_stages,
+        load_average=machine.load_average)

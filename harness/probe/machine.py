@@ -41,13 +41,14 @@ class ProbeResult:
 
 
 def _probe_worker(work_dir: Path, presets: list[str], device_checks: bool,
-                  python: Optional[str] = None) -> ProbeReply:
+                  python: Optional[str] = None, cpu_stages: bool = False, cpu_threads: int = 0) -> ProbeReply:
     """A fresh worker process reports what torch sees; a crash or hang there is reported, not raised."""
     work_dir.mkdir(parents=True, exist_ok=True)
     reply_path = work_dir / "probe.reply.json"
     reply_path.unlink(missing_ok=True)
     job_path = work_dir / "probe.job.json"
-    job_path.write_text(to_json(ProbeJob(reply_path=str(reply_path), presets=presets, device_checks=device_checks)))
+    job_path.write_text(to_json(ProbeJob(reply_path=str(reply_path), presets=presets, device_checks=device_checks,
+                                       cpu_stages=cpu_stages, cpu_threads=cpu_threads)))
     outcome = run_worker(job_path, probe_env(), PROBE_TIMEOUT_S, work_dir, "probe", on_event=lambda _e: None,
                          python=python or sys.executable)
     try:
@@ -74,18 +75,20 @@ def _value(checks: list[ProbeCheck], name: str) -> Optional[float]:
 
 def probe_machine(work_dir: Optional[Path] = None, presets: Optional[list[str]] = None,
                   device_checks: bool = True, disk_path: Optional[Path] = None,
-                  python: Optional[str] = None) -> ProbeResult:
+                  python: Optional[str] = None, cpu_stages: bool = False, cpu_threads: int = 0) -> ProbeResult:
     """Probe this machine; with `python`, torch's side is probed in that interpreter's environment (a user's
-    PersonaPlex venv, say): the harness's worker code is put on its path, it needs only torch and moshi there."""
+    PersonaPlex venv, say): the harness's worker code is put on its path, it needs only torch and moshi there.
+    With `cpu_stages` the worker also times the real frame's stages on the CPU (a few seconds; with `cpu_threads`
+    torch threads): what the planner fits a CPU run's step time on."""
     if work_dir is None:  # a folder of our own, gone when the probe is (whatever ends it)
         with tempfile.TemporaryDirectory(prefix="harness-probe-") as temporary:
-            return _probe_machine(Path(temporary), presets, device_checks, disk_path, python)
-    return _probe_machine(work_dir, presets, device_checks, disk_path, python)
+            return _probe_machine(Path(temporary), presets, device_checks, disk_path, python, cpu_stages, cpu_threads)
+    return _probe_machine(work_dir, presets, device_checks, disk_path, python, cpu_stages, cpu_threads)
 
 
 def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: bool, disk_path: Optional[Path],
-                   python: Optional[str]) -> ProbeResult:
-    reply = _probe_worker(work_dir, presets or [], device_checks, python)
+                   python: Optional[str], cpu_stages: bool = False, cpu_threads: int = 0) -> ProbeResult:
+    reply = _probe_worker(work_dir, presets or [], device_checks, python, cpu_stages, cpu_threads)
     facts = reply.facts
     nvml = read_nvml()
     bandwidth = c.measure_host_bandwidth()
@@ -124,6 +127,7 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
         device_bandwidth_gbs=_value(checks, "device_bandwidth"), baseline_rss_bytes=reply.baseline_rss_bytes,
         bitsandbytes_import_bytes=reply.bitsandbytes_import_bytes,
         host_op_us=reply.host_op_us, host_op_device=reply.host_op_device, cpu_matmul_gflops=reply.cpu_matmul_gflops,
+        cpu_stages=reply.cpu_stages,
         load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         fingerprint=fingerprint([cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
                                  ",".join(g.name for g in gpus), str(packages.get("torch")),

@@ -7,7 +7,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from harness.contract.wire import GpuInfo
+from harness.contract.wire import CpuStages, GpuInfo
 from harness.records.base import Record
 
 
@@ -41,6 +41,8 @@ class Machine(Record):
                                                                   "measured by the probe worker")
     host_op_device: Optional[str] = Field(default=None, description="cpu or cuda: where host_op_us was measured")
     cpu_matmul_gflops: dict[str, float] = Field(default_factory=dict, description="this CPU's matmul GFLOP/s per dtype")
+    cpu_stages: Optional[CpuStages] = Field(default=None, description="the real frame's stages timed on this CPU "
+                                                                      "(what a CPU step prediction is fitted on)")
     load_average: Optional[float] = Field(default=None, description="1-minute load average when probed: a busy host "
                                                                     "measures slower than the planner predicts")
     fingerprint: str = Field(description="short hash of the fields that make timings comparable")

@@ -16,6 +16,9 @@ def parts_text(plan: Optional[RunPlan]) -> str:
     parts = plan.step_parts if plan else None
     if parts is None:
         return "-"
+    if parts.mode == "cpu":
+        return (f"cpu: Mimi {parts.measured_ms:.1f} ms (timed here), LM ops {parts.host_ms:.1f} ms ({parts.host_ops} "
+                f"ops x {parts.host_op_us:.2f} us), LM bytes/FLOPs {parts.gpu_ms:.1f} ms; {parts.combine}")
     return (f"{parts.mode}: GPU/compute {parts.gpu_ms:.1f} ms ({parts.kernels} kernels), host {parts.host_ms:.1f} ms "
             f"({parts.host_ops} ops x {parts.host_op_us:.2f} us); {parts.combine}")
 

@@ -347,7 +347,8 @@ class ScenarioRunner:
             self._deadline = time.monotonic() + self.options.time_limit_s
         self.console.print("probing this machine (torch in a separate process) ...", highlight=False)
         probe = probe_machine(self.out_dir / WORK_DIR / "probe", presets=[self.loaded.scenario.preset],
-                              disk_path=self.out_dir)
+                              disk_path=self.out_dir, cpu_stages=any(run.device is Device.cpu for run in runs),
+                              cpu_threads=self.loaded.scenario.torch_threads or 0)
         self.machine = probe.machine
         session = Session(
             harness_version=__version__, created_at=now, updated_at=now, state="running",

@@ -76,6 +76,19 @@ def run_probe(job: ProbeJob) -> int:
                 reply.cpu_matmul_gflops = matmul_gflops()
             except Exception:  # noqa: BLE001 - the plan then uses the host table, and says so
                 traceback.print_exc(file=sys.stderr)
+            if job.cpu_stages:  # a CPU step prediction is fitted on the real frame's stages timed here
+                try:
+                    import torch
+
+                    from harness.contract.wire import CpuStages
+                    from harness.worker.kernels import frame_stage_ms
+
+                    threads = torch.get_num_threads()
+                    torch.set_num_threads(job.cpu_threads or threads)
+                    reply.cpu_stages = CpuStages(**frame_stage_ms())
+                    torch.set_num_threads(threads)
+                except Exception:  # noqa: BLE001 - the plan then says a CPU run cannot be predicted
+                    traceback.print_exc(file=sys.stderr)
         except BaseException as exc:  # noqa: BLE001 - recorded, the probe still answers
             traceback.print_exc(file=sys.stderr)
             reply.error = _error(exc, "describe")

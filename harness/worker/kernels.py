@@ -286,6 +286,50 @@ def matmul_gflops(size: int = 384, repeats: int = 3) -> dict[str, float]:
     return out
 
 
+def frame_stage_ms(preset: str = "moshi-tiny", frames: int = 5, warmup: int = 3, seed: int = 1) -> dict[str, Any]:
+    """Median wall time of the real frame's stages on this CPU: Mimi (encode + decode) and the LM step, float32.
+
+    What a CPU prediction cannot get from small loops: moshi's streaming convolutions and its Python per op cost
+    far more than a bare op (the loop in `host_op_cost` is a floor). Mimi is the same module in every preset, so
+    its time here is its time in any preset; the LM step's time over the ops it dispatched (counted once per
+    family in harness.knowledge.kernel_counts) is this host's cost per real LM op. The default preset is the Moshi
+    family's (dep_q 8), so a PersonaPlex prediction (dep_q 16) is not fitted on itself."""
+    import tempfile
+    from statistics import median
+
+    from harness.worker.engine.build import build_models
+    from harness.worker.pipeline.audio import speech_like
+
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory(prefix="harness-stages-") as scratch:
+        built = build_models(WorkerRun(name="stages", device="cpu", dtype="float32"), preset, None, seed,
+                             Path(scratch))
+    mimi, lm_gen = built.mimi, built.lm_gen
+    audio = speech_like(mimi.sample_rate, 1, seed)
+    frame = int(mimi.sample_rate / mimi.frame_rate)
+    mimi_ms: list[float] = []
+    lm_ms: list[float] = []
+    from moshi.utils.compile import no_compile
+
+    # eager, as a CPU run is measured: moshi would otherwise torch.compile its lazy functions on the first call
+    with torch.no_grad(), no_compile(), mimi.streaming(1), lm_gen.streaming(1):
+        for index in range(warmup + frames):
+            chunk = audio[:, :, (index * frame) % (audio.shape[-1] - frame):][:, :, :frame]
+            t0 = time.perf_counter()
+            codes = mimi.encode(chunk)
+            t1 = time.perf_counter()
+            tokens = lm_gen.step(codes)
+            t2 = time.perf_counter()
+            if tokens is not None:
+                mimi.decode(tokens[:, 1:9])
+            t3 = time.perf_counter()
+            if index >= warmup and tokens is not None:
+                mimi_ms.append((t1 - t0 + t3 - t2) * 1e3)
+                lm_ms.append((t2 - t1) * 1e3)
+    return {"preset": preset, "frames": len(lm_ms), "mimi_ms": median(mimi_ms), "lm_ms": median(lm_ms),
+            "threads": torch.get_num_threads()}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.worker.kernels")
     parser.add_argument("out")
@@ -308,7 +352,7 @@ def main(argv: list[str]) -> int:
 
             reply["architectures"] = {preset: asdict(describe_preset(preset)) for preset in args.describe}
         if args.host_cost:
-            reply["host"] = {**host_op_cost(), "matmul_gflops": matmul_gflops()}
+            reply["host"] = {**host_op_cost(), "matmul_gflops": matmul_gflops(), "stages": frame_stage_ms()}
     except Exception as exc:  # noqa: BLE001 - recorded for the parent, which explains it
         import traceback
 

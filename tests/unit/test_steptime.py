@@ -6,10 +6,13 @@ from dataclasses import replace
 
 import pytest
 
+from harness.contract.wire import CpuStages
 from harness.knowledge.gpus import find_gpu
 from harness.knowledge.kernel_counts import COUNTS
 from harness.knowledge.step_figures import figures
 from harness.plan.calibrate import calibration, calibration_architecture, predict_figure
+from harness.plan.cpu_step import cpu_step_parts, fit_cpu
+from harness.plan.memory import mimi_bytes
 from harness.plan.predict import predict_step, serving_prediction
 from harness.plan.quantized import SCHEMES, supported, weight_bytes
 from harness.plan.steptime import Device_, FrameWork, Params, frame_work, scaled, step_ms, step_parts
@@ -56,12 +59,39 @@ def test_eager_overlaps_host_and_gpu_graphs_leave_the_gpu() -> None:
     assert offloaded.link_ms == pytest.approx(1000.0) and offloaded.host_ops == 10_000  # no graphs with offload
 
 
-def test_a_cpu_adds_its_parts() -> None:
-    device = Device_(bandwidth_gbs=10.0, is_cpu=True, cpu_gflops={"float32": 100.0, "bfloat16": 50.0})
-    work = _work(lm_flops=10**9, mimi_flops=10**9, bytes_local=10**8)
-    parts = step_parts(work, "cpu", device, Params(1.0, 0.0, 2.0), dtype="bfloat16")
-    assert parts.compute_ms == pytest.approx(20.0 + 10.0) and parts.bandwidth_ms == pytest.approx(10.0)
-    assert step_ms(parts) == pytest.approx(30.0 + 20.0)  # compute (the larger) + host, one thread does both
+def test_a_cpu_step_is_fitted_on_its_timed_frame() -> None:
+    """The CPU model: Mimi as timed (twice for NVIDIA's server frame), the LM's ops at the timed cost per op, and the
+    LM's bytes or FLOPs (the larger) on top; a timing of a preset the counts do not hold fits nothing."""
+    stages = CpuStages(preset="moshi-tiny", frames=5, mimi_ms=90.0, lm_ms=20.0, threads=2)
+    fit = fit_cpu(stages)
+    assert fit is not None
+    moshi = COUNTS["moshi"]
+    assert fit.lm_ops == moshi.lm_other.ops + moshi.temporal_layer.ops + moshi.depformer_layer.ops
+    assert fit.lm_op_us == pytest.approx(20.0 / fit.lm_ops * 1e3)
+    assert fit_cpu(CpuStages(preset="personaplex-7b", frames=5, mimi_ms=1.0, lm_ms=1.0, threads=1)) is None
+    assert fit_cpu(None) is None
+
+    arch = ARCH  # personaplex-7b: its LM streams gigabytes per frame
+    run = _run(device=Device.cpu, dtype=DType.float32)
+    work = frame_work(arch, run)
+    mimi_ops = COUNTS["personaplex"].mimi.ops
+    parts = cpu_step_parts(work, arch, run, fit, bandwidth_gbs=10.0, matmul_gflops={"float32": 100.0})
+    lm_bytes = work.bytes_local - mimi_bytes(arch)
+    assert parts.measured_ms == pytest.approx(90.0) and parts.host_ops == work.ops - mimi_ops
+    assert parts.host_ms == pytest.approx((work.ops - mimi_ops) * fit.lm_op_us / 1e3)
+    assert parts.bandwidth_ms == pytest.approx(lm_bytes / 10e9 * 1e3)
+    assert parts.compute_ms == pytest.approx(work.lm_flops / 100e9 * 1e3)
+    assert step_ms(parts) == pytest.approx(90.0 + parts.host_ms + max(parts.bandwidth_ms, parts.compute_ms))
+    server = _run(device=Device.cpu, dtype=DType.float32, serving=Serving.personaplex_server)
+    two = cpu_step_parts(frame_work(arch, server), arch, server, fit, bandwidth_gbs=10.0,
+                         matmul_gflops={"float32": 100.0})
+    assert two.measured_ms == pytest.approx(180.0) and two.host_ops == parts.host_ops  # a second Mimi, same LM
+
+    here = PlanTarget(label="cpu", host_bandwidth_gbs=10.0, cpu_matmul_gflops={"float32": 100.0}, cpu_stages=stages)
+    step = predict_step(arch, run, here)
+    assert step is not None and step.band.low < step.band.p50 < step.band.high
+    assert step.band.p50 == pytest.approx(step_ms(parts)) and step.realtime == "no"
+    assert predict_step(arch, run, PlanTarget(label="cpu", host_bandwidth_gbs=10.0)) is None  # nothing timed
 
 
 def test_calibration_reproduces_its_fit_figures_and_reports_the_held_out_ones() -> None:
