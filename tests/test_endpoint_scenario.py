@@ -104,3 +104,17 @@ def test_resume_keeps_an_endpoint_measured_the_same_way(measured: Path, tmp_path
     assert joined.headline.startswith("GO: cpu-fp32-eager")
     assert "| endpoint NO-GO: not measured (no caller reached" in joined.headline
     assert not fails_gate(with_endpoint(in_process_go, kept))
+
+
+def test_only_leaves_the_endpoint_block_out_unless_it_names_it(measured: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(measured / "out", out)
+    before = load_endpoint(out)
+    done = run_cli("run", str(measured / "scenario.yaml"), "--resume", str(out), "--only", "cpu-fp32-eager")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--only leaves the endpoint block out" in done.stdout
+    assert _echo_processes() == []  # no server was started
+    assert load_endpoint(out) == before  # what was measured before stays, in the file and the verdict
+    assert "| endpoint GO" in json.loads((out / "results.json").read_text())["verdict"]["headline"]
+    wrong = run_cli("run", str(measured / "scenario.yaml"), "--only", "nope", "--out", str(tmp_path / "x"))
+    assert wrong.returncode == 2 and "runs are: cpu-fp32-eager, endpoint" in wrong.stderr

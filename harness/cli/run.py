@@ -158,13 +158,16 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     loaded = load_or_explain(args.scenario)
     runs = loaded.runs
+    endpoint = loaded.scenario.endpoint is not None
     if args.only:
         wanted = set(args.only)
-        unknown = wanted - {r.name for r in runs}
+        names = [r.name for r in runs] + (["endpoint"] if endpoint else [])
+        unknown = wanted - set(names)
         if unknown:
             raise UserError(f"--only names no run of {args.scenario}: {', '.join(sorted(unknown))}; "
-                            f"runs are: {', '.join(r.name for r in runs)}")
+                            f"runs are: {', '.join(names)}")
         runs = [r for r in runs if r.name in wanted]
+        endpoint = endpoint and "endpoint" in wanted
     previous = None
     if args.resume:
         previous = load_session(Path(args.resume))
@@ -177,7 +180,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[bold]{console_text(loaded.scenario.name)}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
                   f"-> {console_text(out_dir)}", highlight=False)
     options = RunOptions(args.frames, args.warmup, args.timeout, args.force, resume=previous,
-                         gpu_hour_usd=args.gpu_hour_usd, time_limit_s=args.time_limit)
+                         gpu_hour_usd=args.gpu_hour_usd, time_limit_s=args.time_limit, endpoint=endpoint)
     runner = ScenarioRunner(loaded, out_dir, options, console)
     try:
         session = runner.run(runs)
@@ -233,7 +236,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--out", metavar="DIR", help="results folder (default: reports/<scenario>-<UTC time>, "
                                                   "with reports/latest pointing at it); refused if it already "
                                                   "holds results")
-    run.add_argument("--only", metavar="RUN", nargs="+", help="run only these runs (by name)")
+    run.add_argument("--only", metavar="RUN", nargs="+",
+                     help="run only these runs (by name); `endpoint` names the scenario's endpoint block, which "
+                          "--only otherwise leaves out")
     run.add_argument("--frames", type=_positive_int,
                      help="measure exactly this many frames (the verdict says when that is too few to conclude)")
     run.add_argument("--warmup", type=_positive_int, help="override the scenario's warmup frames (at least 2)")

@@ -66,6 +66,11 @@ def _previous(out_dir: Path, console: Console) -> Optional[EndpointResults]:
         return None
 
 
+def kept_endpoint(out_dir: Path, console: Console) -> Optional[EndpointResults]:
+    """What an earlier session of this folder measured (a resumed run that leaves the endpoint block out)."""
+    return _previous(out_dir, console)
+
+
 def _unreached(results: EndpointResults) -> Optional[str]:
     callers = [c for r in results.runs for c in r.callers]
     if callers and all(c.raw.upgraded_s is None for c in callers):

@@ -82,6 +82,7 @@ class RunOptions:
     # Wall-clock cap on the whole session (seconds from its start): no run or capacity probe starts after it, and a
     # worker's timeout is cut to what is left, so that the session ends by then with what it measured.
     time_limit_s: Optional[float] = None
+    endpoint: bool = True  # measure the scenario's endpoint block (`--only` leaves it out unless it names "endpoint")
 
 
 class ScenarioRunner:
@@ -384,6 +385,13 @@ class ScenarioRunner:
         if self.loaded.scenario.endpoint is None:
             return
         assert self.machine is not None
+        if not self.options.endpoint:  # --only without "endpoint": what an earlier session measured stays
+            from harness.session.endpoint_step import kept_endpoint
+
+            self.endpoint = kept_endpoint(self.out_dir, self.console) if self.options.resume else None
+            self.console.print("endpoint: not measured (--only leaves the endpoint block out; name `endpoint` to "
+                               "measure it)", highlight=False)
+            return
         from harness.session.endpoint_step import measure_endpoint  # the load generator: only for an endpoint block
 
         self.endpoint = measure_endpoint(self.loaded.scenario, self.loaded.weights_path, self.machine, self.out_dir,
