@@ -20,6 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--one-call-at-a-time", action="store_true")
+    parser.add_argument("--tag", default="", help="ignored: lets a test find the servers it started")
     args = parser.parse_args()
     lock = asyncio.Lock()
 

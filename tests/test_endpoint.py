@@ -20,8 +20,9 @@ from typing import Iterator
 import psutil
 import pytest
 
+from harness.compare.endpoint import compare_endpoints
+from harness.compare.regression import default_thresholds
 from harness.endpoint.load import CallSettings, closed_loop
-from harness.endpoint.protocol import chat_url
 from harness.launcher.server import free_port
 from harness.records.endpoint import Slo, load_endpoint
 from tests.conftest import REPO, run_cli
@@ -30,7 +31,6 @@ from tests.endpoint_fakes import aiohttp_server, garbage_server, hangs_up_mid_ca
 pytestmark = pytest.mark.slow
 
 CACHE = Path.home() / ".cache" / "harness-tests" / "serve"  # synthetic weights, written once per machine
-SHORT = CallSettings(call_seconds=0.24, drain_s=300.0, handshake_timeout_s=900.0)
 
 
 class Served:
@@ -87,8 +87,24 @@ def test_serve_listens_on_loopback_only(served: Served) -> None:
     assert served.url == f"ws://127.0.0.1:{served.port}/api/chat"
 
 
-def test_two_callers_show_the_lock(served: Served) -> None:
-    run = closed_loop([chat_url(served.url, None, None)], 2, SHORT, Slo())
+def _cli_two_callers(served: Served, out: Path, *options: str) -> subprocess.CompletedProcess:
+    return run_cli("endpoint", served.url, "--sessions", "2", "--seconds", "0.24", "--drain", "300", "--out",
+                   str(out), *options, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def two_callers(served: Served, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One real load through the CLI, two callers of 3 frames (moshi answers after its 2-frame delay), shared by the
+    lock test and the compare test."""
+    out = tmp_path_factory.mktemp("two-callers")
+    return out, _cli_two_callers(served, out, "--fail-on-nogo")
+
+
+def test_two_callers_show_the_lock_and_the_cli_fails_on_nogo(two_callers: tuple[Path, subprocess.CompletedProcess]) -> None:
+    out, done = two_callers
+    assert done.returncode == 3, done.stderr[-2000:]  # a caller queued behind the other call fails the SLO
+    results = load_endpoint(out)
+    run = results.runs[0]
     assert [c.status for c in run.callers] == ["ok", "ok"], [c.reason for c in run.callers]
     first, second = sorted(run.callers, key=lambda c: c.raw.handshake_s)
     # both were accepted at once, but the second got its handshake only when the first call had ended
@@ -98,18 +114,29 @@ def test_two_callers_show_the_lock(served: Served) -> None:
     for caller in run.callers:  # the protocol really ran: audio paced out, Opus decoded back, raw times kept
         assert caller.sent_frames == 3 and caller.raw.audio_s and sum(caller.raw.audio_samples) % 1920 == 0
         assert caller.first_audio_ms is not None and caller.first_audio_ms > 0
+    assert results.verdict.word == "NO-GO" and results.setup.server == "url" and results.machine is not None
+    assert "Served endpoint" in (out / "report.html").read_text()
+    assert (out / "summary.md").read_text().startswith("**endpoint NO-GO**")
+    assert json.loads((out / "endpoint.json").read_text())["schema_version"] == 1
 
 
-def test_cli_writes_results_and_fails_on_nogo(served: Served, tmp_path: Path) -> None:
-    done = run_cli("endpoint", served.url, "--sessions", "1", "--seconds", "0.24", "--drain", "300", "--out",
-                   str(tmp_path), "--slo-first-audio-ms", "0.001", "--fail-on-nogo", timeout=1200)
-    assert done.returncode == 3, done.stderr[-2000:]
-    results = load_endpoint(tmp_path)
-    assert results.verdict.word == "NO-GO" and results.runs[0].callers[0].status == "ok"
-    assert any("first audio" in f for f in results.runs[0].callers[0].slo_failures)
-    assert "Served endpoint" in (tmp_path / "report.html").read_text()
-    assert (tmp_path / "summary.md").read_text().startswith("**endpoint NO-GO**")
-    assert json.loads((tmp_path / "endpoint.json").read_text())["schema_version"] == 1
+def test_compare_two_real_endpoint_outputs(served: Served, two_callers: tuple[Path, subprocess.CompletedProcess],
+                                           tmp_path: Path) -> None:
+    """Two real measurements of the same server: judged by another SLO they are refused; allowed, every metric of
+    the load is a row (judged, or "not judged" with why: two callers of 3 frames are little evidence)."""
+    base, _ = two_callers
+    done = _cli_two_callers(served, tmp_path, "--slo-first-audio-ms", "1000")
+    assert done.returncode == 0 and (tmp_path / "endpoint.json").exists(), done.stderr[-2000:] + done.stdout[-3000:]
+    refused = run_cli("compare", str(base), str(tmp_path))
+    assert refused.returncode == 5 and '"first_audio_ms": 500.0' in refused.stdout, refused.stderr
+    allowed = compare_endpoints(load_endpoint(base), load_endpoint(tmp_path), default_thresholds(), 0.01, "a", "b",
+                                allow_differences={"slo"})
+    assert allowed.exit_code in (0, 1, 6, 7)  # a judgement; which one is the machine's business
+    rows = {r.name: r for r in allowed.runs}
+    names = [f"endpoint closed x2: {m}" for m in ("failed callers", "packet interval ms", "first audio ms",
+                                                  "time to handshake ms", "deficit frames")]
+    assert set(names) <= set(rows) and rows[names[0]].outcome == "unchanged"
+    assert all(s.verdict != "not judged" or s.note for r in allowed.runs for s in r.statistics)  # says why
 
 
 @pytest.mark.parametrize("make, expected", [

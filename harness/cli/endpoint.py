@@ -8,21 +8,22 @@ import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from rich.console import Console
 from rich.table import Table
 
 from harness.cli.common import EXIT_INTERRUPTED, EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED
 from harness.contract.presets import preset_names
-from harness.endpoint.load import CallSettings
-from harness.endpoint.measure import LoadSpec, ServerSource, measure
 from harness.endpoint.protocol import UrlError, chat_url
-from harness.endpoint.serving import ServeError, ServeSpec, default_cache, start
-from harness.launcher.server import stop_server
 from harness.records.endpoint import EndpointResults, LoadRun, Slo, write_endpoint
 from harness.records.exits import UserError
-from harness.report.endpoint import render_endpoint_html, summary_line
+
+if TYPE_CHECKING:
+    from harness.endpoint.serving import ServeSpec
+
+# The load generator (aiohttp, numpy, sphn) and the report (matplotlib) are imported by the commands that use them:
+# every `harness ...` imports this module to build its parser, and they cost most of a second there.
 
 _ENDPOINT_HELP = """\
 Measure a running moshi or PersonaPlex server the way its callers do: each caller opens the WebSocket (route
@@ -123,7 +124,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(handler=cmd_serve)
 
 
-def _spec(args: argparse.Namespace, port: int) -> ServeSpec:
+def _spec(args: argparse.Namespace, port: int) -> "ServeSpec":
+    from harness.endpoint.serving import ServeSpec
+
     return ServeSpec(preset=args.preset, weights=args.weights, device=args.device, port=port, server=args.server,
                      python=args.python, voice_frames=args.voice_frames, cache_dir=args.cache_dir,
                      ready_timeout_s=args.ready_timeout, compile=args.compile)
@@ -142,6 +145,9 @@ def _raise_interrupt(signum: int, _: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from harness.endpoint.serving import ServeError, default_cache, start
+    from harness.launcher.server import stop_server
+
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: not a port")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGINT too: a shell's `&` job starts with it ignored
@@ -230,6 +236,11 @@ def _unreachable(results: EndpointResults) -> Optional[str]:
 
 
 def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
+    from harness.endpoint.load import CallSettings
+    from harness.endpoint.measure import LoadSpec, ServerSource, measure
+    from harness.endpoint.serving import ServeError
+    from harness.report.endpoint import render_endpoint_html, summary_line
+
     problem = _check(args)
     if problem:
         raise UserError(problem)
@@ -264,6 +275,9 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
     except KeyboardInterrupt as exc:
         print("harness: interrupted; servers it started are stopped", file=sys.stderr)
         return getattr(exc, "code", EXIT_INTERRUPTED)
+    from harness.probe.machine import host_machine
+
+    results.machine = host_machine()  # its hardware key: compare tells load generators apart
     write_endpoint(results, out)
     (out / "report.html").write_text(render_endpoint_html(results), encoding="utf-8")
     (out / "summary.md").write_text(summary_line(results) + "\n", encoding="utf-8")

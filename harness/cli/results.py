@@ -17,6 +17,7 @@ from harness.records.text import console_text, markdown_text, plain
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from harness.records.store import RESULTS_JSON, load_session, write_session, write_session_json
     from harness.report.render import criteria_of, write_report
+    from harness.verdict.endpoint import with_endpoint
     from harness.verdict.recommend import decide
 
     folder = Path(args.dir)
@@ -27,8 +28,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     source = folder / RESULTS_JSON if folder.is_dir() else folder
     out_dir = source.parent
     verdict = decide(session, criteria_of(session))  # the stored scenario was validated when the file was read
+    endpoint = None
+    if session.scenario.endpoint is not None and (out_dir / "endpoint.json").exists():
+        endpoint = _load_endpoint(out_dir / "endpoint.json")  # the scenario's endpoint block, as measured
+        verdict = with_endpoint(verdict, endpoint)
     try:
-        html, summary = write_report(session, verdict, out_dir)
+        html, summary = write_report(session, verdict, out_dir, endpoint=endpoint)
         if args.update_results:  # the file it read, and only that one
             session.verdict = verdict
             if source.name == RESULTS_JSON:
@@ -86,17 +91,17 @@ def _compare_one(args: argparse.Namespace, console: Console) -> int:
     from harness.compare.hardware import hardware_key, hardware_of
     from harness.compare.regression import ThresholdError, compare_sessions, default_thresholds, parse_threshold
     from harness.compare.render import markdown
-    from harness.records.identity import FIELDS
+    from harness.records.identity import ENDPOINT_FIELDS, FIELDS
     from harness.records.store import load_session
 
     try:
         thresholds = [parse_threshold(t) for t in args.threshold] if args.threshold else default_thresholds()
     except ThresholdError as exc:
         raise UserError(str(exc)) from None
-    unknown = sorted(set(args.allow_difference or []) - set(FIELDS))
+    unknown = sorted(set(args.allow_difference or []) - set(FIELDS) - set(ENDPOINT_FIELDS))
     if unknown:
         raise UserError(f"--allow-difference {', '.join(unknown)}: not a measurement setting "
-                        f"(one of {', '.join(FIELDS)})")
+                        f"(one of {', '.join(FIELDS)}; for endpoint results one of {', '.join(ENDPOINT_FIELDS)})")
     if args.history and len(args.paths) != 1:
         raise UserError("with --history give only the CURRENT results")
     if not args.history and len(args.paths) != 2:
@@ -104,6 +109,10 @@ def _compare_one(args: argparse.Namespace, console: Console) -> int:
     if not 0.0 < args.alpha < 0.5:
         raise UserError(f"--alpha must be within (0, 0.5), got {args.alpha}")
     current_path = Path(args.paths[-1])
+    if _endpoint_only(current_path):
+        if args.history:
+            raise UserError(f"{current_path}: endpoint results have no history yet; give BASELINE and CURRENT")
+        return _compare_endpoints(args, thresholds, Path(args.paths[0]), current_path, console)
     current = load_session(current_path)
     if args.history:
         scanned = history.scan(Path(args.history))
@@ -126,6 +135,8 @@ def _compare_one(args: argparse.Namespace, console: Console) -> int:
     comparison = compare_sessions(baseline, current, thresholds, args.alpha, str(baseline_path),
                                   str(current_path), allow_other_machine=args.allow_other_machine,
                                   allow_differences=set(args.allow_difference or []))
+    if not args.history:
+        comparison = _with_endpoints(args, thresholds, baseline_path, current_path, comparison)
     text = markdown(comparison)
     if args.markdown:
         write_output(Path(args.markdown), text)
@@ -134,6 +145,78 @@ def _compare_one(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(plain(text), markup=False, highlight=False)
     return comparison.exit_code
+
+
+def _endpoint_file(path: Path) -> Optional[Path]:
+    if path.name == "endpoint.json":
+        return path
+    return path / "endpoint.json" if path.is_dir() and (path / "endpoint.json").exists() else None
+
+
+def _endpoint_only(path: Path) -> bool:
+    """`harness endpoint`'s folder (or its endpoint.json): no results.json beside it."""
+    return _endpoint_file(path) is not None and not (path.is_dir() and (path / "results.json").exists())
+
+
+def _load_endpoint(path: Path):  # noqa: ANN202 - harness.records.endpoint.EndpointResults
+    from harness.records.endpoint import EndpointFileError, load_endpoint
+
+    try:
+        return load_endpoint(path)
+    except EndpointFileError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _show(args: argparse.Namespace, comparison, console: Console) -> int:  # noqa: ANN001 - a Comparison
+    from harness.compare.render import markdown
+
+    text = markdown(comparison)
+    if args.markdown:
+        write_output(Path(args.markdown), text)
+    if args.json:
+        print(comparison.model_dump_json(indent=2))
+    else:
+        console.print(plain(text), markup=False, highlight=False)
+    return comparison.exit_code
+
+
+def _compare_endpoints(args: argparse.Namespace, thresholds: list, baseline_path: Path, current_path: Path,
+                       console: Console) -> int:
+    """Two `harness endpoint` folders (or endpoint.json files): harness.compare.endpoint."""
+    from harness.compare.endpoint import compare_endpoints
+
+    current = _load_endpoint(current_path)
+    if not baseline_path.exists():
+        return _no_baseline(console, f"baseline {baseline_path} does not exist", args.markdown)
+    if _endpoint_file(baseline_path) is None:
+        return _no_baseline(console, f"baseline {baseline_path} holds no endpoint.json", args.markdown)
+    comparison = compare_endpoints(_load_endpoint(baseline_path), current, thresholds, args.alpha,
+                                   str(baseline_path), str(current_path), args.allow_other_machine,
+                                   set(args.allow_difference or []))
+    return _show(args, comparison, console)
+
+
+def _with_endpoints(args: argparse.Namespace, thresholds: list, baseline_path: Path, current_path: Path,
+                    comparison):  # noqa: ANN001, ANN202 - a Comparison
+    """Scenario folders that also measured their `endpoint:` block: its rows join the runs' (one exit status)."""
+    from harness.compare.endpoint import compare_endpoints, merge
+    from harness.compare.regression import RunComparison
+
+    base_file, cur_file = _endpoint_file(baseline_path), _endpoint_file(current_path)
+    if base_file is None and cur_file is None:
+        return comparison
+    if cur_file is None:
+        comparison.runs.append(RunComparison(name="endpoint", outcome="missing",
+                                             note="measured in the baseline, not in the current results"))
+        return comparison
+    if base_file is None:
+        comparison.runs.append(RunComparison(name="endpoint", outcome="no baseline",
+                                             note="not in the baseline: nothing to compare with"))
+        return comparison
+    endpoint = compare_endpoints(_load_endpoint(base_file), _load_endpoint(cur_file), thresholds, args.alpha,
+                                 str(base_file), str(cur_file), args.allow_other_machine,
+                                 set(args.allow_difference or []))
+    return merge(comparison, endpoint)
 
 
 def _warn_skipped(scanned) -> None:  # noqa: ANN001 - harness.compare.history.Scan
@@ -212,17 +295,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     compare = sub.add_parser(
         "compare", help="regression check: BASELINE against CURRENT results (exit 1 on a regression)",
-        description="Compare two results (results.json files or run folders), run by run. For each threshold the "
+        description="Compare two results (results.json files or run folders, or endpoint.json files or `harness "
+                    "endpoint` folders), run by run. For each threshold the "
                     "relative change gets an interval: from the per-process statistics (Welch t on logs) when both "
                     "sides ran >= 3 worker processes (scenario `repeat`), else from a circular block bootstrap of "
                     "the frames that keeps their autocorrelation. A run regresses when the lower bound of its "
                     "slowdown exceeds the threshold; when the interval is wider than the threshold the outcome is "
                     "'inconclusive' (the threshold is below this machine's noise). Runs whose measurement settings "
                     "differ are refused as not comparable, naming the fields; other hardware is refused unless "
-                    "--allow-other-machine.",
+                    "--allow-other-machine. Endpoint results (harness.compare.endpoint) are judged per load and "
+                    "metric: packet interval (every threshold, callers' gap series), first audio and time to "
+                    "handshake (p50/mean thresholds, >= 3 callers a side), deficit, drift and underrun (the change "
+                    "as a share of the SLO's allowance), failed callers (kept in the denominator); a scenario folder "
+                    "with both files is judged on both, one exit status.",
         epilog="examples:\n  harness compare reports/base reports/latest --threshold p50:5% --threshold p99:10%\n"
                "  harness compare --history reports/history reports/latest --markdown summary.md\n"
                "  harness compare reports/batch1 reports/batch4 --allow-difference batch_size\n"
+               "  harness compare reports/endpoint-a reports/endpoint-b --threshold p50:5%  # endpoint.json\n"
                "exit status (the first that applies):\n"
                "  1  regression: a run is slower past its threshold, or measured before and fails now\n"
                "  5  not comparable: measurement settings or hardware differ, or a baseline run is gone\n"

@@ -74,13 +74,24 @@ scenario fields (YAML):
                            batching server), each searched 1, 2, 4, ... then bisected; a joining caller runs
                            the persona prefill and its stall of the others is reported; cost per
                            conversation-hour of each
+  endpoint:                also measure the served model as its callers get it, after the runs (the same
+                           measurement as `harness endpoint`, into DIR/endpoint.json and the report):
+                           server moshi|personaplex (+ python: for NVIDIA's fork) started with the
+                           scenario's preset and weights, or url: ws://... (running), or url + start:
+                           "COMMAND {{port}}"; sessions (1), seconds (10), arrival_rate + calls (open loop),
+                           search / capacity_servers (MAX), voice_prompt, text_prompt, device, slo:
+                           {{first_audio_ms 500, interval_p99_ms 160, deficit_frames 3, handshake_ms
+                           10000, underrun_s 0.5, jitter_buffer_ms 80}}. A server that fails is a record;
+                           the headline names both verdicts; --fail-on-nogo fails on either; --resume
+                           keeps an endpoint measured the same way
 
 results: DIR/report.html (verdict, plots), DIR/summary.md, DIR/results.json (schema-versioned,
 raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.json is rewritten
 atomically after every run. Runs the planner predicts cannot work here are skipped (--force).
 verdict: GO, NO-GO, or RE-RUN when the only failures are frames the machine kept the worker from running
 (its CPU time and run-queue wait per frame, in results.json `frame_cpu`): "disturbed during N frames".
-exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input, 3 NO-GO with --fail-on-nogo,
+exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input, 3 NO-GO with --fail-on-nogo (the
+in-process verdict, or the SLO of the scenario's endpoint: block),
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP): workers are stopped with their
 process groups, what was measured is kept and reported, and --resume DIR carries on. A folder that already
 holds results is never overwritten: --out refuses it, --resume continues it (keeping every measured run still
@@ -144,16 +155,20 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from harness.records.store import load_session
     from harness.session.display import summary_table
     from harness.session.runner import RunOptions, ScenarioRunner
+    from harness.verdict.endpoint import fails_gate
 
     loaded = load_or_explain(args.scenario)
     runs = loaded.runs
+    endpoint = loaded.scenario.endpoint is not None
     if args.only:
         wanted = set(args.only)
-        unknown = wanted - {r.name for r in runs}
+        names = [r.name for r in runs] + (["endpoint"] if endpoint else [])
+        unknown = wanted - set(names)
         if unknown:
             raise UserError(f"--only names no run of {args.scenario}: {', '.join(sorted(unknown))}; "
-                            f"runs are: {', '.join(r.name for r in runs)}")
+                            f"runs are: {', '.join(names)}")
         runs = [r for r in runs if r.name in wanted]
+        endpoint = endpoint and "endpoint" in wanted
     previous = None
     if args.resume:
         previous = load_session(Path(args.resume))
@@ -166,7 +181,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[bold]{console_text(loaded.scenario.name)}[/]: {len(runs)} runs of preset {loaded.scenario.preset} "
                   f"-> {console_text(out_dir)}", highlight=False)
     options = RunOptions(args.frames, args.warmup, args.timeout, args.force, resume=previous,
-                         gpu_hour_usd=args.gpu_hour_usd, time_limit_s=args.time_limit)
+                         gpu_hour_usd=args.gpu_hour_usd, time_limit_s=args.time_limit, endpoint=endpoint)
     runner = ScenarioRunner(loaded, out_dir, options, console)
     try:
         session = runner.run(runs)
@@ -188,7 +203,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                   f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", markup=False, highlight=False)
     if any(r.status == "failed" for r in session.runs):
         return EXIT_RUN_FAILED
-    if args.fail_on_nogo and session.verdict is not None and not session.verdict.go:
+    if args.fail_on_nogo and session.verdict is not None and fails_gate(session.verdict):
         return EXIT_NOGO
     return EXIT_OK
 
@@ -222,7 +237,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--out", metavar="DIR", help="results folder (default: reports/<scenario>-<UTC time>, "
                                                   "with reports/latest pointing at it); refused if it already "
                                                   "holds results")
-    run.add_argument("--only", metavar="RUN", nargs="+", help="run only these runs (by name)")
+    run.add_argument("--only", metavar="RUN", nargs="+",
+                     help="run only these runs (by name); `endpoint` names the scenario's endpoint block, which "
+                          "--only otherwise leaves out")
     run.add_argument("--frames", type=_positive_int,
                      help="measure exactly this many frames (the verdict says when that is too few to conclude)")
     run.add_argument("--warmup", type=_positive_int, help="override the scenario's warmup frames (at least 2)")

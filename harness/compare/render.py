@@ -32,6 +32,13 @@ def _interval(run: RunComparison, statistic: str) -> str:
     return "-"
 
 
+def _pair(run: RunComparison, statistic: str) -> str:
+    """baseline -> current of a statistic; "-" where a row has none (an endpoint's failed-caller share)."""
+    if statistic not in run.baseline or statistic not in run.current:
+        return "-"
+    return f"{run.baseline[statistic]:.1f} -> {run.current[statistic]:.1f}"
+
+
 def markdown(comparison: Comparison) -> str:
     c = comparison
     lines = [f"## Performance: {c.headline}", "",
@@ -50,8 +57,8 @@ def markdown(comparison: Comparison) -> str:
         noise = max((s.noise for s in r.statistics if s.noise is not None), default=None)
         noise_text = "-" if noise is None else f"±{noise:.1%}"
         if r.current and r.baseline:
-            lines.append(f"| {_cell(r.name)} | **{r.outcome}** | {r.baseline['p50']:.1f} -> {r.current['p50']:.1f} | "
-                         f"{_interval(r, 'p50')} | {r.baseline['p99']:.1f} -> {r.current['p99']:.1f} | "
+            lines.append(f"| {_cell(r.name)} | **{r.outcome}** | {_pair(r, 'p50')} | "
+                         f"{_interval(r, 'p50')} | {_pair(r, 'p99')} | "
                          f"{_interval(r, 'p99')} | {noise_text} | {_cell(r.note)} |")
         else:
             lines.append(f"| {_cell(r.name)} | **{r.outcome}** | - | - | - | - | - | {_cell(r.note)} |")

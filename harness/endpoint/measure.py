@@ -17,7 +17,9 @@ from harness.endpoint.protocol import chat_url
 from harness.endpoint.search import search
 from harness.endpoint.serving import ServeSpec, start, start_command
 from harness.launcher.server import RunningServer, free_port, stop_server
-from harness.records.endpoint import EndpointResults, LoadRun, SearchResult, Slo, Verdict
+from harness.records.config import environment_label
+from harness.records.endpoint import EndpointResults, EndpointSetup, LoadRun, Slo
+from harness.verdict.endpoint import slo_verdict
 
 
 @dataclass
@@ -86,14 +88,23 @@ def servers(source: ServerSource) -> Iterator[_Servers]:
         held.stop_all()
 
 
-def verdict(runs: list[LoadRun], found: Optional[SearchResult]) -> Verdict:
-    if found is not None:
-        if found.largest_passing >= 1:
-            return Verdict(word="GO", reasons=[f"{found.largest_passing} {found.what} met the SLO "
-                                               f"({found.limited_by})"])
-        return Verdict(word="NO-GO", reasons=[f"not even one {found.what[:-1]} met the SLO: {found.limited_by}"])
-    reasons = [f"caller {c.index}: {f}" for r in runs for c in r.callers for f in c.slo_failures]
-    return Verdict(word="GO" if runs and not reasons else "NO-GO", reasons=reasons[:20])
+def setup_of(source: ServerSource, load: LoadSpec, call_seconds: float) -> EndpointSetup:
+    """What was asked, as harness.records.identity judges it."""
+    mode = ("search-servers" if load.search_servers else "search-sessions" if load.search_sessions
+            else "open" if load.arrival_rate is not None else "closed")
+    sessions = load.search_servers or load.search_sessions or (None if mode == "open" else load.sessions)
+    setup = EndpointSetup(server="url", load=mode, sessions=sessions, call_seconds=call_seconds,
+                          calls=load.calls if mode == "open" else None,
+                          arrival_rate_per_s=load.arrival_rate if mode == "open" else None,
+                          seed=load.seed if mode == "open" else None)
+    if source.serve is not None:
+        spec = source.serve
+        setup.server, setup.preset, setup.weights, setup.device = spec.server, spec.preset, spec.weights, spec.device
+        setup.dtype = "float16" if spec.half else None  # the server's own default otherwise, not known here
+        setup.environment = environment_label(spec.python) if spec.python else "harness"
+    elif source.start_command:
+        setup.server, setup.command = "command", source.start_command
+    return setup
 
 
 def measure(source: ServerSource, load: LoadSpec, settings: CallSettings, slo: Slo, voice_prompt: Optional[str],
@@ -110,7 +121,8 @@ def measure(source: ServerSource, load: LoadSpec, settings: CallSettings, slo: S
         text = text_prompt if text_prompt is not None or voice is None else ""
         chat = [chat_url(u, voice, text) for u in urls]
         results = EndpointResults(created=datetime.now(timezone.utc), url=chat[0], server=held.description,
-                                  voice_prompt=voice, text_prompt=text, slo=slo, host=socket.gethostname())
+                                  voice_prompt=voice, text_prompt=text, slo=slo, host=socket.gethostname(),
+                                  setup=setup_of(source, load, settings.call_seconds))
         if load.search_servers:
             def probe_servers(k: int) -> LoadRun:
                 while len(chat) < k:
@@ -136,5 +148,5 @@ def measure(source: ServerSource, load: LoadSpec, settings: CallSettings, slo: S
             run = closed_loop(chat, load.sessions, settings, slo)
             on_run(run)
             results.runs = [run]
-        results.verdict = verdict(results.runs, results.search)
+        results.verdict = slo_verdict(results.runs, results.search)
         return results

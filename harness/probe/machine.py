@@ -134,3 +134,23 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
                                  str(packages.get("moshi"))]),
     )
     return ProbeResult(machine=machine, checks=checks, architectures=reply.architectures)
+
+
+def host_machine() -> Machine:
+    """The machine from host facts and NVML alone, without a torch worker: enough for its hardware key (what
+    `harness endpoint` records, so that compare can tell two load generators apart) in a fraction of a second.
+    GPUs as NVML lists them; a run's probe completes them from torch, which names them the same way."""
+    nvml = read_nvml()
+    logical, physical = host.cores()
+    packages = host.package_versions()
+    ram = host.ram_total_bytes()
+    return Machine(
+        hostname=host.hostname(), os=host.os_name(), os_release=platform.release(), platform=platform.platform(),
+        cpu_model=cpu_model(), cpu_cores_logical=logical, cpu_cores_physical=physical, ram_total_bytes=ram,
+        python=platform.python_version(), packages=packages, gpus=list(nvml.gpus),
+        nvidia_driver=nvml.driver or None, cuda_driver_version=nvml.cuda_driver_version or None,
+        ram_available_bytes=int(psutil.virtual_memory().available),
+        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        fingerprint=fingerprint([cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
+                                 ",".join(g.name for g in nvml.gpus), str(packages.get("torch")),
+                                 str(packages.get("moshi"))]))

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from harness.records.base import Record
 from harness.records.files import ResultsFileError, read_schema_json, validate_file
-from harness.records.store import atomic_write_text
+from harness.records.machine import Machine
 
 ENDPOINT_SCHEMA_NAME = "harness.endpoint"
 ENDPOINT_SCHEMA_VERSION = 1
@@ -108,6 +108,30 @@ class SearchResult(Record):
     price_note: str = ""
 
 
+ServerKind = Literal["moshi", "personaplex", "command", "url"]
+LoadMode = Literal["closed", "open", "search-sessions", "search-servers"]
+
+
+class EndpointSetup(Record):
+    """How the measurement was asked for: what `harness compare` and `--resume` judge (harness.records.identity).
+    None: not known (e.g. the server behind a URL), never judged as a difference."""
+
+    server: ServerKind = Field(description="moshi / personaplex: started by `harness serve`'s code; command: a user's "
+                                           "own command; url: a server already running")
+    command: Optional[str] = None  # the user's own --start command
+    preset: Optional[str] = None
+    weights: Optional[str] = None
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    environment: Optional[str] = None  # the server's interpreter: "harness" or its environment's folder
+    load: LoadMode = "closed"
+    sessions: Optional[int] = Field(default=None, description="closed loop callers, or the search's maximum")
+    calls: Optional[int] = None
+    arrival_rate_per_s: Optional[float] = None
+    call_seconds: float = 10.0
+    seed: Optional[int] = None  # the open loop's arrivals
+
+
 class Verdict(Record):
     word: Literal["GO", "NO-GO"]
     reasons: list[str] = Field(default_factory=list)
@@ -128,9 +152,16 @@ class EndpointResults(Record):
     search: Optional[SearchResult] = None
     verdict: Optional[Verdict] = None
     host: str = ""
+    setup: Optional[EndpointSetup] = Field(default=None, description="absent in files written before it was kept")
+    machine: Optional[Machine] = Field(default=None, description="the load generator's machine (its hardware key "
+                                                                 "makes results comparable)")
+    failure: Optional[str] = Field(default=None, description="why nothing was measured (the server did not start, "
+                                                             "no caller reached it): a record, never a crash")
 
 
 def write_endpoint(results: EndpointResults, out_dir: Path) -> Path:
+    from harness.records.store import atomic_write_text  # store reads results.json, whose identity reads this file
+
     path = out_dir / ENDPOINT_JSON
     atomic_write_text(path, results.model_dump_json(indent=1) + "\n")
     return path

@@ -6,6 +6,9 @@ reuse it. `Measurement` holds every such field; `differences` names those that d
 when nothing differs; `compare` refuses a pair that differs in a field the user did not allow
 (`--allow-difference batch_size`). Both call the same function, so they cannot drift apart.
 
+`EndpointMeasurement` is the same rule for a served endpoint (endpoint.json): `--resume` of a scenario's `endpoint:`
+block and `compare` of endpoint results both call `differences` on it.
+
 A field one side does not know (an older results file; the torch of an environment not yet run) is not judged:
 absent (None) is unknown, not different; a setting left unset is recorded as such ("none", 0), never as None.
 """
@@ -20,14 +23,35 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.contract.wire import EngineInfo
 from harness.records.config import Offload, RunConfig, environment_label
+from harness.records.endpoint import EndpointResults, EndpointSetup, Slo
 from harness.records.scenario import Scenario
 
 
-class Measurement(BaseModel):
-    """Everything that changes what a worker measures. Not: names, descriptions, criteria, time limits, `repeat`
-    (more processes measure the same thing), telemetry rate."""
+class _Identity(BaseModel):
+    """The rule both identities share: fields both sides know and that differ, less the allowed ones."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def differences(self, other: "_Identity", allowed: frozenset[str] = frozenset()) -> list[str]:
+        """`field before -> after` for every field both sides know and that differs, except those allowed."""
+        out = []
+        mine, theirs = self.model_dump(), other.model_dump()
+        for name in type(self).model_fields:
+            before, after = mine[name], theirs[name]
+            if before is None or after is None or before == after or name in allowed:
+                continue
+            out.append(f"{name} {_show(before)} -> {_show(after)}")
+        return out
+
+    def key(self) -> str:
+        """A short hash of the known fields (shown in results; identity itself is decided by `differences`)."""
+        known = {k: v for k, v in self.model_dump().items() if v is not None}
+        return hashlib.sha256(json.dumps(known, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Measurement(_Identity):
+    """Everything that changes what a worker measures. Not: names, descriptions, criteria, time limits, `repeat`
+    (more processes measure the same thing), telemetry rate."""
 
     preset: Optional[str] = None
     weights: Optional[str] = None
@@ -54,22 +78,6 @@ class Measurement(BaseModel):
     compile: Optional[bool] = None
     cuda_graphs: Optional[bool] = None
     capacity: Optional[str] = None  # the capacity search's spec, canonical JSON
-
-    def differences(self, other: "Measurement", allowed: frozenset[str] = frozenset()) -> list[str]:
-        """`field before -> after` for every field both sides know and that differs, except those allowed."""
-        out = []
-        mine, theirs = self.model_dump(), other.model_dump()
-        for name in type(self).model_fields:
-            before, after = mine[name], theirs[name]
-            if before is None or after is None or before == after or name in allowed:
-                continue
-            out.append(f"{name} {_show(before)} -> {_show(after)}")
-        return out
-
-    def key(self) -> str:
-        """A short hash of the known fields (shown in results; identity itself is decided by `differences`)."""
-        known = {k: v for k, v in self.model_dump().items() if v is not None}
-        return hashlib.sha256(json.dumps(known, sort_keys=True).encode()).hexdigest()[:16]
 
 
 FIELDS: tuple[str, ...] = tuple(Measurement.model_fields)
@@ -116,3 +124,63 @@ def measurement_of(scenario: Optional[Scenario], run: RunConfig, *, weights: Opt
     elif software is not None and run.python is None:
         fields.update(torch=software.get("torch"), moshi=software.get("moshi"))
     return Measurement(**fields)
+
+
+class EndpointMeasurement(_Identity):
+    """Everything that changes what the callers of a served model get: the server and its model, the load, the
+    persona query, the SLO and jitter buffer the callers were judged by, and the load generator's hardware. Not: the
+    URL's host and port (a port is free or not), the time limits, the host name."""
+
+    server: Optional[str] = None  # moshi, personaplex (harness serve's code), command, url
+    command: Optional[str] = None
+    preset: Optional[str] = None
+    weights: Optional[str] = None
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    environment: Optional[str] = None
+    load: Optional[str] = None  # closed, open, search-sessions, search-servers
+    sessions: Optional[int] = None
+    calls: Optional[int] = None
+    arrival_rate_per_s: Optional[float] = None
+    call_seconds: Optional[float] = None
+    seed: Optional[int] = None
+    voice_prompt: Optional[str] = None
+    text_prompt: Optional[str] = None
+    jitter_buffer_ms: Optional[float] = None
+    slo: Optional[str] = None  # canonical JSON of the SLO less the jitter buffer
+    hardware: Optional[str] = None  # the load generator's hardware key (harness.records.machine)
+
+
+ENDPOINT_FIELDS: tuple[str, ...] = tuple(EndpointMeasurement.model_fields)
+
+
+def endpoint_measurement(setup: Optional[EndpointSetup], slo: Slo, voice_prompt: Optional[str],
+                         text_prompt: Optional[str], hardware: Optional[str]) -> EndpointMeasurement:
+    """The identity of an endpoint measurement, from what was asked (before measuring: `--resume`) or recorded."""
+    fields: dict[str, Any] = dict(voice_prompt=voice_prompt, text_prompt=text_prompt, hardware=hardware,
+                                  jitter_buffer_ms=slo.jitter_buffer_ms,
+                                  slo=_canonical(slo.model_dump(mode="json", exclude={"jitter_buffer_ms"})))
+    if setup is not None:
+        fields.update(setup.model_dump())
+        # a closed loop's `calls` and `arrival_rate_per_s` are unset, not unknown: recorded as such
+        if setup.load != "open":
+            fields.update(calls=0, arrival_rate_per_s=0.0, seed=0)
+        if setup.server in ("command", "url"):
+            fields.update({k: fields[k] or "unknown" for k in ("preset", "weights", "device", "dtype", "environment")})
+        if setup.server != "command":
+            fields["command"] = "none"
+    return EndpointMeasurement(**fields)
+
+
+def endpoint_measurement_of(results: EndpointResults) -> EndpointMeasurement:
+    """The identity of recorded endpoint results; files without `setup` give the load their runs show."""
+    setup = results.setup
+    if setup is None and results.runs and results.search is None:
+        first = results.runs[0]
+        known = EndpointMeasurement(load=first.kind, sessions=first.sessions, call_seconds=first.call_seconds,
+                                    arrival_rate_per_s=first.arrival_rate_per_s or 0.0)
+        rest = endpoint_measurement(None, results.slo, results.voice_prompt, results.text_prompt,
+                                    results.machine.hardware_key if results.machine else None)
+        return rest.model_copy(update={k: v for k, v in known.model_dump().items() if v is not None})
+    return endpoint_measurement(setup, results.slo, results.voice_prompt, results.text_prompt,
+                                results.machine.hardware_key if results.machine else None)

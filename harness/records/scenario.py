@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import re
 from enum import Enum
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from harness.contract.presets import MIN_WARMUP_FRAMES, PRESETS
 from harness.records.capacity import CapacitySpec
 from harness.records.config import Device, DType, Offload, Quantize, Serving, deploying_serving, environment_label
+from harness.records.endpoint import Slo
 
 
 def _parse_switch(value: Any) -> Any:
@@ -220,6 +221,54 @@ class Criteria(_Strict):
         return budget_ms if self.jitter_buffer_ms is None else self.jitter_buffer_ms
 
 
+class EndpointBlock(_Strict):
+    """`endpoint:` a served model measured as its callers get it (harness endpoint), after the in-process runs, into
+    the same folder (endpoint.json) and report. Which server: `url` (already running), `start` (your own command,
+    `{port}` replaced; with `url`), else the real server `harness serve` starts with the scenario's preset and
+    weights (`server: moshi` PyPI moshi's, `personaplex` NVIDIA's fork from `python:`)."""
+
+    server: Literal["moshi", "personaplex"] = Field(default="moshi", description="the server harness serve starts")
+    python: Optional[str] = Field(default=None, min_length=1, description="interpreter of the server's environment "
+                                                                          "(NVIDIA's fork); default: the scenario's")
+    url: Optional[str] = Field(default=None, pattern=r"^wss?://", description="ws:// or wss:// of a running server")
+    start: Optional[str] = Field(default=None, min_length=1, description="your own server command ({port} replaced)")
+    device: Optional[Literal["cpu", "cuda"]] = Field(default=None, description="harness serve's device; default: "
+                                                                               "cuda where this machine has one")
+    sessions: int = Field(default=1, ge=1, le=256, description="callers sharing one start (closed loop)")
+    seconds: float = Field(default=10.0, gt=0.0, le=3600.0, description="seconds each caller streams")
+    arrival_rate: Optional[float] = Field(default=None, gt=0.0, le=1000.0, description="open loop: calls per second")
+    calls: Optional[int] = Field(default=None, ge=1, le=10_000, validate_default=True,
+                                 description="open loop: how many calls")
+    search: Optional[int] = Field(default=None, ge=1, le=256, description="largest sessions meeting the SLO, up to this")
+    capacity_servers: Optional[int] = Field(default=None, ge=1, le=64,
+                                            description="largest number of server processes (one call each)")
+    voice_prompt: Optional[str] = Field(default=None, description="PersonaPlex: a file name in its voice folder")
+    text_prompt: Optional[str] = Field(default=None, description="PersonaPlex: the persona text (may be empty)")
+    voice_frames: int = Field(default=50, ge=6, le=10_000, description="harness serve's synthetic voice prompt")
+    slo: Slo = Field(default_factory=Slo, description="what every caller must get (harness.records.endpoint.Slo)")
+    ready_timeout_s: float = Field(default=900.0, gt=0.0, le=MAX_TIMEOUT_S, description="until the server listens")
+    drain_s: float = Field(default=2.0, ge=0.0, le=3600.0, description="listen this long for audio still owed")
+
+    @field_validator("start")
+    @classmethod
+    def _start_needs_url(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is not None and info.data.get("url") is None:
+            raise ValueError("start needs the url the command will listen on (url: ws://127.0.0.1:PORT)")
+        return value
+
+    @field_validator("calls")
+    @classmethod
+    def _open_loop_pair(cls, value: Optional[int], info: ValidationInfo) -> Optional[int]:
+        if (value is None) != (info.data.get("arrival_rate") is None):
+            raise ValueError("the open loop needs both arrival_rate and calls")
+        return value
+
+    @property
+    def serves(self) -> bool:
+        """True: the harness starts the real server with the scenario's model (harness serve's code)."""
+        return self.url is None
+
+
 def _parse_duration(value: Any) -> Any:
     """'30m', '90s', '1.5h' or a number of seconds."""
     if isinstance(value, str):
@@ -278,6 +327,17 @@ class Scenario(_Strict):
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     matrix: Optional[Matrix] = None
     runs: list[RunSpec] = Field(default_factory=list)
+    endpoint: Optional[EndpointBlock] = Field(default=None, description="also measure the served model as its "
+                                                                         "callers get it (after the runs)")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _fork_needs_python(cls, value: Optional[EndpointBlock], info: ValidationInfo) -> Optional[EndpointBlock]:
+        if (value is not None and value.serves and value.server == "personaplex" and value.python is None
+                and info.data.get("python") is None):
+            raise ValueError("server personaplex needs python: the interpreter of an environment with NVIDIA's "
+                             "moshi-personaplex installed (endpoint.python or the scenario's python)")
+        return value
 
     @field_validator("preset")
     @classmethod

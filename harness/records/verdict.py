@@ -103,6 +103,14 @@ class Ranking(Record):
     note: str = Field(default="", description="why this frame was not the one recommended, when it was not")
 
 
+class EndpointFinding(Record):
+    """The served endpoint's SLO, beside the in-process verdict (harness.verdict.endpoint says how they join)."""
+
+    go: bool
+    summary: str
+    reasons: list[str] = Field(default_factory=list)
+
+
 class Verdict(Record):
     go: bool
     headline: str
@@ -117,6 +125,9 @@ class Verdict(Record):
     rerun: list[str] = Field(default_factory=list, description="runs the machine disturbed: re-run them to judge")
     confirmation: Optional[Confirmation] = Field(default=None, description="a GO at pace fast run again at "
                                                                            "real-time pace")
+    endpoint: Optional[EndpointFinding] = Field(default=None, description="the served endpoint's SLO (a scenario's "
+                                                                          "`endpoint:` block); `go` is the in-process "
+                                                                          "verdict alone")
 
 
 class LatencyTerm(Record):

@@ -120,14 +120,22 @@ def endpoint_figures(results: EndpointResults) -> list[Figure]:
     return [f for f in figures if f is not None]
 
 
-def render_endpoint_html(results: EndpointResults) -> str:
-    env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
+def endpoint_context(results: EndpointResults) -> dict:
+    """What endpoint_section.html.j2 renders (the stored SLO verdict: decided before rendering)."""
     runs = [{"title": run_title(r), "note": r.note, "rows": [_row(c) for c in r.callers]} for r in results.runs]
     verdict = results.verdict
+    return {"results": results, "runs": runs, "search": results.search, "figures": endpoint_figures(results),
+            "word": verdict.word if verdict else "NO-GO",
+            "reasons": (verdict.reasons if verdict else ["no verdict"]) or ["every caller met the SLO"]}
+
+
+def render_endpoint_html(results: EndpointResults) -> str:
+    env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    context = endpoint_context(results)
     return env.get_template("endpoint.html.j2").render(
-        results=results, runs=runs, search=results.search, figures=endpoint_figures(results),
-        verdict_word=verdict.word if verdict else "NO-GO", reasons=(verdict.reasons if verdict else ["no verdict"]) or
-        ["every caller met the SLO"], generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        results=results, runs=context["runs"], search=results.search, figures=context["figures"],
+        verdict_word=context["word"], reasons=context["reasons"],
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
 def summary_line(results: EndpointResults) -> str:
@@ -140,6 +148,8 @@ def summary_line(results: EndpointResults) -> str:
         values = [getattr(c, attr) for c in ok if getattr(c, attr) is not None]
         return f"{max(values):.0f}" if values else "-"
 
+    if results.failure:
+        return f"**endpoint {word}**: not measured: {results.failure}"
     parts = [f"**endpoint {word}** `{results.url.split('?')[0]}`: {len(ok)}/{len(callers)} callers ok",
              f"worst handshake {worst('handshake_ms')} ms", f"first audio {worst('first_audio_ms')} ms",
              f"gap p99 {worst('interval_p99_ms')} ms", f"deficit {worst('deficit_frames')} frames"]

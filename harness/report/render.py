@@ -10,6 +10,7 @@ from typing import Optional
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.contract.wire import QuantizationInfo
+from harness.records.endpoint import EndpointResults
 from harness.records.plan import RunPlan
 from harness.records.scenario import Criteria
 from harness.records.schema import ColdStart, FirstAudio, RunResult, Session
@@ -17,6 +18,7 @@ from harness.records.store import atomic_write_text
 from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
+from harness.report.endpoint import endpoint_context, summary_line
 from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
 from harness.verdict.deploy import deployable_by
@@ -327,10 +329,16 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
 
 
 def write_report(session: Session, verdict: Verdict, out_dir: Path,
-                 extra_plots: Optional[list] = None) -> tuple[Path, Path]:
-    """Render a decided verdict (the session, or `harness report`, decides it)."""
+                 extra_plots: Optional[list] = None, endpoint: Optional[EndpointResults] = None) -> tuple[Path, Path]:
+    """Render a decided verdict (the session, or `harness report`, decides it); `endpoint`: the scenario's
+    `endpoint:` block as measured (its section beside the runs; the verdict already holds its finding)."""
     figures = all_figures(session, extra_plots)
-    html = render_html(build_context(session, verdict, figures))
+    context = build_context(session, verdict, figures)
+    context["endpoint"] = endpoint_context(endpoint) if endpoint is not None else None
+    html = render_html(context)
     atomic_write_text(out_dir / REPORT_HTML, html)
-    atomic_write_text(out_dir / SUMMARY_MD, summary_markdown(session, verdict))
+    summary = summary_markdown(session, verdict)
+    if endpoint is not None:
+        summary = summary.rstrip("\n") + "\n\n" + summary_line(endpoint) + "\n"
+    atomic_write_text(out_dir / SUMMARY_MD, summary)
     return out_dir / REPORT_HTML, out_dir / SUMMARY_MD

@@ -25,6 +25,7 @@ from harness.plan.planner import compare, plan_scenario_run
 from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
 from harness.records.config import Device, RunConfig
+from harness.records.endpoint import EndpointResults
 from harness.records.exits import UserError
 from harness.records.identity import Measurement, measurement_of
 from harness.records.plan import RunPlan
@@ -47,6 +48,7 @@ from harness.session.run_rules import (
     worker_run,
 )
 from harness.session.size_search import OutOfTime
+from harness.verdict.endpoint import with_endpoint
 from harness.verdict.recommend import decide
 
 WORK_DIR = ".work"
@@ -80,6 +82,7 @@ class RunOptions:
     # Wall-clock cap on the whole session (seconds from its start): no run or capacity probe starts after it, and a
     # worker's timeout is cut to what is left, so that the session ends by then with what it measured.
     time_limit_s: Optional[float] = None
+    endpoint: bool = True  # measure the scenario's endpoint block (`--only` leaves it out unless it names "endpoint")
 
 
 class ScenarioRunner:
@@ -91,6 +94,7 @@ class ScenarioRunner:
         self.out_dir = out_dir
         self.options = options
         self.console = display_console
+        self.endpoint: Optional[EndpointResults] = None  # the scenario's endpoint block, once measured
         scenario = loaded.scenario
         self.frames = frames_to_measure(scenario, options.frames)
         self.warmup = options.warmup_frames or scenario.warmup_frames
@@ -367,6 +371,7 @@ class ScenarioRunner:
                     write_session(session, self.out_dir)
                     display.finish(result)
                 self._confirm(session, display)
+            self._endpoint()
         except KeyboardInterrupt:
             session.state = "interrupted"
             self._conclude(session)
@@ -374,6 +379,24 @@ class ScenarioRunner:
         session.state = "complete"
         self._conclude(session)
         return session
+
+    def _endpoint(self) -> None:
+        """The scenario's `endpoint:` block, after the runs (harness.session.endpoint_step); its failure is a record."""
+        if self.loaded.scenario.endpoint is None:
+            return
+        assert self.machine is not None
+        if not self.options.endpoint:  # --only without "endpoint": what an earlier session measured stays
+            from harness.session.endpoint_step import kept_endpoint
+
+            self.endpoint = kept_endpoint(self.out_dir, self.console) if self.options.resume else None
+            self.console.print("endpoint: not measured (--only leaves the endpoint block out; name `endpoint` to "
+                               "measure it)", highlight=False)
+            return
+        from harness.session.endpoint_step import measure_endpoint  # the load generator: only for an endpoint block
+
+        self.endpoint = measure_endpoint(self.loaded.scenario, self.loaded.weights_path, self.machine, self.out_dir,
+                                         self.console, resume=self.options.resume is not None,
+                                         not_started=self._out_of_time())
 
     def confirm_frames(self) -> int:
         """Frames of the confirmation run: the scenario's, else enough for the criteria's length (not for the
@@ -432,6 +455,6 @@ class ScenarioRunner:
             session.target_plans = [plan_scenario_run(session.architecture, self.loaded, run, target)
                                     for run in self.loaded.runs]
         session.updated_at = utc_now()
-        session.verdict = decide(session, scenario.criteria)
+        session.verdict = with_endpoint(decide(session, scenario.criteria), self.endpoint)
         write_session(session, self.out_dir)
-        write_report(session, session.verdict, self.out_dir)
+        write_report(session, session.verdict, self.out_dir, endpoint=self.endpoint)

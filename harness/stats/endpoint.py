@@ -119,3 +119,11 @@ def poisson_arrivals(rate_per_s: float, count: int, seed: int) -> list[float]:
     gaps = rng.exponential(1.0 / rate_per_s, size=count)
     starts = np.cumsum(gaps) - gaps[0]
     return [float(s) for s in starts]
+
+
+def more_failures_p(failed_before: int, callers_before: int, failed_now: int, callers_now: int) -> float:
+    """One-sided Fisher exact p-value that callers fail more often now than before (each caller one trial)."""
+    from scipy.stats import fisher_exact
+
+    table = [[failed_now, callers_now - failed_now], [failed_before, callers_before - failed_before]]
+    return float(fisher_exact(table, alternative="greater")[1])
