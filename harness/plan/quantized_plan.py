@@ -13,8 +13,7 @@ from harness.plan.calibrate import calibration
 from harness.plan.memory import GIB, device_peaks
 from harness.plan.planner import plan_run, resolve_for
 from harness.plan.predict import _gpu_params, _verdict
-from harness.plan.quantized import (SCHEMES, Scheme, quantized_kernels, scheme_weight_bytes,
-                                    supported)
+from harness.plan.quantized import SCHEMES, Scheme, quantized_kernels, scheme_weight_bytes, supported
 from harness.plan.steptime import Device_, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, Offload, Quantize, RunConfig

@@ -17,9 +17,16 @@ from harness.contract.offload import offloaded_layer_names
 from harness.contract.wire import EngineInfo, WorkerRun
 from harness.worker.engine.architecture import MIMI_CODEBOOKS, lm_on_meta, mimi_on_meta
 from harness.worker.engine.checkpoint import CheckpointWeights, find_checkpoint_files
-from harness.worker.engine.quantized import (LAYERS, QuantizationTally, check_device, check_unchanged, compact_block,
-                                             quantize_block, quantized_layers)
 from harness.worker.engine.offload import auto_offload, offload_layers
+from harness.worker.engine.quantized import (
+    LAYERS,
+    QuantizationTally,
+    check_device,
+    check_unchanged,
+    compact_block,
+    quantize_block,
+    quantized_layers,
+)
 from harness.worker.engine.synthetic import SyntheticWeights, lm_blocks, meta_tensor_names
 from harness.worker.flavour import moshi_flavour
 from harness.worker.pipeline.lmgen import make_lmgen

@@ -22,8 +22,17 @@ import torch
 from moshi.modules.transformer import StreamingMultiheadAttention
 from torch import nn
 
-from harness.contract.quantized import (BNB_NF4, BNB_NF4_DEQUANT, DEQUANT_MM, FP8_MAX, FP8_SCALED_MM, INT8PACK_MM,
-                                        NF4_BLOCK, SCHEMES, KernelPath)
+from harness.contract.quantized import (
+    BNB_NF4,
+    BNB_NF4_DEQUANT,
+    DEQUANT_MM,
+    FP8_MAX,
+    FP8_SCALED_MM,
+    INT8PACK_MM,
+    NF4_BLOCK,
+    SCHEMES,
+    KernelPath,
+)
 from harness.contract.wire import QuantizationInfo
 
 
