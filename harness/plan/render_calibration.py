@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.plan.calibrate import BAND_CLAIM, Calibration
+from harness.stats.coverage import at_most_probability
 
 
 def calibration_tables(cal: Calibration) -> list[Any]:
@@ -27,8 +28,12 @@ def calibration_tables(cal: Calibration) -> list[Any]:
                       c.figure.source)
     inside, n = cal.coverage
     mae = cal.median_abs_error
+    chance = at_most_probability(inside, n, BAND_CLAIM)
     summary = Text(f"validation split: median absolute error {mae:.0%}; the band held the truth {inside} of {n} "
-                   f"times (it claims about {BAND_CLAIM:.0%})" if mae is not None else "no validation figures")
+                   f"times (it claims about {BAND_CLAIM:.0%}: {inside} or fewer of {n} happens with probability "
+                   f"{chance:.2f} when the claim is true, so {n} figures "
+                   f"{'contradict it' if chance < 0.05 else 'do not refute it, nor prove it'})"
+                   if mae is not None else "no validation figures")
     return [header, table, summary]
 
 
@@ -41,5 +46,6 @@ def calibration_json(cal: Calibration) -> str:
                      "unit": c.figure.unit, "predicted": c.predicted, "low": c.low, "high": c.high,
                      "error": c.error, "in_band": c.inside, "source": c.figure.source} for c in cal.checks],
         "validation_median_abs_error": cal.median_abs_error,
-        "validation_coverage": {"inside": inside, "of": n, "claimed": BAND_CLAIM},
+        "validation_coverage": {"inside": inside, "of": n, "claimed": BAND_CLAIM,
+                                "p_at_most": at_most_probability(inside, n, BAND_CLAIM)},
     }, indent=2)

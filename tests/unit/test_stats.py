@@ -43,3 +43,13 @@ def test_rtf_is_compute_over_audio() -> None:
 
 def test_stage_medians_skip_empty_stages() -> None:
     assert stage_medians({"encode": [1.0, 3.0], "decode": []}) == {"encode": 2.0}
+
+
+def test_coverage_of_a_band_is_a_one_sided_binomial_test() -> None:
+    from harness.stats.coverage import at_most_probability
+
+    assert at_most_probability(5, 5, 0.8) == pytest.approx(1.0)
+    assert at_most_probability(3, 5, 0.8) == pytest.approx(1 - 0.8**5 - 5 * 0.8**4 * 0.2)  # 0.263
+    assert at_most_probability(0, 10, 0.8) == pytest.approx(0.2**10)
+    assert at_most_probability(2, 20, 0.8) < 0.05 < at_most_probability(14, 20, 0.8)
+    assert at_most_probability(0, 0, 0.8) == 1.0
