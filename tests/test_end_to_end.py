@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.records.schema import SCHEMA_VERSION
+from harness.scenario.load import load_scenario
 from harness.worker.pipeline.server_frame import STAGES_BY_SERVING
 from tests.conftest import REPO, cuda_available, run_cli
 
@@ -125,7 +126,8 @@ def test_gpu_scenario_on_a_machine_without_gpu_records_every_run(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     results = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert len(results["runs"]) == 6
+    expected = [r.name for r in load_scenario(REPO / "scenarios" / "rtx5090.yaml").runs]
+    assert [r["name"] for r in results["runs"]] == expected and len(expected) >= 6  # every run, none dropped
     for run in results["runs"]:
         assert run["status"] == "skipped" and run["reason"].startswith("CUDA is not available on this machine")
         assert run["worker_pid"] is None
