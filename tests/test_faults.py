@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 THREE_RUNS = """
 name: faults
 preset: personaplex-tiny
+persona: off  # what these tests check does not need the persona prefill
 frames: {frames}
 warmup_frames: 2
 torch_threads: 1
@@ -89,6 +90,7 @@ def test_worker_exception_is_a_failed_record_with_its_traceback(tmp_path: Path, 
     path = write_scenario(f"""
         name: crash
         preset: personaplex-tiny
+        persona: off  # what these tests check does not need the persona prefill
         weights: {folder}
         frames: 2
         warmup_frames: 2

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 SOAK = """
 name: soak
 preset: personaplex-tiny
+persona: off  # what these tests check does not need the persona prefill
 duration: 3s
 frame_budget_ms: 250
 pace: realtime
@@ -132,6 +133,7 @@ def test_history_by_hardware_and_trend(soak_results: Path, tmp_path: Path) -> No
 SLOWDOWN = """
 name: batch
 preset: personaplex-tiny
+persona: off  # what these tests check does not need the persona prefill
 frames: 40
 warmup_frames: 3
 batch_size: {batch}

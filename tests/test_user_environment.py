@@ -67,6 +67,7 @@ def test_two_environments_side_by_side(other_python: Path, tmp_path: Path) -> No
     scenario.write_text(f"""
 name: envs
 preset: personaplex-tiny
+persona: off  # what these tests check does not need the persona prefill
 frames: 3
 warmup_frames: 2
 torch_threads: 1
