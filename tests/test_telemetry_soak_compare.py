@@ -170,11 +170,12 @@ def test_eight_streams_against_one_is_a_regression(tmp_path: Path) -> None:
     verdict = json.loads(done.stdout)
     run = verdict["runs"][0]
     if done.returncode == 6:
-        # Another process kept the cores busy (CI under load, a `yes` on one core) enough to explain the slowdown by
-        # the interference the worker measured: compare then refuses to call it a regression and says why; the
-        # slowdown itself must still be seen, never "unchanged".
-        assert run["outcome"] == "inconclusive" and "enough to explain a slowdown" in run["note"], run
-        assert (run["statistics"][0]["low"] or 0) > 0, run
+        # Another process kept the cores busy (CI under load, a `yes` on one core): either the interference the worker
+        # measured is enough to explain the slowdown, or the frames are too noisy for a 10% threshold. Compare then
+        # refuses to call it a regression and says which; the slowdown itself must still be seen, never "unchanged".
+        assert run["outcome"] == "inconclusive", run
+        assert "enough to explain a slowdown" in run["note"] or "noise" in run["note"], run
+        assert (run["statistics"][0]["change"] or 0) > 0, run
         return
     assert done.returncode == 1, verdict["runs"]
     assert run["outcome"] == "regression" and run["statistics"][0]["low"] > 0.10
