@@ -90,7 +90,6 @@ def _compare_one(args: argparse.Namespace, console: Console) -> int:
     from harness.compare import history
     from harness.compare.hardware import hardware_key, hardware_of
     from harness.compare.regression import ThresholdError, compare_sessions, default_thresholds, parse_threshold
-    from harness.compare.render import markdown
     from harness.records.identity import ENDPOINT_FIELDS, FIELDS
     from harness.records.store import load_session
 
@@ -137,14 +136,7 @@ def _compare_one(args: argparse.Namespace, console: Console) -> int:
                                   allow_differences=set(args.allow_difference or []))
     if not args.history:
         comparison = _with_endpoints(args, thresholds, baseline_path, current_path, comparison)
-    text = markdown(comparison)
-    if args.markdown:
-        write_output(Path(args.markdown), text)
-    if args.json:
-        print(comparison.model_dump_json(indent=2))
-    else:
-        console.print(plain(text), markup=False, highlight=False)
-    return comparison.exit_code
+    return _show(args, comparison, console)
 
 
 def _endpoint_file(path: Path) -> Optional[Path]:
