@@ -9,11 +9,12 @@ package index); the test skips, with the reason, where that folder is absent or 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from harness.endpoint.load import CallSettings, closed_loop
-from harness.endpoint.protocol import chat_url
+from harness.endpoint.protocol import DEFAULT_TEXT_PROMPT, chat_url
 from harness.records.endpoint import Slo
 from tests import fork_env
 from tests.test_endpoint import start_serve, stop_serve
@@ -35,6 +36,8 @@ def test_personaplex_server_prefills_before_its_handshake(fork_python: Path) -> 
                          "--voice-frames", "6")  # 480 ms: the fork normalises loudness over 400 ms blocks
     try:
         assert "voice_prompt=voice.wav" in served.url  # harness serve tells callers the query the fork needs
+        # ... with a persona text: the fork fails a call whose text prompt is empty, before its handshake
+        assert f"text_prompt={quote(DEFAULT_TEXT_PROMPT)}" in served.url and DEFAULT_TEXT_PROMPT
         url = chat_url(served.url, "voice.wav", "Hi.")  # a short persona keeps the prefill short here
         run = closed_loop([url], 1, CallSettings(call_seconds=0.24, drain_s=300.0, handshake_timeout_s=900.0), Slo())
         caller = run.callers[0]

@@ -9,13 +9,14 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.table import Table
 
 from harness.cli.common import EXIT_INTERRUPTED, EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED
 from harness.contract.presets import preset_names
-from harness.endpoint.protocol import UrlError, chat_url
+from harness.endpoint.protocol import DEFAULT_TEXT_PROMPT, UrlError, chat_url
 from harness.records.endpoint import EndpointResults, LoadRun, Slo, write_endpoint
 from harness.records.exits import UserError
 
@@ -158,7 +159,8 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
         console.print(f"starting {args.server} server, {args.preset}, {args.weights} weights, {args.device} "
                       f"(log: {log}) ...")
         server, prepared = start(_spec(args, args.port), log)
-        query = f"?voice_prompt={prepared.voice_prompt}&text_prompt=" if prepared.voice_prompt else ""
+        query = (f"?voice_prompt={prepared.voice_prompt}&text_prompt={quote(DEFAULT_TEXT_PROMPT)}"
+                 if prepared.voice_prompt else "")
         print(f"ws://127.0.0.1:{args.port}/api/chat{query}", flush=True)
         console.print(f"serving: {prepared.description}; Ctrl-C stops it")
         while server.alive():

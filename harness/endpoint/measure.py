@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 from harness.endpoint.load import CallSettings, closed_loop, open_loop
-from harness.endpoint.protocol import chat_url
+from harness.endpoint.protocol import DEFAULT_TEXT_PROMPT, chat_url
 from harness.endpoint.search import search
 from harness.endpoint.serving import ServeSpec, start, start_command
 from harness.launcher.server import RunningServer, free_port, stop_server
@@ -118,7 +118,7 @@ def measure(source: ServerSource, load: LoadSpec, settings: CallSettings, slo: S
         else:
             urls.append(source.url or "")
         voice = voice_prompt if voice_prompt is not None else held.voice_prompt
-        text = text_prompt if text_prompt is not None or voice is None else ""
+        text = text_prompt if text_prompt is not None or voice is None else DEFAULT_TEXT_PROMPT
         chat = [chat_url(u, voice, text) for u in urls]
         results = EndpointResults(created=datetime.now(timezone.utc), url=chat[0], server=held.description,
                                   voice_prompt=voice, text_prompt=text, slo=slo, host=socket.gethostname(),

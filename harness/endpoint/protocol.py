@@ -32,6 +32,12 @@ class UrlError(ValueError):
     """A URL the load generator cannot call: the message says why, in one line."""
 
 
+# NVIDIA's server fails a call whose text prompt is empty: it keeps None for the persona's tokens and its prefill
+# iterates them (TypeError before the handshake; moshi/server.py and models/lm.py of the fork). A caller that names no
+# persona text sends this one, so that a default call is a call.
+DEFAULT_TEXT_PROMPT = "You are a helpful assistant. Answer briefly."
+
+
 def chat_url(url: str, voice_prompt: Optional[str], text_prompt: Optional[str]) -> str:
     """ws:// or wss:// URL of the chat route with the persona query (http(s) accepted and turned into ws(s))."""
     parts = urlsplit(url.strip())
