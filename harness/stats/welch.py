@@ -24,21 +24,9 @@ def welch_log_ratio(baseline: Sequence[float], current: Sequence[float], confide
     the process. Observations must be positive (a ratio of step times); two or more on each side."""
     if min([*baseline, *current]) <= 0.0:
         raise ValueError("observations must be positive: no ratio to form")
-    if len(baseline) < 2 or len(current) < 2:
-        raise ValueError("Welch's t needs at least two observations on each side")
-    vb, vc = np.log(np.asarray(baseline, dtype=float)), np.log(np.asarray(current, dtype=float))
-    diff = float(vc.mean() - vb.mean())
-    var_b, var_c = float(vb.var(ddof=1)) / len(vb), float(vc.var(ddof=1)) / len(vc)
-    se = math.sqrt(var_b + var_c)
-    if se == 0.0:
-        low = high = diff
-    else:
-        # Welch-Satterthwaite degrees of freedom; a side with zero variance contributes none.
-        denom = sum(v * v / (n - 1) for v, n in ((var_b, len(vb)), (var_c, len(vc))) if v > 0)
-        dof = se ** 4 / denom
-        half = float(student_t.ppf((1.0 + confidence) / 2.0, dof)) * se
-        low, high = diff - half, diff + half
-    return RatioInterval(estimate=math.expm1(diff), low=math.expm1(low), high=math.expm1(high))
+    logs = welch_difference(np.log(np.asarray(baseline, dtype=float)), np.log(np.asarray(current, dtype=float)),
+                            confidence)
+    return RatioInterval(estimate=math.expm1(logs.estimate), low=math.expm1(logs.low), high=math.expm1(logs.high))
 
 
 @dataclass(frozen=True)
@@ -61,6 +49,7 @@ def welch_difference(baseline: Sequence[float], current: Sequence[float], confid
     se = math.sqrt(var_b + var_c)
     if se == 0.0:
         return DifferenceInterval(diff, diff, diff)
+    # Welch-Satterthwaite degrees of freedom; a side with zero variance contributes none.
     denom = sum(v * v / (n - 1) for v, n in ((var_b, len(vb)), (var_c, len(vc))) if v > 0)
     half = float(student_t.ppf((1.0 + confidence) / 2.0, se ** 4 / denom)) * se
     return DifferenceInterval(diff, diff - half, diff + half)
