@@ -19,6 +19,7 @@ class Exit(enum.IntEnum):
     NOT_COMPARABLE = 5  # compare: the measurements differ in what was measured, or the hardware differs
     INCONCLUSIVE = 6  # compare: the threshold is below this machine's noise, or the machine was disturbed
     NOT_JUDGED = 7  # compare: a statistic could not be judged (too few samples, no finite values)
+    UNDECIDED = 8  # run/report with --fail-on-nogo: INCONCLUSIVE (not enough evidence) or RE-RUN (disturbed)
     INTERNAL = 70  # a bug in the harness: its traceback follows on stderr
     HANGUP = 129  # SIGHUP (128 + 1)
     INTERRUPTED = 130  # Ctrl-C / SIGINT (128 + 2)
@@ -35,6 +36,8 @@ MEANING: dict[Exit, str] = {
     Exit.NOT_COMPARABLE: "compare: measurement settings or hardware differ: refused",
     Exit.INCONCLUSIVE: "compare: the threshold is below this machine's noise, or the machine was disturbed",
     Exit.NOT_JUDGED: "compare: a statistic could not be judged (too few or no valid samples)",
+    Exit.UNDECIDED: "run/report with --fail-on-nogo: the verdict is INCONCLUSIVE (not enough evidence: the "
+                     "report says how many more frames settle it) or RE-RUN (the machine was disturbed)",
     Exit.INTERNAL: "an internal error of the harness (a bug): its traceback is on stderr",
     Exit.HANGUP: "hung up (SIGHUP): what was measured is kept",
     Exit.INTERRUPTED: "interrupted (Ctrl-C): what was measured is kept",

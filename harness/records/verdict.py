@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness.records.base import Record
 
@@ -55,10 +55,25 @@ class Playback(Record):
         return next((o for o in self.outcomes if o.buffer_ms == buffer_ms), None)
 
 
+# One configuration's outcome (MLPerf keeps "the measurement is not valid" apart from "the system missed"):
+# real time: certified; not real time: the evidence shows a miss (p99, underruns, a late share above the target,
+# memory); not enough evidence: it may be real time, more frames would settle it; re-run: only a measured
+# disturbance of the machine explains the failure; failed / skipped / invalid: nothing to judge.
+Outcome = Literal["real time", "not real time", "not enough evidence", "re-run", "failed", "skipped", "invalid", ""]
+
+# The headline: GO (a configuration is certified real time), NO-GO (the evidence shows none is), INCONCLUSIVE (none
+# is certified but one may be: more evidence settles it), RE-RUN (a measured disturbance of the machine).
+Decision = Literal["GO", "NO-GO", "INCONCLUSIVE", "RE-RUN"]
+
+
 class RunAssessment(Record):
     name: str
     status: str
     realtime: bool = False
+    outcome: Outcome = Field(default="", description="real time / not real time / not enough evidence / re-run / ...")
+    frames_needed: Optional[int] = Field(default=None, description="not enough evidence: more frames that would "
+                                                                   "settle it (at the observed late share)")
+    settle: str = Field(default="", description="not enough evidence: the exact command that settles it")
     reasons: list[str] = Field(default_factory=list, description="why it is not real time (empty when it is)")
     flags: list[str] = Field(default_factory=list, description="throttling, drift, leaks: worth knowing either way")
     memory_fraction: Optional[float] = None
@@ -115,6 +130,10 @@ class Verdict(Record):
     go: bool
     headline: str
     reasons: list[str]
+    decision: Decision = Field(default="NO-GO", description="GO / NO-GO / INCONCLUSIVE / RE-RUN; `go` is "
+                                                            "decision == GO")
+    next_steps: list[str] = Field(default_factory=list, description="Recommendations: the cheapest changes "
+                                                                    "predicted to settle or pass, best first")
     recommended: Optional[Deployment] = None
     ranked: list[str] = Field(default_factory=list, description="the recommended frame's real-time runs, best first")
     rankings: list[Ranking] = Field(default_factory=list, description="every frame's real-time runs, ranked apart")
@@ -128,6 +147,16 @@ class Verdict(Record):
     endpoint: Optional[EndpointFinding] = Field(default=None, description="the served endpoint's SLO (a scenario's "
                                                                           "`endpoint:` block); `go` is the in-process "
                                                                           "verdict alone")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decision_of_older_files(cls, data: object) -> object:
+        """Files written before `decision` existed: GO, RE-RUN and NO-GO read from `go` and the headline."""
+        if isinstance(data, dict) and "decision" not in data:
+            headline = str(data.get("headline", ""))
+            data = {**data, "decision": "GO" if data.get("go") else
+                    "RE-RUN" if headline.startswith("RE-RUN") else "NO-GO"}
+        return data
 
 
 class LatencyTerm(Record):

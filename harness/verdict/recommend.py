@@ -220,7 +220,9 @@ def _serving_findings(session: Session, criteria: Criteria) -> dict:
 
 def decide(session: Session, criteria: Criteria) -> Verdict:
     verdict = _decide(session, criteria)
-    return verdict.model_copy(update=_serving_findings(session, criteria))
+    word = verdict.headline.split(":", 1)[0]
+    decision = word if word in ("GO", "NO-GO", "INCONCLUSIVE", "RE-RUN") else ("GO" if verdict.go else "NO-GO")
+    return verdict.model_copy(update={**_serving_findings(session, criteria), "decision": decision})
 
 
 def rank_by_frame(session: Session, assessed: list[RunAssessment]) -> list[Ranking]:
