@@ -299,6 +299,10 @@ class FrameSamples:
     stage_cpu_ms: dict[str, list[float]] = field(default_factory=dict)  # ... per stage
     process_cpu_ms: list[float] = field(default_factory=list)  # every thread of the process
     run_wait_ms: list[float] = field(default_factory=list)  # largest run-queue wait of any thread (schedstat)
+    main_wait_ms: list[float] = field(default_factory=list)  # ... of the main thread
+    frame_wait_ms: list[float] = field(default_factory=list)  # ... of the threads that carry the frame
+    cores: int = 0  # CPUs the worker may run on (its affinity); 0: not read
+    threads: int = 0  # torch's intra-op threads in this process during the frames; 0: not read
     others_cpu_ms: list[float] = field(default_factory=list)  # CPU time other processes used on the host
     gc_ms: list[float] = field(default_factory=list)  # the process's own garbage collections
     cpu_sources: dict[str, str] = field(default_factory=dict)

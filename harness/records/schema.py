@@ -99,6 +99,13 @@ class FrameCpuSamples(Record):
                                                                         "while runnable (Linux schedstat)")
     others_cpu_ms: list[float] = Field(default_factory=list, description="CPU time the rest of the host used "
                                                                           "(/proc/stat, 10 ms ticks)")
+    main_wait_ms: list[float] = Field(default_factory=list, description="the main thread's wait for a CPU")
+    frame_wait_ms: list[float] = Field(default_factory=list, description="largest wait of the threads that carry "
+                                                                          "the frame (main thread, torch's pool; "
+                                                                          "not the harness's sampler)")
+    cores: int = Field(default=0, description="CPUs the worker may run on (its affinity); 0: not read")
+    threads: int = Field(default=0, description="torch intra-op threads of the run, every process together; "
+                                                "0: not read")
     gc_ms: list[float] = Field(default_factory=list, description="the process's own garbage collections")
     sources: dict[str, str] = Field(default_factory=dict)
 

@@ -85,6 +85,9 @@ def _frame_cpu(replies: list[BenchReply]) -> Optional[FrameCpuSamples]:
             stages[stage] = [v for values in lists for v in values]
     return FrameCpuSamples(cpu_ms=joined("cpu_ms"), stage_cpu_ms=stages, process_cpu_ms=joined("process_cpu_ms"),
                            run_wait_ms=joined("run_wait_ms"), others_cpu_ms=joined("others_cpu_ms"),
+                           main_wait_ms=joined("main_wait_ms"), frame_wait_ms=joined("frame_wait_ms"),
+                           cores=min((s.cores for s in samples), default=0),
+                           threads=sum(s.threads for s in samples) if all(s.threads for s in samples) else 0,
                            gc_ms=joined("gc_ms"), sources=dict(samples[0].cpu_sources))
 
 

@@ -75,6 +75,7 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         else:
             out.flags.append(f"the machine was disturbed during {len(disturbance.frames)} frames "
                              f"({disturbance.evidence})")
+    out.flags += disturbance.findings  # the configuration's own waits and oversubscription: kept, never excused
     out.realtime = not out.reasons
     out.flags += _flags(run, out.validity)
     return out

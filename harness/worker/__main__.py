@@ -153,6 +153,8 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
                                      cuda_event_stage_ms=loop.event_ms, late_start_frames=loop.late_starts,
                                      cpu_ms=loop.cpu_ms, stage_cpu_ms=loop.stage_cpu_ms,
                                      process_cpu_ms=loop.process_cpu_ms, run_wait_ms=loop.run_wait_ms,
+                                     main_wait_ms=loop.main_wait_ms, frame_wait_ms=loop.frame_wait_ms,
+                                     cores=loop.cores, threads=loop.threads,
                                      others_cpu_ms=loop.others_cpu_ms, gc_ms=loop.gc_ms,
                                      cpu_sources=loop.cpu_sources, stopped_early=loop.stopped_early)
         cuda = cuda_memory(built.device)

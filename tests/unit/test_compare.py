@@ -259,13 +259,18 @@ def test_processes_whose_samples_do_not_split_use_their_recorded_medians() -> No
     assert r.statistics[0].change == pytest.approx(1.0, abs=0.05)
 
 
-def _with_evidence(samples: list[float], stolen: list[float]) -> RunResult:
-    """A run whose worker recorded its CPU time: `stolen` ms of each frame it could not run (waiting for a CPU)."""
+def _with_evidence(samples: list[float], stolen: list[float], others: Optional[list[float]] = None,
+                   threads: int = 0, cores: int = 0) -> RunResult:
+    """A run whose worker recorded its CPU time: `stolen` ms of each frame it could not run (waiting for a CPU),
+    while other processes used `others` ms of CPU (by default as much: they had the CPU it waited for)."""
     from harness.records.schema import FrameCpuSamples
 
     r = run("r", samples)
     assert r.metrics is not None
-    r.metrics.frame_cpu = FrameCpuSamples(cpu_ms=[w - s for w, s in zip(samples, stolen)], run_wait_ms=stolen)
+    r.metrics.frame_cpu = FrameCpuSamples(cpu_ms=[w - s for w, s in zip(samples, stolen)], run_wait_ms=stolen,
+                                          main_wait_ms=stolen, frame_wait_ms=stolen,
+                                          others_cpu_ms=list(stolen) if others is None else others,
+                                          threads=threads, cores=cores)
     return r
 
 
@@ -288,3 +293,18 @@ def test_compare_doubts_only_the_slowdown_that_measured_interference_can_explain
     # Interference during the baseline only: still a regression, and the note says why it does not matter.
     hidden = outcome(_with_evidence(base, [v / 2 for v in base]), _with_evidence(slow, [0.0] * 300))
     assert hidden.outcome == "regression" and "can only hide a slowdown" in hidden.note
+
+
+def test_a_change_that_adds_threads_is_a_regression_not_interference() -> None:
+    """Issue 26: a change that oversubscribes the cores with its own threads (+60% per frame, every frame waiting
+    for a CPU while nothing else runs) was 'inconclusive' (exit 6) on its own waits; it is a regression."""
+    base, slow = ar1(50, 300, seed=1), ar1(80, 300, seed=2)
+    clean = _with_evidence(base, [0.0] * 300, threads=2, cores=2)
+    own = _with_evidence(slow, [v * 0.375 for v in slow], others=[0.0] * 300, threads=8, cores=2)
+    found = compare_sessions(session([clean]), session([own], later=1), T, 0.01, "a", "b")
+    assert found.runs[0].outcome == "regression", found.runs[0].note
+    assert found.exit_code == 1
+    # The same waits while other processes had the CPU: that load can explain it, and compare says so.
+    loaded = _with_evidence(slow, [v * 0.375 for v in slow], threads=2, cores=2)
+    doubted = compare_sessions(session([clean]), session([loaded], later=1), T, 0.01, "a", "b")
+    assert doubted.runs[0].outcome == "inconclusive" and doubted.exit_code == 6
