@@ -229,7 +229,8 @@ class ScenarioRunner:
 
     def _measurement(self, run: RunConfig, session: Session) -> Measurement:
         return measurement_of(session.scenario, run, weights=session.weights, frames=self.frames,
-                              warmup=self.warmup_for(run), software=session.machine.packages)
+                              warmup=self.warmup_for(run), software=session.machine.packages,
+                              env=measurement_env(worker_env(run, self.loaded.scenario.torch_threads)))
 
     def _resolve_all(self, runs: list[RunConfig]) -> list[tuple[RunConfig, Optional[str]]]:
         return resolve_devices(runs, self.machine)

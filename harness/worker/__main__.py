@@ -103,6 +103,9 @@ def run_probe(job: ProbeJob) -> int:
 def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
     phase = "import"
     reply = BenchReply(status="failed")
+    # The environment the worker was given, read before torch sets any of it itself (CUDA_MODULE_LOADING,
+    # TORCHINDUCTOR_CACHE_DIR): what the run's identity holds, and what a run asked again is given.
+    given_env = measurement_env()
     try:
         progress.phase(phase)
         imported = time.perf_counter()
@@ -128,7 +131,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         after = resource.getrusage(resource.RUSAGE_SELF)
         engine.build_user_s = after.ru_utime - usage.ru_utime
         engine.build_system_s = after.ru_stime - usage.ru_stime
-        engine.env = measurement_env()
+        engine.env = given_env
         engine.python = platform.python_version()
         rss_after_load = current_rss_bytes()
 

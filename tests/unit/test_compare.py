@@ -164,11 +164,16 @@ def test_settings_that_change_a_frame_are_not_comparable() -> None:
                   batch_size=4, frames=200)
     result = compare_sessions(base, cur, T, 0.01, "a", "b")
     notes = {r.name: r.differences for r in result.runs}
-    assert notes["a"] == ["frames 300 -> 200", "batch_size 1 -> 4"]
-    assert notes["b"] == ["frames 300 -> 200", "batch_size 1 -> 4", "dtype bfloat16 -> float16"]
+    # frames change only the sample: not a refusal (issue 26), a warning beside the comparison
+    assert notes["a"] == ["batch_size 1 -> 4"]
+    assert notes["b"] == ["batch_size 1 -> 4", "dtype bfloat16 -> float16"]
     assert result.exit_code == EXIT_NOT_COMPARABLE and result.headline == "NOT COMPARABLE"
-    allowed = compare_sessions(base, cur, T, 0.01, "a", "b", allow_differences={"batch_size", "frames"})
+    assert result.runs[1].note.endswith("(--allow-difference batch_size --allow-difference dtype compares them "
+                                        "anyway)"), "the refusal names the flag that overrides it"
+    allowed = compare_sessions(base, cur, T, 0.01, "a", "b", allow_differences={"batch_size"})
     assert allowed.runs[0].outcome in {"unchanged", "inconclusive"} and allowed.runs[1].outcome == "not comparable"
+    assert allowed.runs[0].sample_differences == ["frames 300 -> 200"]
+    assert allowed.runs[0].note.startswith("another sample (frames 300 -> 200)")
     assert any("batch_size may differ" in w for w in allowed.warnings)
     other_weights = session([run("a", ar1(50, 300, 3))], later=1)
     other_weights.weights = "/models/model.safetensors"
