@@ -17,8 +17,15 @@ from typing import Optional
 import numpy as np
 
 from harness.records.schema import FrameCpuSamples, RunMetrics
-from harness.stats.disturbance import (CORROBORATION, STEADY_SHARE, corroborated, disturbed_frames, spans, stolen_ms,
-                                       undisturbed)
+from harness.stats.disturbance import (
+    CORROBORATION,
+    STEADY_SHARE,
+    corroborated,
+    disturbed_frames,
+    spans,
+    stolen_ms,
+    undisturbed,
+)
 
 
 @dataclass(frozen=True)
