@@ -110,7 +110,9 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         if first.telemetry is not None:
             telemetry_summary = summarize_telemetry(first.telemetry, start_s[0], last,
                                                     len(first_ms) * frame_budget_ms / 1e3,
-                                                    idle_window=first.idle_window)
+                                                    idle_window=first.idle_window,
+                                                    frames=[(s, s + ms / 1e3) for s, ms in zip(start_s, first_ms)],
+                                                    audio_per_frame_s=frame_budget_ms / 1e3)
         soak = summarize_soak(start_s, first_ms, first.telemetry)
     prefill = _prefill(first)
     processes = [ProcessRun(frames=len(r.samples.total_ms),  # type: ignore[union-attr]
