@@ -179,7 +179,7 @@ def test_an_own_wait_in_most_frames_is_called_the_steady_state() -> None:
 def test_a_machine_loaded_throughout_by_others_is_re_run() -> None:
     """Every frame waited and other processes used that CPU meanwhile: a quiet machine would not give the same."""
     wall = [1400.0] * FRAMES
-    wait = [500.0] * FRAMES
-    run = _cpu_run(wall, [900.0] * FRAMES, wait, others=[600.0] * FRAMES)
+    wait = [600.0] * FRAMES
+    run = _cpu_run(wall, [800.0] * FRAMES, wait, others=[700.0] * FRAMES)  # 800 ms of its own: well in budget
     verdict = decide(_session([run], preset="personaplex-tiny"), Criteria())
     assert verdict.rerun == ["cpu-fp32-eager"]
