@@ -126,10 +126,22 @@ def _breakdown(plan: RunPlan) -> Table:
 
 
 def _verdict(result: ScenarioPlan) -> str:
-    runnable = [p for p in result.plans if p.feasible]
-    if runnable:
-        names = ", ".join(p.run for p in runnable)
-        return f"[bold green]runs predicted to work[/]: {names}"
+    """"Predicted to work" = fits (memory, software) AND real time by the one rule (predicted p99, the band's high
+    end, within the deadline); runs that fit but may or may not be real time are named apart."""
+    working = [p for p in result.plans if p.feasible and p.predicted_realtime in ("yes", None)]
+    maybe = [p for p in result.plans if p.feasible and p.predicted_realtime == "uncertain"]
+    slow = [p for p in result.plans if p.feasible and p.predicted_realtime == "no"]
+    if working or maybe or slow:
+        lines = []
+        if working:
+            lines.append(f"[bold green]runs predicted to work[/] (fit, and real time by the rule): "
+                         f"{', '.join(p.run for p in working)}")
+        if maybe:
+            lines.append(f"[bold yellow]fit, real time uncertain[/] (the band straddles the {result.deadline_ms:g} ms "
+                         f"deadline: measure them): {', '.join(p.run for p in maybe)}")
+        if slow:
+            lines.append(f"[bold red]fit but predicted not real time[/]: {', '.join(p.run for p in slow)}")
+        return "\n".join(lines)
     fitting = [p for p in result.alternatives if p.fits_memory]
     if not fitting:
         return "[bold red]no configuration of this preset fits in memory on this target[/]"
@@ -149,7 +161,8 @@ def _target_notes(result: ScenarioPlan) -> list[Any]:
     notes: list[Any] = []
     if target.has_gpu and target.bandwidth_gbs:
         how = "measured here" if target.bandwidth_measured else (target.source or "the scenario's target")
-        notes.append(Text(f"GPU: {target.vram_bytes / GIB if target.vram_bytes else 0:.0f} GiB, "
+        notes.append(Text(f"GPU: {target.vram_bytes / 2**20 if target.vram_bytes else 0:.0f} MiB "
+                          f"({target.vram_bytes / GIB if target.vram_bytes else 0:.1f} GiB), "
                           f"{target.bandwidth_gbs:g} GB/s memory bandwidth, host link {target.host_link_gbs:g} GB/s "
                           f"(source: {how})"))
     if target.unified and target.vram_bytes:
@@ -167,7 +180,9 @@ def plan_tables(result: ScenarioPlan) -> list[Any]:
     header = Text.from_markup(
         f"[bold]{result.scenario}[/]: preset {result.preset} ({arch.lm_parameters / 1e9:.2f}e9 LM parameters, "
         f"Mimi {arch.mimi_parameters / 1e6:.1f}e6) on [bold]{result.target.label}[/]\n"
-        "floor = bytes read per step / memory bandwidth (the roofline); real time needs under 80 ms per step")
+        "floor = bytes read per step / memory bandwidth (the roofline). Real time (one rule, as the verdict's): "
+        f"p99 within the deadline, {result.deadline_ms:g} ms (the frame budget less the criteria's headroom); a "
+        "prediction's p99 is its band's high end")
     out: list[Any] = [header, *_target_notes(result), _table("scenario runs", result.plans)]
     first = next((p for p in result.plans if p.feasible), result.plans[0] if result.plans else None)
     if first is not None:
