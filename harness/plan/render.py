@@ -9,6 +9,7 @@ from typing import Any, Optional
 from rich.table import Table
 from rich.text import Text
 
+from harness.knowledge.platforms import target_hazards
 from harness.plan.memory import GIB
 from harness.plan.scenario_plan import ScenarioPlan
 from harness.records.plan import RunPlan
@@ -165,6 +166,10 @@ def _target_notes(result: ScenarioPlan) -> list[Any]:
                           f"({target.vram_bytes / GIB if target.vram_bytes else 0:.1f} GiB), "
                           f"{target.bandwidth_gbs:g} GB/s memory bandwidth, host link {target.host_link_gbs:g} GB/s "
                           f"(source: {how})"))
+    for hazard in target_hazards(os=target.os, memory_kind=target.memory_kind, cc=target.compute_capability,
+                                 wsl_version=target.wsl_release):
+        notes.append(Text(f"hazard ({hazard.key}): {hazard.what}\n  -> {hazard.fix}\n  source: {hazard.source}",
+                          style="yellow"))
     if target.unified and target.vram_bytes:
         over = [p.run for p in result.plans
                 if (p.device_peak_bytes or 0) + p.host_peak_bytes > target.vram_bytes]

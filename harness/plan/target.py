@@ -44,6 +44,7 @@ class PlanTarget:
     cpu_stages: Optional[CpuStages] = None  # the real frame's stages timed here (a CPU prediction's fit)
     load_average: Optional[float] = None  # when those were measured: a busy host times everything slower
     clock_mhz: Optional[float] = None  # the GPU's boost clock (the table's): the per-kernel time follows it
+    wsl_release: Optional[str] = None  # WSL's release when the target is this machine under WSL (probe)
 
     @property
     def has_gpu(self) -> bool:
@@ -132,4 +133,5 @@ def from_machine(machine: Machine) -> PlanTarget:
         source="measured here" if measured else (spec.source if spec else ""), bandwidth_measured=bool(measured),
         host_op_us=machine.host_op_us, host_op_device=machine.host_op_device,
         cpu_matmul_gflops=dict(machine.cpu_matmul_gflops), cpu_stages=machine.cpu_stages,
-        load_average=machine.load_average, clock_mhz=spec.boost_mhz if spec else None)
+        load_average=machine.load_average, clock_mhz=spec.boost_mhz if spec else None,
+        wsl_release=(machine.wsl or {}).get("release"))

@@ -93,7 +93,7 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
     nvml = read_nvml()
     bandwidth = c.measure_host_bandwidth()
     os_name = host.os_name()
-    checks = [c.check_os(), c.check_python(), c.check_cpu(), c.check_ram(FULL_MODEL_CPU_BYTES),
+    checks = [c.check_os(_first_cc(facts)), c.check_python(), c.check_cpu(), c.check_ram(FULL_MODEL_CPU_BYTES),
               c.check_disk(disk_path or work_dir, OFFLOAD_DISK_BYTES), c.check_host_bandwidth(bandwidth),
               c.check_cxx(), c.check_torch(facts), c.check_nvml(nvml),
               *gpu_checks.gpu_checks(facts, nvml, os_name, reply.checks)]
@@ -129,11 +129,24 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
         host_op_us=reply.host_op_us, host_op_device=reply.host_op_device, cpu_matmul_gflops=reply.cpu_matmul_gflops,
         cpu_stages=reply.cpu_stages,
         load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        wsl=host.wsl_facts(), gpu_memory_kind=_memory_kind(gpus),
         fingerprint=fingerprint([cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
                                  ",".join(g.name for g in gpus), str(packages.get("torch")),
                                  str(packages.get("moshi"))]),
     )
     return ProbeResult(machine=machine, checks=checks, architectures=reply.architectures)
+
+
+def _memory_kind(gpus: list) -> Optional[str]:  # noqa: ANN001 - GpuInfo
+    from harness.knowledge.gpus import find_gpu
+
+    spec = find_gpu(gpus[0].name, gpus[0].memory_total_bytes) if gpus else None
+    return spec.memory if spec else ("discrete" if gpus else None)
+
+
+def _first_cc(facts) -> Optional[str]:  # noqa: ANN001 - TorchFacts
+    gpus = getattr(facts, "gpus", None) or []
+    return getattr(gpus[0], "compute_capability", None) if gpus else None
 
 
 def host_machine() -> Machine:
