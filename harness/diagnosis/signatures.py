@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.diagnosis import remedies as r
-from harness.knowledge import platforms
 from harness.diagnosis.text import squash_pattern
+from harness.knowledge import platforms
 
 Role = Literal["error", "warning"]
 
