@@ -158,6 +158,7 @@ REPORTED_MIB: dict[str, tuple[int, str]] = {
     "NVIDIA A100-SXM4-80GB": (81920, MODAL_2797 + " (A100 80GB)"),
     "NVIDIA H100 80GB HBM3": (81559, MODAL_2797 + " (H100)"),
     "NVIDIA GeForce RTX 4090": (24564, "https://github.com/RLinf/RLinf/issues/255 (nvidia-smi: 24564MiB)"),
+    "NVIDIA GeForce RTX 5090": (32607, "https://github.com/noonghunna/club-3090/issues/617 (nvidia-smi: 32607MiB)"),
 }
 
 # Boost clock (MHz) and SM count of each part, from its TechPowerUp page (the `source` of consumer entries) or

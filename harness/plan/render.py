@@ -79,6 +79,8 @@ def step_table(title: str, plans: list[RunPlan]) -> Table:
         named = (("bw", parts.bandwidth_ms), ("flops", parts.compute_ms), ("link", parts.link_ms),
                  ("kernels", parts.kernel_ms))
         gpu = f"{parts.gpu_ms:.1f}: " + " + ".join(f"{v:.1f} {k}" for k, v in named if v > 0.05)
+        if parts.mode != "cpu" and parts.measured_ms:
+            gpu += f"; then {parts.measured_ms:.1f} server tail (Opus, PCM copy)"
         realtime = plan.predicted_realtime or "-"
         if not plan.feasible:
             realtime += " (blocked)"

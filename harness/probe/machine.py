@@ -112,6 +112,11 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
     if python is not None:  # the environment that was probed, not the harness's own
         python_version = f"{facts.python} ({facts.python_executable})" if facts.python else python
     gpus = gpu_checks.merged_gpus(facts, nvml)
+    if _memory_kind(gpus) == "unified":
+        from harness.knowledge.platforms import UNIFIED_MEMORY
+
+        checks.append(ProbeCheck(name="unified memory", status="warn", finding=f"{gpus[0].name}: {UNIFIED_MEMORY.what}",
+                                 remedy=f"{UNIFIED_MEMORY.fix} ({UNIFIED_MEMORY.source})"))
     reason = facts.cuda_unavailable_reason
     if facts.import_error is not None:
         reason = f"torch cannot be imported: {facts.import_error.message}"
