@@ -258,7 +258,7 @@ def capture_remedy(f: Found, ctx: Context) -> str:
               "and bitsandbytes layers out of graphed code")
     if _on_wsl(f, ctx):
         return f"under WSL2 graph capture itself is the weak point: {platforms.WSL_BLACKWELL_GRAPHS.fix}; else {remedy}"
-    return remedy
+    return f"{remedy}; a model split across GPUs cannot be captured: {platforms.MULTI_GPU_GRAPHS.fix}"
 
 
 def _on_wsl(f: Found, ctx: Context) -> bool:

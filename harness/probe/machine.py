@@ -15,6 +15,7 @@ import psutil
 
 from harness.contract.hostinfo import cpu_model
 from harness.contract.wire import ArchitectureFacts, ProbeCheck, ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
+from harness.knowledge import platforms
 from harness.launcher.environment import probe_env
 from harness.launcher.spawn import run_worker
 from harness.probe import checks as c
@@ -112,11 +113,7 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
     if python is not None:  # the environment that was probed, not the harness's own
         python_version = f"{facts.python} ({facts.python_executable})" if facts.python else python
     gpus = gpu_checks.merged_gpus(facts, nvml)
-    if _memory_kind(gpus) == "unified":
-        from harness.knowledge.platforms import UNIFIED_MEMORY
-
-        checks.append(ProbeCheck(name="unified memory", status="warn", finding=f"{gpus[0].name}: {UNIFIED_MEMORY.what}",
-                                 remedy=f"{UNIFIED_MEMORY.fix} ({UNIFIED_MEMORY.source})"))
+    checks += platform_checks(facts.torch_version, gpus)
     reason = facts.cuda_unavailable_reason
     if facts.import_error is not None:
         reason = f"torch cannot be imported: {facts.import_error.message}"
@@ -140,6 +137,23 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
                                  str(packages.get("moshi"))]),
     )
     return ProbeResult(machine=machine, checks=checks, architectures=reply.architectures)
+
+
+def platform_checks(torch_version: Optional[str], gpus: list) -> list[ProbeCheck]:  # noqa: ANN001 - GpuInfo
+    """The platform hazards a probe can see: an old torch on Hopper (NVIDIA's fork pins torch < 2.5), and
+    unified memory (GB10, Jetson)."""
+    checks = []
+    old_torch = platforms.parse_version(torch_version)
+    if old_torch and old_torch < (2, 5) and any((g.compute_capability or "").startswith("9.") for g in gpus):
+        hazard = platforms.OLD_TORCH_COMPILE
+        checks.append(ProbeCheck(name="old torch compile", status="warn",
+                                 finding=f"torch {torch_version} on {gpus[0].name}: {hazard.what}",
+                                 remedy=f"{hazard.fix} ({hazard.source})"))
+    if _memory_kind(gpus) == "unified":
+        hazard = platforms.UNIFIED_MEMORY
+        checks.append(ProbeCheck(name="unified memory", status="warn", finding=f"{gpus[0].name}: {hazard.what}",
+                                 remedy=f"{hazard.fix} ({hazard.source})"))
+    return checks
 
 
 def _memory_kind(gpus: list) -> Optional[str]:  # noqa: ANN001 - GpuInfo

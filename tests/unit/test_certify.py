@@ -13,10 +13,22 @@ import pytest
 
 from harness.records.scenario import Criteria, Scenario
 from harness.session.run_rules import frames_to_measure
-from harness.stats.certify import (burst_upper_bound, certify_late_share, certify_step_times, clean_frames_to_certify,
-                                   frames_to_reach, late_runs, shown_above)
-from tests.benchmarks.burst_certification import (certified_flags_share, certified_share, fixed_bursts, isolated,
-                                                  markov_bursts)
+from harness.stats.certify import (
+    burst_upper_bound,
+    certify_late_share,
+    certify_step_times,
+    clean_frames_to_certify,
+    frames_to_reach,
+    late_runs,
+    shown_above,
+)
+from tests.benchmarks.burst_certification import (
+    certified_flags_share,
+    certified_share,
+    fixed_bursts,
+    isolated,
+    markov_bursts,
+)
 
 RUNS = 2000
 CLEAN = 4606

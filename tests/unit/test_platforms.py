@@ -70,3 +70,16 @@ def test_memory_as_the_card_reports_it() -> None:
     assert "ECC" in l4.memory_source and l4.memory_source.startswith("https://")
     h200 = find_gpu("h200")
     assert h200 is not None and h200.reported_mib is None and h200.memory_source.startswith("nominal")
+
+
+def test_the_probe_flags_old_torch_on_hopper_and_unified_memory() -> None:
+    from harness.contract.wire import GpuInfo
+    from harness.probe.machine import platform_checks
+
+    h100 = GpuInfo(index=0, name="NVIDIA H100 80GB HBM3", compute_capability="9.0", memory_total_bytes=81559 * 2**20)
+    assert [c.name for c in platform_checks("2.4.1+cu124", [h100])] == ["old torch compile"]
+    assert platform_checks("2.9.1+cu128", [h100]) == []  # a current torch: no hazard
+    spark = GpuInfo(index=0, name="NVIDIA GB10", compute_capability="12.1", memory_total_bytes=119 * 2**30)
+    checks = platform_checks("2.9.0+cu130", [spark])
+    assert [c.name for c in checks] == ["unified memory"] and "offload frees nothing" in checks[0].finding
+    assert platform_checks(None, []) == []
