@@ -16,6 +16,7 @@ from harness.stats.samples import sample_problem, values_problem
 from harness.verdict.confirm import confirmation
 from harness.verdict.deploy import deployable_by, serving_order, software_gap
 from harness.verdict.disturbed import frame_disturbance
+from harness.verdict.fidelity import fidelity_note, fidelity_problem
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
 from harness.verdict.validity import assess_validity
@@ -75,6 +76,9 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         else:
             out.flags.append(f"the machine was disturbed during {len(disturbance.frames)} frames "
                              f"({disturbance.evidence})")
+    unfaithful = fidelity_problem(run, session.scenario.fidelity)  # fast but no longer saying what bf16 says
+    if unfaithful:
+        out.reasons.append(unfaithful)
     out.realtime = not out.reasons
     out.flags += _flags(run, out.validity)
     return out
@@ -179,7 +183,8 @@ def deployment(run: RunResult, criteria: Criteria, software_note: str = "") -> D
                 "frame measured": cfg.serving.value}
     return Deployment(run=run.name, summary=cfg.describe(), settings=settings, env=env, moshi=moshi,
                       deployable_by=deployable_by(cfg), frame=cfg.serving.label, software_note=software_note,
-                      p99_ms=run.metrics.ms_per_step.p99, buffer_ms=criteria.buffer_ms(run.metrics.frame_budget_ms))
+                      p99_ms=run.metrics.ms_per_step.p99, buffer_ms=criteria.buffer_ms(run.metrics.frame_budget_ms),
+                      fidelity=fidelity_note(run))
 
 
 def _no_go_reasons(session: Session, assessed: list[RunAssessment]) -> list[str]:
