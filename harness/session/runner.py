@@ -137,7 +137,8 @@ class ScenarioRunner:
                         idle_window_s=IDLE_WINDOW_S if run.capacity is not None and run.device is Device.cuda else 0.0,
                         stop=self._early_stop(run, frames) if barrier is None else None,
                         input_wav=None if s.input == "synthetic" else s.input,
-                        fidelity_frames=s.fidelity.frames if fidelity else 0)
+                        # as many frames as the timed run, up to the scenario's: a 3-frame smoke compares 3
+                        fidelity_frames=min(s.fidelity.frames, frames) if fidelity else 0)
 
     def _early_stop(self, run: RunConfig, frames: int) -> Optional[EarlyStop]:
         """Stop a run once it is certainly not real time (harness.contract.stopping); not a capacity probe, whose

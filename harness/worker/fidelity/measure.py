@@ -118,6 +118,9 @@ def measure_fidelity(job: BenchJob, candidate: Candidate, weights: str) -> Fidel
     audio = input_audio(job.input_wav, int(built.mimi.sample_rate), 1, job.seed)
     user = user_tokens(built.mimi, audio, job.fidelity_frames, device)
     replayed = not _fits_beside(built.lm, device)
+    if replayed and base["self_test"]:
+        return FidelityReading(**{**base, "frames": 0}, reference="", method="", skipped=(
+            "not measured: this is the reference configuration, and a second copy for its self-test does not fit"))
     if replayed:  # two 7Bs do not fit: free the candidate, record the reference on the host, build it again
         candidate.built = built = None
         _release(device)
