@@ -18,8 +18,8 @@ from harness.records.store import atomic_write_text
 from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
-from harness.report.fidelity import fidelity_context, fidelity_markdown
 from harness.report.endpoint import endpoint_context, summary_line
+from harness.report.fidelity import fidelity_context, fidelity_markdown
 from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
 from harness.verdict.deploy import deployable_by
