@@ -69,3 +69,27 @@ def test_a_changed_model_reads_more_than_zero(reference, tmp_path: Path) -> None
     streams = compare(ref, trace(changed.lm, user, ref.tokens), trace(changed.lm, user))
     assert all(s.kl_mean > 0 and s.kl_max >= s.kl_p99 >= 0 for s in streams), streams
     assert all(0.0 <= s.top1_agreement <= 1.0 for s in streams)
+
+
+def test_replay_reads_what_two_copies_side_by_side_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where two copies do not fit (a 7B on one GPU), the candidate is freed, the reference recorded, the candidate
+    rebuilt: the same figures as with both in memory."""
+    from harness.contract.wire import BenchJob
+    from harness.worker.fidelity import measure
+
+    torch.set_num_threads(1)
+    run = WorkerRun(name="w8", device="cpu", dtype="bfloat16", quantize="w8a16")
+    job = BenchJob(run=run, preset="personaplex-tiny", frames=1, warmup_frames=2, batch_size=1, seed=0,
+                   scratch_dir=str(tmp_path), reply_path=str(tmp_path / "reply.json"), fidelity_frames=4)
+
+    def build():  # noqa: ANN202
+        return build_models(run, "personaplex-tiny", None, 0, tmp_path)
+
+    beside = measure.measure_fidelity(job, measure.Candidate(built=build(), rebuild=build), "synthetic (seed 0)")
+    rebuilt = []
+    monkeypatch.setattr(measure, "_fits_beside", lambda lm, device: False)
+    replayed = measure.measure_fidelity(
+        job, measure.Candidate(built=build(), rebuild=lambda: rebuilt.append(1) or build()), "synthetic (seed 0)")
+    assert rebuilt == [1] and "replayed" in replayed.method and "both models in memory" in beside.method
+    assert replayed.streams == beside.streams and beside.synthetic and not beside.self_test
+    assert beside.frames == 4 and all(s.kl_mean > 0 for s in beside.streams)
