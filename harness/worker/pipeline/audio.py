@@ -40,6 +40,10 @@ def read_wav(path: str, sample_rate: int) -> torch.Tensor:
     if sphn is not None:
         data, _ = sphn.read(path, sample_rate=sample_rate)
         pcm = torch.from_numpy(data).to(torch.float32)
+        # sphn's resampler works in blocks and pads the last one: keep the recording's own duration
+        duration = sphn.durations([path])[0]
+        if duration is not None:
+            pcm = pcm[:, :max(1, round(duration * sample_rate))]
         return pcm.mean(dim=0, keepdim=True)
     import wave
 
