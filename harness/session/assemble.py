@@ -149,6 +149,7 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         cold_start=_cold_start(first),
         processes=processes,
         admission=first.admission,
+        fidelity=first.fidelity,
     )
 
 

@@ -14,7 +14,7 @@ from moshi.models.lm import LMGen
 
 from harness.contract.stopping import EarlyStop, should_stop
 from harness.contract.wire import PersonaJob, PrefillSamples
-from harness.worker.pipeline.audio import speech_like
+from harness.worker.pipeline.audio import input_audio
 from harness.worker.pipeline.clock import StageClock
 from harness.worker.pipeline.cpu_clock import ProcessClock, usable_cores
 from harness.worker.pipeline.graphs import count_captured_graphs
@@ -97,10 +97,11 @@ class FrameLoop:
     each a stage."""
 
     def __init__(self, mimi: MimiModel, lm_gen: LMGen, device: torch.device, *, batch_size: int, seed: int,
-                 warmup_frames: int, other_mimi: Optional[MimiModel] = None, serving: str = "") -> None:
+                 warmup_frames: int, other_mimi: Optional[MimiModel] = None, serving: str = "",
+                 input_wav: Optional[str] = None) -> None:
         self.mimi, self.lm_gen, self.device = mimi, lm_gen, device
         self.batch_size, self.warmup_frames = batch_size, warmup_frames
-        self.audio = speech_like(mimi.sample_rate, batch_size, seed).to(device)
+        self.audio = input_audio(input_wav, int(mimi.sample_rate), batch_size, seed).to(device)
         self.frame_size = int(mimi.sample_rate / mimi.frame_rate)
         self.chunks_in_loop = self.audio.shape[-1] // self.frame_size
         self.clock = StageClock(device)
@@ -201,6 +202,7 @@ def run_frame_loop(
     persona: Optional[PersonaJob] = None,
     make_loop: Callable[..., FrameLoop] = FrameLoop,  # lockstep.JoiningLoop: a session joins mid-run
     stop: Optional[EarlyStop] = None,
+    input_wav: Optional[str] = None,  # a recording instead of the seeded signal (read before any frame)
 ) -> FrameLoopResult:
     """Run warmup + measured frames.
 
@@ -226,7 +228,7 @@ def run_frame_loop(
     result.threads = torch.get_num_threads()
     late: list[bool] = []
     with make_loop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames,
-                   other_mimi=other_mimi, serving=serving) as loop, _GcTimer() as gc_timer:
+                   other_mimi=other_mimi, serving=serving, input_wav=input_wav) as loop, _GcTimer() as gc_timer:
         result.stage_ms = {s: [] for s in loop.stages}
         anchor = 0.0
         for index in range(total):
