@@ -66,9 +66,11 @@ class Playback(Record):
 
 # One configuration's outcome (MLPerf keeps "the measurement is not valid" apart from "the system missed"):
 # real time: certified; not real time: the evidence shows a miss (p99, underruns, a late share above the target,
-# memory); not enough evidence: it may be real time, more frames would settle it; re-run: only a measured
+# memory); not enough evidence: it may be real time, more frames would settle it; not faithful: fast enough, but
+# its output moved too far from the bf16 reference's (harness.verdict.fidelity); re-run: only a measured
 # disturbance of the machine explains the failure; failed / skipped / invalid: nothing to judge.
-Outcome = Literal["real time", "not real time", "not enough evidence", "re-run", "failed", "skipped", "invalid", ""]
+Outcome = Literal["real time", "not real time", "not enough evidence", "not faithful", "re-run", "failed", "skipped",
+                  "invalid", ""]
 
 # The headline: GO (a configuration is certified real time), NO-GO (the evidence shows none is), INCONCLUSIVE (none
 # is certified but one may be: more evidence settles it), RE-RUN (a measured disturbance of the machine).
