@@ -89,7 +89,8 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         # leaves the verdict as it was).
         corrected, _, without = _timing(disturbance.corrected, m.frame_budget_ms, criteria, process_frames)
         failed_on_time = bool(timing) or bool(_late_share_missed(v)) or (v.valid and not v.certified)
-        if failed_on_time and not without and not memory and not unfaithful and (corrected.certified or not v.valid or m.stopped_early):
+        explained = corrected.certified or not v.valid or bool(m.stopped_early)
+        if failed_on_time and not without and not memory and not unfaithful and explained:
             out.rerun = True
             out.outcome = "re-run"
             out.reasons = [f"the machine was disturbed during {len(disturbance.frames)} frames: re-run "
