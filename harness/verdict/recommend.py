@@ -16,6 +16,7 @@ from harness.stats.samples import sample_problem, values_problem
 from harness.verdict.confirm import confirmation
 from harness.verdict.deploy import deployable_by, serving_order, software_gap
 from harness.verdict.disturbed import frame_disturbance
+from harness.verdict.next_steps import next_steps
 from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
 from harness.verdict.validity import assess_validity
@@ -222,7 +223,8 @@ def decide(session: Session, criteria: Criteria) -> Verdict:
     verdict = _decide(session, criteria)
     word = verdict.headline.split(":", 1)[0]
     decision = word if word in ("GO", "NO-GO", "INCONCLUSIVE", "RE-RUN") else ("GO" if verdict.go else "NO-GO")
-    return verdict.model_copy(update={**_serving_findings(session, criteria), "decision": decision})
+    return verdict.model_copy(update={**_serving_findings(session, criteria), "decision": decision,
+                                      "next_steps": verdict.next_steps or next_steps(session, verdict, criteria)})
 
 
 def rank_by_frame(session: Session, assessed: list[RunAssessment]) -> list[Ranking]:
