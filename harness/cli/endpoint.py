@@ -278,11 +278,13 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
         print("harness: interrupted; servers it started are stopped", file=sys.stderr)
         return getattr(exc, "code", EXIT_INTERRUPTED)
     from harness.probe.machine import host_machine
+    from harness.report.exports import write_endpoint_exports
 
     results.machine = host_machine()  # its hardware key: compare tells load generators apart
     write_endpoint(results, out)
     (out / "report.html").write_text(render_endpoint_html(results), encoding="utf-8")
     (out / "summary.md").write_text(summary_line(results) + "\n", encoding="utf-8")
+    write_endpoint_exports(results, out, summary_line(results))  # junit.xml, metrics.prom, the CI step summary
     if args.json:
         print(results.model_dump_json(indent=1))
     else:

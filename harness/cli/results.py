@@ -54,6 +54,7 @@ def _report_endpoint(path: Path, console: Console) -> int:
     from harness.records.endpoint import EndpointFileError, load_endpoint
     from harness.records.store import atomic_write_text
     from harness.report.endpoint import render_endpoint_html, summary_line
+    from harness.report.exports import write_endpoint_exports
 
     try:
         results = load_endpoint(path)
@@ -62,6 +63,7 @@ def _report_endpoint(path: Path, console: Console) -> int:
     out_dir = path if path.is_dir() else path.parent
     atomic_write_text(out_dir / "report.html", render_endpoint_html(results))
     atomic_write_text(out_dir / "summary.md", summary_line(results) + "\n")
+    write_endpoint_exports(results, out_dir, summary_line(results))
     console.print(f"{summary_line(results)}\nreport: {out_dir / 'report.html'}", markup=False)
     return EXIT_OK
 

@@ -20,6 +20,7 @@ from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
 from harness.report.card import build_card, card_markdown, outcome_of, short_reason
 from harness.report.endpoint import endpoint_context, summary_line
+from harness.report.exports import write_exports
 from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
 from harness.verdict.deploy import deployable_by
@@ -332,6 +333,7 @@ def write_report(session: Session, verdict: Verdict, out_dir: Path,
     `endpoint:` block as measured (its section beside the runs; the verdict already holds its finding)."""
     figures = all_figures(session, extra_plots)
     context = build_context(session, verdict, figures)
+    card = context["card"]
     context["endpoint"] = endpoint_context(endpoint) if endpoint is not None else None
     html = render_html(context)
     atomic_write_text(out_dir / REPORT_HTML, html)
@@ -339,4 +341,5 @@ def write_report(session: Session, verdict: Verdict, out_dir: Path,
     if endpoint is not None:
         summary = summary.rstrip("\n") + "\n\n" + summary_line(endpoint) + "\n"
     atomic_write_text(out_dir / SUMMARY_MD, summary)
+    write_exports(session, verdict, card, out_dir, endpoint)  # junit.xml, metrics.prom, the CI step summary
     return out_dir / REPORT_HTML, out_dir / SUMMARY_MD
