@@ -21,6 +21,7 @@ from harness.records.verdict import Deployment, RunAssessment, Verdict
 # The CSS class of each decision's colour (report.html.j2).
 TONE = {"GO": "go", "NO-GO": "nogo", "INCONCLUSIVE": "inconclusive", "RE-RUN": "rerun"}
 OUTCOME_ORDER = ("real time", "not enough evidence", "re-run", "not real time", "invalid", "failed", "skipped")
+_COMMAND = re.compile(r"^(.*?): (harness (?:run|plan|report|endpoint|serve) [^()]+)$")
 _P99_RULE = re.compile(r"^p99 ([0-9.]+) ms > [0-9.]+ ms \([^)]*headroom\)$")
 
 
@@ -51,6 +52,15 @@ class Card:
     capacity: list[Capacity] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
     endpoint: str = ""
+
+    @property
+    def steps(self) -> list[tuple[str, str]]:
+        """Each next step as (text, command): a trailing `: harness ...` command is shown as code."""
+        out = []
+        for step in self.next_steps:
+            m = _COMMAND.match(step)
+            out.append((m.group(1), m.group(2)) if m else (step, ""))
+        return out
 
     @property
     def headline_text(self) -> str:

@@ -26,6 +26,7 @@ from harness.records.endpoint import EndpointResults
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.card import Card, card_markdown, outcome_of, rule_text
+from harness.verdict.next_steps import settle_command
 
 JUNIT_XML = "junit.xml"
 METRICS_PROM = "metrics.prom"
@@ -70,7 +71,8 @@ def _testcase(suite: ET.Element, session: Session, run: RunResult, a: Optional[R
     elif outcome == "skipped":
         ET.SubElement(case, "skipped", message=run.reason or "skipped")
     elif outcome in ("not enough evidence", "re-run"):
-        settle = f"; settle it: {a.settle}" if a is not None and a.settle else ""
+        command = settle_command(session, a) if a is not None else ""
+        settle = f"; settle it: {command}" if command else ""
         ET.SubElement(case, "skipped", message=f"{outcome}: {reasons}{settle}")
     ET.SubElement(case, "system-out").text = _figures(run, a)
     return outcome

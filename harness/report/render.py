@@ -24,6 +24,7 @@ from harness.report.exports import write_exports
 from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
 from harness.verdict.deploy import deployable_by
+from harness.verdict.next_steps import settle_command
 from harness.verdict.recommend import model_label
 
 GIB = 2**30
@@ -114,9 +115,10 @@ def _memory_cell(run: RunResult) -> str:
     return "; ".join(parts)
 
 
-def _row(run: RunResult, assessment: RunAssessment) -> RunRow:
+def _row(run: RunResult, assessment: RunAssessment, session: Session) -> RunRow:
     row = RunRow(name=run.name, status=run.status, realtime=assessment.realtime, outcome=outcome_of(assessment),
-                 why=[short_reason(r) for r in assessment.reasons] + assessment.flags, settle=assessment.settle,
+                 why=[short_reason(r) for r in assessment.reasons] + assessment.flags,
+                 settle=settle_command(session, assessment),
                  detail=_detail(run, assessment))
     m = run.metrics
     if m is None:
@@ -238,7 +240,7 @@ def _weights_note(session: Session) -> str:
 
 def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> dict:
     by_name = {a.name: a for a in verdict.assessments}
-    rows = [_row(run, by_name[run.name]) for run in session.runs]
+    rows = [_row(run, by_name[run.name], session) for run in session.runs]
     problems: dict[tuple, dict] = {}
     for r in session.runs:
         if r.status == "ok":

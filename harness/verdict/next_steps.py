@@ -36,6 +36,15 @@ def _frames_needed(a: RunAssessment) -> Optional[int]:
     return None
 
 
+def settle_command(session: Session, a: RunAssessment) -> str:
+    """The command that settles a run the evidence cannot judge yet: the record's, else more frames of it."""
+    needed = _frames_needed(a)
+    run = next((r for r in session.runs if r.name == a.name), None)
+    if a.settle or needed is None or run is None or run.metrics is None:
+        return a.settle
+    return _command(session, a.name, run.metrics.frames + needed)
+
+
 def _more_frames(session: Session, assessed: list[RunAssessment], runs: dict[str, RunResult]) -> list[str]:
     """Runs that may be real time: more frames settle them (at the observed late share)."""
     out = []
