@@ -81,9 +81,8 @@ def _not_runnable(s: Scheme, why: str) -> str:
 
 
 def quantized_table(rows: list[QuantizedPlan], target: PlanTarget):  # noqa: ANN201 - a rich Table
-    from rich.table import Table
-
     from rich import box
+    from rich.table import Table
 
     table = Table(title=f"quantized weights on {target.label} (planned; bf16 activations, CUDA graphs)",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
