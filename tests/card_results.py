@@ -26,8 +26,8 @@ def _scenario(session: Session, name: str) -> Session:
 
 def go_session() -> Session:
     return _scenario(_session([
-        _run("cuda-bf16-compile-graphs", [30.0 + (i % 7) for i in range(4600)], compile=True, cuda_graphs=True),
-        _run("cuda-bf16-eager", [45.0 + (i % 5) for i in range(4600)]),
+        _run("cuda-bf16-compile-graphs", [30.0 + (i % 7) for i in range(4700)], compile=True, cuda_graphs=True),
+        _run("cuda-bf16-eager", [45.0 + (i % 5) for i in range(4700)]),
         _run("cuda-fp16-eager", [95.0 + (i % 3) for i in range(300)], dtype="float16"),
         _run("cuda-bf16-offload-eager", None, status="skipped"),
     ]), "rtx5090-go")

@@ -25,42 +25,41 @@ def _command(session: Session, run: str, frames: Optional[int] = None) -> str:
     return shlex.join(parts)
 
 
-def _frames_needed(a: RunAssessment) -> Optional[int]:
+def _frames_to_settle(a: RunAssessment, run: Optional[RunResult]) -> Optional[int]:
+    """Frames one run must measure to settle a run that may be real time: the record's (harness.verdict.assess
+    fills `frames_needed` with the frames its command measures); for verdicts written before it, the frames measured
+    plus the validity's frames to certify. None: nothing to settle, or more frames cannot settle it."""
+    if a.outcome not in ("not enough evidence", ""):
+        return None
     if a.frames_needed:
         return a.frames_needed
     v = a.validity
-    undecided = a.outcome == "not enough evidence" or (not a.outcome and not a.realtime and v is not None
-                                                        and v.valid and not v.certified)
-    if undecided and v is not None and v.frames_to_certify:
-        return v.frames_to_certify
-    return None
+    if a.outcome or a.realtime or v is None or not v.valid or v.certified or not v.frames_to_certify:
+        return None
+    if run is None or run.metrics is None or any(r.startswith("p99") or "underrun" in r for r in a.reasons):
+        return None  # the evidence already shows a miss: more frames cannot turn it
+    return run.metrics.frames + v.frames_to_certify
 
 
 def settle_command(session: Session, a: RunAssessment) -> str:
     """The command that settles a run the evidence cannot judge yet: the record's, else more frames of it."""
-    needed = _frames_needed(a)
     run = next((r for r in session.runs if r.name == a.name), None)
-    if a.settle or needed is None or run is None or run.metrics is None:
-        return a.settle
-    return _command(session, a.name, run.metrics.frames + needed)
+    total = _frames_to_settle(a, run)
+    return a.settle or (_command(session, a.name, total) if total else "")
 
 
 def _more_frames(session: Session, assessed: list[RunAssessment], runs: dict[str, RunResult]) -> list[str]:
-    """Runs that may be real time: more frames settle them (at the observed late share)."""
+    """Runs that may be real time: one longer run settles each (at the late share seen so far)."""
     out = []
     for a in assessed:
-        needed = _frames_needed(a)
         run = runs.get(a.name)
-        if needed is None or run is None or run.metrics is None:
+        total = _frames_to_settle(a, run)
+        if total is None or run is None or run.metrics is None:
             continue
-        if a.outcome not in ("not enough evidence", "") or any(r.startswith("p99") or "underrun" in r
-                                                              for r in a.reasons):
-            continue  # the evidence already shows a miss: more frames cannot turn it
-        total = run.metrics.frames + needed
         minutes = total * run.metrics.frame_budget_ms / 60_000
-        command = a.settle or _command(session, a.name, total)
-        out.append(f"measure {a.name} longer: {needed} more frames ({total} in all, about {minutes:.0f} min of audio) "
-                   f"would settle it at the late share seen so far: {command}")
+        out.append(f"measure {a.name} longer: {total} frames in one run (it measured {run.metrics.frames}; about "
+                   f"{minutes:.0f} min of audio) would settle it at the late share seen so far: "
+                   f"{settle_command(session, a)}")
     return out
 
 
@@ -86,7 +85,7 @@ def _closest(assessed: list[RunAssessment], runs: dict[str, RunResult], criteria
     missed = []
     for a in assessed:
         run = runs.get(a.name)
-        if run is None or run.metrics is None or a.realtime or _frames_needed(a) is not None:
+        if run is None or run.metrics is None or a.realtime or _frames_to_settle(a, run) is not None:
             continue
         deadline = criteria.deadline_ms(run.metrics.frame_budget_ms)
         p99 = run.metrics.ms_per_step.p99
