@@ -163,3 +163,23 @@ def test_next_steps_say_what_would_settle_or_pass() -> None:
     no_go.target_plans = []
     assert not any("planner" in s for s in next_steps(no_go, C.decided(no_go, "NO-GO"), Criteria())), \
         "no prediction recorded: none invented"
+
+
+def test_endpoint_results_export_too(tmp_path: Path) -> None:
+    """`harness report` on a `harness endpoint` folder: junit.xml with a testcase per load (a slow server fails the
+    SLO, a fast one passes), metrics.prom with the worst caller's figures."""
+    from tests.endpoint_records import endpoint_results, write
+
+    for name, step_ms, passes in (("fast", 30.0, True), ("slow", 120.0, False)):
+        folder = write(endpoint_results(step_ms=step_ms, callers=2, seconds=4.0), tmp_path / name)
+        done = run_cli("report", str(folder))
+        assert done.returncode == 0, done.stderr
+        cases = [c for s in JUnitXml.fromfile(str(folder / "junit.xml")) for c in s]
+        assert [c.name for c in cases] == ["closed-2x2"]
+        assert cases[0].is_passed is passes
+        if not passes:
+            assert isinstance(cases[0].result[0], Failure) and cases[0].result[0].type == "SLO"
+        families = _families(folder / "metrics.prom")
+        assert families["harness_endpoint_passed"].samples[0].value == (1 if passes else 0)
+        gap = families["harness_endpoint_packet_gap_p99_worst_seconds"].samples[0].value
+        assert (gap > 0.1) is not passes  # a 120 ms step spaces packets 120 ms apart; a 30 ms one keeps 80 ms
