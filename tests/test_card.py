@@ -183,3 +183,27 @@ def test_endpoint_results_export_too(tmp_path: Path) -> None:
         assert families["harness_endpoint_passed"].samples[0].value == (1 if passes else 0)
         gap = families["harness_endpoint_packet_gap_p99_worst_seconds"].samples[0].value
         assert (gap > 0.1) is not passes  # a 120 ms step spaces packets 120 ms apart; a 30 ms one keeps 80 ms
+
+
+def test_the_card_names_nvidias_server_with_its_environment_and_the_capacity() -> None:
+    """A GO measured with NVIDIA's server frame, eager: the command carries the environment first, the server is
+    named; a measured capacity and its cost are on the card."""
+    from harness.records.capacity import CapacityResult, CostLine, ProcessCapacity
+    from harness.report.card import build_card
+    from harness.report.render import criteria_of
+    from tests.unit.test_verdict import _run, _session
+
+    run = _run("bf16-eager", [40.0 + (i % 5) for i in range(4700)], serving="personaplex-server")
+    run.metrics.capacity = CapacityResult(  # type: ignore[union-attr]
+        max_realtime_sessions=6, limited_by="time", deadline_ms=72.0,
+        processes=ProcessCapacity(max_realtime_processes=2, how="measured", limited_by="memory",
+                                  cost=CostLine(gpu_hour_usd=2.0, price_source="test", sessions=2,
+                                                per_conversation_hour_usd=1.0)))
+    session = C._scenario(_session([run]), "nvidia")
+    verdict = C.decided(session, "GO")
+    card = build_card(session, verdict, criteria_of(session))
+    assert card.decision == "GO" and card.deploy is not None
+    assert card.deploy.server == "PersonaPlex (github NVIDIA/personaplex)"
+    assert card.deploy.command == 'NO_TORCH_COMPILE=1 NO_CUDA_GRAPH=1 python -m moshi.server --ssl "$SSL_DIR"'
+    assert card.capacity and card.capacity[0].text.startswith("2 server process(es) per machine (measured); $1.00 "
+                                                               "per conversation-hour at $2.00/h")

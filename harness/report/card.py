@@ -108,7 +108,7 @@ def deploy_command(rec: Deployment, preset: str) -> DeployCommand:
     """Deployment.moshi's first line is the server's command (NVIDIA's prefixed with where it comes from); the
     environment goes in front so the block runs as pasted; the other lines are notes."""
     first, *notes = rec.moshi or [""]
-    server, _, command = first.rpartition(": ") if first.startswith("PersonaPlex") else ("", "", first)
+    server, _, command = first.partition(": ") if first.startswith("PersonaPlex") else ("", "", first)
     server = server or ("PyPI moshi 0.2.13's server" if command.startswith("python -m moshi.server") else "")
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in rec.env.items())
     line = f"{env} {command}".strip()
