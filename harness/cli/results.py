@@ -43,9 +43,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:
         raise UserError(f"cannot write the report into {out_dir}: {exc.strerror or exc}") from None
     style = "bold green" if verdict.go else "bold red"
-    console.print(f"[{style}]{console_text(verdict.headline)}[/]\nreport: {console_text(html)}\n"
-                  f"summary: {console_text(summary)}" + (f"\nupdated: {console_text(source)}" if args.update_results
-                                                          else ""))
+    steps = "".join(f"\n  {i}. {console_text(step)}" for i, step in enumerate(verdict.next_steps, 1))
+    console.print(f"[{style}]{console_text(verdict.headline)}[/]" + (f"\nnext steps, cheapest first:{steps}" if steps
+                                                                    else "")
+                  + f"\nreport: {console_text(html)}\nsummary: {console_text(summary)}\nfor CI: "
+                  f"{console_text(out_dir / 'junit.xml')} {console_text(out_dir / 'metrics.prom')}"
+                  + (f"\nupdated: {console_text(source)}" if args.update_results else ""))
     return EXIT_OK
 
 
