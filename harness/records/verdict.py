@@ -82,8 +82,9 @@ class RunAssessment(Record):
     status: str
     realtime: bool = False
     outcome: Outcome = Field(default="", description="real time / not real time / not enough evidence / re-run / ...")
-    frames_needed: Optional[int] = Field(default=None, description="not enough evidence: more frames that would "
-                                                                   "settle it (at the observed late share)")
+    frames_needed: Optional[int] = Field(default=None, description="not enough evidence: the frames one run must "
+                                                                   "measure to settle it (its `--frames N`), at the "
+                                                                   "observed late share")
     settle: str = Field(default="", description="not enough evidence: the exact command that settles it")
     reasons: list[str] = Field(default_factory=list, description="why it is not real time (empty when it is)")
     flags: list[str] = Field(default_factory=list, description="throttling, drift, leaks: worth knowing either way")

@@ -20,7 +20,8 @@ from harness.records.verdict import Deployment, RunAssessment, Verdict
 
 # The CSS class of each decision's colour (report.html.j2).
 TONE = {"GO": "go", "NO-GO": "nogo", "INCONCLUSIVE": "inconclusive", "RE-RUN": "rerun"}
-OUTCOME_ORDER = ("real time", "not enough evidence", "re-run", "not real time", "invalid", "failed", "skipped")
+OUTCOME_ORDER = ("real time", "not enough evidence", "re-run", "not real time", "not faithful", "invalid", "failed",
+                 "skipped")
 _COMMAND = re.compile(r"^(.*?): (harness (?:run|plan|report|endpoint|serve) [^()]+)$")
 # The p99 rule as a run's reason states it (older files spelled the headroom out): the card states the rule once.
 _P99_RULE = re.compile(r"^p99 ([0-9.]+) ms > [0-9.]+ ms(?: deadline| \([^)]*headroom\))$")

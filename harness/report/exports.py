@@ -62,7 +62,7 @@ def _testcase(suite: ET.Element, session: Session, run: RunResult, a: Optional[R
                          time=f"{run.wall_s or 0.0:.3f}")
     outcome = outcome_of(a) if a is not None else run.status
     reasons = "; ".join(a.reasons) if a is not None else ""
-    if outcome in ("not real time", "invalid"):
+    if outcome in ("not real time", "not faithful", "invalid"):
         ET.SubElement(case, "failure", type=outcome, message=f"{outcome}: {reasons}. {rule}")
     elif outcome == "failed":
         kind = run.diagnosis.kind if run.diagnosis else "failed"
