@@ -138,3 +138,12 @@ def test_cuda_run_forced_on_a_cpu_machine_is_diagnosed(tmp_path: Path) -> None:
                           started_at=utc_now())
     assert result.status == "failed" and result.diagnosis is not None and result.diagnosis.kind == "no_cuda"
     assert "device: cpu" in result.diagnosis.remedy
+
+
+def test_plan_states_the_scenarios_own_deadline() -> None:
+    """The real-time line is the scenario's budget less its headroom (Criteria.deadline_ms), not a fixed 80 ms."""
+    relaxed = run_cli("plan", "scenarios/cpu-capacity.yaml", "--gpu", "h100")
+    assert "real time needs under 900 ms per step (the 1000 ms frame budget" in relaxed.stdout, relaxed.stdout
+    assert "ms per 1000 ms frame" in relaxed.stdout and "under 80 ms" not in relaxed.stdout
+    stock = json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--json").stdout)
+    assert (stock["frame_budget_ms"], stock["deadline_ms"]) == (80.0, 72.0)

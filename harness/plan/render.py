@@ -22,10 +22,10 @@ def _fits(plan: RunPlan) -> str:
     return "[green]yes[/]" if plan.feasible else "[red]no[/]"
 
 
-def _floor(plan: RunPlan, budget_ms: float = 80.0) -> str:
+def _floor(plan: RunPlan, deadline_ms: float) -> str:
     if plan.step_floor_ms is None:
         return "-"
-    style = "green" if plan.step_floor_ms <= budget_ms else "red"
+    style = "green" if plan.step_floor_ms <= deadline_ms else "red"
     return f"[{style}]{plan.step_floor_ms:.1f}[/]"
 
 
@@ -39,7 +39,7 @@ def _notes(plan: RunPlan) -> str:
     return "; ".join([f"[red]{b}[/]" for b in blockers] + [f"[yellow]{w}[/]" for w in warnings])
 
 
-def _table(title: str, plans: list[RunPlan]) -> Table:
+def _table(title: str, plans: list[RunPlan], deadline_ms: float) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("run", "runs?", "memory", "GPU GiB", "of", "host GiB", "of", "floor ms", "blockers; warnings"):
         table.add_column(column, justify="right" if "GiB" in column or column in {"of", "floor ms"} else "left",
@@ -47,7 +47,7 @@ def _table(title: str, plans: list[RunPlan]) -> Table:
     for plan in plans:
         table.add_row(plan.run, _fits(plan), _memory(plan), _gib(plan.device_peak_bytes),
                       _gib(plan.device_capacity_bytes), _gib(plan.host_peak_bytes), _gib(plan.host_capacity_bytes),
-                      _floor(plan), _notes(plan))
+                      _floor(plan, deadline_ms), _notes(plan))
     return table
 
 
@@ -138,7 +138,7 @@ def _verdict(result: ScenarioPlan) -> str:
     floor = f", floor {best.step_floor_ms:.0f} ms/step" if best.step_floor_ms else ""
     blockers = [i.short or i.what for i in best.issues if i.severity == "blocker"]
     rest = f"; still blocked by: {'; '.join(blockers)}" if blockers else ""
-    realtime = "" if not best.step_floor_ms or best.step_floor_ms <= 80 else " (not real time)"
+    realtime = "" if not best.step_floor_ms or best.step_floor_ms <= result.deadline_ms else " (not real time)"
     return (f"[bold red]no run of this scenario works here[/]; the best configuration that fits in memory is "
             f"[bold]{best.run}[/] ({size} GiB{floor}{realtime}){rest}")
 
@@ -167,8 +167,9 @@ def plan_tables(result: ScenarioPlan) -> list[Any]:
     header = Text.from_markup(
         f"[bold]{result.scenario}[/]: preset {result.preset} ({arch.lm_parameters / 1e9:.2f}e9 LM parameters, "
         f"Mimi {arch.mimi_parameters / 1e6:.1f}e6) on [bold]{result.target.label}[/]\n"
-        "floor = bytes read per step / memory bandwidth (the roofline); real time needs under 80 ms per step")
-    out: list[Any] = [header, *_target_notes(result), _table("scenario runs", result.plans)]
+        "floor = bytes read per step / memory bandwidth (the roofline); real time needs under "
+        f"{result.deadline_ms:g} ms per step (the {result.frame_budget_ms:g} ms frame budget less the headroom)")
+    out: list[Any] = [header, *_target_notes(result), _table("scenario runs", result.plans, result.deadline_ms)]
     first = next((p for p in result.plans if p.feasible), result.plans[0] if result.plans else None)
     if first is not None:
         out.append(_breakdown(first))
@@ -176,10 +177,11 @@ def plan_tables(result: ScenarioPlan) -> list[Any]:
     if blockers:
         out.append(Text("blockers and their remedies:\n" + "\n".join(f"  - {what}\n    -> {remedy}"
                                                                      for what, remedy in sorted(blockers))))
-    out.append(step_table("predicted step time (ms per 80 ms frame; band: low-high)", result.plans))
+    out.append(step_table(f"predicted step time (ms per {result.frame_budget_ms:g} ms frame; band: low-high)",
+                          result.plans))
     out += _step_notes(result)
     out.append(Text.from_markup(_verdict(result)))
-    out.append(_table("other configurations on this target", result.alternatives))
+    out.append(_table("other configurations on this target", result.alternatives, result.deadline_ms))
     return out
 
 
@@ -191,6 +193,8 @@ def plan_json(result: ScenarioPlan) -> str:
         "target_source": result.target.source,
         "bandwidth_gbs": result.target.bandwidth_gbs,
         "memory_kind": result.target.memory_kind,
+        "frame_budget_ms": result.frame_budget_ms,
+        "deadline_ms": result.deadline_ms,
         "plans": [p.model_dump() for p in result.plans],
         "alternatives": [p.model_dump() for p in result.alternatives],
     }, indent=2)

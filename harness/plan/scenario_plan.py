@@ -30,6 +30,8 @@ class ScenarioPlan:
     architecture: ArchitectureFacts
     plans: list[RunPlan]
     alternatives: list[RunPlan] = field(default_factory=list)
+    frame_budget_ms: float = 80.0  # the scenario's frame budget ...
+    deadline_ms: float = 72.0  # ... less its headroom: a step over this is late (Criteria.deadline_ms, the one rule)
 
 
 def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, deadline_ms: float,
@@ -77,4 +79,5 @@ def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bo
                           gpu_hour_usd=gpu_hour_usd) for run in loaded.runs]
     return ScenarioPlan(scenario=scenario.name, preset=scenario.preset, target=target, architecture=arch,
                         plans=plans, alternatives=alternatives(arch, target, batch=scenario.batch_size,
-                                                               frame_budget_ms=scenario.frame_budget_ms))
+                                                               frame_budget_ms=scenario.frame_budget_ms),
+                        frame_budget_ms=scenario.frame_budget_ms, deadline_ms=deadline)

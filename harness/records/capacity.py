@@ -114,7 +114,10 @@ class ProcessProbe(Record):
     step_p99_ms: Optional[float] = Field(default=None, description="worst process's p99")
     late_frames: int = Field(default=0, description="over the deadline, all processes together")
     late_starts: int = Field(default=0, description="frames that could not start on their audio's arrival")
-    certified: bool = Field(default=False, description="every process certified by the GO rule's late-frame test")
+    certified: bool = Field(default=False, description="the late-frame share of all K processes' frames certified "
+                                                       "by the GO rule's test")
+    frames_to_certify: Optional[int] = Field(default=None, description="more frames (all processes together) that "
+                                                                       "would certify it; None: certified or cannot")
     peak_memory_bytes: Optional[int] = Field(default=None, description="one process's peak (largest), host RSS or "
                                                                        "GPU allocator")
     together: bool = Field(default=True, description="every process reached the start barrier: the calls overlapped")

@@ -124,7 +124,10 @@ def _processes(p: ProcessCapacity) -> ProcessesSection:
     rows = [ProcessRow(processes=r.processes, verdict=r.verdict, ran="yes" if r.ran else "no (memory)",
                        frames=str(r.frames) if r.ran else "-", p50=_ms(r.step_p50_ms), p99=_ms(r.step_p99_ms),
                        late=f"{r.late_frames} ({r.late_starts} late starts)" if r.ran else "-",
-                       memory=_mib(r.peak_memory_bytes), certified="yes" if r.certified else ("-" if not r.ran else "no"),
+                       memory=_mib(r.peak_memory_bytes),
+                       certified="yes" if r.certified else ("-" if not r.ran else
+                                                            f"no ({r.frames_to_certify} more)" if r.frames_to_certify
+                                                            else "no"),
                        why=r.reasons + r.notes) for r in p.probes]
     limited = {"time": "time (the next K misses the deadline)", "memory": "memory",
                "max_sessions": "the search's max_processes (every K tried passed)", "failed": "a failure",

@@ -4,9 +4,10 @@ beside it (harness.session.processes: the stock deployment figure), and the cost
 Sizes 1, 2, 4, ... are probed until one fails (or `max_sessions` passes), then the gap is bisected, so the result
 names both the largest size that passed and the next size, which failed. A size the planner says cannot fit in
 memory is recorded as memory-limited without running it. Each probe that runs is one worker process at that
-batch, judged by the verdict's own rule (`assess_run`: p99 within the deadline, no underrun, memory headroom);
-certification of the late-tick rate is reported beside it (and the ticks it would take), not mixed into it,
-so that a short probe says "real time, not certified: N ticks" instead of failing for being short.
+batch measuring the scenario's frames, judged by the timing rule (`criteria.timing_only()`: p99 within the
+deadline, no underrun, memory headroom); certification of the late-tick rate is reported beside it
+(harness.stats.certify: certified or not, and how many more ticks would certify it), not mixed into it, so that a
+short probe says "real time, not certified: N more ticks" instead of failing for being short.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ from harness.records.config import Device, RunConfig
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.session.processes import ProcessRunner, process_capacity
-from harness.session.size_search import OutOfTime
+from harness.session.size_search import OutOfTime, late_certificate
 from harness.session.size_search import search as size_search
 from harness.stats.certify import clean_frames_to_certify
 from harness.verdict.recommend import assess_run
-from harness.verdict.validity import assess_validity
 
 OOM_KINDS = {"oom", "cuda_oom"}
 
@@ -79,11 +79,11 @@ def judge(result: RunResult, sessions: int, session: Session, criteria: Criteria
     # The verdict's rule without its length and certification requirements, which are reported separately below.
     timing = criteria.timing_only()
     assessed = assess_run(result, session, timing)
-    validity = assess_validity(m.samples_ms, m.frame_budget_ms, criteria)
-    probe.ticks, probe.late_ticks = m.frames, validity.late_frames
+    deadline = criteria.deadline_ms(m.frame_budget_ms)
+    probe.ticks, probe.late_ticks = m.frames, sum(1 for ms in m.samples_ms if ms > deadline)
     probe.tick_p50_ms, probe.tick_p99_ms = m.ms_per_step.p50, m.ms_per_step.p99
     probe.peak_memory_bytes = _peak_memory(result)
-    probe.certified, probe.ticks_to_certify = validity.certified, validity.frames_to_certify
+    probe.certified, probe.ticks_to_certify = late_certificate([m.samples_ms], m.frame_budget_ms, criteria)
     probe.reasons = list(assessed.reasons)
     over_memory = (assessed.memory_fraction is not None and assessed.memory_fraction > 1 - criteria.memory_headroom)
     probe.verdict = "realtime" if assessed.realtime else ("memory" if over_memory and len(assessed.reasons) == 1
@@ -93,10 +93,11 @@ def judge(result: RunResult, sessions: int, session: Session, criteria: Criteria
     probe.judged_by = ("the GO rule (p99, underruns, memory, certified late-tick rate)" if go_rule.realtime
                        else "p99 within the deadline only (the GO rule's timing part); not judged by the GO rule: "
                             + (go_rule.reasons[-1] if go_rule.reasons else "see the reasons"))
-    if probe.verdict == "realtime" and not validity.certified:
+    if probe.verdict == "realtime" and not probe.certified:
         probe.notes.append(f"real time over {m.frames} ticks but not certified: {needed} ticks with none late "
                            f"certify {criteria.late_frame_target:.0%} late at {criteria.confidence:.0%}"
-                           + (f"; {validity.frames_to_certify} more would" if validity.frames_to_certify else ""))
+                           + (f"; {probe.ticks_to_certify} more would" if probe.ticks_to_certify
+                              else "; more ticks cannot at this late rate"))
     return probe
 
 

@@ -1,10 +1,13 @@
-"""The size search both capacity figures use (sessions in lockstep, server processes): pure, sizes in, probes out."""
+"""The size search both capacity figures use (sessions in lockstep, server processes): pure, sizes in, probes out;
+and the late-share certificate both report beside their timing rule."""
 
 from __future__ import annotations
 
 from typing import Callable, Optional, Protocol, TypeVar
 
 from harness.records.capacity import LimitedBy
+from harness.records.scenario import Criteria
+from harness.stats.certify import certify_late_share
 
 
 class Probe(Protocol):
@@ -65,3 +68,12 @@ def _double_then_bisect(max_size: int, passes: Callable[[int], bool], verdicts: 
         return probes, best, "max_sessions"
     limited: LimitedBy = {"late": "time", "memory": "memory"}.get(verdicts[failing], "failed")  # type: ignore
     return probes, best, limited
+
+
+def late_certificate(segments: list[list[float]], budget_ms: float, criteria: Criteria) -> tuple[bool, Optional[int]]:
+    """(certified, more ticks that would certify it; None: more cannot at this late rate) of the late share of
+    one probe's frames, one segment per process (harness.stats.certify, the GO rule's certificate)."""
+    deadline = criteria.deadline_ms(budget_ms)
+    late = [[ms > deadline for ms in samples] for samples in segments]
+    certificate = certify_late_share(late, criteria.burst_frames, criteria.late_frame_target, criteria.confidence)
+    return certificate.certified, (None if certificate.certified else certificate.frames_to_certify)
