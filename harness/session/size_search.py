@@ -7,7 +7,7 @@ from typing import Callable, Optional, Protocol, TypeVar
 
 from harness.records.capacity import LimitedBy
 from harness.records.scenario import Criteria
-from harness.stats.certify import certify_late_share
+from harness.stats.certify import certify_step_times
 
 
 class Probe(Protocol):
@@ -73,7 +73,6 @@ def _double_then_bisect(max_size: int, passes: Callable[[int], bool], verdicts: 
 def late_certificate(segments: list[list[float]], budget_ms: float, criteria: Criteria) -> tuple[bool, Optional[int]]:
     """(certified, more ticks that would certify it; None: more cannot at this late rate) of the late share of
     one probe's frames, one segment per process (harness.stats.certify, the GO rule's certificate)."""
-    deadline = criteria.deadline_ms(budget_ms)
-    late = [[ms > deadline for ms in samples] for samples in segments]
-    certificate = certify_late_share(late, criteria.burst_frames, criteria.late_frame_target, criteria.confidence)
+    certificate = certify_step_times(segments, criteria.deadline_ms(budget_ms), criteria.burst_frames,
+                                     criteria.late_frame_target, criteria.confidence)
     return certificate.certified, (None if certificate.certified else certificate.frames_to_certify)
