@@ -5,15 +5,23 @@ a 5000 ms budget keeps every size real time on a loaded machine, so the structur
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 
 from harness.fleet.summary import machine_from_session
 from harness.records.fleet import FleetMachine
+from harness.records.store import load_session
 from harness.scenario.load import load_scenario
 from harness.session.capacity import ticks_to_certify
 from harness.session.runner import RunOptions, ScenarioRunner
+from tests.conftest import REPO
 
 SCENARIO = """
     name: capacity
@@ -76,3 +84,42 @@ def test_a_size_the_planner_says_cannot_fit_is_not_run(tmp_path: Path, write_sce
     run = session.runs[0]
     assert run.status == "skipped" and "do not fit in memory" in run.reason, run.reason
     assert not list((tmp_path / ".work").glob("tiny-cap*")) and not (tmp_path / "logs").exists()
+
+
+def test_sigterm_keeps_every_finished_probe_and_stops_the_k_workers(tmp_path: Path) -> None:
+    """A real `harness run` of a capacity search, terminated while its server-process probe's worker runs: exit
+    143, the lockstep probe that finished is in results.json, and no worker outlives the command."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: s\npreset: personaplex-tiny\nframes: 3\nwarmup_frames: 2\nframe_budget_ms: 5000\n"
+                        "torch_threads: 1\ntelemetry_hz: 0\npersona: off\ncriteria: {min_frames: 3, min_seconds: 0}\n"
+                        "defaults: {device: cpu, dtype: float32}\n"
+                        "runs:\n  - name: cap\n    capacity: {max_sessions: 1, max_processes: 2}\n")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marker = out / ".work" / "cap.p1.1" / "job.json"  # the first server-process probe's worker
+    deadline = time.monotonic() + 400
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the search reached its server-process probe"
+    time.sleep(1.0)
+    family = psutil.Process(proc.pid).children(recursive=True)
+    assert family, "a worker was running"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr
+    assert not [p.pid for p in family if _alive(p)], "a K-process probe's worker outlived harness run"
+    session = load_session(out)
+    run = session.runs[0]
+    assert session.state == "interrupted" and run.status == "failed" and "SIGTERM" in run.reason, run.reason
+    cap = run.metrics.capacity if run.metrics is not None else None
+    assert cap is not None and [p.sessions for p in cap.probes] == [1] and cap.probes[0].ran
+    assert cap.processes is None or not cap.processes.probes  # the K=1 probe was stopped, not invented
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

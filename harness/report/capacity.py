@@ -131,7 +131,8 @@ def _processes(p: ProcessCapacity) -> ProcessesSection:
                        why=r.reasons + r.notes) for r in p.probes]
     limited = {"time": "time (the next K misses the deadline)", "memory": "memory",
                "max_sessions": "the search's max_processes (every K tried passed)", "failed": "a failure",
-               "time_limit": "the run's --time-limit (stopped before a K failed: a lower bound)"}
+               "time_limit": "the run's --time-limit (stopped before a K failed: a lower bound)",
+               "interrupted": "an interrupt (stopped before a K failed: a lower bound)"}
     headline = (f"{p.max_realtime_processes} server process(es) per machine, one call each, {p.how}; limited by "
                 f"{limited[p.limited_by]}")
     cost, energy = _cost(p.cost, "processes")
@@ -184,7 +185,8 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
     limited = {"time": "time (the next size misses the deadline)", "memory": "memory (the next size does not fit)",
                "max_sessions": "the search's max_sessions (every size tried passed)",
                "failed": "a failure (see the probes)",
-               "time_limit": "the run's --time-limit (stopped before a size failed: a lower bound)"}[cap.limited_by]
+               "time_limit": "the run's --time-limit (stopped before a size failed: a lower bound)",
+               "interrupted": "an interrupt (stopped before a size failed: a lower bound)"}[cap.limited_by]
     return CapacitySection(run=run, headline=headline, lockstep_needs=cap.lockstep_needs, judged_by=cap.judged_by,
                            processes=_processes(cap.processes) if cap.processes is not None else None,
                            limited_by=limited, cost=cost, energy=energy,

@@ -223,9 +223,14 @@ def device_label(run: RunConfig, session: Session) -> str:
 def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria: Criteria, *,
                  note: Callable[[str], None], plan_target: Optional[PlanTarget] = None,
                  host_memory_limit_bytes: Optional[int] = None, option_usd: Optional[float] = None,
-                 paced: bool = False, torch_threads: Optional[int] = None) -> RunResult:
+                 paced: bool = False, torch_threads: Optional[int] = None,
+                 keep: Callable[[RunResult], None] = lambda partial: None) -> RunResult:
     """Search, then return the run measured at its largest real-time size (the batch-1 probe when none is),
-    its metrics carrying the whole search in `metrics.capacity`, with the server-process figure beside it."""
+    its metrics carrying the whole search in `metrics.capacity`, with the server-process figure beside it.
+
+    Nothing measured is lost: `keep` gets the result so far after every probe (the runner writes it to disk), and
+    an interrupt (Ctrl-C, SIGTERM) leaves on its way out, as `exc.kept`, the run with every finished probe
+    (status failed, the search marked interrupted), for the runner to record in place of a bare failure."""
     spec = run.capacity or CapacitySpec()
     arch = session.architecture
     bound = per_session = None
@@ -246,6 +251,13 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
 
     results: dict[int, RunResult] = {}
     stopped: list[str] = []
+    done: list[CapacityProbe] = []  # every probe as it finishes, for `keep` and an interrupt
+    deadline = criteria.deadline_ms(session.scenario.frame_budget_ms)
+
+    def assemble(probes: list[CapacityProbe], best: int, limited: LimitedBy,
+                 processes: Optional[ProcessCapacity]) -> RunResult:
+        return _assemble(run, session, spec, probes, best, limited, results, stopped, processes, bound=bound,
+                         per_session=per_session, deadline_ms=deadline, option_usd=option_usd, paced=paced)
 
     def measure(n: int) -> CapacityProbe:
         try:
@@ -260,14 +272,53 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
         note(f"  capacity {run.name}: {n} session(s) {probe.verdict}"
              + (f", tick p99 {probe.tick_p99_ms:.1f} ms" if probe.tick_p99_ms is not None else "")
              + (f" ({probe.reasons[0]})" if probe.reasons else ""))
+        done.append(probe)
+        keep(assemble(done, best_so_far(done), "interrupted", None))
         return probe
 
-    probes, best, limited = search(spec.max_sessions, fits, measure)
+    processes: list[ProcessCapacity] = []  # the process search so far (its latest state)
+    searched: list[tuple[list[CapacityProbe], int, LimitedBy]] = []  # the lockstep search, once finished
+    try:
+        probes, best, limited = search(spec.max_sessions, fits, measure)
+        searched.append((probes, best, limited))
+
+        def kept_processes(so_far: ProcessCapacity) -> None:
+            processes[:] = [so_far]
+            keep(assemble(probes, best, limited, so_far))
+
+        out = assemble(probes, best, limited, process_capacity(
+            runner, run, session, criteria, spec=spec, single=results.get(1), deadline_ms=deadline,
+            torch_threads=torch_threads, note=note, keep=kept_processes))
+    except KeyboardInterrupt as exc:
+        lockstep = searched[0] if searched else (done, best_so_far(done), "interrupted")
+        partial = assemble(*lockstep, processes[0] if processes else None)
+        why = getattr(exc, "reason", "interrupted by the user (Ctrl-C)")
+        exc.kept = partial.model_copy(update={  # type: ignore[attr-defined]
+            "status": "failed", "reason": f"{why}: the capacity search was stopped; every finished probe is kept"})
+        raise
+    return out
+
+
+def best_so_far(probes: list[CapacityProbe]) -> int:
+    """The largest size that passed below every size that failed: what an unfinished search has shown."""
+    ceiling = min((p.sessions for p in probes if p.verdict != "realtime"), default=None)
+    return max((p.sessions for p in probes if p.verdict == "realtime" and (ceiling is None or p.sessions < ceiling)),
+               default=0)
+
+
+def _assemble(run: RunConfig, session: Session, spec: CapacitySpec, probes: list[CapacityProbe], best: int,
+              limited: LimitedBy, results: dict[int, RunResult], stopped: list[str],
+              processes: Optional[ProcessCapacity], *, bound: Optional[int], per_session: Optional[int],
+              deadline_ms: float, option_usd: Optional[float], paced: bool) -> RunResult:
+    """The run at the search's largest real-time size, carrying the search (and the process figure) in
+    `metrics.capacity`; also what an unfinished search has shown so far (limited by `interrupted`)."""
+    arch = session.architecture
     chosen = results.get(best) or results.get(1) or next(iter(results.values()), None)
-    deadline = criteria.deadline_ms(session.scenario.frame_budget_ms)
-    summary = summarize(probes, best, limited, device=device_label(run, session), deadline_ms=deadline, bound=bound,
-                        predicted_per_session=per_session)
+    summary = summarize(probes, best, limited, device=device_label(run, session), deadline_ms=deadline_ms,
+                        bound=bound, predicted_per_session=per_session)
     summary.notes.extend(f"search stopped: {why}; {best} session(s) is a lower bound" for why in stopped)
+    if limited == "interrupted":
+        summary.notes.append(f"search interrupted after {len(probes)} probe(s): {best} session(s) is a lower bound")
     if chosen is None:  # only possible when even one session cannot fit: nothing ran
         out = RunResult(name=run.name, config=run.model_copy(update={"batch_size": 1}), status="skipped",
                         reason="capacity: " + (probes[0].reasons[0] if probes and probes[0].reasons else "nothing ran"))
@@ -285,12 +336,11 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
     at_best = next((p for p in probes if p.sessions == best and p.ran), None)
     judged = at_best or next((p for p in probes if p.ran), None)  # none passed: the rule the first probe failed by
     summary.judged_by = judged.judged_by if judged is not None else ""
-    summary.processes = process_capacity(runner, run, session, criteria, spec=spec, single=results.get(1),
-                                         deadline_ms=deadline, torch_threads=torch_threads, note=note)
+    summary.processes = processes
     if summary.processes is not None:
         summary.processes.cost = _process_cost(summary.processes, spec, option_usd, summary.device, budget)
     if arch is not None:
-        summary.predicted_gpus = predicted_gpus(arch, run, session, deadline)
+        summary.predicted_gpus = predicted_gpus(arch, run, session, deadline_ms)
     out.metrics = out.metrics.model_copy(update={"capacity": summary})
     return out
 

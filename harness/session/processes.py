@@ -9,8 +9,15 @@ beside it). Predicted where not measured: from one process's memory and its meas
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional, Protocol
+
+import psutil
 
 from harness.records.capacity import CapacitySpec, ProcessCapacity, ProcessProbe
 from harness.records.config import Device, RunConfig
@@ -28,6 +35,35 @@ class ProcessBatch:
 
 class ProcessRunner(Protocol):
     def processes(self, run: RunConfig, count: int) -> ProcessBatch: ...
+
+
+STOP_GRACE_S = 3.0  # SIGTERM, then SIGKILL: a worker holding GPU memory must not outlive the interrupt
+
+
+def stop_workers(jobs: list[Path], threads: list[threading.Thread]) -> None:
+    """Stop the K workers of a probe on an interrupt: Ctrl-C or SIGTERM reaches the main thread only, while each
+    worker is watched by a thread of its own that would let it run on, holding its memory. Each worker runs in its
+    own session (harness.launcher.spawn), so its process group goes: SIGTERM, then SIGKILL after a grace."""
+    wanted = {str(job) for job in jobs}
+    workers = []
+    for child in psutil.Process().children(recursive=False):
+        try:
+            if wanted & set(child.cmdline()):
+                workers.append(child)
+        except psutil.Error:
+            continue  # already gone
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for worker in workers:
+            try:
+                os.killpg(worker.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        _, workers = psutil.wait_procs(workers, timeout=STOP_GRACE_S)
+        if not workers:
+            break
+    ends = time.monotonic() + STOP_GRACE_S
+    for thread in threads:  # each watcher sees its worker gone and returns
+        thread.join(timeout=max(0.0, ends - time.monotonic()))
 
 
 def _peak(result: RunResult, alone: bool = True) -> Optional[int]:
@@ -123,7 +159,10 @@ def predict(run: RunConfig, session: Session, criteria: Criteria, *, single: Opt
 
 def process_capacity(runner: ProcessRunner, run: RunConfig, session: Session, criteria: Criteria, *,
                      spec: CapacitySpec, single: Optional[RunResult], deadline_ms: float,
-                     torch_threads: Optional[int], note: Callable[[str], None]) -> Optional[ProcessCapacity]:
+                     torch_threads: Optional[int], note: Callable[[str], None],
+                     keep: Callable[[ProcessCapacity], None] = lambda so_far: None) -> Optional[ProcessCapacity]:
+    """The server-process figure, measured (or predicted); `keep` gets the figure so far after every K probe, for
+    the runner to write (an interrupted search keeps every finished probe)."""
     if spec.processes == "off":
         return None
     max_k = spec.max_processes or spec.max_sessions
@@ -148,11 +187,21 @@ def process_capacity(runner: ProcessRunner, run: RunConfig, session: Session, cr
             return None
         return f"predicted not to fit: {k} processes of {per / 2**20:.0f} MiB" if per else "predicted not to fit"
 
+    done: list[ProcessProbe] = []
+
     def measure(k: int) -> ProcessProbe:
         probe = judge_processes(runner.processes(run, k), k, session, criteria)
         note(f"  capacity {run.name}: {k} server process(es) {probe.verdict}"
              + (f", worst p99 {probe.step_p99_ms:.1f} ms" if probe.step_p99_ms is not None else "")
              + (f" ({probe.reasons[0]})" if probe.reasons else ""))
+        done.append(probe)
+        ceiling = min((p.processes for p in done if p.verdict != "realtime"), default=None)
+        best = max((p.processes for p in done if p.verdict == "realtime" and (ceiling is None or p.processes < ceiling)),
+                   default=0)
+        keep(out.model_copy(update={"how": "measured", "max_realtime_processes": best, "limited_by": "interrupted",
+                                    "probes": sorted(done, key=lambda p: p.processes),
+                                    "notes": [f"search interrupted after {len(done)} K probe(s): {best} is a lower "
+                                              "bound"]}))
         return probe
 
     probes, best, limited = search(max_k, fits, measure,

@@ -37,7 +37,7 @@ from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
-from harness.session.processes import ProcessBatch
+from harness.session.processes import ProcessBatch, stop_workers
 from harness.session.resume import plan_resume, scenario_order
 from harness.session.run_rules import (
     Skip,
@@ -262,9 +262,11 @@ class ScenarioRunner:
                 result = self._capacity(run, session, display) if run.capacity else self._execute(run, display)
             except KeyboardInterrupt as exc:
                 why = getattr(exc, "reason", "interrupted by the user (Ctrl-C)")
-                session.runs.append(RunResult(name=run.name, config=run, status="failed",
-                                              reason=f"{why}: the worker was stopped with its process group",
-                                              measurement_key=key))
+                kept = getattr(exc, "kept", None)  # a capacity search's finished probes (harness.session.capacity)
+                session.runs = [r for r in session.runs if r.name != run.name] + [
+                    kept.model_copy(update={"measurement_key": key}) if kept is not None else
+                    RunResult(name=run.name, config=run, status="failed",
+                              reason=f"{why}: the worker was stopped with its process group", measurement_key=key)]
                 raise
         result.measurement_key = key
         if run.capacity is not None and result.config.batch_size:
@@ -304,7 +306,13 @@ class ScenarioRunner:
                                      plan_target=from_machine(self.machine) if self.machine else None,
                                      host_memory_limit_bytes=scenario.host_memory_limit_bytes,
                                      option_usd=self.options.gpu_hour_usd, paced=scenario.pace is Pace.realtime,
-                                     torch_threads=scenario.torch_threads)
+                                     torch_threads=scenario.torch_threads, keep=lambda partial: self._keep(session,
+                                                                                                         partial))
+
+    def _keep(self, session: Session, partial: RunResult) -> None:
+        """A capacity search's result so far, on disk after every probe (atomically): nothing measured is lost."""
+        session.runs = [r for r in session.runs if r.name != partial.name] + [partial]
+        write_session(session, self.out_dir)
 
     def _together(self, run: RunConfig, count: int, frames: int) -> ProcessBatch:
         """`count` one-call server processes (batch 1) at once: each its own worker, started together by a barrier
@@ -324,13 +332,17 @@ class ScenarioRunner:
         for thread in threads:
             thread.start()
         together = True
-        while any(t.is_alive() for t in threads):
-            ready = len(list(barrier.glob("ready.*")))
-            gone = sum(1 for t in threads if not t.is_alive())  # ended before the barrier: it cannot come
-            if ready + gone >= count and not (barrier / "go").exists():
-                together = gone == 0
-                (barrier / "go").touch()
-            time.sleep(0.05)
+        try:
+            while any(t.is_alive() for t in threads):
+                ready = len(list(barrier.glob("ready.*")))
+                gone = sum(1 for t in threads if not t.is_alive())  # ended before the barrier: it cannot come
+                if ready + gone >= count and not (barrier / "go").exists():
+                    together = gone == 0
+                    (barrier / "go").touch()
+                time.sleep(0.05)
+        except BaseException:  # Ctrl-C / SIGTERM reach this thread only: stop the K workers the others watch
+            stop_workers([self.out_dir / WORK_DIR / r.name / "job.json" for r in runs], threads)
+            raise
         for thread in threads:
             thread.join()
         results = [assemble.from_workers(runs[i], [o], frame_budget_ms=self.loaded.scenario.frame_budget_ms,
