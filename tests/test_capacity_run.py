@@ -107,8 +107,14 @@ def test_sigterm_keeps_every_finished_probe_and_stops_the_k_workers(tmp_path: Pa
     family = psutil.Process(proc.pid).children(recursive=True)
     assert family, "a worker was running"
     proc.send_signal(signal.SIGTERM)
+    # The workers must be stopped in the interrupt path itself, not by the command's exit: by the time the
+    # interrupted session is on disk (then the report is drawn), none may be left.
+    while proc.poll() is None and not _interrupted(out / "results.json"):
+        time.sleep(0.02)
+    left = [p.pid for p in family if _alive(p)]
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "Traceback" not in stderr, stderr
+    assert not left, "a K-process probe's worker was still running when the interrupted session was written"
     assert not [p.pid for p in family if _alive(p)], "a K-process probe's worker outlived harness run"
     session = load_session(out)
     run = session.runs[0]
@@ -116,6 +122,13 @@ def test_sigterm_keeps_every_finished_probe_and_stops_the_k_workers(tmp_path: Pa
     cap = run.metrics.capacity if run.metrics is not None else None
     assert cap is not None and [p.sessions for p in cap.probes] == [1] and cap.probes[0].ran
     assert cap.processes is None or not cap.processes.probes  # the K=1 probe was stopped, not invented
+
+
+def _interrupted(results: Path) -> bool:
+    try:
+        return '"state": "interrupted"' in results.read_text() or '"state":"interrupted"' in results.read_text()
+    except OSError:
+        return False
 
 
 def _alive(process: psutil.Process) -> bool:

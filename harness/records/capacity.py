@@ -29,6 +29,11 @@ LOCKSTEP_NEEDS = ("needs a batching server (e.g. vllm-omni's): NVIDIA's PersonaP
 class JoinSpec(Record):
     """A session joining a running batch: per-slot reset of the last slot, then its warm-up (persona prefill)."""
 
+    mode: Literal["interleaved", "serial"] = Field(
+        default="interleaved", description="interleaved: the joiner's prompt stepped inside the batch's ticks, one "
+        "step per tick while the others stream (a batching server); serial: its whole prompt alone before the next "
+        "tick, every other session stalled meanwhile (the worst case)")
+
     at_tick: int = Field(default=0, ge=0, description="measured tick at which the last slot is reset; 0: the middle")
     # At least 2: moshi's LMGen resets its batch-wide step counter with any slot and returns no tokens until it
     # passes the largest delay (1 in every preset), so a joining slot needs 2 steps before the next tick.
@@ -68,6 +73,11 @@ class Admission(Record):
     tick_ms: list[float] = Field(description="the admitting tick's own frame (the join not included)")
     late_ticks: int = 0
     how: str = Field(default="per-slot reset + warm-up steps", description="what the join ran")
+    mode: Literal["interleaved", "serial"] = "serial"
+    prompt_ticks: int = Field(default=0, description="interleaved: ticks that carried the joiner's prompt")
+    prompt_tick_p50_ms: Optional[float] = Field(default=None, description="interleaved: those ticks' median")
+    handshake_ms: float = Field(default=0.0, description="interleaved: the joiner's wait from its join to its first "
+                                                         "live tick (its prompt's steps, one per tick)")
 
 
 class CapacityProbe(Record):

@@ -9,7 +9,7 @@ from typing import Optional
 
 import matplotlib.pyplot as plt
 
-from harness.records.capacity import CapacityResult, CostLine, ProcessCapacity
+from harness.records.capacity import Admission, CapacityResult, CostLine, ProcessCapacity
 from harness.records.schema import Session
 from harness.report.plots import BUDGET_COLOUR, Figure, _encode
 
@@ -140,6 +140,24 @@ def _processes(p: ProcessCapacity) -> ProcessesSection:
                             prediction=p.prediction_rule, notes=p.notes, probes=rows)
 
 
+def _admission(a: Admission) -> str:
+    at = a.others + 1
+    if a.mode == "interleaved":
+        return (f"at {at} sessions, a caller joining (slot {a.slot}, tick {a.at_tick}) stalls nobody: {a.how}. Those "
+                f"{a.prompt_ticks} ticks took {_ms(a.prompt_tick_p50_ms)} ms (median), "
+                f"{max(a.tick_ms, default=0):.0f} ms at most, {a.late_ticks} late (they are measured ticks, in the "
+                f"percentiles); reset {a.reset_ms:.1f} ms; the joiner waited {a.handshake_ms / 1e3:.1f} s for its "
+                "first live tick (its prompt's steps, one per tick)")
+    return (f"at {at} sessions, a caller joining (slot {a.slot}, tick {a.at_tick}) stalls the other "
+            f"{a.others} for {a.stall_ms:.0f} ms: {a.how}; reset {a.reset_ms:.1f} ms, {a.warmup_steps} steps"
+            + (f" of {a.step_p50_ms:.1f} ms (median)" if a.step_p50_ms is not None else "")
+            + (f", {a.wait_ms:.0f} ms of waits" if a.wait_ms else "")
+            + f"; each other session falls {a.frames_behind} frame(s) behind; the admitting tick itself "
+              f"took {', '.join(f'{t:.0f}' for t in a.tick_ms)} ms. The tick percentiles leave the stall "
+              "out: a batching server interleaves a joining caller's prefill with the others' frames "
+              "(`join: {mode: interleaved}`, the default)")
+
+
 def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection:
     rows = []
     for p in cap.probes:
@@ -163,14 +181,7 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
     admission = "-"
     if admitted:  # at the size the search settled on, else the largest that admitted one
         a = admitted.get(cap.max_realtime_sessions) or admitted[max(admitted)]
-        at = a.others + 1
-        admission = (f"at {at} sessions, a caller joining (slot {a.slot}, tick {a.at_tick}) stalls the other "
-                     f"{a.others} for {a.stall_ms:.0f} ms: {a.how}; reset {a.reset_ms:.1f} ms, {a.warmup_steps} steps"
-                     + (f" of {a.step_p50_ms:.1f} ms (median)" if a.step_p50_ms is not None else "")
-                     + (f", {a.wait_ms:.0f} ms of waits" if a.wait_ms else "")
-                     + f"; each other session falls {a.frames_behind} frame(s) behind; the admitting tick itself "
-                       f"took {', '.join(f'{t:.0f}' for t in a.tick_ms)} ms. The tick percentiles leave the stall "
-                       "out: a batching server must interleave a joining caller's prefill with the others' frames")
+        admission = _admission(a)
     cost, energy = _cost(cap.cost)
     predicted_rows = [{"gpu": g.gpu, "vram": f"{g.vram_bytes / GIB:.0f}", "sessions": g.sessions_by_memory,
                        "processes": "-" if g.processes_by_memory is None else str(g.processes_by_memory),

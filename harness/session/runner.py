@@ -126,6 +126,7 @@ class ScenarioRunner:
                         weights_path=str(self.loaded.weights_path) if self.loaded.weights_path else None,
                         join_at_tick=(join.at_tick or frames // 2) if join else None,
                         join_warmup_steps=join.warmup_steps if join else 0,
+                        join_mode=join.mode if join else "interleaved",
                         frames=frames, warmup_frames=self.warmup_for(run), batch_size=batch,
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
                         paced_frame_ms=s.frame_budget_ms if paced else None,
