@@ -16,10 +16,11 @@ from pydantic import Field
 
 from harness.records.base import Record
 
-ProbeVerdict = Literal["realtime", "late", "memory", "failed"]
+# disturbed: the verdict's rule says re-run (the time the worker could not run explains the miss), twice in a row
+ProbeVerdict = Literal["realtime", "late", "memory", "failed", "disturbed"]
 # time_limit: `harness run --time-limit` stopped the search before a size failed (the result is a lower bound);
 # interrupted: Ctrl-C or SIGTERM stopped it (or it is still running: what was written after each probe)
-LimitedBy = Literal["time", "memory", "max_sessions", "failed", "time_limit", "interrupted"]
+LimitedBy = Literal["time", "memory", "max_sessions", "failed", "time_limit", "interrupted", "disturbed"]
 ProcessesMode = Literal["measure", "predict", "off"]
 
 LOCKSTEP_NEEDS = ("needs a batching server (e.g. vllm-omni's): NVIDIA's PersonaPlex server and PyPI moshi's server "

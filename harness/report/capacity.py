@@ -132,7 +132,8 @@ def _processes(p: ProcessCapacity) -> ProcessesSection:
     limited = {"time": "time (the next K misses the deadline)", "memory": "memory",
                "max_sessions": "the search's max_processes (every K tried passed)", "failed": "a failure",
                "time_limit": "the run's --time-limit (stopped before a K failed: a lower bound)",
-               "interrupted": "an interrupt (stopped before a K failed: a lower bound)"}
+               "interrupted": "an interrupt (stopped before a K failed: a lower bound)",
+               "disturbed": "a disturbed machine (the next K was disturbed twice: re-run on a quiet machine)"}
     headline = (f"{p.max_realtime_processes} server process(es) per machine, one call each, {p.how}; limited by "
                 f"{limited[p.limited_by]}")
     cost, energy = _cost(p.cost, "processes")
@@ -197,7 +198,9 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
                "max_sessions": "the search's max_sessions (every size tried passed)",
                "failed": "a failure (see the probes)",
                "time_limit": "the run's --time-limit (stopped before a size failed: a lower bound)",
-               "interrupted": "an interrupt (stopped before a size failed: a lower bound)"}[cap.limited_by]
+               "interrupted": "an interrupt (stopped before a size failed: a lower bound)",
+               "disturbed": "a disturbed machine (the next size was disturbed twice: re-run on a quiet machine)"
+               }[cap.limited_by]
     return CapacitySection(run=run, headline=headline, lockstep_needs=cap.lockstep_needs, judged_by=cap.judged_by,
                            processes=_processes(cap.processes) if cap.processes is not None else None,
                            limited_by=limited, cost=cost, energy=energy,

@@ -86,8 +86,8 @@ def judge(result: RunResult, sessions: int, session: Session, criteria: Criteria
     probe.certified, probe.ticks_to_certify = late_certificate([m.samples_ms], m.frame_budget_ms, criteria)
     probe.reasons = list(assessed.reasons)
     over_memory = (assessed.memory_fraction is not None and assessed.memory_fraction > 1 - criteria.memory_headroom)
-    probe.verdict = "realtime" if assessed.realtime else ("memory" if over_memory and len(assessed.reasons) == 1
-                                                          else "late")
+    probe.verdict = ("realtime" if assessed.realtime else "disturbed" if assessed.rerun
+                     else "memory" if over_memory and len(assessed.reasons) == 1 else "late")
     needed = ticks_to_certify(criteria)
     go_rule = assess_run(result, session, criteria)  # the GO rule itself: length and certification included
     probe.judged_by = ("the GO rule (p99, underruns, memory, certified late-tick rate)" if go_rule.realtime
@@ -282,13 +282,17 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
                          per_session=per_session, deadline_ms=deadline, option_usd=option_usd, paced=paced)
 
     def measure(n: int) -> CapacityProbe:
-        try:
-            result = results[n] = runner.probe(run, n)
-        except OutOfTime as stop:
-            stopped.append(f"{n} sessions: {stop}")
-            note(f"  capacity {run.name}: {n} session(s) not measured: {stop}")
-            raise
-        probe = judge(result, n, session, criteria, predicted(n))
+        for attempt in (1, 2):  # a disturbed probe says nothing of the size: measured once more (the verdict's re-run)
+            try:
+                result = results[n] = runner.probe(run, n)
+            except OutOfTime as stop:
+                stopped.append(f"{n} sessions: {stop}")
+                note(f"  capacity {run.name}: {n} session(s) not measured: {stop}")
+                raise
+            probe = judge(result, n, session, criteria, predicted(n))
+            if probe.verdict != "disturbed" or attempt == 2:
+                break
+            note(f"  capacity {run.name}: {n} session(s) disturbed ({probe.reasons[0]}); measuring it again")
         budget = result.metrics.frame_budget_ms if result.metrics else 0.0
         probe.admission = admission(result, criteria.deadline_ms(budget), budget, n)
         note(f"  capacity {run.name}: {n} session(s) {probe.verdict}"

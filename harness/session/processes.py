@@ -87,10 +87,12 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
         oom = any(r.diagnosis is not None and r.diagnosis.kind in ("oom", "cuda_oom") for r in failed)
         probe.verdict = "memory" if oom else "failed"
         probe.reasons += [f"{r.name}: " + (r.diagnosis.cause if r.diagnosis else (r.reason or r.status))
+                          + (f" ({len(r.partial_samples_ms)} frames received before it ended, warmup included, "
+                             f"slowest {max(r.partial_samples_ms):.0f} ms)" if r.partial_samples_ms else "")
                           for r in failed][:3]
         return probe
     timing = criteria.timing_only()
-    realtime = True
+    realtime, disturbed = True, False
     for r in results:
         m = r.metrics
         assert m is not None
@@ -99,6 +101,7 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
         probe.late_frames += sum(1 for ms in m.samples_ms if ms > deadline)
         probe.late_starts += m.late_start_frames
         realtime &= assessed.realtime
+        disturbed |= assessed.rerun
         probe.reasons += [f"{r.name}: {why}" for why in assessed.reasons]
     metrics = [r.metrics for r in results if r.metrics is not None]
     # One certificate over every process's frames (a segment each): the late share of K calls served together.
@@ -113,7 +116,7 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
     joules = [m.telemetry_summary.joules_per_audio_second for m in metrics
               if m.telemetry_summary is not None and m.telemetry_summary.joules_per_audio_second is not None]
     probe.joules_per_audio_s = sum(joules) / len(joules) if joules else None
-    probe.verdict = "realtime" if realtime else "late"
+    probe.verdict = "realtime" if realtime else "disturbed" if disturbed else "late"
     if not probe.together:
         probe.notes.append("a process waited past the start barrier's timeout: the calls did not all overlap")
     if realtime and not certified:
@@ -191,6 +194,9 @@ def process_capacity(runner: ProcessRunner, run: RunConfig, session: Session, cr
 
     def measure(k: int) -> ProcessProbe:
         probe = judge_processes(runner.processes(run, k), k, session, criteria)
+        if probe.verdict == "disturbed":  # the machine's, not the processes': measured once more (the re-run)
+            note(f"  capacity {run.name}: {k} server process(es) disturbed ({probe.reasons[0]}); measuring again")
+            probe = judge_processes(runner.processes(run, k), k, session, criteria)
         note(f"  capacity {run.name}: {k} server process(es) {probe.verdict}"
              + (f", worst p99 {probe.step_p99_ms:.1f} ms" if probe.step_p99_ms is not None else "")
              + (f" ({probe.reasons[0]})" if probe.reasons else ""))

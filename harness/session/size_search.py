@@ -66,7 +66,8 @@ def _double_then_bisect(max_size: int, passes: Callable[[int], bool], verdicts: 
                 failing = mid
     if failing is None:
         return probes, best, "max_sessions"
-    limited: LimitedBy = {"late": "time", "memory": "memory"}.get(verdicts[failing], "failed")  # type: ignore
+    limited: LimitedBy = {"late": "time", "memory": "memory",  # type: ignore[assignment]
+                          "disturbed": "disturbed"}.get(verdicts[failing], "failed")
     return probes, best, limited
 
 
