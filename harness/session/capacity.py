@@ -35,7 +35,7 @@ from harness.records.config import Device, RunConfig
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.session.processes import ProcessRunner, process_capacity
-from harness.session.size_search import OutOfTime, late_certificate
+from harness.session.size_search import OutOfTime, late_certificate, timing_passed
 from harness.session.size_search import search as size_search
 from harness.stats.certify import clean_frames_to_certify
 from harness.verdict.recommend import assess_run
@@ -84,9 +84,9 @@ def judge(result: RunResult, sessions: int, session: Session, criteria: Criteria
     probe.tick_p50_ms, probe.tick_p99_ms = m.ms_per_step.p50, m.ms_per_step.p99
     probe.peak_memory_bytes = _peak_memory(result)
     probe.certified, probe.ticks_to_certify = late_certificate([m.samples_ms], m.frame_budget_ms, criteria)
-    probe.reasons = list(assessed.reasons)
+    passed, probe.reasons = timing_passed(assessed)
     over_memory = (assessed.memory_fraction is not None and assessed.memory_fraction > 1 - criteria.memory_headroom)
-    probe.verdict = ("realtime" if assessed.realtime else "disturbed" if assessed.rerun
+    probe.verdict = ("realtime" if passed else "disturbed" if assessed.rerun
                      else "memory" if over_memory and len(assessed.reasons) == 1 else "late")
     needed = ticks_to_certify(criteria)
     go_rule = assess_run(result, session, criteria)  # the GO rule itself: length and certification included

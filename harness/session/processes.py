@@ -23,7 +23,7 @@ from harness.records.capacity import CapacitySpec, ProcessCapacity, ProcessProbe
 from harness.records.config import Device, RunConfig
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
-from harness.session.size_search import late_certificate, search
+from harness.session.size_search import late_certificate, search, timing_passed
 from harness.verdict.recommend import assess_run
 
 
@@ -100,9 +100,10 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
         deadline = criteria.deadline_ms(m.frame_budget_ms)
         probe.late_frames += sum(1 for ms in m.samples_ms if ms > deadline)
         probe.late_starts += m.late_start_frames
-        realtime &= assessed.realtime
+        passed, reasons = timing_passed(assessed)
+        realtime &= passed
         disturbed |= assessed.rerun
-        probe.reasons += [f"{r.name}: {why}" for why in assessed.reasons]
+        probe.reasons += [f"{r.name}: {why}" for why in reasons]
     metrics = [r.metrics for r in results if r.metrics is not None]
     # One certificate over every process's frames (a segment each): the late share of K calls served together.
     certified, probe.frames_to_certify = late_certificate([m.samples_ms for m in metrics], metrics[0].frame_budget_ms,

@@ -7,6 +7,7 @@ from typing import Callable, Optional, Protocol, TypeVar
 
 from harness.records.capacity import LimitedBy
 from harness.records.scenario import Criteria
+from harness.records.verdict import RunAssessment
 from harness.stats.certify import certify_step_times
 
 
@@ -77,3 +78,11 @@ def late_certificate(segments: list[list[float]], budget_ms: float, criteria: Cr
     certificate = certify_step_times(segments, criteria.deadline_ms(budget_ms), criteria.burst_frames,
                                      criteria.late_frame_target, criteria.confidence)
     return certificate.certified, (None if certificate.certified else certificate.frames_to_certify)
+
+
+def timing_passed(assessed: RunAssessment) -> tuple[bool, list[str]]:
+    """(passed, reasons) of the timing rule from an assessment under `criteria.timing_only()`: its only possible
+    lack of evidence is the late share's certificate, reported beside the probe, so "not enough evidence" passed."""
+    if assessed.outcome == "not enough evidence":
+        return True, []
+    return assessed.realtime, list(assessed.reasons)
