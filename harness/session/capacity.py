@@ -299,7 +299,7 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
              + (f", tick p99 {probe.tick_p99_ms:.1f} ms" if probe.tick_p99_ms is not None else "")
              + (f" ({probe.reasons[0]})" if probe.reasons else ""))
         done.append(probe)
-        keep(assemble(done, best_so_far(done), "interrupted", None))
+        keep(running(assemble(done, best_so_far(done), "interrupted", None)))
         return probe
 
     processes: list[ProcessCapacity] = []  # the process search so far (its latest state)
@@ -310,7 +310,7 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
 
         def kept_processes(so_far: ProcessCapacity) -> None:
             processes[:] = [so_far]
-            keep(assemble(probes, best, limited, so_far))
+            keep(running(assemble(probes, best, limited, so_far)))
 
         out = assemble(probes, best, limited, process_capacity(
             runner, run, session, criteria, spec=spec, single=results.get(1), deadline_ms=deadline,
@@ -323,6 +323,13 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
             "status": "failed", "reason": f"{why}: the capacity search was stopped; every finished probe is kept"})
         raise
     return out
+
+
+def running(partial: RunResult) -> RunResult:
+    """A search's result so far as written while it runs: not ok (never judged, never reused by --resume) until
+    the search ends; a hard kill leaves it so, with every probe that finished."""
+    return partial.model_copy(update={"status": "failed", "reason": "capacity search still running when written: "
+                                                                    "every finished probe is kept"})
 
 
 def best_so_far(probes: list[CapacityProbe]) -> int:
