@@ -91,8 +91,10 @@ def judge(result: RunResult, sessions: int, session: Session, criteria: Criteria
     needed = ticks_to_certify(criteria)
     go_rule = assess_run(result, session, criteria)  # the GO rule itself: length and certification included
     probe.judged_by = ("the GO rule (p99, underruns, memory, certified late-tick rate)" if go_rule.realtime
-                       else "p99 within the deadline only (the GO rule's timing part); not judged by the GO rule: "
-                            + (go_rule.reasons[-1] if go_rule.reasons else "see the reasons"))
+                       else "p99 within the deadline only (the GO rule's timing part: p99, underruns, memory); "
+                            f"its late-tick share not certified over {m.frames} ticks: "
+                            + (f"{probe.ticks_to_certify} more would certify it" if probe.ticks_to_certify
+                               else "more cannot at this late share" if not probe.certified else "see the reasons"))
     if probe.verdict == "realtime" and not probe.certified:
         probe.notes.append(f"real time over {m.frames} ticks but not certified: {needed} ticks with none late "
                            f"certify {criteria.late_frame_target:.0%} late at {criteria.confidence:.0%}"
