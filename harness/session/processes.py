@@ -102,7 +102,9 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
         probe.late_starts += m.late_start_frames
         passed, reasons = timing_passed(assessed)
         realtime &= passed
-        disturbed |= assessed.rerun
+        # Only one process alone can be excused by a disturbance: beside K - 1 others, "other processes used the
+        # CPU" counts its siblings, whose contention is exactly what the probe measures.
+        disturbed |= assessed.rerun and count == 1
         probe.reasons += [f"{r.name}: {why}" for why in reasons]
     metrics = [r.metrics for r in results if r.metrics is not None]
     # One certificate over every process's frames (a segment each): the late share of K calls served together.
@@ -118,6 +120,9 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
               if m.telemetry_summary is not None and m.telemetry_summary.joules_per_audio_second is not None]
     probe.joules_per_audio_s = sum(joules) / len(joules) if joules else None
     probe.verdict = "realtime" if realtime else "disturbed" if disturbed else "late"
+    if count > 1 and not realtime and any("disturbed" in why for why in probe.reasons):
+        probe.notes.append(f"judged late, not disturbed: the CPU the {count} processes took from each other is what "
+                           "this probe measures, and the disturbance rule cannot tell it from another process's")
     if not probe.together:
         probe.notes.append("a process waited past the start barrier's timeout: the calls did not all overlap")
     if realtime and not certified:
