@@ -309,6 +309,8 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
     try:
         probes, best, limited = search(spec.max_sessions, fits, measure)
         searched.append((probes, best, limited))
+        if not results:  # not even one session fits: nothing ran, and one process would not fit either
+            return assemble(probes, best, limited, None)
 
         def kept_processes(so_far: ProcessCapacity) -> None:
             processes[:] = [so_far]
