@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -49,6 +50,11 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     if args.scenario is None:
         raise UserError("plan needs a SCENARIO (or --calibration alone)")
     loaded = load_or_explain(args.scenario)
+    from harness.session.certifiable import certify_warning
+
+    warning = certify_warning(loaded)
+    if warning:
+        print(f"harness: warning: {warning}", file=sys.stderr)
     custom = args.vram is not None or args.bandwidth is not None or args.cc is not None
     if args.gpu and find_gpu(args.gpu) is None and not custom:
         raise UserError(f"unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())} (or describe it with --vram, "
@@ -69,7 +75,8 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
             console.print(renderable)
         from harness.plan.quantized_plan import plan_quantized, quantized_table
 
-        rows = plan_quantized(result.architecture, result.target, frame_budget_ms=loaded.scenario.frame_budget_ms)
+        rows = plan_quantized(result.architecture, result.target, frame_budget_ms=loaded.scenario.frame_budget_ms,
+                              deadline_ms=loaded.scenario.criteria.deadline_ms(loaded.scenario.frame_budget_ms))
         if rows:
             console.print(quantized_table(rows, result.target))
     if args.sessions and not args.json:
@@ -78,7 +85,8 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         deadline = loaded.scenario.criteria.deadline_ms(loaded.scenario.frame_budget_ms)
         for run in loaded.runs:
             console.print(sessions_table(result.architecture, run, None, deadline_ms=deadline, only_gpu=args.gpu,
-                                         extra=(result.target,)))
+                                         extra=(result.target,),
+                                         memory_headroom=loaded.scenario.criteria.memory_headroom))
     return EXIT_OK if any(p.feasible for p in result.plans) else EXIT_RUN_FAILED
 
 
