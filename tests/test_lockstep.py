@@ -101,3 +101,41 @@ def test_the_joining_caller_runs_the_persona_prefill_alone(models) -> None:  # n
     assert seen["offsets_before"] == [3, 3, 0] and seen["offsets_after"] == [3, 3, steps]
     for b in (0, 1):
         assert torch.equal(seen["before"][b], seen["after"][b])
+
+
+def test_an_interleaved_join_steps_the_prompt_inside_the_batchs_ticks(models) -> None:  # noqa: ANN001
+    """As a batching server admits a caller: its prompt is one step per tick inside the batch's ticks (its text
+    and agent tokens forced, the sine as its user tokens), while the other slots stream every tick; nobody stalls
+    and the run keeps its live ticks after the join."""
+    from harness.worker.pipeline.prefill import _text_tokens
+
+    mimi, lm = models
+    persona = PersonaJob(voice_prompt_frames=2, silence_frames=1, text_prompt_tokens=3, server_wait_ms=10.0)
+    gen = FullDuplexLMGen(lm)
+    loops: list[JoiningLoop] = []
+    seen: list[tuple[list[int], int]] = []  # per frame: offsets, and the text token the joiner's slot last wrote
+
+    def make(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        loops.append(JoiningLoop(*args, join_index=3, warmup_steps=7, mode="interleaved", persona=persona,
+                                 **kwargs))
+        return loops[-1]
+
+    def after_frame(index: int, *_: object) -> None:
+        state = gen._streaming_state
+        seen.append((state.offsets.tolist(), int(state.cache[2, 0, int(state.offsets[2]) % state.cache.shape[2]])))
+
+    result = run_frame_loop(mimi, gen, torch.device("cpu"), frames=2 + 7, warmup_frames=2, batch_size=3, seed=0,
+                            on_frame=after_frame, make_loop=make)
+    join = loops[0].join
+    assert join.mode == "interleaved" and join.prompt_ticks == 7 == len(join.tick_ms) and join.warmup_steps == 7
+    # Every slot stepped once per tick: the others kept counting, the joiner restarted at the join tick.
+    assert seen[2][0] == [3, 3, 3] and seen[3][0] == [4, 4, 1] and seen[9][0] == [10, 10, 7] and seen[10][0][2] == 8
+    # Its prompt's own tokens: padding during voice and silence, the text prompt's tokens during the text steps.
+    pad = int(lm.text_padding_token_id)
+    text, _ = _text_tokens(persona, lm.text_card, 0)
+    assert [token for _, token in seen[3:10]] == [pad, pad, pad, *text, pad]
+    # Measured ticks all (no stall kept apart), the prompt's ticks among them; the joiner's wait recorded.
+    assert len(result.total_ms) == 9 and result.total_ms[1:8] == pytest.approx(join.tick_ms)
+    assert join.prefill_ms == 0.0 and join.handshake_ms > 0 and join.persona is not None
+    assert (join.persona.voice_steps, join.persona.silence_steps, join.persona.text_steps) == (2, 2, 3)
+    assert join.persona.wait_s == 0.0 and loops[0].lm_gen is gen  # the stand-in is gone once the prompt is done

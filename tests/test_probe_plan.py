@@ -160,3 +160,12 @@ def test_plan_reads_in_100_columns_with_every_run_name_whole() -> None:
     for name in names:  # whole, on one line, in the step table (its rows start with the name)
         assert sum(1 for line in lines if line.split() and line.split()[0] == name) >= 3, name
     assert "where each predicted step goes" in done.stdout
+
+
+def test_plan_states_the_scenarios_own_deadline() -> None:
+    """The real-time line is the scenario's budget less its headroom (Criteria.deadline_ms), not a fixed 80 ms."""
+    relaxed = run_cli("plan", "scenarios/cpu-capacity.yaml", "--gpu", "h100")
+    assert "p99 within the deadline, 900 ms (the frame budget" in relaxed.stdout, relaxed.stdout
+    assert "ms per 1000 ms frame" in relaxed.stdout and "80 ms" not in relaxed.stdout
+    stock = json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--json").stdout)
+    assert (stock["frame_budget_ms"], stock["deadline_ms"]) == (80.0, 72.0)

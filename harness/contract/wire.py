@@ -237,6 +237,9 @@ class BenchJob:
     persona: Optional[PersonaJob] = None  # prefill before the measured frames, as a server does per connection
     join_at_tick: Optional[int] = None  # batch > 1: the last slot is reset and warmed up at this measured tick
     join_warmup_steps: int = 0  # without a persona: neutral warm-up steps of the joining slot
+    # interleaved: the joiner's prompt stepped inside the batch's ticks (a batching server); serial: alone before
+    # the next tick, every other session stalled (the worst case)
+    join_mode: Literal["interleaved", "serial"] = "interleaved"
     # Server processes measured together: after its warmup frames the worker writes `ready.<pid>` into this
     # folder and waits for `go` there (written by the parent once every process is ready), so that the calls
     # of K processes run at the same time.
@@ -352,8 +355,11 @@ class AdmissionSample:
     warmup_steps: int  # LM steps the joining slot took alone (the persona's steps when it ran one)
     reset_ms: float
     prefill_ms: float  # after the reset until the admitting tick: prompt steps and the server's waits
-    tick_ms: list[float] = field(default_factory=list)  # the admitting tick's own frame, the join not included
+    tick_ms: list[float] = field(default_factory=list)  # serial: the admitting tick; interleaved: the prompt's ticks
     persona: Optional[PrefillSamples] = None  # the persona prefill as the joining slot ran it
+    mode: Literal["interleaved", "serial"] = "serial"  # prompt stepped inside the batch's ticks, or alone before one
+    prompt_ticks: int = 0  # interleaved: the ticks that carried the joiner's prompt, one step each
+    handshake_ms: float = 0.0  # interleaved: from the join to the joiner's first live tick
 
 
 @dataclass

@@ -224,7 +224,8 @@ def plan_tables(result: ScenarioPlan, wide: bool = False) -> list[Any]:
     if blockers:
         out.append(Text("blockers and their remedies:\n" + "\n".join(f"  - {what}\n    -> {remedy}"
                                                                      for what, remedy in sorted(blockers))))
-    out.append(step_table("predicted step time (ms per 80 ms frame; band: low-high) and capacity", result.plans))
+    out.append(step_table(f"predicted step time (ms per {result.frame_budget_ms:g} ms frame; band: low-high) and "
+                          "capacity", result.plans))
     out.append(Text("procs: one-call server processes per GPU; lockstep: sessions one batching process holds; "
                     "$/conv-h: per conversation-hour with processes | in lockstep", style="dim"))
     if wide:
@@ -246,6 +247,8 @@ def plan_json(result: ScenarioPlan) -> str:
         "target_source": result.target.source,
         "bandwidth_gbs": result.target.bandwidth_gbs,
         "memory_kind": result.target.memory_kind,
+        "frame_budget_ms": result.frame_budget_ms,
+        "deadline_ms": result.deadline_ms,
         "plans": [p.model_dump() for p in result.plans],
         "alternatives": [p.model_dump() for p in result.alternatives],
     }, indent=2)

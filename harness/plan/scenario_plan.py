@@ -31,6 +31,7 @@ class ScenarioPlan:
     plans: list[RunPlan]
     alternatives: list[RunPlan] = field(default_factory=list)
     deadline_ms: float = 72.0  # the real-time rule's line: the frame budget less the criteria's headroom
+    frame_budget_ms: float = 80.0  # the scenario's frame budget (the step table's unit)
 
 
 def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, deadline_ms: float,
@@ -82,4 +83,4 @@ def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bo
                         plans=plans, alternatives=alternatives(arch, target, batch=scenario.batch_size,
                                                                frame_budget_ms=scenario.frame_budget_ms,
                                                                deadline_ms=deadline),
-                        deadline_ms=deadline)
+                        deadline_ms=deadline, frame_budget_ms=scenario.frame_budget_ms)

@@ -16,9 +16,11 @@ from pydantic import Field
 
 from harness.records.base import Record
 
-ProbeVerdict = Literal["realtime", "late", "memory", "failed"]
-# time_limit: `harness run --time-limit` stopped the search before a size failed (the result is a lower bound)
-LimitedBy = Literal["time", "memory", "max_sessions", "failed", "time_limit"]
+# disturbed: the verdict's rule says re-run (the time the worker could not run explains the miss), twice in a row
+ProbeVerdict = Literal["realtime", "late", "memory", "failed", "disturbed"]
+# time_limit: `harness run --time-limit` stopped the search before a size failed (the result is a lower bound);
+# interrupted: Ctrl-C or SIGTERM stopped it (or it is still running: what was written after each probe)
+LimitedBy = Literal["time", "memory", "max_sessions", "failed", "time_limit", "interrupted", "disturbed"]
 ProcessesMode = Literal["measure", "predict", "off"]
 
 LOCKSTEP_NEEDS = ("needs a batching server (e.g. vllm-omni's): NVIDIA's PersonaPlex server and PyPI moshi's server "
@@ -27,6 +29,11 @@ LOCKSTEP_NEEDS = ("needs a batching server (e.g. vllm-omni's): NVIDIA's PersonaP
 
 class JoinSpec(Record):
     """A session joining a running batch: per-slot reset of the last slot, then its warm-up (persona prefill)."""
+
+    mode: Literal["interleaved", "serial"] = Field(
+        default="interleaved", description="interleaved: the joiner's prompt stepped inside the batch's ticks, one "
+        "step per tick while the others stream (a batching server); serial: its whole prompt alone before the next "
+        "tick, every other session stalled meanwhile (the worst case)")
 
     at_tick: int = Field(default=0, ge=0, description="measured tick at which the last slot is reset; 0: the middle")
     # At least 2: moshi's LMGen resets its batch-wide step counter with any slot and returns no tokens until it
@@ -67,6 +74,11 @@ class Admission(Record):
     tick_ms: list[float] = Field(description="the admitting tick's own frame (the join not included)")
     late_ticks: int = 0
     how: str = Field(default="per-slot reset + warm-up steps", description="what the join ran")
+    mode: Literal["interleaved", "serial"] = "serial"
+    prompt_ticks: int = Field(default=0, description="interleaved: ticks that carried the joiner's prompt")
+    prompt_tick_p50_ms: Optional[float] = Field(default=None, description="interleaved: those ticks' median")
+    handshake_ms: float = Field(default=0.0, description="interleaved: the joiner's wait from its join to its first "
+                                                         "live tick (its prompt's steps, one per tick)")
 
 
 class CapacityProbe(Record):
@@ -114,7 +126,10 @@ class ProcessProbe(Record):
     step_p99_ms: Optional[float] = Field(default=None, description="worst process's p99")
     late_frames: int = Field(default=0, description="over the deadline, all processes together")
     late_starts: int = Field(default=0, description="frames that could not start on their audio's arrival")
-    certified: bool = Field(default=False, description="every process certified by the GO rule's late-frame test")
+    certified: bool = Field(default=False, description="the late-frame share of all K processes' frames certified "
+                                                       "by the GO rule's test")
+    frames_to_certify: Optional[int] = Field(default=None, description="more frames (all processes together) that "
+                                                                       "would certify it; None: certified or cannot")
     peak_memory_bytes: Optional[int] = Field(default=None, description="one process's peak (largest), host RSS or "
                                                                        "GPU allocator")
     together: bool = Field(default=True, description="every process reached the start barrier: the calls overlapped")

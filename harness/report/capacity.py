@@ -9,7 +9,7 @@ from typing import Optional
 
 import matplotlib.pyplot as plt
 
-from harness.records.capacity import CapacityResult, CostLine, ProcessCapacity
+from harness.records.capacity import Admission, CapacityResult, CostLine, ProcessCapacity
 from harness.records.schema import Session
 from harness.report.plots import BUDGET_COLOUR, Figure, _encode
 
@@ -124,16 +124,39 @@ def _processes(p: ProcessCapacity) -> ProcessesSection:
     rows = [ProcessRow(processes=r.processes, verdict=r.verdict, ran="yes" if r.ran else "no (memory)",
                        frames=str(r.frames) if r.ran else "-", p50=_ms(r.step_p50_ms), p99=_ms(r.step_p99_ms),
                        late=f"{r.late_frames} ({r.late_starts} late starts)" if r.ran else "-",
-                       memory=_mib(r.peak_memory_bytes), certified="yes" if r.certified else ("-" if not r.ran else "no"),
+                       memory=_mib(r.peak_memory_bytes),
+                       certified="yes" if r.certified else ("-" if not r.ran else
+                                                            f"no ({r.frames_to_certify} more)" if r.frames_to_certify
+                                                            else "no"),
                        why=r.reasons + r.notes) for r in p.probes]
     limited = {"time": "time (the next K misses the deadline)", "memory": "memory",
                "max_sessions": "the search's max_processes (every K tried passed)", "failed": "a failure",
-               "time_limit": "the run's --time-limit (stopped before a K failed: a lower bound)"}
+               "time_limit": "the run's --time-limit (stopped before a K failed: a lower bound)",
+               "interrupted": "an interrupt (stopped before a K failed: a lower bound)",
+               "disturbed": "a disturbed machine (the next K was disturbed twice: re-run on a quiet machine)"}
     headline = (f"{p.max_realtime_processes} server process(es) per machine, one call each, {p.how}; limited by "
                 f"{limited[p.limited_by]}")
     cost, energy = _cost(p.cost, "processes")
     return ProcessesSection(headline=headline, how=p.how, judged_by=p.judged_by, cost=cost, energy=energy,
                             prediction=p.prediction_rule, notes=p.notes, probes=rows)
+
+
+def _admission(a: Admission) -> str:
+    at = a.others + 1
+    if a.mode == "interleaved":
+        return (f"at {at} sessions, a caller joining (slot {a.slot}, tick {a.at_tick}) stalls nobody: {a.how}. Those "
+                f"{a.prompt_ticks} ticks took {_ms(a.prompt_tick_p50_ms)} ms (median), "
+                f"{max(a.tick_ms, default=0):.0f} ms at most, {a.late_ticks} late (they are measured ticks, in the "
+                f"percentiles); reset {a.reset_ms:.1f} ms; the joiner waited {a.handshake_ms / 1e3:.1f} s for its "
+                "first live tick (its prompt's steps, one per tick)")
+    return (f"at {at} sessions, a caller joining (slot {a.slot}, tick {a.at_tick}) stalls the other "
+            f"{a.others} for {a.stall_ms:.0f} ms: {a.how}; reset {a.reset_ms:.1f} ms, {a.warmup_steps} steps"
+            + (f" of {a.step_p50_ms:.1f} ms (median)" if a.step_p50_ms is not None else "")
+            + (f", {a.wait_ms:.0f} ms of waits" if a.wait_ms else "")
+            + f"; each other session falls {a.frames_behind} frame(s) behind; the admitting tick itself "
+              f"took {', '.join(f'{t:.0f}' for t in a.tick_ms)} ms. The tick percentiles leave the stall "
+              "out: a batching server interleaves a joining caller's prefill with the others' frames "
+              "(`join: {mode: interleaved}`, the default)")
 
 
 def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection:
@@ -159,14 +182,7 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
     admission = "-"
     if admitted:  # at the size the search settled on, else the largest that admitted one
         a = admitted.get(cap.max_realtime_sessions) or admitted[max(admitted)]
-        at = a.others + 1
-        admission = (f"at {at} sessions, a caller joining (slot {a.slot}, tick {a.at_tick}) stalls the other "
-                     f"{a.others} for {a.stall_ms:.0f} ms: {a.how}; reset {a.reset_ms:.1f} ms, {a.warmup_steps} steps"
-                     + (f" of {a.step_p50_ms:.1f} ms (median)" if a.step_p50_ms is not None else "")
-                     + (f", {a.wait_ms:.0f} ms of waits" if a.wait_ms else "")
-                     + f"; each other session falls {a.frames_behind} frame(s) behind; the admitting tick itself "
-                       f"took {', '.join(f'{t:.0f}' for t in a.tick_ms)} ms. The tick percentiles leave the stall "
-                       "out: a batching server must interleave a joining caller's prefill with the others' frames")
+        admission = _admission(a)
     cost, energy = _cost(cap.cost)
     predicted_rows = [{"gpu": g.gpu, "vram": f"{g.vram_bytes / GIB:.0f}", "sessions": g.sessions_by_memory,
                        "processes": "-" if g.processes_by_memory is None else str(g.processes_by_memory),
@@ -181,7 +197,10 @@ def _section(run: str, cap: CapacityResult, budget_ms: float) -> CapacitySection
     limited = {"time": "time (the next size misses the deadline)", "memory": "memory (the next size does not fit)",
                "max_sessions": "the search's max_sessions (every size tried passed)",
                "failed": "a failure (see the probes)",
-               "time_limit": "the run's --time-limit (stopped before a size failed: a lower bound)"}[cap.limited_by]
+               "time_limit": "the run's --time-limit (stopped before a size failed: a lower bound)",
+               "interrupted": "an interrupt (stopped before a size failed: a lower bound)",
+               "disturbed": "a disturbed machine (the next size was disturbed twice: re-run on a quiet machine)"
+               }[cap.limited_by]
     return CapacitySection(run=run, headline=headline, lockstep_needs=cap.lockstep_needs, judged_by=cap.judged_by,
                            processes=_processes(cap.processes) if cap.processes is not None else None,
                            limited_by=limited, cost=cost, energy=energy,

@@ -4,9 +4,10 @@ beside it (harness.session.processes: the stock deployment figure), and the cost
 Sizes 1, 2, 4, ... are probed until one fails (or `max_sessions` passes), then the gap is bisected, so the result
 names both the largest size that passed and the next size, which failed. A size the planner says cannot fit in
 memory is recorded as memory-limited without running it. Each probe that runs is one worker process at that
-batch, judged by the verdict's own rule (`assess_run`: p99 within the deadline, no underrun, memory headroom);
-certification of the late-tick rate is reported beside it (and the ticks it would take), not mixed into it,
-so that a short probe says "real time, not certified: N ticks" instead of failing for being short.
+batch measuring the scenario's frames, judged by the timing rule (`criteria.timing_only()`: p99 within the
+deadline, no underrun, memory headroom); certification of the late-tick rate is reported beside it
+(harness.stats.certify: certified or not, and how many more ticks would certify it), not mixed into it, so that a
+short probe says "real time, not certified: N more ticks" instead of failing for being short.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ from harness.records.config import Device, RunConfig
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.session.processes import ProcessRunner, process_capacity
-from harness.session.size_search import OutOfTime
+from harness.session.size_search import OutOfTime, late_certificate, timing_passed
 from harness.session.size_search import search as size_search
 from harness.stats.certify import clean_frames_to_certify
 from harness.verdict.recommend import assess_run
-from harness.verdict.validity import assess_validity
 
 OOM_KINDS = {"oom", "cuda_oom"}
 
@@ -79,48 +79,73 @@ def judge(result: RunResult, sessions: int, session: Session, criteria: Criteria
     # The verdict's rule without its length and certification requirements, which are reported separately below.
     timing = criteria.timing_only()
     assessed = assess_run(result, session, timing)
-    validity = assess_validity(m.samples_ms, m.frame_budget_ms, criteria)
-    probe.ticks, probe.late_ticks = m.frames, validity.late_frames
+    deadline = criteria.deadline_ms(m.frame_budget_ms)
+    probe.ticks, probe.late_ticks = m.frames, sum(1 for ms in m.samples_ms if ms > deadline)
     probe.tick_p50_ms, probe.tick_p99_ms = m.ms_per_step.p50, m.ms_per_step.p99
     probe.peak_memory_bytes = _peak_memory(result)
-    probe.certified, probe.ticks_to_certify = validity.certified, validity.frames_to_certify
-    probe.reasons = list(assessed.reasons)
+    probe.certified, probe.ticks_to_certify = late_certificate([m.samples_ms], m.frame_budget_ms, criteria)
+    passed, probe.reasons = timing_passed(assessed)
     over_memory = (assessed.memory_fraction is not None and assessed.memory_fraction > 1 - criteria.memory_headroom)
-    probe.verdict = "realtime" if assessed.realtime else ("memory" if over_memory and len(assessed.reasons) == 1
-                                                          else "late")
+    probe.verdict = ("realtime" if passed else "disturbed" if assessed.rerun
+                     else "memory" if over_memory and len(assessed.reasons) == 1 else "late")
     needed = ticks_to_certify(criteria)
     go_rule = assess_run(result, session, criteria)  # the GO rule itself: length and certification included
     probe.judged_by = ("the GO rule (p99, underruns, memory, certified late-tick rate)" if go_rule.realtime
-                       else "p99 within the deadline only (the GO rule's timing part); not judged by the GO rule: "
-                            + (go_rule.reasons[-1] if go_rule.reasons else "see the reasons"))
-    if probe.verdict == "realtime" and not validity.certified:
+                       else "p99 within the deadline only (the GO rule's timing part: p99, underruns, memory); "
+                            f"its late-tick share not certified over {m.frames} ticks: "
+                            + (f"{probe.ticks_to_certify} more would certify it" if probe.ticks_to_certify
+                               else "more cannot at this late share" if not probe.certified else "see the reasons"))
+    if probe.verdict == "realtime" and not probe.certified:
         probe.notes.append(f"real time over {m.frames} ticks but not certified: {needed} ticks with none late "
                            f"certify {criteria.late_frame_target:.0%} late at {criteria.confidence:.0%}"
-                           + (f"; {validity.frames_to_certify} more would" if validity.frames_to_certify else ""))
+                           + (f"; {probe.ticks_to_certify} more would" if probe.ticks_to_certify
+                              else "; more ticks cannot at this late rate"))
     return probe
 
 
 def admission(result: RunResult, deadline_ms: float, budget_ms: float, sessions: int) -> Optional[Admission]:
-    """What the join cost the sessions already in the batch. They get no frame during its reset and prefill, so
-    their audio falls behind by the stall plus whatever the admitting tick itself takes past the deadline; in frame
-    periods, rounded up (a jitter buffer of that many frames would hide it, at that much more latency)."""
+    """What the join cost the sessions already in the batch.
+
+    Interleaved (a batching server): nobody stalls; the ticks that carried the joiner's prompt are measured ticks
+    (their own figures here), and the joiner waits its prompt's steps, one per tick (its handshake). Serial (the
+    worst case): the others get no frame during the reset and prefill, so their audio falls behind by the stall
+    plus whatever the admitting tick itself takes past the deadline; in frame periods, rounded up (a jitter buffer
+    of that many frames would hide it, at that much more latency)."""
     sample = result.metrics.admission if result.metrics is not None else None
     if sample is None:
         return None
-    stall = sample.reset_ms + sample.prefill_ms
     persona = sample.persona
-    behind = stall + max(0.0, (sample.tick_ms[0] if sample.tick_ms else 0.0) - deadline_ms)
-    how = ("per-slot reset + the persona prefill the server runs for a new connection "
+    ticks = sample.tick_ms
+    if sample.mode == "interleaved":
+        steps = (f"{persona.voice_steps} voice, {persona.silence_steps} silence, {persona.text_steps} text steps"
+                 if persona is not None else f"{sample.warmup_steps} neutral steps (no persona)")
+        return Admission(slot=sample.slot, at_tick=sample.at_tick, warmup_steps=sample.warmup_steps,
+                         reset_ms=sample.reset_ms, prefill_ms=0.0, stall_ms=sample.reset_ms, wait_ms=0.0,
+                         step_p50_ms=float(np.median(ticks)) if ticks else None, others=max(0, sessions - 1),
+                         frames_behind=int(np.ceil(max(0.0, max(ticks, default=0.0) - deadline_ms) / budget_ms))
+                         if budget_ms else 0,
+                         tick_ms=ticks, mode="interleaved", prompt_ticks=sample.prompt_ticks,
+                         prompt_tick_p50_ms=float(np.median(ticks)) if ticks else None,
+                         handshake_ms=sample.handshake_ms,
+                         how=(f"interleaved, as a batching server steps a joiner: per-slot reset, then its persona "
+                              f"prompt ({steps}) one step per tick inside {sample.prompt_ticks} of the batch's ticks "
+                              "while the others stream"),
+                         late_ticks=sum(1 for ms in ticks if ms > deadline_ms))
+    stall = sample.reset_ms + sample.prefill_ms
+    behind = stall + max(0.0, (ticks[0] if ticks else 0.0) - deadline_ms)
+    how = ("serial (the worst case: no batching server stalls its batch like this): per-slot reset + the persona "
+           "prefill the server runs for a new connection "
            f"({persona.voice_steps} voice, {persona.silence_steps} silence, {persona.text_steps} text steps, "
            f"each after a liveness wait: {persona.wait_s * 1e3 / max(1, len(persona.step_ms)):.0f} ms on average here)"
-           if persona is not None else f"per-slot reset + {sample.warmup_steps} neutral warm-up steps (no persona)")
+           if persona is not None else
+           f"serial (the worst case): per-slot reset + {sample.warmup_steps} neutral warm-up steps (no persona)")
     return Admission(slot=sample.slot, at_tick=sample.at_tick, warmup_steps=sample.warmup_steps,
                      reset_ms=sample.reset_ms, prefill_ms=sample.prefill_ms, stall_ms=stall,
                      wait_ms=persona.wait_s * 1e3 if persona is not None else 0.0,
                      step_p50_ms=float(np.median(persona.step_ms)) if persona is not None and persona.step_ms else None,
                      others=max(0, sessions - 1), frames_behind=int(np.ceil(behind / budget_ms)) if budget_ms else 0,
-                     tick_ms=sample.tick_ms, how=how,
-                     late_ticks=sum(1 for ms in sample.tick_ms if ms > deadline_ms))
+                     tick_ms=ticks, how=how, mode="serial",
+                     late_ticks=sum(1 for ms in ticks if ms > deadline_ms))
 
 
 # --- the result ---------------------------------------------------------------------------------------------------
@@ -222,9 +247,14 @@ def device_label(run: RunConfig, session: Session) -> str:
 def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria: Criteria, *,
                  note: Callable[[str], None], plan_target: Optional[PlanTarget] = None,
                  host_memory_limit_bytes: Optional[int] = None, option_usd: Optional[float] = None,
-                 paced: bool = False, torch_threads: Optional[int] = None) -> RunResult:
+                 paced: bool = False, torch_threads: Optional[int] = None,
+                 keep: Callable[[RunResult], None] = lambda partial: None) -> RunResult:
     """Search, then return the run measured at its largest real-time size (the batch-1 probe when none is),
-    its metrics carrying the whole search in `metrics.capacity`, with the server-process figure beside it."""
+    its metrics carrying the whole search in `metrics.capacity`, with the server-process figure beside it.
+
+    Nothing measured is lost: `keep` gets the result so far after every probe (the runner writes it to disk), and
+    an interrupt (Ctrl-C, SIGTERM) leaves on its way out, as `exc.kept`, the run with every finished probe
+    (status failed, the search marked interrupted), for the runner to record in place of a bare failure."""
     spec = run.capacity or CapacitySpec()
     arch = session.architecture
     bound = per_session = None
@@ -245,28 +275,87 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
 
     results: dict[int, RunResult] = {}
     stopped: list[str] = []
+    done: list[CapacityProbe] = []  # every probe as it finishes, for `keep` and an interrupt
+    deadline = criteria.deadline_ms(session.scenario.frame_budget_ms)
+
+    def assemble(probes: list[CapacityProbe], best: int, limited: LimitedBy,
+                 processes: Optional[ProcessCapacity]) -> RunResult:
+        return _assemble(run, session, spec, probes, best, limited, results, stopped, processes, bound=bound,
+                         per_session=per_session, deadline_ms=deadline, option_usd=option_usd, paced=paced)
 
     def measure(n: int) -> CapacityProbe:
-        try:
-            result = results[n] = runner.probe(run, n)
-        except OutOfTime as stop:
-            stopped.append(f"{n} sessions: {stop}")
-            note(f"  capacity {run.name}: {n} session(s) not measured: {stop}")
-            raise
-        probe = judge(result, n, session, criteria, predicted(n))
+        for attempt in (1, 2):  # a disturbed probe says nothing of the size: measured once more (the verdict's re-run)
+            try:
+                result = results[n] = runner.probe(run, n)
+            except OutOfTime as stop:
+                stopped.append(f"{n} sessions: {stop}")
+                note(f"  capacity {run.name}: {n} session(s) not measured: {stop}")
+                raise
+            probe = judge(result, n, session, criteria, predicted(n))
+            if probe.verdict != "disturbed" or attempt == 2:
+                break
+            note(f"  capacity {run.name}: {n} session(s) disturbed ({probe.reasons[0]}); measuring it again")
         budget = result.metrics.frame_budget_ms if result.metrics else 0.0
         probe.admission = admission(result, criteria.deadline_ms(budget), budget, n)
         note(f"  capacity {run.name}: {n} session(s) {probe.verdict}"
              + (f", tick p99 {probe.tick_p99_ms:.1f} ms" if probe.tick_p99_ms is not None else "")
              + (f" ({probe.reasons[0]})" if probe.reasons else ""))
+        done.append(probe)
+        keep(running(assemble(done, best_so_far(done), "interrupted", None)))
         return probe
 
-    probes, best, limited = search(spec.max_sessions, fits, measure)
+    processes: list[ProcessCapacity] = []  # the process search so far (its latest state)
+    searched: list[tuple[list[CapacityProbe], int, LimitedBy]] = []  # the lockstep search, once finished
+    try:
+        probes, best, limited = search(spec.max_sessions, fits, measure)
+        searched.append((probes, best, limited))
+        if not results:  # not even one session fits: nothing ran, and one process would not fit either
+            return assemble(probes, best, limited, None)
+
+        def kept_processes(so_far: ProcessCapacity) -> None:
+            processes[:] = [so_far]
+            keep(running(assemble(probes, best, limited, so_far)))
+
+        out = assemble(probes, best, limited, process_capacity(
+            runner, run, session, criteria, spec=spec, single=results.get(1), deadline_ms=deadline,
+            torch_threads=torch_threads, note=note, keep=kept_processes))
+    except KeyboardInterrupt as exc:
+        lockstep = searched[0] if searched else (done, best_so_far(done), "interrupted")
+        partial = assemble(*lockstep, processes[0] if processes else None)
+        why = getattr(exc, "reason", "interrupted by the user (Ctrl-C)")
+        exc.kept = partial.model_copy(update={  # type: ignore[attr-defined]
+            "status": "failed", "reason": f"{why}: the capacity search was stopped; every finished probe is kept"})
+        raise
+    return out
+
+
+def running(partial: RunResult) -> RunResult:
+    """A search's result so far as written while it runs: not ok (never judged, never reused by --resume) until
+    the search ends; a hard kill leaves it so, with every probe that finished."""
+    return partial.model_copy(update={"status": "failed", "reason": "capacity search still running when written: "
+                                                                    "every finished probe is kept"})
+
+
+def best_so_far(probes: list[CapacityProbe]) -> int:
+    """The largest size that passed below every size that failed: what an unfinished search has shown."""
+    ceiling = min((p.sessions for p in probes if p.verdict != "realtime"), default=None)
+    return max((p.sessions for p in probes if p.verdict == "realtime" and (ceiling is None or p.sessions < ceiling)),
+               default=0)
+
+
+def _assemble(run: RunConfig, session: Session, spec: CapacitySpec, probes: list[CapacityProbe], best: int,
+              limited: LimitedBy, results: dict[int, RunResult], stopped: list[str],
+              processes: Optional[ProcessCapacity], *, bound: Optional[int], per_session: Optional[int],
+              deadline_ms: float, option_usd: Optional[float], paced: bool) -> RunResult:
+    """The run at the search's largest real-time size, carrying the search (and the process figure) in
+    `metrics.capacity`; also what an unfinished search has shown so far (limited by `interrupted`)."""
+    arch = session.architecture
     chosen = results.get(best) or results.get(1) or next(iter(results.values()), None)
-    deadline = criteria.deadline_ms(session.scenario.frame_budget_ms)
-    summary = summarize(probes, best, limited, device=device_label(run, session), deadline_ms=deadline, bound=bound,
-                        predicted_per_session=per_session)
+    summary = summarize(probes, best, limited, device=device_label(run, session), deadline_ms=deadline_ms,
+                        bound=bound, predicted_per_session=per_session)
     summary.notes.extend(f"search stopped: {why}; {best} session(s) is a lower bound" for why in stopped)
+    if limited == "interrupted":
+        summary.notes.append(f"search interrupted after {len(probes)} probe(s): {best} session(s) is a lower bound")
     if chosen is None:  # only possible when even one session cannot fit: nothing ran
         out = RunResult(name=run.name, config=run.model_copy(update={"batch_size": 1}), status="skipped",
                         reason="capacity: " + (probes[0].reasons[0] if probes and probes[0].reasons else "nothing ran"))
@@ -284,12 +373,11 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
     at_best = next((p for p in probes if p.sessions == best and p.ran), None)
     judged = at_best or next((p for p in probes if p.ran), None)  # none passed: the rule the first probe failed by
     summary.judged_by = judged.judged_by if judged is not None else ""
-    summary.processes = process_capacity(runner, run, session, criteria, spec=spec, single=results.get(1),
-                                         deadline_ms=deadline, torch_threads=torch_threads, note=note)
+    summary.processes = processes
     if summary.processes is not None:
         summary.processes.cost = _process_cost(summary.processes, spec, option_usd, summary.device, budget)
     if arch is not None:
-        summary.predicted_gpus = predicted_gpus(arch, run, session, deadline)
+        summary.predicted_gpus = predicted_gpus(arch, run, session, deadline_ms)
     out.metrics = out.metrics.model_copy(update={"capacity": summary})
     return out
 

@@ -9,16 +9,22 @@ beside it). Predicted where not measured: from one process's memory and its meas
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional, Protocol
+
+import psutil
 
 from harness.records.capacity import CapacitySpec, ProcessCapacity, ProcessProbe
 from harness.records.config import Device, RunConfig
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
-from harness.session.size_search import search
+from harness.session.size_search import late_certificate, search, timing_passed
 from harness.verdict.recommend import assess_run
-from harness.verdict.validity import assess_validity
 
 
 @dataclass
@@ -29,6 +35,35 @@ class ProcessBatch:
 
 class ProcessRunner(Protocol):
     def processes(self, run: RunConfig, count: int) -> ProcessBatch: ...
+
+
+STOP_GRACE_S = 3.0  # SIGTERM, then SIGKILL: a worker holding GPU memory must not outlive the interrupt
+
+
+def stop_workers(jobs: list[Path], threads: list[threading.Thread]) -> None:
+    """Stop the K workers of a probe on an interrupt: Ctrl-C or SIGTERM reaches the main thread only, while each
+    worker is watched by a thread of its own that would let it run on, holding its memory. Each worker runs in its
+    own session (harness.launcher.spawn), so its process group goes: SIGTERM, then SIGKILL after a grace."""
+    wanted = {str(job) for job in jobs}
+    workers = []
+    for child in psutil.Process().children(recursive=False):
+        try:
+            if wanted & set(child.cmdline()):
+                workers.append(child)
+        except psutil.Error:
+            continue  # already gone
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for worker in workers:
+            try:
+                os.killpg(worker.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        _, workers = psutil.wait_procs(workers, timeout=STOP_GRACE_S)
+        if not workers:
+            break
+    ends = time.monotonic() + STOP_GRACE_S
+    for thread in threads:  # each watcher sees its worker gone and returns
+        thread.join(timeout=max(0.0, ends - time.monotonic()))
 
 
 def _peak(result: RunResult, alone: bool = True) -> Optional[int]:
@@ -52,21 +87,29 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
         oom = any(r.diagnosis is not None and r.diagnosis.kind in ("oom", "cuda_oom") for r in failed)
         probe.verdict = "memory" if oom else "failed"
         probe.reasons += [f"{r.name}: " + (r.diagnosis.cause if r.diagnosis else (r.reason or r.status))
+                          + (f" ({len(r.partial_samples_ms)} frames received before it ended, warmup included, "
+                             f"slowest {max(r.partial_samples_ms):.0f} ms)" if r.partial_samples_ms else "")
                           for r in failed][:3]
         return probe
     timing = criteria.timing_only()
-    realtime, certified = True, True
+    realtime, disturbed = True, False
     for r in results:
         m = r.metrics
         assert m is not None
         assessed = assess_run(r, session, timing)
-        validity = assess_validity(m.samples_ms, m.frame_budget_ms, criteria)
-        probe.late_frames += validity.late_frames
+        deadline = criteria.deadline_ms(m.frame_budget_ms)
+        probe.late_frames += sum(1 for ms in m.samples_ms if ms > deadline)
         probe.late_starts += m.late_start_frames
-        realtime &= assessed.realtime
-        certified &= validity.certified
-        probe.reasons += [f"{r.name}: {why}" for why in assessed.reasons]
+        passed, reasons = timing_passed(assessed)
+        realtime &= passed
+        # Only one process alone can be excused by a disturbance: beside K - 1 others, "other processes used the
+        # CPU" counts its siblings, whose contention is exactly what the probe measures.
+        disturbed |= assessed.rerun and count == 1
+        probe.reasons += [f"{r.name}: {why}" for why in reasons]
     metrics = [r.metrics for r in results if r.metrics is not None]
+    # One certificate over every process's frames (a segment each): the late share of K calls served together.
+    certified, probe.frames_to_certify = late_certificate([m.samples_ms for m in metrics], metrics[0].frame_budget_ms,
+                                                          criteria)
     probe.frames = min(m.frames for m in metrics)
     probe.step_p50_ms = sorted(m.ms_per_step.p50 for m in metrics)[len(metrics) // 2]
     probe.step_p99_ms = max(m.ms_per_step.p99 for m in metrics)
@@ -76,11 +119,16 @@ def judge_processes(batch: ProcessBatch, count: int, session: Session, criteria:
     joules = [m.telemetry_summary.joules_per_audio_second for m in metrics
               if m.telemetry_summary is not None and m.telemetry_summary.joules_per_audio_second is not None]
     probe.joules_per_audio_s = sum(joules) / len(joules) if joules else None
-    probe.verdict = "realtime" if realtime else "late"
+    probe.verdict = "realtime" if realtime else "disturbed" if disturbed else "late"
+    if count > 1 and not realtime and any("disturbed" in why for why in probe.reasons):
+        probe.notes.append(f"judged late, not disturbed: the CPU the {count} processes took from each other is what "
+                           "this probe measures, and the disturbance rule cannot tell it from another process's")
     if not probe.together:
         probe.notes.append("a process waited past the start barrier's timeout: the calls did not all overlap")
     if realtime and not certified:
-        probe.notes.append(f"real time over {probe.frames} frames per process, not certified by the GO rule")
+        probe.notes.append(f"real time over {probe.frames} frames per process, not certified by the GO rule"
+                           + (f": {probe.frames_to_certify} more frames (all processes together) would certify it"
+                              if probe.frames_to_certify else ": more frames cannot at this late rate"))
     return probe
 
 
@@ -120,7 +168,10 @@ def predict(run: RunConfig, session: Session, criteria: Criteria, *, single: Opt
 
 def process_capacity(runner: ProcessRunner, run: RunConfig, session: Session, criteria: Criteria, *,
                      spec: CapacitySpec, single: Optional[RunResult], deadline_ms: float,
-                     torch_threads: Optional[int], note: Callable[[str], None]) -> Optional[ProcessCapacity]:
+                     torch_threads: Optional[int], note: Callable[[str], None],
+                     keep: Callable[[ProcessCapacity], None] = lambda so_far: None) -> Optional[ProcessCapacity]:
+    """The server-process figure, measured (or predicted); `keep` gets the figure so far after every K probe, for
+    the runner to write (an interrupted search keeps every finished probe)."""
     if spec.processes == "off":
         return None
     max_k = spec.max_processes or spec.max_sessions
@@ -145,11 +196,24 @@ def process_capacity(runner: ProcessRunner, run: RunConfig, session: Session, cr
             return None
         return f"predicted not to fit: {k} processes of {per / 2**20:.0f} MiB" if per else "predicted not to fit"
 
+    done: list[ProcessProbe] = []
+
     def measure(k: int) -> ProcessProbe:
         probe = judge_processes(runner.processes(run, k), k, session, criteria)
+        if probe.verdict == "disturbed":  # the machine's, not the processes': measured once more (the re-run)
+            note(f"  capacity {run.name}: {k} server process(es) disturbed ({probe.reasons[0]}); measuring again")
+            probe = judge_processes(runner.processes(run, k), k, session, criteria)
         note(f"  capacity {run.name}: {k} server process(es) {probe.verdict}"
              + (f", worst p99 {probe.step_p99_ms:.1f} ms" if probe.step_p99_ms is not None else "")
              + (f" ({probe.reasons[0]})" if probe.reasons else ""))
+        done.append(probe)
+        ceiling = min((p.processes for p in done if p.verdict != "realtime"), default=None)
+        best = max((p.processes for p in done if p.verdict == "realtime" and (ceiling is None or p.processes < ceiling)),
+                   default=0)
+        keep(out.model_copy(update={"how": "measured", "max_realtime_processes": best, "limited_by": "interrupted",
+                                    "probes": sorted(done, key=lambda p: p.processes),
+                                    "notes": [f"search interrupted after {len(done)} K probe(s): {best} is a lower "
+                                              "bound"]}))
         return probe
 
     probes, best, limited = search(max_k, fits, measure,

@@ -37,7 +37,7 @@ from harness.report.render import write_report
 from harness.scenario.load import LoadedScenario
 from harness.session import assemble, capacity
 from harness.session.display import RunDisplay
-from harness.session.processes import ProcessBatch
+from harness.session.processes import ProcessBatch, stop_workers
 from harness.session.resume import plan_resume, scenario_order
 from harness.session.run_rules import (
     Skip,
@@ -126,6 +126,7 @@ class ScenarioRunner:
                         weights_path=str(self.loaded.weights_path) if self.loaded.weights_path else None,
                         join_at_tick=(join.at_tick or frames // 2) if join else None,
                         join_warmup_steps=join.warmup_steps if join else 0,
+                        join_mode=join.mode if join else "interleaved",
                         frames=frames, warmup_frames=self.warmup_for(run), batch_size=batch,
                         torch_threads=s.torch_threads, seed=s.seed, scratch_dir=str(work / "scratch"),
                         paced_frame_ms=s.frame_budget_ms if paced else None,
@@ -268,9 +269,11 @@ class ScenarioRunner:
                 result = self._capacity(run, session, display) if run.capacity else self._execute(run, display)
             except KeyboardInterrupt as exc:
                 why = getattr(exc, "reason", "interrupted by the user (Ctrl-C)")
-                session.runs.append(RunResult(name=run.name, config=run, status="failed",
-                                              reason=f"{why}: the worker was stopped with its process group",
-                                              measurement_key=key))
+                kept = getattr(exc, "kept", None)  # a capacity search's finished probes (harness.session.capacity)
+                session.runs = [r for r in session.runs if r.name != run.name] + [
+                    kept.model_copy(update={"measurement_key": key}) if kept is not None else
+                    RunResult(name=run.name, config=run, status="failed",
+                              reason=f"{why}: the worker was stopped with its process group", measurement_key=key)]
                 raise
         result.measurement_key = key
         if run.capacity is not None and result.config.batch_size:
@@ -283,7 +286,7 @@ class ScenarioRunner:
     def _capacity(self, run: RunConfig, session: Session, display: RunDisplay) -> RunResult:
         """A capacity search (harness.session.capacity): probes are this runner's worker runs at each size."""
         scenario = self.loaded.scenario
-        frames = self.options.frames or max(self.frames, capacity.ticks_to_certify(scenario.criteria))
+        frames = self.frames  # the scenario's (or --frames): judged by the timing rule, certification said beside
         runner = self
 
         class Probes:
@@ -310,7 +313,13 @@ class ScenarioRunner:
                                      plan_target=from_machine(self.machine) if self.machine else None,
                                      host_memory_limit_bytes=scenario.host_memory_limit_bytes,
                                      option_usd=self.options.gpu_hour_usd, paced=scenario.pace is Pace.realtime,
-                                     torch_threads=scenario.torch_threads)
+                                     torch_threads=scenario.torch_threads, keep=lambda partial: self._keep(session,
+                                                                                                         partial))
+
+    def _keep(self, session: Session, partial: RunResult) -> None:
+        """A capacity search's result so far, on disk after every probe (atomically): nothing measured is lost."""
+        session.runs = [r for r in session.runs if r.name != partial.name] + [partial]
+        write_session(session, self.out_dir)
 
     def _together(self, run: RunConfig, count: int, frames: int) -> ProcessBatch:
         """`count` one-call server processes (batch 1) at once: each its own worker, started together by a barrier
@@ -330,13 +339,17 @@ class ScenarioRunner:
         for thread in threads:
             thread.start()
         together = True
-        while any(t.is_alive() for t in threads):
-            ready = len(list(barrier.glob("ready.*")))
-            gone = sum(1 for t in threads if not t.is_alive())  # ended before the barrier: it cannot come
-            if ready + gone >= count and not (barrier / "go").exists():
-                together = gone == 0
-                (barrier / "go").touch()
-            time.sleep(0.05)
+        try:
+            while any(t.is_alive() for t in threads):
+                ready = len(list(barrier.glob("ready.*")))
+                gone = sum(1 for t in threads if not t.is_alive())  # ended before the barrier: it cannot come
+                if ready + gone >= count and not (barrier / "go").exists():
+                    together = gone == 0
+                    (barrier / "go").touch()
+                time.sleep(0.05)
+        except BaseException:  # Ctrl-C / SIGTERM reach this thread only: stop the K workers the others watch
+            stop_workers([self.out_dir / WORK_DIR / r.name / "job.json" for r in runs], threads)
+            raise
         for thread in threads:
             thread.join()
         results = [assemble.from_workers(runs[i], [o], frame_budget_ms=self.loaded.scenario.frame_budget_ms,

@@ -1,10 +1,14 @@
-"""The size search both capacity figures use (sessions in lockstep, server processes): pure, sizes in, probes out."""
+"""The size search both capacity figures use (sessions in lockstep, server processes): pure, sizes in, probes out;
+and the late-share certificate both report beside their timing rule."""
 
 from __future__ import annotations
 
 from typing import Callable, Optional, Protocol, TypeVar
 
 from harness.records.capacity import LimitedBy
+from harness.records.scenario import Criteria
+from harness.records.verdict import RunAssessment
+from harness.stats.certify import certify_step_times
 
 
 class Probe(Protocol):
@@ -63,5 +67,22 @@ def _double_then_bisect(max_size: int, passes: Callable[[int], bool], verdicts: 
                 failing = mid
     if failing is None:
         return probes, best, "max_sessions"
-    limited: LimitedBy = {"late": "time", "memory": "memory"}.get(verdicts[failing], "failed")  # type: ignore
+    limited: LimitedBy = {"late": "time", "memory": "memory",  # type: ignore[assignment]
+                          "disturbed": "disturbed"}.get(verdicts[failing], "failed")
     return probes, best, limited
+
+
+def late_certificate(segments: list[list[float]], budget_ms: float, criteria: Criteria) -> tuple[bool, Optional[int]]:
+    """(certified, more ticks that would certify it; None: more cannot at this late rate) of the late share of
+    one probe's frames, one segment per process (harness.stats.certify, the GO rule's certificate)."""
+    certificate = certify_step_times(segments, criteria.deadline_ms(budget_ms), criteria.burst_frames,
+                                     criteria.late_frame_target, criteria.confidence)
+    return certificate.certified, (None if certificate.certified else certificate.frames_to_certify)
+
+
+def timing_passed(assessed: RunAssessment) -> tuple[bool, list[str]]:
+    """(passed, reasons) of the timing rule from an assessment under `criteria.timing_only()`: its only possible
+    lack of evidence is the late share's certificate, reported beside the probe, so "not enough evidence" passed."""
+    if assessed.outcome == "not enough evidence":
+        return True, []
+    return assessed.realtime, list(assessed.reasons)

@@ -143,7 +143,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         joined: list = []  # the JoiningLoop, when a session joins mid-run
         gate = _StartGate(job, reply, sampler, built.device)
         with sampler if sampler is not None else nullcontext():
-            loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames,
+            loop = run_frame_loop(built.mimi, built.lm_gen, built.device, frames=job.frames + _join_ticks(job),
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
                                   on_frame=gate.wrap(progress.frame), paced_frame_ms=job.paced_frame_ms,
                                   other_mimi=built.other_mimi, serving=job.serving, persona=job.persona,
@@ -251,11 +251,23 @@ def _loop_factory(job: BenchJob, joined: list):  # noqa: ANN202 - a FrameLoop fa
 
     def make(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - FrameLoop's signature
         loop = JoiningLoop(*args, join_index=job.warmup_frames + min(job.join_at_tick, job.frames - 1),
-                           warmup_steps=steps, prefill=prefill, **kwargs)
+                           warmup_steps=steps, prefill=prefill, mode=job.join_mode, persona=persona, **kwargs)
         joined.append(loop)
         return loop
 
     return make
+
+
+def _join_ticks(job: BenchJob) -> int:
+    """Ticks an interleaved join adds to the run: its prompt is stepped one step per tick, the others streaming,
+    so the live ticks after it stay as many as asked."""
+    if job.join_at_tick is None or job.batch_size < 2 or job.join_mode != "interleaved":
+        return 0
+    if job.persona is None:
+        return job.join_warmup_steps
+    from harness.worker.pipeline.lockstep import prompt_steps
+
+    return prompt_steps(job.persona)
 
 
 def _fidelity(job: BenchJob, box: list, weights: str) -> "FidelityReading":
@@ -283,7 +295,8 @@ def _admission(job: BenchJob, joined: list) -> "AdmissionSample | None":
     join = joined[0].join
     return AdmissionSample(slot=join.slot, at_tick=join.at_index - job.warmup_frames, warmup_steps=join.warmup_steps,
                            reset_ms=join.reset_ms, prefill_ms=join.prefill_ms, tick_ms=list(join.tick_ms),
-                           persona=join.persona)
+                           persona=join.persona, mode=join.mode, prompt_ticks=join.prompt_ticks,
+                           handshake_ms=join.handshake_ms)
 
 
 def _sampler(hz: float, gpu_index: "int | None"):  # noqa: ANN202 - TelemetrySampler, imported lazily

@@ -17,7 +17,7 @@ from harness.records.config import RunConfig
 from harness.records.identity import measurement_of
 from harness.records.scenario import Criteria, Scenario
 from harness.scenario.expand import expand_runs
-from harness.session.capacity import cost_line, memory_slope, search, ticks_to_certify
+from harness.session.capacity import best_so_far, cost_line, memory_slope, search, ticks_to_certify
 from harness.session.size_search import OutOfTime
 from harness.worker.describe import describe_preset
 
@@ -208,3 +208,19 @@ def test_idle_power_comes_from_the_workers_idle_window() -> None:
     out = summarize_telemetry(series, 2.0, 3.9, audio_s=1.9, idle_window=[0.5, 1.5])
     assert out.idle_power_w == 80.0 and out.gpu_power_mean_w == 400.0
     assert summarize_telemetry(series, 2.0, 3.9, audio_s=1.9).idle_power_w is None
+
+
+def test_a_size_disturbed_twice_stops_the_search_as_disturbed_not_late() -> None:
+    """A probe the verdict's rule says to re-run (the machine, not the configuration) is not evidence that the size
+    misses: the search says it stopped on a disturbed machine."""
+    def measure(n: int) -> CapacityProbe:
+        return CapacityProbe(sessions=n, verdict="realtime" if n < 4 else "disturbed", ran=True)
+
+    probes, best, limited = search(64, lambda n: None, measure)
+    assert best == 3 and limited == "disturbed" and [p.sessions for p in probes] == [1, 2, 4, 3]
+
+
+def test_what_an_unfinished_search_has_shown() -> None:
+    assert best_so_far([]) == 0
+    assert best_so_far([_probe(1, True), _probe(2, True), _probe(4, False)]) == 2
+    assert best_so_far([_probe(1, True), _probe(2, False), _probe(4, True)]) == 1  # never above a failing size

@@ -132,10 +132,11 @@ def _plan(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, batch: int, device: t
 
 
 def _forced_step(lm_gen: LMGen, user: torch.Tensor, agent: torch.Tensor, text: int,
-                 only: Optional[torch.Tensor] = None) -> None:
+                 only: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
     """One prompt step: the whole LM step (transformer and depformer), then the prompt's own text and agent
-    tokens where the step wrote its samples (only in the slots of `only`, when a caller joins a batch)."""
-    lm_gen.step(user)
+    tokens where the step wrote its samples (only in the slots of `only`, when a caller joins a batch). Returns
+    the step's output tokens (the other slots' audio when the prompt is stepped inside a batch's tick)."""
+    out = lm_gen.step(user)
     state = lm_gen._streaming_state
     cache = state.cache
     position = (state.offsets % cache.shape[2])[:, None, None]
@@ -147,6 +148,7 @@ def _forced_step(lm_gen: LMGen, user: torch.Tensor, agent: torch.Tensor, text: i
                                  cache[:, AGENT_ROWS].gather(2, position.expand(-1, 8, -1)))
     cache[:, :1].scatter_(2, position, text_rows)
     cache[:, AGENT_ROWS].scatter_(2, position.expand(-1, 8, -1), agent_rows)
+    return out
 
 
 class StepTimer:
