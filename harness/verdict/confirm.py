@@ -15,12 +15,11 @@ from typing import Optional
 from harness.records.scenario import Criteria
 from harness.records.schema import Session
 from harness.records.verdict import Confirmation
+from harness.verdict.assess import assess_run
 
 
 def confirmation(session: Session, criteria: Criteria, recommended: str) -> Optional[Confirmation]:
     """The confirmation of `recommended`, or None when none ran (for it)."""
-    from harness.verdict.recommend import assess_run  # the verdict's own rule; imported here to avoid a cycle
-
     run = session.confirmation
     if run is None or run.name != recommended:
         return None
