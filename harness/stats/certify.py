@@ -49,7 +49,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import beta
+from scipy.stats import beta, binom
 
 # A frame above this share of the deadline (and in the run's top 1%) is near late: see the module docstring.
 NEAR_LATE_SHARE = 0.9
@@ -57,8 +57,8 @@ NEAR_LATE_QUANTILE = 99.0
 
 
 def late_rate_upper_bound(late: int, trials: int, confidence: float) -> float:
-    """One-sided Clopper-Pearson upper bound on the share of late trials, for independent trials (b = 1 is close to
-    it; kept for the capacity probes' and the tests' independent-frame figures)."""
+    """One-sided Clopper-Pearson upper bound on the share of late trials, for independent trials (the certificate
+    for bursts of one frame)."""
     if trials <= 0 or late >= trials:
         return 1.0
     return float(beta.ppf(confidence, late + 1, trials - late))
@@ -75,10 +75,13 @@ def _log_tail(mu: float, k: float) -> float:
 
 
 def burst_upper_bound(late_frames: int, frames: int, burst: int, confidence: float) -> float:
-    """Upper confidence bound on the late-frame share from `late_frames` of `frames`, bursts of up to `burst`."""
+    """Upper confidence bound on the late-frame share from `late_frames` of `frames`, bursts of up to `burst`
+    (bursts of one frame: independent frames, for which Clopper-Pearson is exact and tighter)."""
     if frames <= 0:
         return 1.0
     b = max(1, burst)
+    if b == 1:
+        return late_rate_upper_bound(late_frames, frames, confidence)
     k = late_frames / b
     target_log = math.log(1.0 - confidence)
     # The bound at mu falls from 0 (mu = k) towards -inf: find mu where it equals log(1 - c).
@@ -95,6 +98,8 @@ def shown_above(late_frames: int, frames: int, burst: int, target: float, confid
     if frames <= 0:
         return False
     b = max(1, burst)
+    if b == 1:  # independent frames: the binomial tail itself
+        return late_frames > frames * target and float(binom.sf(late_frames - 1, frames, target)) <= 1.0 - confidence
     mu, k = frames * target / b, late_frames / b
     return k > mu and _log_tail(mu, k) <= math.log(1.0 - confidence)
 
@@ -121,7 +126,9 @@ def frames_to_reach(late_share: float, burst: int, target: float, confidence: fl
 
 def clean_frames_to_certify(burst_frames: int, target: float, confidence: float) -> int:
     """Frames with none late that certify `target` at `confidence` for bursts of `burst_frames` (4606 for 1%, 99%,
-    10): what a scenario must measure by default to be able to conclude."""
+    10; 459 for independent frames): what a scenario must measure by default to be able to conclude."""
+    if burst_frames <= 1:
+        return math.ceil(math.log(1.0 - confidence) / math.log(1.0 - target) - 1e-9)
     return math.ceil(max(1, burst_frames) * math.log(1.0 / (1.0 - confidence)) / target - 1e-9)
 
 

@@ -13,10 +13,22 @@ import pytest
 
 from harness.records.scenario import Criteria, Scenario
 from harness.session.run_rules import frames_to_measure
-from harness.stats.certify import (burst_upper_bound, certify_late_share, certify_step_times, clean_frames_to_certify,
-                                   frames_to_reach, late_runs, shown_above)
-from tests.benchmarks.burst_certification import (certified_flags_share, certified_share, fixed_bursts, isolated,
-                                                  markov_bursts)
+from harness.stats.certify import (
+    burst_upper_bound,
+    certify_late_share,
+    certify_step_times,
+    clean_frames_to_certify,
+    frames_to_reach,
+    late_runs,
+    shown_above,
+)
+from tests.benchmarks.burst_certification import (
+    certified_flags_share,
+    certified_share,
+    fixed_bursts,
+    isolated,
+    markov_bursts,
+)
 
 RUNS = 2000
 CLEAN = 4606
@@ -96,14 +108,16 @@ def test_a_late_share_above_the_target_is_shown_not_just_uncertified() -> None:
 
 def test_default_frames_follow_the_criteria_and_explicit_frames_are_kept() -> None:
     independent = Criteria(burst_frames=1)
-    assert frames_to_measure(Scenario(name="s", preset="personaplex-tiny", criteria=independent)) == 461
+    assert frames_to_measure(Scenario(name="s", preset="personaplex-tiny", criteria=independent)) == 459
     assert frames_to_measure(Scenario(name="s", preset="personaplex-tiny", frames=30)) == 125  # min_seconds at 80 ms
     assert frames_to_measure(Scenario(name="s", preset="personaplex-tiny"), override=7) == 7
 
 
-def test_independent_frames_bound_is_close_to_clopper_pearson() -> None:
-    cert = certify_late_share([np.zeros(461, dtype=bool)], 1, 0.01, 0.99)
+def test_independent_frames_bound_is_clopper_pearson() -> None:
+    cert = certify_late_share([np.zeros(459, dtype=bool)], 1, 0.01, 0.99)
     assert cert.certified and cert.upper == pytest.approx(0.01, rel=0.01)
+    assert not certify_late_share([np.zeros(458, dtype=bool)], 1, 0.01, 0.99).certified
+    assert shown_above(15, 459, 1, 0.01, 0.99) and not shown_above(8, 459, 1, 0.01, 0.99)
 
 
 def test_a_run_that_is_certainly_not_real_time_stops_early_and_a_good_one_never_does() -> None:

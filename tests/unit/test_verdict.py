@@ -238,3 +238,15 @@ def test_on_sm_120_the_recommendation_names_a_server_with_kernels() -> None:
     only = decide(_blackwell(_session([_run("bf16", [30.0] * 4606, serving="personaplex-server")])), Criteria())
     assert only.go and only.recommended is not None and "sm_120" in only.recommended.software_note, \
         "the only real-time frame is still recommended, with what its software needs"
+
+
+def test_fail_on_nogo_tells_no_from_not_yet() -> None:
+    """--fail-on-nogo: 3 when the evidence says no, 8 when more evidence (or a quiet machine) would decide, 0 GO."""
+    from harness.records.exits import Exit
+    from harness.verdict.endpoint import gate_exit
+
+    clean = decide(_session([_run("graphs", [40.0] * 4606)]), Criteria())
+    short = decide(_session([_run("graphs", [40.0] * 500)]), Criteria())
+    slow = decide(_session([_run("graphs", [95.0] * 500)]), Criteria())
+    assert [gate_exit(v) for v in (clean, short, slow)] == [Exit.OK, Exit.UNDECIDED, Exit.NOGO]
+    assert (short.decision, slow.decision) == ("INCONCLUSIVE", "NO-GO") and int(Exit.UNDECIDED) == 8
