@@ -52,6 +52,12 @@ def _real_probe_when_marked(request: pytest.FixtureRequest, monkeypatch: pytest.
         monkeypatch.delenv(_PROBE_CACHE, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_ci_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports written by tests never reach the CI job's step summary (a test that checks it sets its own)."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture
 def write_scenario(tmp_path: Path) -> Callable[..., Path]:
     def write(text: str, name: str = "scenario.yaml") -> Path:

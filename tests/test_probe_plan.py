@@ -82,8 +82,9 @@ def test_plan_rtx5090_and_other_gpus() -> None:
 
 def test_plan_exact_gpus_laptops_and_cards_not_in_the_table() -> None:
     l40s = json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "NVIDIA L40S", "--json").stdout)
-    assert l40s["target"].startswith("NVIDIA L40S (48 GiB") and l40s["bandwidth_gbs"] == 864
-    assert all(p["device_capacity_bytes"] == 48 * 2**30 for p in l40s["plans"])
+    # memory as the card reports it (ECC on): 46068 MiB, not the 48 GB it is sold as
+    assert l40s["target"].startswith("NVIDIA L40S (46068 MiB as nvidia-smi reports") and l40s["bandwidth_gbs"] == 864
+    assert all(p["device_capacity_bytes"] == 46068 * 2**20 for p in l40s["plans"])
     laptop = json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--gpu", "NVIDIA GeForce RTX 5090 Laptop GPU",
                                 "--json").stdout)
     assert laptop["bandwidth_gbs"] == 896 and all(p["device_capacity_bytes"] == 24 * 2**30 for p in laptop["plans"])
@@ -139,3 +140,24 @@ def test_cuda_run_forced_on_a_cpu_machine_is_diagnosed(tmp_path: Path) -> None:
                           started_at=utc_now())
     assert result.status == "failed" and result.diagnosis is not None and result.diagnosis.kind == "no_cuda"
     assert "device: cpu" in result.diagnosis.remedy
+
+
+def test_plan_reads_in_100_columns_with_every_run_name_whole() -> None:
+    """A pipe wraps at the width it is given (COLUMNS=100, no longer forced to 120); the default tables fit it and
+    never cut a run's name; --wide adds where each predicted step goes."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, COLUMNS="100", PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get(
+        "PYTHONPATH", "")) if p))
+    done = subprocess.run([sys.executable, "-m", "harness", "plan", "scenarios/rtx5090.yaml", "--wide"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    names = [p["run"] for p in json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--json").stdout)["plans"]]
+    for name in names:  # whole, on one line, in the step table (its rows start with the name)
+        assert sum(1 for line in lines if line.split() and line.split()[0] == name) >= 3, name
+    assert "where each predicted step goes" in done.stdout

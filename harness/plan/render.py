@@ -6,9 +6,11 @@ import json
 import os
 from typing import Any, Optional
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from harness.knowledge.platforms import target_hazards
 from harness.plan.memory import GIB
 from harness.plan.scenario_plan import ScenarioPlan
 from harness.records.plan import RunPlan
@@ -39,15 +41,26 @@ def _notes(plan: RunPlan) -> str:
     return "; ".join([f"[red]{b}[/]" for b in blockers] + [f"[yellow]{w}[/]" for w in warnings])
 
 
+def _compact(title: str, plans: list[RunPlan]) -> Table:
+    """Tables that read in 100 columns: light borders, no outer padding; a run's name is never cut."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run", no_wrap=True, min_width=max([len(p.run) for p in plans] + [3]))
+    return table
+
+
+def _of(used: Optional[int], capacity: Optional[int]) -> str:
+    return "-" if used is None else f"{_gib(used)}/{_gib(capacity)}" if capacity else _gib(used)
+
+
 def _table(title: str, plans: list[RunPlan]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("run", "runs?", "memory", "GPU GiB", "of", "host GiB", "of", "floor ms", "blockers; warnings"):
-        table.add_column(column, justify="right" if "GiB" in column or column in {"of", "floor ms"} else "left",
-                         overflow="fold")
+    table = _compact(title, plans)
+    for column in ("runs?", "GPU GiB/of", "host GiB/of", "floor ms"):
+        table.add_column(column, justify="left" if column == "runs?" else "right", no_wrap=True)
+    table.add_column("blockers; warnings", overflow="fold")
     for plan in plans:
-        table.add_row(plan.run, _fits(plan), _memory(plan), _gib(plan.device_peak_bytes),
-                      _gib(plan.device_capacity_bytes), _gib(plan.host_peak_bytes), _gib(plan.host_capacity_bytes),
-                      _floor(plan), _notes(plan))
+        runs = _fits(plan) + ("" if plan.fits_memory else " [red](memory)[/]")
+        table.add_row(plan.run, runs, _of(plan.device_peak_bytes, plan.device_capacity_bytes),
+                      _of(plan.host_peak_bytes, plan.host_capacity_bytes), _floor(plan), _notes(plan))
     return table
 
 
@@ -64,29 +77,43 @@ def _usd(value: Optional[float]) -> str:
 
 
 def step_table(title: str, plans: list[RunPlan]) -> Table:
-    """Predicted step time per run, with its parts, sessions, processes and cost."""
-    table = Table(title=title, title_justify="left")
-    for column in ("run", "mode", "p50 ms (band)", "real time?", "GPU ms (parts)", "host ms", "kernels",
-                   "host ops", "lockstep sessions", "server processes (mem, time)", "$/conv-hour (procs | lockstep)"):
-        table.add_column(column, justify="left" if column in {"run", "mode"} else "right", overflow="fold")
+    """Predicted step time per run, with sessions, processes and cost (the parts: `parts_table`, --wide)."""
+    table = _compact(title, plans)
+    for column in ("p50 (band)", "real time?", "procs", "lockstep", "$/conv-h"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for plan in plans:
+        serving = plan.serving
+        if plan.step_parts is None:
+            table.add_row(plan.run, "-", "not predicted", "", "", "")
+            continue
+        realtime = (plan.predicted_realtime or "-") + ("" if plan.feasible else " (blocked)")
+        table.add_row(plan.run, _band(plan), realtime,
+                      f"{serving.server_processes}" if serving else "-",
+                      str(serving.lockstep_sessions) if serving else "-",
+                      f"{_usd(serving.usd_per_conversation_hour_processes)} | "
+                      f"{_usd(serving.usd_per_conversation_hour_lockstep)}" if serving else "-")
+    return table
+
+
+def parts_table(title: str, plans: list[RunPlan]) -> Table:
+    """Where each predicted step goes: the device's parts, the host's dispatch, kernels and ops (--wide)."""
+    table = _compact(title, plans)
+    for column in ("mode", "GPU ms (parts)", "host ms", "kernels", "host ops", "procs (mem, time)"):
+        table.add_column(column, justify="left" if column in {"mode", "GPU ms (parts)"} else "right",
+                         overflow="fold")
     for plan in plans:
         parts, serving = plan.step_parts, plan.serving
         if parts is None:
-            table.add_row(plan.run, "-", "-", "-", "not predicted: the target lacks what the model needs", "", "",
-                          "", "", "", "")
+            table.add_row(plan.run, "-", "not predicted: the target lacks what the model needs", "", "", "", "")
             continue
         named = (("bw", parts.bandwidth_ms), ("flops", parts.compute_ms), ("link", parts.link_ms),
                  ("kernels", parts.kernel_ms))
         gpu = f"{parts.gpu_ms:.1f}: " + " + ".join(f"{v:.1f} {k}" for k, v in named if v > 0.05)
-        realtime = plan.predicted_realtime or "-"
-        if not plan.feasible:
-            realtime += " (blocked)"
-        table.add_row(
-            plan.run, parts.mode, _band(plan), realtime, gpu, f"{parts.host_ms:.1f}", str(parts.kernels),
-            str(parts.host_ops), str(serving.lockstep_sessions) if serving else "-",
-            f"{serving.server_processes} ({serving.processes_by_memory}, {serving.processes_by_time})" if serving else "-",
-            f"{_usd(serving.usd_per_conversation_hour_processes)} | {_usd(serving.usd_per_conversation_hour_lockstep)}"
-            if serving else "-")
+        if parts.mode != "cpu" and parts.measured_ms:
+            gpu += f"; then {parts.measured_ms:.1f} server tail (Opus, PCM copy)"
+        table.add_row(plan.run, parts.mode, gpu, f"{parts.host_ms:.1f}", str(parts.kernels), str(parts.host_ops),
+                      f"{serving.server_processes} ({serving.processes_by_memory}, {serving.processes_by_time})"
+                      if serving else "-")
     return table
 
 
@@ -126,10 +153,22 @@ def _breakdown(plan: RunPlan) -> Table:
 
 
 def _verdict(result: ScenarioPlan) -> str:
-    runnable = [p for p in result.plans if p.feasible]
-    if runnable:
-        names = ", ".join(p.run for p in runnable)
-        return f"[bold green]runs predicted to work[/]: {names}"
+    """"Predicted to work" = fits (memory, software) AND real time by the one rule (predicted p99, the band's high
+    end, within the deadline); runs that fit but may or may not be real time are named apart."""
+    working = [p for p in result.plans if p.feasible and p.predicted_realtime in ("yes", None)]
+    maybe = [p for p in result.plans if p.feasible and p.predicted_realtime == "uncertain"]
+    slow = [p for p in result.plans if p.feasible and p.predicted_realtime == "no"]
+    if working or maybe or slow:
+        lines = []
+        if working:
+            lines.append(f"[bold green]runs predicted to work[/] (fit, and real time by the rule): "
+                         f"{', '.join(p.run for p in working)}")
+        if maybe:
+            lines.append(f"[bold yellow]fit, real time uncertain[/] (the band straddles the {result.deadline_ms:g} ms "
+                         f"deadline: measure them): {', '.join(p.run for p in maybe)}")
+        if slow:
+            lines.append(f"[bold red]fit but predicted not real time[/]: {', '.join(p.run for p in slow)}")
+        return "\n".join(lines)
     fitting = [p for p in result.alternatives if p.fits_memory]
     if not fitting:
         return "[bold red]no configuration of this preset fits in memory on this target[/]"
@@ -149,9 +188,14 @@ def _target_notes(result: ScenarioPlan) -> list[Any]:
     notes: list[Any] = []
     if target.has_gpu and target.bandwidth_gbs:
         how = "measured here" if target.bandwidth_measured else (target.source or "the scenario's target")
-        notes.append(Text(f"GPU: {target.vram_bytes / GIB if target.vram_bytes else 0:.0f} GiB, "
+        notes.append(Text(f"GPU: {target.vram_bytes / 2**20 if target.vram_bytes else 0:.0f} MiB "
+                          f"({target.vram_bytes / GIB if target.vram_bytes else 0:.1f} GiB), "
                           f"{target.bandwidth_gbs:g} GB/s memory bandwidth, host link {target.host_link_gbs:g} GB/s "
                           f"(source: {how})"))
+    for hazard in target_hazards(os=target.os, memory_kind=target.memory_kind, cc=target.compute_capability,
+                                 wsl_version=target.wsl_release):
+        notes.append(Text(f"hazard ({hazard.key}): {hazard.what}\n  -> {hazard.fix}\n  source: {hazard.source}",
+                          style="yellow"))
     if target.unified and target.vram_bytes:
         over = [p.run for p in result.plans
                 if (p.device_peak_bytes or 0) + p.host_peak_bytes > target.vram_bytes]
@@ -162,22 +206,33 @@ def _target_notes(result: ScenarioPlan) -> list[Any]:
     return notes
 
 
-def plan_tables(result: ScenarioPlan) -> list[Any]:
+def plan_tables(result: ScenarioPlan, wide: bool = False) -> list[Any]:
+    """The plan for a terminal: every table fits 100 columns; `wide` adds the memory breakdown and where each
+    predicted step goes."""
     arch = result.architecture
     header = Text.from_markup(
         f"[bold]{result.scenario}[/]: preset {result.preset} ({arch.lm_parameters / 1e9:.2f}e9 LM parameters, "
         f"Mimi {arch.mimi_parameters / 1e6:.1f}e6) on [bold]{result.target.label}[/]\n"
-        "floor = bytes read per step / memory bandwidth (the roofline); real time needs under 80 ms per step")
+        "floor = bytes read per step / memory bandwidth (the roofline). Real time (one rule, as the verdict's): "
+        f"p99 within the deadline, {result.deadline_ms:g} ms (the frame budget less the criteria's headroom); a "
+        "prediction's p99 is its band's high end")
     out: list[Any] = [header, *_target_notes(result), _table("scenario runs", result.plans)]
     first = next((p for p in result.plans if p.feasible), result.plans[0] if result.plans else None)
-    if first is not None:
+    if first is not None and wide:
         out.append(_breakdown(first))
     blockers = {(i.what, i.remedy) for p in result.plans for i in p.issues if i.severity == "blocker"}
     if blockers:
         out.append(Text("blockers and their remedies:\n" + "\n".join(f"  - {what}\n    -> {remedy}"
                                                                      for what, remedy in sorted(blockers))))
-    out.append(step_table("predicted step time (ms per 80 ms frame; band: low-high)", result.plans))
+    out.append(step_table("predicted step time (ms per 80 ms frame; band: low-high) and capacity", result.plans))
+    out.append(Text("procs: one-call server processes per GPU; lockstep: sessions one batching process holds; "
+                    "$/conv-h: per conversation-hour with processes | in lockstep", style="dim"))
+    if wide:
+        out.append(parts_table("where each predicted step goes", result.plans))
     out += _step_notes(result)
+    if not wide:
+        out.append(Text("--wide: the memory breakdown and where each predicted step goes (mode, parts, kernels)",
+                        style="dim"))
     out.append(Text.from_markup(_verdict(result)))
     out.append(_table("other configurations on this target", result.alternatives))
     return out

@@ -113,7 +113,7 @@ class ScenarioRunner:
         return f"not started: the session's --time-limit of {self.options.time_limit_s:g} s was reached"
 
     def _job(self, run: RunConfig, work: Path, env: dict[str, str], frames: Optional[int] = None,
-             barrier: Optional[Path] = None, paced: bool = False) -> BenchJob:
+             barrier: Optional[Path] = None, paced: bool = False, fidelity: bool = False) -> BenchJob:
         s = self.loaded.scenario
         frames = frames or self.frames
         # Server processes measured together run at real-time pace whatever the scenario's: a server's frames
@@ -135,7 +135,10 @@ class ScenarioRunner:
                         barrier_timeout_s=self._timeout(run),
                         # capacity runs price energy at real-time pace: the device's power between frames
                         idle_window_s=IDLE_WINDOW_S if run.capacity is not None and run.device is Device.cuda else 0.0,
-                        stop=self._early_stop(run, frames) if barrier is None else None)
+                        stop=self._early_stop(run, frames) if barrier is None else None,
+                        input_wav=None if s.input == "synthetic" else s.input,
+                        # as many frames as the timed run, up to the scenario's: a 3-frame smoke compares 3
+                        fidelity_frames=min(s.fidelity.frames, frames) if fidelity else 0)
 
     def _early_stop(self, run: RunConfig, frames: int) -> Optional[EarlyStop]:
         """Stop a run once it is certainly not real time (harness.contract.stopping); not a capacity probe, whose
@@ -171,7 +174,9 @@ class ScenarioRunner:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         env = worker_env(run, self.loaded.scenario.torch_threads)
-        job = self._job(run, work, env, frames, barrier, paced)
+        # Fidelity once per configuration: its first process, not a confirmation, a capacity probe or K servers.
+        fidelity = index == 0 and not paced and barrier is None and run.capacity is None
+        job = self._job(run, work, env, frames, barrier, paced, fidelity)
         (work / "job.json").write_text(to_json(job))
 
         def on_event(event: ProgressEvent) -> None:
@@ -229,7 +234,8 @@ class ScenarioRunner:
 
     def _measurement(self, run: RunConfig, session: Session) -> Measurement:
         return measurement_of(session.scenario, run, weights=session.weights, frames=self.frames,
-                              warmup=self.warmup_for(run), software=session.machine.packages)
+                              warmup=self.warmup_for(run), software=session.machine.packages,
+                              env=measurement_env(worker_env(run, self.loaded.scenario.torch_threads)))
 
     def _resolve_all(self, runs: list[RunConfig]) -> list[tuple[RunConfig, Optional[str]]]:
         return resolve_devices(runs, self.machine)
