@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Callable
@@ -14,6 +16,16 @@ import pytest
 # In-process engine tests run eager: moshi would otherwise torch.compile its output norm on the CPU
 # (tens of seconds). Workers get their own setting from the run configuration, not from here.
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
+
+# One probe per kind of probe for the whole session: `harness run` probes this machine in every test that runs it
+# (a probe worker: seconds of torch and bitsandbytes imports and CPU timing), and the machine and software do not
+# change within a session. harness/probe/cache.py keys each reply on all the probe depends on; this folder lives as
+# long as the session. `HARNESS_PROBE_CACHE= pytest ...` (set, empty) runs every probe for real; a test marked
+# `real_probe` (one that checks the probe itself) always does.
+_PROBE_CACHE = "HARNESS_PROBE_CACHE"
+_OWN_PROBE_CACHE = None if _PROBE_CACHE in os.environ else tempfile.mkdtemp(prefix="harness-tests-probe-")
+if _OWN_PROBE_CACHE is not None:
+    os.environ[_PROBE_CACHE] = _OWN_PROBE_CACHE
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "personaplex-tiny"
@@ -26,6 +38,18 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     env = dict(os.environ, COLUMNS="200", PYTHONPATH=path)
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_PROBE_CACHE is not None:
+        shutil.rmtree(_OWN_PROBE_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _real_probe_when_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test marked `real_probe` checks the probe itself: its probes (and its CLI's) run their worker."""
+    if request.node.get_closest_marker("real_probe") is not None:
+        monkeypatch.delenv(_PROBE_CACHE, raising=False)
 
 
 @pytest.fixture(autouse=True)

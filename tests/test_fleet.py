@@ -41,6 +41,7 @@ def _scenario(folder: Path, name: str, frames: int = 8, pace: str = "fast", time
     path.write_text(textwrap.dedent(f"""\
         name: {name}
         preset: {TINY}
+        persona: off  # the fleet's placement and collection are under test, not the persona prefill
         frames: {frames}
         warmup_frames: 2
         pace: {pace}

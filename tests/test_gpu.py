@@ -74,6 +74,7 @@ def test_int8_with_cuda_graphs(tmp_path: Path, write_scenario) -> None:
     assert run.metrics is not None and run.metrics.cuda is not None and run.metrics.cuda.peak_allocated_bytes > 0
 
 
+@pytest.mark.real_probe  # checks the probe itself: its worker runs
 def test_probe_on_a_gpu_machine() -> None:
     report = json.loads(run_cli("probe", "--json").stdout)
     checks = {c["name"]: c for c in report["checks"]}

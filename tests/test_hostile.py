@@ -403,6 +403,7 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
+@pytest.mark.real_probe  # stops a run during its probe worker: the probe must run
 @pytest.mark.parametrize("sig, code, when", [(signal.SIGTERM, 143, "worker"), (signal.SIGHUP, 129, "probe"),
                                              (signal.SIGKILL, -9, "probe")])
 def test_sigterm_and_sighup_end_a_run_like_ctrl_c(sig: signal.Signals, code: int, when: str, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from tests.conftest import cuda_available, run_cli
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.real_probe  # checks the probe itself: its worker runs
 def test_probe_json_matches_the_os_and_explains_missing_gpus() -> None:
     done = run_cli("probe", "--json")
     assert "Traceback" not in done.stderr

@@ -21,6 +21,7 @@ from harness.launcher.spawn import run_worker
 from harness.probe import checks as c
 from harness.probe import host
 from harness.probe import interpret as gpu_checks
+from harness.probe.cache import cache_folder, cached_reply, keep_reply, probe_key
 from harness.probe.nvml import read_nvml
 from harness.records.machine import Machine
 from harness.records.validate import parse_wire
@@ -43,13 +44,28 @@ class ProbeResult:
 
 def _probe_worker(work_dir: Path, presets: list[str], device_checks: bool,
                   python: Optional[str] = None, cpu_stages: bool = False, cpu_threads: int = 0) -> ProbeReply:
-    """A fresh worker process reports what torch sees; a crash or hang there is reported, not raised."""
+    """A fresh worker process reports what torch sees; a crash or hang there is reported, not raised. Where
+    HARNESS_PROBE_CACHE names a folder (the test suite), a reply for the same job, machine and software is reused
+    (probe/cache.py); never for another interpreter's environment."""
     work_dir.mkdir(parents=True, exist_ok=True)
     reply_path = work_dir / "probe.reply.json"
     reply_path.unlink(missing_ok=True)
+    job = ProbeJob(reply_path=str(reply_path), presets=presets, device_checks=device_checks,
+                   cpu_stages=cpu_stages, cpu_threads=cpu_threads)
+    folder = cache_folder() if python is None else None
+    key = probe_key(job) if folder is not None else ""
+    if folder is not None and (kept := cached_reply(folder, key)) is not None:
+        return kept
+    reply = _run_probe_worker(job, work_dir, python)
+    if folder is not None:
+        keep_reply(folder, key, reply)
+    return reply
+
+
+def _run_probe_worker(job: ProbeJob, work_dir: Path, python: Optional[str]) -> ProbeReply:
+    reply_path = Path(job.reply_path)
     job_path = work_dir / "probe.job.json"
-    job_path.write_text(to_json(ProbeJob(reply_path=str(reply_path), presets=presets, device_checks=device_checks,
-                                       cpu_stages=cpu_stages, cpu_threads=cpu_threads)))
+    job_path.write_text(to_json(job))
     outcome = run_worker(job_path, probe_env(), PROBE_TIMEOUT_S, work_dir, "probe", on_event=lambda _e: None,
                          python=python or sys.executable)
     try:

@@ -13,6 +13,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
+from harness.contract.atomic import atomic_write_text
 from harness.records.base import Record
 from harness.records.files import ResultsFileError, read_schema_json, validate_file
 from harness.records.machine import Machine
@@ -187,8 +188,6 @@ class EndpointResults(Record):
 
 
 def write_endpoint(results: EndpointResults, out_dir: Path) -> Path:
-    from harness.records.store import atomic_write_text  # store reads results.json, whose identity reads this file
-
     path = out_dir / ENDPOINT_JSON
     atomic_write_text(path, results.model_dump_json(indent=1) + "\n")
     return path

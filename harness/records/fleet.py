@@ -14,9 +14,10 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
+from harness.contract.atomic import atomic_write_text
 from harness.records.base import Record
 from harness.records.files import ResultsFileError, read_schema_json, validate_file
-from harness.records.store import RESULTS_JSON, atomic_write_text
+from harness.records.store import RESULTS_JSON
 
 FLEET_SCHEMA_NAME = "harness.fleet"
 FLEET_SCHEMA_VERSION = 2  # 2: capacity became lockstep_sessions, beside server_processes

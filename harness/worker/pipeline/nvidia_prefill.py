@@ -25,7 +25,7 @@ from moshi.models.compression import MimiModel
 from moshi.models.lm import LMGen
 
 from harness.contract.wire import PersonaJob, PrefillSamples
-from harness.worker.pipeline.prefill import PromptStep, StepTimer
+from harness.worker.pipeline.prompt_steps import PromptStep, StepTimer
 
 
 @dataclass

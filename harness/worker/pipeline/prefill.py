@@ -13,9 +13,9 @@ With NVIDIA's fork installed (a `python:` environment of the user's) the fork's 
 cache where the step wrote its samples. Only the compute and the context it uses up are claimed, not the voice.
 tests/test_nvidia_fork.py checks the emulation against the fork step by step.
 
-On CUDA neither waits for the GPU between steps (StepTimer): NVIDIA's sampling avoids host syncs on purpose, so
-its kernels run during the 10 ms liveness waits, and an emulation that synchronised every step would overstate the
-prefill by up to the GPU time of all its steps.
+On CUDA neither waits for the GPU between steps (StepTimer, in prompt_steps.py with PromptStep: both prefills use
+them): NVIDIA's sampling avoids host syncs on purpose, so its kernels run during the 10 ms liveness waits, and an
+emulation that synchronised every step would overstate the prefill by up to the GPU time of all its steps.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from __future__ import annotations
 import math
 import time
 import wave
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -34,6 +33,8 @@ from moshi.models.lm import LMGen
 
 from harness.contract.wire import PersonaJob, PrefillSamples
 from harness.worker.flavour import is_nvidia
+from harness.worker.pipeline.nvidia_prefill import run_nvidia_prefill
+from harness.worker.pipeline.prompt_steps import PromptStep, StepTimer
 
 # Mimi tokens of silence and of the sine the user stream carries during the prompt (NVIDIA's SILENCE_TOKENS /
 # SINE_TOKENS: data of the released model, 8 codebooks each).
@@ -84,18 +85,6 @@ def _text_tokens(job: PersonaJob, text_card: int, seed: int) -> tuple[list[int],
     generator = torch.Generator().manual_seed(seed)
     # Synthetic weights: any in-vocabulary ids cost the same as the real prompt's.
     return torch.randint(4, text_card, (count,), generator=generator).tolist(), estimated
-
-
-@dataclass
-class PromptStep:
-    """One prompt step as the LM was given it, for checking the emulation against NVIDIA's fork step by step."""
-
-    phase: str  # voice | silence | text
-    text: int  # the text token forced
-    agent: Optional[list[int]]  # the agent's 8 tokens forced; None when a voice embedding is replayed instead
-    user: list[int]  # the user's 8 tokens (the sine)
-    computed: bool  # the LM ran (NVIDIA's very first step after a reset only fills its cache)
-    ms: float = 0.0
 
 
 def _plan(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, batch: int, device: torch.device, seed: int,
@@ -151,39 +140,6 @@ def _forced_step(lm_gen: LMGen, user: torch.Tensor, agent: torch.Tensor, text: i
     return out
 
 
-class StepTimer:
-    """Times each prefill step without adding synchronisations a server does not make.
-
-    NVIDIA's prefill never waits for the GPU between steps (its sampling avoids host syncs), so its kernels run
-    while the server awaits its 10 ms liveness checks. On CUDA each step is therefore bracketed by CUDA events on
-    the stream and the device is synchronised once, at the end (`finish`): the step times are GPU times and the
-    prefill's wall time includes the overlap. On a CPU the step is its wall time."""
-
-    def __init__(self, device: torch.device) -> None:
-        self._cuda = device.type == "cuda"
-        self._ms: list[float] = []
-        self._events: list[tuple["torch.cuda.Event", "torch.cuda.Event"]] = []
-
-    @contextmanager
-    def step(self) -> Iterator[None]:
-        if self._cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            yield
-            end.record()
-            self._events.append((start, end))
-        else:
-            begun = time.perf_counter()
-            yield
-            self._ms.append((time.perf_counter() - begun) * 1e3)
-
-    def finish(self) -> list[float]:
-        if self._cuda:
-            torch.cuda.synchronize()
-            return [start.elapsed_time(end) for start, end in self._events]
-        return self._ms
-
-
 def run_prefill(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, device: torch.device, batch: int, seed: int,
                 on_step: Optional[Callable[[int, int], None]] = None, slot: Optional[int] = None,
                 trace: Optional[list[PromptStep]] = None) -> PrefillSamples:
@@ -192,8 +148,6 @@ def run_prefill(job: PersonaJob, mimi: MimiModel, lm_gen: LMGen, device: torch.d
     lockstep batch): the whole batch's step is computed, the other slots keep their state. With NVIDIA's fork
     installed its own `step_system_prompts` runs (nvidia_prefill.py; one call at a time, no slots)."""
     if is_nvidia():
-        from harness.worker.pipeline.nvidia_prefill import run_nvidia_prefill
-
         if slot is not None:
             raise ValueError("NVIDIA's fork steps persona prompts for one call at a time: no slot of a batch joins")
         tokens, estimated = _text_tokens(job, lm_gen.lm_model.text_card, seed)
