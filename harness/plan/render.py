@@ -11,6 +11,7 @@ from rich.text import Text
 
 from harness.plan.memory import GIB
 from harness.plan.scenario_plan import ScenarioPlan
+from harness.plan.walltime import WallTime
 from harness.records.plan import RunPlan
 
 
@@ -162,6 +163,20 @@ def _target_notes(result: ScenarioPlan) -> list[Any]:
     return notes
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def wall_table(wall: WallTime) -> list[Any]:
+    """The predicted wall time of `harness run SCENARIO` to a verdict, stage by stage, and what it assumes."""
+    table = Table(title=f"predicted wall time to a verdict: {_minutes(wall.total_s)}", title_justify="left")
+    for column in ("stage", "runs", "time"):
+        table.add_column(column, justify="right" if column == "time" else "left", overflow="fold")
+    for stage in wall.stages:
+        table.add_row(stage.what, ", ".join(stage.runs) or "-", _minutes(stage.seconds))
+    return [table, *(Text(note) for note in wall.notes)]
+
+
 def plan_tables(result: ScenarioPlan) -> list[Any]:
     arch = result.architecture
     header = Text.from_markup(
@@ -179,6 +194,8 @@ def plan_tables(result: ScenarioPlan) -> list[Any]:
     out.append(step_table("predicted step time (ms per 80 ms frame; band: low-high)", result.plans))
     out += _step_notes(result)
     out.append(Text.from_markup(_verdict(result)))
+    if result.wall is not None:
+        out += wall_table(result.wall)
     out.append(_table("other configurations on this target", result.alternatives))
     return out
 
@@ -193,4 +210,8 @@ def plan_json(result: ScenarioPlan) -> str:
         "memory_kind": result.target.memory_kind,
         "plans": [p.model_dump() for p in result.plans],
         "alternatives": [p.model_dump() for p in result.alternatives],
+        "wall_time": None if result.wall is None else {
+            "total_s": result.wall.total_s, "notes": result.wall.notes,
+            "stages": [{"what": s.what, "runs": s.runs, "seconds": s.seconds, "frames": s.frames}
+                       for s in result.wall.stages]},
     }, indent=2)

@@ -12,6 +12,7 @@ from harness.plan.capacity import memory_bound
 from harness.plan.planner import alternatives, plan_scenario_run, resolve_for
 from harness.plan.predict import serving_prediction
 from harness.plan.target import PlanTarget, from_machine, from_scenario, from_spec
+from harness.plan.walltime import WallTime, predict_wall_time
 from harness.probe.machine import probe_machine
 from harness.records.config import Device, RunConfig
 from harness.records.plan import RunPlan, ServingPlan
@@ -30,6 +31,7 @@ class ScenarioPlan:
     architecture: ArchitectureFacts
     plans: list[RunPlan]
     alternatives: list[RunPlan] = field(default_factory=list)
+    wall: Optional[WallTime] = None  # the whole scenario's predicted wall time to a verdict
 
 
 def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, deadline_ms: float,
@@ -77,4 +79,5 @@ def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bo
                           gpu_hour_usd=gpu_hour_usd) for run in loaded.runs]
     return ScenarioPlan(scenario=scenario.name, preset=scenario.preset, target=target, architecture=arch,
                         plans=plans, alternatives=alternatives(arch, target, batch=scenario.batch_size,
-                                                               frame_budget_ms=scenario.frame_budget_ms))
+                                                               frame_budget_ms=scenario.frame_budget_ms),
+                        wall=predict_wall_time(scenario, loaded.runs, plans))
