@@ -78,6 +78,7 @@ class ScenarioRunner:
                                hooks or WorkerHooks())
         self.screening: Optional[Screening] = None
         self._confirming: Optional[str] = None  # the run being confirmed at pace: realtime
+        self._current: Optional[RunConfig] = None  # the scenario's run being measured (a capacity search's too)
 
     def _configured_timeout(self, run: RunConfig) -> float:
         return self.options.timeout_s or run.timeout_s or self.timeout_s
@@ -196,7 +197,9 @@ class ScenarioRunner:
                     display.note(self.screening.announce())
                 display.plan(self._forecast_items(resolved))
                 for run, auto_skip in resolved:
+                    self._current = run
                     result = self._one(run, auto_skip, session, display)
+                    self._current = None
                     self._record(session, result)
                     display.finish(result)
                 if self.screening is not None:
@@ -234,9 +237,17 @@ class ScenarioRunner:
     def _interrupted(self, session: Session, why: str) -> None:
         """The run in flight, with every frame it measured, recorded as interrupted; then the verdict and files."""
         in_flight = self.workers.interrupted(why)
+        current = self._current
+        if in_flight is not None and current is not None and in_flight.name != current.name:
+            # a capacity probe (or K processes) of the scenario's run: recorded under that run, probe named
+            in_flight = in_flight.model_copy(update={"name": current.name, "config": current,
+                                                     "reason": f"{in_flight.name}: {in_flight.reason}"})
+        if in_flight is None and current is not None:  # between worker processes: nothing measured to keep
+            in_flight = RunResult(name=current.name, config=current, status="interrupted",
+                                  reason=f"{why}: before a worker measured a frame")
         if in_flight is not None:
             in_flight.measurement_key = self._measurement(in_flight.config, session).key()
-            if self._confirming == in_flight.name:
+            if self._confirming == in_flight.name and current is None:
                 session.confirmation = in_flight
             else:
                 session.runs = [r for r in session.runs if r.name != in_flight.name] + [in_flight]

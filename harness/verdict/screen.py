@@ -9,7 +9,8 @@ a screened-only run is "not enough evidence" in the verdict unless it clearly fa
 The rule, per frame measured (`serving`: runs are ranked only against runs of the same frame, as the verdict
 ranks them):
 - a run that could not be real time at any length is not certified: it failed, was stopped early by the worker
-  (harness.contract.stopping), or more of its screened frames are late than the criteria allow;
+  (harness.contract.stopping), or more of its screened frames are late than the criteria allow (late as the early
+  stop counts them: without the time the frame's threads waited for a CPU, so a disturbed machine rules nothing out);
 - of the others, the one with the lowest screened p99 is certified (the frame's best), and so is every run whose
   p99 is not shown above the best's: the block-bootstrap 95% interval of p99(run) / p99(best) - 1
   (harness.stats.bootstrap, blocks never crossing a process) reaches down to 0. A configuration that is clearly
@@ -102,11 +103,17 @@ def cannot_certify(run: RunResult, criteria: Criteria) -> Optional[str]:
     if m.stopped_early:
         return m.stopped_early
     deadline = criteria.deadline_ms(m.frame_budget_ms)
-    late = sum(1 for ms in m.samples_ms if ms > deadline)
+    # As the worker's early stop counts them: late without the time the frame's threads waited for a CPU, so that
+    # a disturbed machine does not rule a configuration out (the verdict judges the disturbance from the record).
+    waits = m.frame_cpu.run_wait_ms if m.frame_cpu is not None else []
+    if len(waits) != len(m.samples_ms):
+        waits = [0.0] * len(m.samples_ms)
+    late = sum(1 for ms, wait in zip(m.samples_ms, waits) if ms - wait > deadline)
     share = late / len(m.samples_ms)
     if share > criteria.late_frame_target:
-        return (f"{late} of {len(m.samples_ms)} screened frames late (> {deadline:g} ms): {share:.1%}, above the "
-                f"{criteria.late_frame_target:.0%} the criteria allow, so no length certifies it")
+        waited = " without the time they waited for a CPU" if any(waits) else ""
+        return (f"{late} of {len(m.samples_ms)} screened frames late (> {deadline:g} ms{waited}): {share:.1%}, above "
+                f"the {criteria.late_frame_target:.0%} the criteria allow, so no length certifies it")
     return None
 
 

@@ -288,3 +288,13 @@ def test_compare_doubts_only_the_slowdown_that_measured_interference_can_explain
     # Interference during the baseline only: still a regression, and the note says why it does not matter.
     hidden = outcome(_with_evidence(base, [v / 2 for v in base]), _with_evidence(slow, [0.0] * 300))
     assert hidden.outcome == "regression" and "can only hide a slowdown" in hidden.note
+
+
+def test_an_interrupted_run_is_not_measured_not_a_failure() -> None:
+    """Stopping a session keeps the run in flight (interrupted, frames kept, never judged): compare does not call
+    it a failure, and the same run failing still is one."""
+    base = session([run("a", ar1(50, 300, 1)), run("b", ar1(50, 300, 2))])
+    cur = session([run("a", None, status="interrupted"), run("b", None, status="failed")], later=1)
+    by_name = {r.name: r for r in compare_sessions(base, cur, T, 0.01, "base", "cur").runs}
+    assert by_name["a"].outcome == "not measured" and "interrupted" in by_name["a"].note
+    assert by_name["b"].outcome == "failed"

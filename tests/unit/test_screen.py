@@ -84,3 +84,18 @@ def test_when_a_scenario_screens() -> None:
     assert screen_plan(Scenario(**base), runs[:1], 4590, explicit=False) is None, "one configuration: no choice"
     assert screen_plan(Scenario(**base, screen_frames=200), runs, 4590, explicit=False).frames == 200
     assert screen_plan(Scenario(**base, screen_frames=9000), runs, 4590, explicit=False) is None
+
+
+def test_a_disturbed_screen_does_not_rule_a_configuration_out() -> None:
+    """Frames late only by the time their threads waited for a CPU are the machine's, as the early stop counts
+    them: the configuration stays a candidate (the verdict judges the disturbance)."""
+    from harness.records.schema import FrameCpuSamples
+
+    samples = _steps(40.0, 12)
+    samples[::10] = [95.0] * len(samples[::10])  # 10% over the deadline ...
+    waits = [60.0 if ms == 95.0 else 0.0 for ms in samples]  # ... each by 60 ms of run-queue wait
+    disturbed = _run("disturbed", samples)
+    disturbed.metrics.frame_cpu = FrameCpuSamples(cpu_ms=samples, run_wait_ms=waits)
+    assert cannot_certify(disturbed, Criteria()) is None
+    disturbed.metrics.frame_cpu = FrameCpuSamples(cpu_ms=samples, run_wait_ms=[0.0] * len(samples))
+    assert "60 of 600 screened frames late" in cannot_certify(disturbed, Criteria())
