@@ -23,6 +23,7 @@ name: soak-stop
 preset: personaplex-tiny
 persona: off
 duration: 30m
+frame_budget_ms: 5000  # no frame is late on a loaded machine: the worker's early stop must not end the soak
 warmup_frames: 2
 torch_threads: 1
 telemetry_hz: 0
@@ -43,8 +44,10 @@ def test_sigterm_mid_soak_keeps_the_frames_of_the_run_in_flight(tmp_path: Path) 
     scenario = tmp_path / "soak.yaml"
     scenario.write_text(SOAK)
     out, log = tmp_path / "out", tmp_path / "stdout.log"
-    # TTY_INTERACTIVE: rich draws its live progress into the file, so that the test sees measured frames arrive.
-    env = dict(os.environ, PYTHONPATH=str(REPO), TTY_INTERACTIVE="1", COLUMNS="200")
+    # TTY_COMPATIBLE + TTY_INTERACTIVE + unbuffered: rich draws its live progress into the file as a terminal's,
+    # so that the test sees measured frames arrive (the display's "frames (measured)").
+    env = dict(os.environ, PYTHONPATH=str(REPO), TTY_COMPATIBLE="1", TTY_INTERACTIVE="1", PYTHONUNBUFFERED="1",
+               COLUMNS="200")
     with log.open("w") as stdout:
         proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out)],
                                 cwd=tmp_path, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
@@ -66,7 +69,7 @@ def test_sigterm_mid_soak_keeps_the_frames_of_the_run_in_flight(tmp_path: Path) 
     [run] = results["runs"]
     assert run["status"] == "interrupted" and "SIGTERM" in run["reason"]
     assert len(run["kept_samples_ms"]) > 0 and run["kept_process_frames"] == [len(run["kept_samples_ms"])]
-    assert len(run["kept_samples_ms"]) < 22500, "stopped mid-measurement"
+    assert len(run["kept_samples_ms"]) < 360, "stopped mid-measurement"
     assert all(ms > 0 for ms in run["kept_samples_ms"])
     verdict = results["verdict"]
     assert not verdict["go"] and verdict["decision"] != "GO", "an interrupted run is kept, never judged real time"
