@@ -36,7 +36,7 @@ def browser():  # noqa: ANN201
 
 
 def _results_folder(tmp_path: Path) -> Path:
-    good = _run("cuda-bf16-compile-graphs", [30.0 + (i % 7) for i in range(4600)], compile=True, cuda_graphs=True)
+    good = _run("cuda-bf16-compile-graphs", [30.0 + (i % 7) for i in range(4606)], compile=True, cuda_graphs=True)
     slow = _run("cuda-fp16-eager", [95.0 + (i % 3) for i in range(300)], dtype="float16")
     hostile = _run(HOSTILE_NAME, None, status="failed")
     hostile.reason = HOSTILE_REASON
@@ -64,7 +64,7 @@ def test_report_shows_verdict_and_every_plot_in_chromium(browser, tmp_path: Path
     assert page.locator("#recommended").is_visible()
     assert page.locator("#model-label").inner_text() == "PersonaPlex-7B with synthetic weights"
     sub = page.locator("p.sub").inner_text()
-    assert "300/4600 measured frames after 10 warmup" in sub, "frames from what ran, not from the YAML's 400"
+    assert "300/4606 measured frames after 10 warmup" in sub, "frames from what ran, not from the YAML's 400"
     details = page.locator("#details").inner_text()
     assert ": certified" in details and "cannot be certified at this late rate" in details
     images = page.locator("figure img")

@@ -16,6 +16,10 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOGO, EXIT_INTERRUPTED = (Exit.OK, Ex
                                                                     Exit.INTERRUPTED)
 
 
+# The headline's colour in a terminal: GO green, NO-GO red, INCONCLUSIVE and RE-RUN (measure again) yellow.
+DECISION_STYLE = {"GO": "bold green", "NO-GO": "bold red", "INCONCLUSIVE": "bold yellow", "RE-RUN": "bold yellow"}
+
+
 def load_or_explain(path: str) -> LoadedScenario:
     """The scenario; an invalid one raises ScenarioError (a UserError: every problem with its file, line, field)."""
     return load_scenario(path)

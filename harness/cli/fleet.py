@@ -70,7 +70,8 @@ def _print_event(console: Console):  # noqa: ANN202
             console.print(f"  {escape(event.scenario)} on {escape(event.node)}: started ({escape(event.detail)})")
         elif event.kind == "finished" and event.machine is not None:
             m = event.machine
-            mark = {"GO": "[green]GO[/]", "NO-GO": "[red]NO-GO[/]"}.get(m.verdict or "", "[dim]-[/]")
+            mark = {"GO": "[green]GO[/]", "NO-GO": "[red]NO-GO[/]", "INCONCLUSIVE": "[yellow]INCONCLUSIVE[/]",
+                    "RE-RUN": "[yellow]RE-RUN[/]"}.get(m.verdict or "", "[dim]-[/]")
             line = f"  {escape(event.scenario)} on {escape(event.node)}: {m.status} {mark}"
             if m.best:
                 line += f" best {escape(m.best)} p99 {m.p99_ms:.1f} ms" if m.p99_ms is not None else ""

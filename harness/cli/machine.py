@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -49,6 +50,11 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     if args.scenario is None:
         raise UserError("plan needs a SCENARIO (or --calibration alone)")
     loaded = load_or_explain(args.scenario)
+    from harness.session.certifiable import certify_warning
+
+    warning = certify_warning(loaded)
+    if warning:
+        print(f"harness: warning: {warning}", file=sys.stderr)
     custom = args.vram is not None or args.bandwidth is not None or args.cc is not None
     if args.gpu and find_gpu(args.gpu) is None and not custom:
         raise UserError(f"unknown GPU {args.gpu!r}; known: {', '.join(gpu_names())} (or describe it with --vram, "

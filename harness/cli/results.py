@@ -9,7 +9,7 @@ from typing import Optional
 
 from rich.console import Console
 
-from harness.cli.common import EXIT_OK, write_output
+from harness.cli.common import DECISION_STYLE, EXIT_OK, write_output
 from harness.records.exits import UserError
 from harness.records.text import console_text, markdown_text, plain
 
@@ -42,10 +42,13 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
                 write_session_json(session, source)
     except OSError as exc:
         raise UserError(f"cannot write the report into {out_dir}: {exc.strerror or exc}") from None
-    style = "bold green" if verdict.go else "bold red"
+    style = DECISION_STYLE.get(verdict.decision, "bold red")
     console.print(f"[{style}]{console_text(verdict.headline)}[/]\nreport: {console_text(html)}\n"
                   f"summary: {console_text(summary)}" + (f"\nupdated: {console_text(source)}" if args.update_results
                                                           else ""))
+    if getattr(args, "fail_on_nogo", False):
+        from harness.verdict.endpoint import gate_exit
+        return gate_exit(verdict)
     return EXIT_OK
 
 
@@ -283,6 +286,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("dir", help="a results folder (or its results.json)")
     report.add_argument("--update-results", action="store_true",
                         help="also store the recomputed verdict back into results.json")
+    report.add_argument("--fail-on-nogo", action="store_true",
+                        help="exit 3 when the verdict is NO-GO, 8 when it is INCONCLUSIVE or RE-RUN (a CI gate on "
+                             "results measured elsewhere)")
     report.set_defaults(handler=cmd_report)
 
     compare = sub.add_parser(

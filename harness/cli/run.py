@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Optional
 
 from rich.console import Console
 
-from harness.cli.common import EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED, load_or_explain, positive_float
+from harness.cli.common import DECISION_STYLE, EXIT_OK, EXIT_RUN_FAILED, load_or_explain, positive_float
 from harness.contract.presets import PRESETS
 from harness.records.exits import Exit, UserError
 from harness.records.text import console_text
@@ -32,7 +33,7 @@ scenario fields (YAML):
   weights                  'synthetic' (default; measures speed, not speech quality) or a path to
                            a local model.safetensors, or the folder PersonaPlex ships it in
   frames, warmup_frames    measured frames (default: what certifies the criteria with none late,
-                           4590 at 1%/99% in bursts of 10; raised to the criteria's min_frames and
+                           4606 at 1%/99% in bursts of 10; raised to the criteria's min_frames and
                            min_seconds of audio) and frames run before them (default 10; at least 3
                            with cuda_graphs on, so that no graph capture lands in a measured frame)
   frame_budget_ms          audio per step, 80 by default
@@ -59,9 +60,10 @@ scenario fields (YAML):
   criteria:                what real time means for the verdict: headroom (0.1: a frame is late past
                            budget x 0.9), jitter_buffer_ms (one frame budget), memory_headroom (0.1),
                            late_frame_target (0.01) certified at confidence (0.99) for late frames in
-                           bursts of up to burst_frames (10): blocks of 10 frames, 459 blocks with none
-                           late certify 1% at 99% (burst_frames 1: frames as independent trials, which
-                           bursts make over-confident); min_frames (100), min_seconds of audio (10),
+                           bursts of up to burst_frames (10 frames, 0.8 s of audio): 4606 frames with none
+                           late certify 1% at 99%, a rare isolated late frame costs one frame, not a
+                           burst (burst_frames 1: frames as independent trials, which bursts make
+                           over-confident); min_frames (100), min_seconds of audio (10),
                            max_cv (0.25, above it a run is flagged unstable)
   host_memory_limit_gib    cap each worker's memory, e.g. to rehearse a smaller host
   serving (per run)        the frame measured: personaplex-server (NVIDIA's server: + second Mimi, Opus, host
@@ -88,10 +90,14 @@ scenario fields (YAML):
 results: DIR/report.html (verdict, plots), DIR/summary.md, DIR/results.json (schema-versioned,
 raw per-frame samples), DIR/results.csv and DIR/logs/<run>.stderr.log; results.json is rewritten
 atomically after every run. Runs the planner predicts cannot work here are skipped (--force).
-verdict: GO, NO-GO, or RE-RUN when the only failures are frames the machine kept the worker from running
-(its CPU time and run-queue wait per frame, in results.json `frame_cpu`): "disturbed during N frames".
-exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input, 3 NO-GO with --fail-on-nogo (the
-in-process verdict, or the SLO of the scenario's endpoint: block),
+verdict, per run: REAL TIME (certified), NOT REAL TIME (p99, underruns, memory, or a late share shown above
+the target), NOT ENOUGH EVIDENCE (on time so far, not certified yet: the report gives the frames and the
+command that settle it); the headline: GO (a run is certified), NO-GO (the evidence says none is), INCONCLUSIVE
+(none certified, one may be), or RE-RUN when the only failures are frames the machine kept the worker from
+running (its CPU time and run-queue wait per frame, in results.json `frame_cpu`): "disturbed during N frames".
+exit status: 0 every run ok or skipped, 1 some run failed, 2 invalid input; with --fail-on-nogo also 3 NO-GO
+(the in-process verdict, or the SLO of the scenario's endpoint: block) and 8 INCONCLUSIVE or RE-RUN (measure
+again: longer, or on a quiet machine),
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP): workers are stopped with their
 process groups, what was measured is kept and reported, and --resume DIR carries on. A folder that already
 holds results is never overwritten: --out refuses it, --resume continues it (keeping every measured run still
@@ -151,13 +157,22 @@ def _claim_out_dir(out_dir: Path, resuming: bool) -> IO:
     return lock
 
 
+def _warn_uncertifiable(loaded, frames: Optional[int]) -> None:  # noqa: ANN001 - a LoadedScenario
+    from harness.session.certifiable import certify_warning
+
+    warning = certify_warning(loaded, frames)
+    if warning:
+        print(f"harness: warning: {warning}", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from harness.records.store import load_session
     from harness.session.display import summary_table
     from harness.session.runner import RunOptions, ScenarioRunner
-    from harness.verdict.endpoint import fails_gate
+    from harness.verdict.endpoint import gate_exit
 
     loaded = load_or_explain(args.scenario)
+    _warn_uncertifiable(loaded, args.frames)
     runs = loaded.runs
     endpoint = loaded.scenario.endpoint is not None
     if args.only:
@@ -195,7 +210,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return code
     console.print(summary_table(session))
     if session.verdict is not None:
-        style = "bold green" if session.verdict.go else "bold red"
+        style = DECISION_STYLE.get(session.verdict.decision, "bold red")
         console.print(f"[{style}]{console_text(session.verdict.headline)}[/]")
         for reason in session.verdict.reasons[:6]:
             console.print(f"  - {console_text(reason)}", highlight=False)
@@ -203,8 +218,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                   f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", markup=False, highlight=False)
     if any(r.status == "failed" for r in session.runs):
         return EXIT_RUN_FAILED
-    if args.fail_on_nogo and session.verdict is not None and fails_gate(session.verdict):
-        return EXIT_NOGO
+    if args.fail_on_nogo and session.verdict is not None:
+        return gate_exit(session.verdict)
     return EXIT_OK
 
 
@@ -251,7 +266,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--force", action="store_true",
                      help="also run configurations the planner predicts cannot work here (out of memory, no Triton)")
     run.add_argument("--fail-on-nogo", action="store_true",
-                     help="exit 3 when the verdict is NO-GO (for CI gates; by default a NO-GO still exits 0)")
+                     help="exit 3 when the verdict is NO-GO, 8 when it is INCONCLUSIVE or RE-RUN (for CI gates; "
+                          "by default every verdict exits 0)")
     run.add_argument("--resume", metavar="DIR",
                      help="continue an interrupted or partial session in DIR: runs already measured there with the "
                           "same configuration on the same hardware are kept, the others run")

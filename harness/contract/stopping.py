@@ -1,6 +1,6 @@
 """Stopping a run early once it is certainly not real time (standard library: the worker applies it).
 
-A scenario at the defaults measures what certifies a clean run (4590 frames for 1% at 99% in bursts of 10); a
+A scenario at the defaults measures what certifies a clean run (4606 frames for 1% at 99% in bursts of 10); a
 configuration whose frames are late far more often than that is known to fail long before. The worker stops when
 the late-frame share is shown to be above the target: with late frames in bursts of up to `block_frames`, blocks of
 that many frames are (about) independent, and the share of late frames in each block is a number in [0, 1] whose

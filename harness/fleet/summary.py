@@ -55,7 +55,7 @@ def machine_from_session(session: Session, base: FleetMachine) -> FleetMachine:
     machine = session.machine
     gpus = sorted({g.name for g in machine.gpus})
     best, p99 = _best(session)
-    verdict = None if session.verdict is None else ("GO" if session.verdict.go else "NO-GO")
+    verdict = None if session.verdict is None else session.verdict.decision
     processes, how, cost = _deployable(session)
     lockstep, lockstep_cost = _lockstep(session)
     counts = {status: sum(1 for r in session.runs if r.status == status) for status in ("ok", "failed", "skipped")}
@@ -101,7 +101,7 @@ def buyer_order(machines: list[FleetMachine]) -> list[FleetMachine]:
     deployed (price / server processes: what the shipped servers run), then the most server processes, then
     lowest p99, then by name (a stable order). The lockstep figure never orders machines: no shipped server
     runs a lockstep batch."""
-    rank = {"GO": 0, "NO-GO": 1, None: 2}
+    rank = {"GO": 0, "INCONCLUSIVE": 1, "RE-RUN": 1, "NO-GO": 2, None: 3}
     return sorted(machines, key=lambda m: (m.scenario, rank[m.verdict], m.status != "ok",
                                            _finite_or_inf(m.cost_per_conversation_hour),
                                            -(m.server_processes or 0),

@@ -23,7 +23,7 @@ FLEET_SCHEMA_VERSION = 2  # 2: capacity became lockstep_sessions, beside server_
 FLEET_JSON = "fleet.json"
 
 MachineStatus = Literal["ok", "failed"]
-VerdictWord = Literal["GO", "NO-GO"]
+VerdictWord = Literal["GO", "NO-GO", "INCONCLUSIVE", "RE-RUN"]
 
 
 class FleetFileError(ResultsFileError):

@@ -292,7 +292,7 @@ class Scenario(_Strict):
     weights: str = "synthetic"
     frames: Optional[int] = Field(default=None, ge=1, le=1_000_000,
                                   description="measured frames; unset: what certifies the criteria with none late "
-                                              "(4590 for 1% at 99% in bursts of 10 frames)")
+                                              "(4606 for 1% at 99% in bursts of 10 frames)")
     warmup_frames: int = Field(default=10, ge=MIN_WARMUP_FRAMES, le=100_000)
     frame_budget_ms: float = Field(default=80.0, gt=0.0, le=10_000.0)
     batch_size: int = Field(default=1, ge=1, le=256)

@@ -27,12 +27,21 @@ class Validity(Record):
     notes: list[str]
 
     deadline_ms: float = 0.0  # a frame later than this is late (budget less headroom)
-    # The late share is certified over blocks of `burst_frames` frames (harness.stats.certify); files written
-    # before it certified frames as independent trials: burst_frames 1, blocks = frames.
+    # The late share is certified for late frames in bursts of up to `burst_frames` frames (harness.stats.certify:
+    # a Chernoff bound on a compound Poisson count of late frames); files written before certified frames as
+    # independent trials (burst_frames 1) or over blocks (blocks, late_blocks: kept for those files).
     burst_frames: int = 1
     blocks: int = 0
     late_blocks: int = 0
     longest_late_run: int = 0
+    longest_near_run: int = 0  # the longest run of late-or-near-late frames in one process (widens the burst)
+    shown_above: bool = False  # the run shows the late share above the target: evidence of a miss
+    frame_budget_ms: float = 0.0
+
+    @property
+    def burst_seconds(self) -> float:
+        """The burst assumption in seconds of audio."""
+        return self.burst_frames * self.frame_budget_ms / 1000.0
 
     @property
     def valid(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -53,6 +54,12 @@ class LoadedScenario:
     scenario: Scenario
     runs: list[RunConfig]
     weights_path: Optional[Path]  # None for synthetic weights
+    field_lines: dict[str, int] = dataclasses.field(default_factory=dict)  # top-level field -> its line in the file
+
+    def where(self, field: str) -> str:
+        """`file:line` of a top-level field (the file alone when it is not set there), for warnings."""
+        line = self.field_lines.get(field)
+        return f"{self.path}:{line}" if line is not None else str(self.path)
 
     @property
     def checkpoint_bytes(self) -> int:
@@ -228,4 +235,6 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         raise ScenarioError(path, [ScenarioProblem(_node_line(root, exc.loc), _field_path(exc.loc), exc.message)]) from None
 
     weights_path = None if scenario.uses_synthetic_weights else Path(scenario.weights)
-    return LoadedScenario(path=path, scenario=scenario, runs=runs, weights_path=weights_path)
+    lines = {str(key.value): key.start_mark.line + 1 for key, _ in root.value} \
+        if isinstance(root, yaml.MappingNode) else {}
+    return LoadedScenario(path=path, scenario=scenario, runs=runs, weights_path=weights_path, field_lines=lines)

@@ -1,29 +1,44 @@
-"""Certifying a late-frame share when late frames come in bursts: pure functions over late/on-time flags.
+"""Certifying a late-frame share when late frames come in bursts: pure functions over step times and late flags.
 
-Clopper-Pearson on frames treats every frame as an independent trial. Late frames are not independent:
-a collection, another process, a clock change or throttling makes several neighbouring frames late
-together. With a true late share of 2% in bursts of 10 frames, a run of 459 frames sees no burst at all
-40% of the time (exp(-0.002 x 459)), and 459 clean frames is exactly what certifies 1% at 99% when
-frames are independent: 40% of such runs would be certified.
+Clopper-Pearson over frames treats every frame as an independent trial. Late frames are not independent: a
+collection, another process, a clock change or throttling makes several neighbouring frames late together. With
+a true late share of 2% in bursts of 10 frames, a run of 459 frames sees no burst at all 40% of the time, and 459
+clean frames is exactly what certifies 1% at 99% when frames are independent. No estimate of the dependence taken
+from a run can repair that (those runs look exactly like clean ones): a certificate that holds must state how long
+a burst may be.
 
-No estimate of the dependence taken from the run itself can repair that: in those 40% nothing is late,
-and the series is indistinguishable from a clean one (an effective sample size or a block length
-computed from it is that of a clean series). A certificate that holds must therefore state how long
-a burst may be. The rule here, for bursts of at most `b` frames (frames further apart than a burst
-behave independently):
+The model, and the bound:
 
-- cut each process's frames into consecutive blocks of `b` frames (never across processes; a last,
-  partial block counts only if it holds a late frame, which can only raise the bound);
-- a block is late when any of its frames is;
-- the late-frame share is at most the late-block share (a late frame lies in a late block, a block
-  holds at most `b` late frames), and a burst of at most `b` frames makes at least one block late,
-  so P(no late block in N blocks) <= exp(-share x N): the one-sided Clopper-Pearson bound on the
-  late-block share at confidence c is an upper bound on the late-frame share at confidence c.
+- late frames come in bursts of at most `b` frames (the criteria's `burst_frames`, 10 frames = 0.8 s of audio at
+  80 ms, raised to what the run shows: below), the bursts rare and starting independently of each other (a
+  Poisson process of bursts; the frames of a burst are as dependent as they like);
+- the late frames counted, S, are then a compound Poisson sum with jumps in [1, b] and mean N p (N frames, late
+  share p). Whatever the mix of burst lengths, E[exp(-t S)] <= exp(N p (exp(-t b) - 1) / b) for t > 0 (the
+  function (1 - exp(-t l)) / l falls as l grows, so bursts of exactly b frames are the worst case), and Chernoff's
+  bound gives, with mu = N p / b bursts and k = S / b:
 
-`b` is the larger of the burst length the criteria assume, the longest run of late frames this run
-shows, and the Politis-White block length of its late flags (the dependence the series does show).
-A clean run needs `b` times as many frames as the independent rule (4590 for 1% at 99% with b = 10).
-`b = 1` is the independent-frame rule.
+      P(S <= s) <= exp(-mu) (e mu / k)^k        (k < mu; exp(-mu) when k = 0)
+
+- the share is certified <= target at confidence c when that bound, at p = target, is <= 1 - c. The upper bound
+  reported is the p at which the bound equals 1 - c. A clean run needs mu >= ln(1 / (1 - c)): b ln(100) / 0.01 =
+  4606 frames for 1% at 99% with b = 10 (the block rule it replaces needed 4590).
+
+What this buys over a block-late flag: a rare isolated late frame costs one frame of S, not a whole block, so a run
+whose late frames are isolated and ten times rarer than the target certifies at twice the clean length (the block
+rule never certified it: each isolated frame made a block late, so the late-block share sat at the target). The
+bound never uses fewer than `b` frames per burst, so a burst of up to `b` frames cannot slip through.
+
+The same bound the other way (P(S >= s) <= exp(-mu) (e mu / k)^k for k > mu) says when the run SHOWS the late
+share above the target: that is evidence that it misses, not a lack of evidence.
+
+`b` is the larger of the criteria's burst length and the longest run of consecutive frames that are late or NEAR
+late in one process (never across processes). What dependence visible in the step times means, decided here: the
+step times' correlation as a whole says nothing about the tail (a GPU drifting by 1% with its temperature, 40 ms
+under the deadline, would otherwise need hours to certify), so it sets no burst length by itself; but a stretch of
+consecutive frames that are both in the run's own top 1% and within 10% of the deadline is the visible start of
+a burst that a little more load would make late, and its length is the burst length the run shows. The length of
+such runs depends on the process, not on how long it was measured (unlike the Politis-White block length used
+before, which grows as n^(1/3)).
 """
 
 from __future__ import annotations
@@ -33,44 +48,88 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.stats import beta
+from scipy.optimize import brentq
+from scipy.stats import beta, binom
 
-from harness.stats.bootstrap import block_length
+# A frame above this share of the deadline (and in the run's top 1%) is near late: see the module docstring.
+NEAR_LATE_SHARE = 0.9
+NEAR_LATE_QUANTILE = 99.0
 
 
 def late_rate_upper_bound(late: int, trials: int, confidence: float) -> float:
-    """One-sided Clopper-Pearson upper bound on the share of late trials (frames, or blocks of frames)."""
+    """One-sided Clopper-Pearson upper bound on the share of late trials, for independent trials (the certificate
+    for bursts of one frame)."""
     if trials <= 0 or late >= trials:
         return 1.0
     return float(beta.ppf(confidence, late + 1, trials - late))
 
 
-def trials_to_certify(late: int, trials: int, target: float, confidence: float) -> Optional[int]:
-    """More trials needed, at the observed late share, for the bound to fall to `target`; None if it never can."""
-    if late_rate_upper_bound(late, trials, confidence) <= target:
-        return 0
-    rate = late / trials if trials else 0.0
-    if rate >= target:
+def _log_tail(mu: float, k: float) -> float:
+    """log of Chernoff's bound exp(-mu) (e mu / k)^k on a Poisson(mu)-sized sum of bursts: the lower tail
+    P(S <= k b) when k < mu, the upper tail P(S >= k b) when k > mu; 0 (a bound of 1) at k == mu."""
+    if k <= 0.0:
+        return -mu
+    if mu <= 0.0:
+        return -math.inf if k > 0 else 0.0
+    return -mu + k + k * math.log(mu / k)
+
+
+def burst_upper_bound(late_frames: int, frames: int, burst: int, confidence: float) -> float:
+    """Upper confidence bound on the late-frame share from `late_frames` of `frames`, bursts of up to `burst`
+    (bursts of one frame: independent frames, for which Clopper-Pearson is exact and tighter)."""
+    if frames <= 0:
+        return 1.0
+    b = max(1, burst)
+    if b == 1:
+        return late_rate_upper_bound(late_frames, frames, confidence)
+    k = late_frames / b
+    target_log = math.log(1.0 - confidence)
+    # The bound at mu falls from 0 (mu = k) towards -inf: find mu where it equals log(1 - c).
+    high = max(1.0, 2.0 * k)
+    while _log_tail(high, k) > target_log:
+        high *= 2.0
+    mu = brentq(lambda m: _log_tail(m, k) - target_log, max(k, 1e-12), high) if k > 0 else -target_log
+    return min(1.0, mu * b / frames)
+
+
+def shown_above(late_frames: int, frames: int, burst: int, target: float, confidence: float) -> bool:
+    """The run shows the late share above `target` at `confidence`, even if every burst were `burst` frames long
+    (the longest bursts make many late frames most likely under a share at the target)."""
+    if frames <= 0:
+        return False
+    b = max(1, burst)
+    if b == 1:  # independent frames: the binomial tail itself
+        return late_frames > frames * target and float(binom.sf(late_frames - 1, frames, target)) <= 1.0 - confidence
+    mu, k = frames * target / b, late_frames / b
+    return k > mu and _log_tail(mu, k) <= math.log(1.0 - confidence)
+
+
+def frames_to_reach(late_share: float, burst: int, target: float, confidence: float) -> Optional[int]:
+    """Frames that certify `target` when `late_share` of them are late (bursts of up to `burst`); None: never."""
+    if late_share >= target:
         return None
-    low, high = trials, max(trials * 2, 16)
-    while late_rate_upper_bound(math.ceil(rate * high), high, confidence) > target:
+    if burst_upper_bound(0, 1, burst, confidence) <= target:
+        return 1
+    low, high = 1, 16
+    while burst_upper_bound(math.ceil(late_share * high), high, burst, confidence) > target:
         low, high = high, high * 2
-        if high > 10**9:
+        if high > 10**10:
             return None
     while high - low > 1:
         mid = (low + high) // 2
-        if late_rate_upper_bound(math.ceil(rate * mid), mid, confidence) <= target:
+        if burst_upper_bound(math.ceil(late_share * mid), mid, burst, confidence) <= target:
             high = mid
         else:
             low = mid
-    return high - trials
+    return high
 
 
 def clean_frames_to_certify(burst_frames: int, target: float, confidence: float) -> int:
-    """Frames with none late that certify `target` at `confidence` for bursts of `burst_frames` (4590 for 1%,
-    99%, 10): what a scenario must measure by default to be able to conclude."""
-    blocks = 1 + (trials_to_certify(0, 1, target, confidence) or 0)
-    return blocks * max(1, burst_frames)
+    """Frames with none late that certify `target` at `confidence` for bursts of `burst_frames` (4606 for 1%, 99%,
+    10; 459 for independent frames): what a scenario must measure by default to be able to conclude."""
+    if burst_frames <= 1:
+        return math.ceil(math.log(1.0 - confidence) / math.log(1.0 - target) - 1e-9)
+    return math.ceil(max(1, burst_frames) * math.log(1.0 / (1.0 - confidence)) / target - 1e-9)
 
 
 def late_runs(late: Sequence[bool]) -> list[int]:
@@ -82,47 +141,62 @@ def late_runs(late: Sequence[bool]) -> list[int]:
     return (np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).tolist()
 
 
-@dataclass(frozen=True)
-class BlockCount:
-    block_frames: int
-    blocks: int  # full blocks, plus partial last blocks that hold a late frame
-    late_blocks: int
-    longest_late_run: int
-
-
-def count_late_blocks(segments: Sequence[Sequence[bool]], assumed_burst: int) -> BlockCount:
-    """Blocks of each segment (one per process) and how many hold a late frame, the block length chosen as the
-    module says."""
-    longest = max((max(late_runs(s), default=0) for s in segments), default=0)
-    dependence = max((math.ceil(block_length(np.asarray(s, dtype=float)))  # type: ignore[arg-type]
-                      for s in segments if np.any(s)), default=1)
-    b = max(1, assumed_burst, longest, dependence)
-    blocks = late_blocks = 0
-    for segment in segments:
-        flags = np.asarray(segment, dtype=bool)
-        full = flags.size // b
-        blocks += full
-        late_blocks += int(flags[:full * b].reshape(full, b).any(axis=1).sum()) if full else 0
-        if flags[full * b:].any():  # a partial block: counted only when late, which only raises the bound
-            blocks += 1
-            late_blocks += 1
-    return BlockCount(block_frames=b, blocks=blocks, late_blocks=late_blocks, longest_late_run=longest)
+def near_late_flags(segments_ms: Sequence[Sequence[float]], deadline_ms: float) -> list[np.ndarray]:
+    """Per process: late, or near late (in the run's own top 1% and above NEAR_LATE_SHARE of the deadline)."""
+    values = [np.asarray(s, dtype=float) for s in segments_ms]
+    every = np.concatenate(values) if values else np.zeros(0)
+    if every.size == 0:
+        return [np.zeros(0, dtype=bool) for _ in values]
+    top = float(np.percentile(every, NEAR_LATE_QUANTILE))
+    near = max(top, NEAR_LATE_SHARE * deadline_ms)
+    return [(v > deadline_ms) | (v >= near) for v in values]
 
 
 @dataclass(frozen=True)
 class LateCertificate:
-    """The late-frame share's upper bound over blocks, and what more would certify it."""
+    """The late-frame share's upper bound under bursts, and what more would certify it."""
 
-    counts: BlockCount
+    frames: int
+    late_frames: int
+    burst_frames: int  # the burst length the bound assumed: the criteria's, or longer where the run showed it
+    longest_late_run: int
+    longest_near_run: int  # the longest run of late-or-near-late frames in one process
     upper: float
     certified: bool
-    frames_to_certify: Optional[int]  # more frames at the observed late-block share; None: never
+    shown_above: bool  # the run shows the share above the target: evidence of a miss
+    frames_needed: Optional[int]  # frames in all, at the observed late share, that would certify; None: never
+
+    @property
+    def frames_to_certify(self) -> Optional[int]:
+        """More frames than measured that would certify (0 when certified); None: never at this late share."""
+        if self.frames_needed is None:
+            return None
+        return max(0, self.frames_needed - self.frames)
 
 
-def certify_late_share(segments: Sequence[Sequence[bool]], assumed_burst: int, target: float,
-                       confidence: float) -> LateCertificate:
-    counts = count_late_blocks(segments, assumed_burst)
-    upper = late_rate_upper_bound(counts.late_blocks, counts.blocks, confidence)
-    more_blocks = trials_to_certify(counts.late_blocks, counts.blocks, target, confidence)
-    return LateCertificate(counts=counts, upper=upper, certified=upper <= target,
-                           frames_to_certify=None if more_blocks is None else more_blocks * counts.block_frames)
+def certify_late_share(late_segments: Sequence[Sequence[bool]], assumed_burst: int, target: float,
+                       confidence: float, near_segments: Optional[Sequence[Sequence[bool]]] = None
+                       ) -> LateCertificate:
+    """The certificate from per-process late flags (and, where step times are known, late-or-near-late flags:
+    `near_late_flags`); without them the late runs alone widen the burst."""
+    late = [np.asarray(s, dtype=bool) for s in late_segments]
+    near = late if near_segments is None else [np.asarray(s, dtype=bool) for s in near_segments]
+    frames = int(sum(s.size for s in late))
+    late_frames = int(sum(int(s.sum()) for s in late))
+    longest = max((max(late_runs(s), default=0) for s in late), default=0)
+    longest_near = max([longest] + [max(late_runs(s), default=0) for s in near])
+    b = max(1, assumed_burst, longest_near)
+    upper = burst_upper_bound(late_frames, frames, b, confidence)
+    share = late_frames / frames if frames else 0.0
+    return LateCertificate(frames=frames, late_frames=late_frames, burst_frames=b, longest_late_run=longest,
+                           longest_near_run=longest_near, upper=upper, certified=frames > 0 and upper <= target,
+                           shown_above=shown_above(late_frames, frames, b, target, confidence),
+                           frames_needed=frames_to_reach(share, b, target, confidence) if frames else
+                           clean_frames_to_certify(b, target, confidence))
+
+
+def certify_step_times(segments_ms: Sequence[Sequence[float]], deadline_ms: float, assumed_burst: int,
+                       target: float, confidence: float) -> LateCertificate:
+    """The certificate of per-process step times against `deadline_ms` (late: strictly slower)."""
+    late = [np.asarray(s, dtype=float) > deadline_ms for s in segments_ms]
+    return certify_late_share(late, assumed_burst, target, confidence, near_late_flags(segments_ms, deadline_ms))

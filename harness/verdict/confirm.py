@@ -16,6 +16,7 @@ from typing import Optional
 from harness.records.scenario import Criteria, Scenario
 from harness.records.schema import Session
 from harness.records.verdict import Confirmation
+from harness.verdict.assess import assess_run
 
 
 def confirm_frames(scenario: Scenario) -> int:
@@ -30,8 +31,6 @@ def confirm_frames(scenario: Scenario) -> int:
 def confirmation(session: Session, criteria: Criteria, recommended: str) -> Optional[Confirmation]:
     """The confirmation of `recommended`, or None when none ran (for it) or it was interrupted (its frames are
     kept in the record, never judged)."""
-    from harness.verdict.recommend import assess_run  # the verdict's own rule; imported here to avoid a cycle
-
     run = session.confirmation
     if run is None or run.name != recommended or run.status == "interrupted":
         return None  # an interrupted confirmation measured too little to judge: the GO stands unconfirmed

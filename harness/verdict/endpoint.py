@@ -13,6 +13,7 @@ from typing import Optional
 
 from harness.records.endpoint import EndpointResults, LoadRun, SearchResult
 from harness.records.endpoint import Verdict as SloVerdict
+from harness.records.exits import Exit
 from harness.records.verdict import EndpointFinding, Verdict
 
 
@@ -57,5 +58,17 @@ def with_endpoint(verdict: Verdict, results: Optional[EndpointResults]) -> Verdi
 
 
 def fails_gate(verdict: Verdict) -> bool:
-    """`--fail-on-nogo`: the in-process verdict or the endpoint's SLO is NO-GO."""
-    return not verdict.go or (verdict.endpoint is not None and not verdict.endpoint.go)
+    """`--fail-on-nogo` fails the job: the verdict is not GO (NO-GO, INCONCLUSIVE or RE-RUN), or the endpoint's
+    SLO is NO-GO."""
+    return gate_exit(verdict) != Exit.OK
+
+
+def gate_exit(verdict: Verdict) -> Exit:
+    """`--fail-on-nogo`'s exit status: 3 (NOGO) when the evidence says no (the in-process verdict is NO-GO, or the
+    endpoint's SLO is), 8 (UNDECIDED) when nothing is decided yet (INCONCLUSIVE: more frames settle it; RE-RUN: the
+    machine was disturbed), 0 for GO. A CI job can tell "slower than real time" from "measure longer"."""
+    if verdict.decision == "NO-GO" or (verdict.endpoint is not None and not verdict.endpoint.go):
+        return Exit.NOGO
+    if verdict.decision in ("INCONCLUSIVE", "RE-RUN"):
+        return Exit.UNDECIDED
+    return Exit.OK

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 from harness.contract.presets import PRESETS
@@ -10,134 +9,12 @@ from harness.knowledge.deploy import SERVERS
 from harness.records.config import DType, Offload, Quantize, RunConfig, Serving
 from harness.records.scenario import Criteria, Pace
 from harness.records.schema import RunResult, Session
-from harness.records.verdict import Deployment, Playback, Ranking, RunAssessment, Validity, Verdict
-from harness.stats.percentiles import percentile
-from harness.stats.samples import sample_problem, values_problem
+from harness.records.verdict import Deployment, Ranking, RunAssessment, Verdict
+from harness.verdict.assess import assess_run
 from harness.verdict.confirm import confirmation
 from harness.verdict.deploy import deployable_by, serving_order, software_gap
-from harness.verdict.disturbed import frame_disturbance
-from harness.verdict.playback import playback, simulate
 from harness.verdict.serving import advice, compare_serving, latency_budget
-from harness.verdict.validity import assess_validity
-
-
-def _memory(run: RunResult, session: Session) -> tuple[Optional[float], str]:
-    m = run.metrics
-    assert m is not None
-    if m.cuda is not None and m.cuda.total_bytes:
-        return m.cuda.peak_reserved_bytes / m.cuda.total_bytes, f"{m.cuda.device_name} memory"
-    total = session.machine.ram_total_bytes
-    return (m.peak_rss_bytes / total if total else None), "host RAM"
-
-
-def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAssessment:
-    out = RunAssessment(name=run.name, status=run.status)
-    if run.status != "ok" or run.metrics is None:
-        why = run.diagnosis.cause if run.diagnosis else run.reason
-        out.reasons.append(f"{run.status}: {why}")
-        return out
-    m = run.metrics
-    invalid = sample_problem(m.samples_ms) or values_problem(
-        {name: getattr(m.ms_per_step, name) for name in ("p50", "p90", "p99", "max", "mean")}, "stored percentiles")
-    if invalid is None and not (math.isfinite(m.frame_budget_ms) and m.frame_budget_ms > 0):
-        invalid = f"frame budget {m.frame_budget_ms} ms is not a finite positive duration"
-    if invalid is not None:  # garbage in: nothing is concluded from it, least of all GO
-        out.reasons.append(f"invalid measurement: {invalid}")
-        return out
-    process_frames = [p.frames for p in m.processes]
-    out.validity, out.playback, timing = _timing(m.samples_ms, m.frame_budget_ms, criteria, process_frames)
-    out.memory_fraction, out.memory_of = _memory(run, session)
-    memory = []
-    if out.memory_fraction is not None and out.memory_fraction > 1 - criteria.memory_headroom:
-        memory.append(f"uses {out.memory_fraction:.0%} of {out.memory_of} (keep {criteria.memory_headroom:.0%} "
-                      "free)")
-    v = out.validity
-    out.reasons = timing + memory
-    # Last: a run that misses the budget is not real time however long it ran.
-    if not v.valid:
-        out.reasons.append("measurement too short to conclude: " + "; ".join(n for n in v.notes
-                                                                              if n.startswith("only")))
-    elif not v.certified and not out.reasons:
-        out.reasons.append(_not_certified(v))
-    disturbance = frame_disturbance(m, run.config.device.value)
-    if disturbance.frames:
-        out.disturbed_frames = len(disturbance.frames)
-        # The same judgement with the stolen time taken out of the disturbed frames: if that passes, the frames
-        # that failed it are the machine's, not the configuration's (a disturbance that cannot explain the failure
-        # leaves the verdict as it was).
-        corrected, _, without = _timing(disturbance.corrected, m.frame_budget_ms, criteria, process_frames)
-        failed_on_time = bool(timing) or (v.valid and not v.certified)
-        if failed_on_time and not without and (corrected.certified or not v.valid or m.stopped_early):
-            out.rerun = True
-            out.reasons = [f"the machine was disturbed during {len(disturbance.frames)} frames: re-run "
-                           f"({disturbance.evidence}; without the time the worker could not run, its frames meet "
-                           "the budget)"] + [r for r in out.reasons if r not in timing and not r.startswith("late")]
-        else:
-            out.flags.append(f"the machine was disturbed during {len(disturbance.frames)} frames "
-                             f"({disturbance.evidence})")
-    out.realtime = not out.reasons
-    out.flags += _flags(run, out.validity)
-    return out
-
-
-def _timing(samples: list[float], budget: float, criteria: Criteria,
-            process_frames: list[int]) -> tuple[Validity, Playback, list[str]]:
-    """Validity, playback and the timing reasons of a series: the p99 rule and underruns at the buffer."""
-    deadline = criteria.deadline_ms(budget)
-    buffer = criteria.buffer_ms(budget)
-    v = assess_validity(samples, budget, criteria, process_frames)
-    result = playback(samples, budget)
-    reasons = []
-    p99 = percentile(samples, 99)
-    if p99 > deadline:
-        reasons.append(f"p99 {p99:.1f} ms > {deadline:g} ms ({budget:g} ms budget less {criteria.headroom:.0%} "
-                       "headroom)")
-    at = simulate_at(result, buffer, samples, budget)
-    if at:
-        reasons.append(f"{at} underruns with a {buffer:g} ms jitter buffer")
-    return v, result, reasons
-
-
-def _not_certified(v: Validity) -> str:
-    more = (f"{v.frames_to_certify} more frames would certify it" if v.frames_to_certify
-            else "more frames cannot certify it at this late rate")
-    return (f"late-frame rate not certified: P(step > {v.deadline_ms:g} ms) <= {v.late_rate_upper:.2%} at "
-            f"{v.confidence:.0%} confidence for late frames in bursts of up to {v.burst_frames} frames, target "
-            f"{v.target:.0%}; {more}")
-
-
-def _flags(run: RunResult, validity: Validity) -> list[str]:
-    """Worth knowing either way: they do not decide real time, but they qualify the figures."""
-    m = run.metrics
-    assert m is not None
-    flags = []
-    if not validity.stable:
-        flags.append(f"unstable: step times vary by {validity.cv:.0%} of their mean (p99/p50 = "
-                     f"{validity.tail_ratio:.2f})")
-    if run.engine is not None and run.engine.recompiles_measured:
-        flags.append(f"torch.compile recompiled {run.engine.recompiles_measured} time(s) during the measured frames: "
-                     "those frames include compiling (raise warmup_frames)")
-    if run.engine is not None and run.engine.cuda_graphs_captured_measured:
-        flags.append(f"{run.engine.cuda_graphs_captured_measured} CUDA graph(s) were captured during the measured "
-                     "frames: those frames include the capture (raise warmup_frames)")
-    if m.stopped_early:
-        flags.append(m.stopped_early)
-    if run.config.resolved_from == "auto":
-        flags.append(f"device auto resolved to {run.config.device.value}")
-    if m.late_start_frames:
-        flags.append(f"{m.late_start_frames} paced frame(s) started late (the previous frame overran)")
-    summary = m.telemetry_summary
-    if summary is not None and summary.throttled:
-        onset = f" after {summary.throttle_onset_s:.0f} s" if summary.throttle_onset_s is not None else ""
-        flags.append(f"throttled{onset}: {', '.join(summary.throttle_reasons)}")
-    if m.soak is not None:
-        flags += m.soak.notes
-    return flags
-
-
-def simulate_at(result: Playback, buffer_ms: float, samples: list[float], frame_ms: float) -> int:
-    outcome = result.at(buffer_ms) or simulate(samples, frame_ms, buffer_ms)
-    return outcome.underruns
+from harness.verdict.validity import burst_words
 
 
 def deployment(run: RunResult, criteria: Criteria, software_note: str = "") -> Deployment:
@@ -192,7 +69,7 @@ def _no_go_reasons(session: Session, assessed: list[RunAssessment]) -> list[str]
         reasons.append("no configuration could be measured on this machine")
         reasons += [f"{len(names)} run(s) {why}" for why, names in counts.items()]
     else:
-        reasons += [f"{a.name}: {a.reasons[0]}" for a in ok if a.reasons]
+        reasons += [f"{a.name}: {a.outcome}: {'; '.join(a.reasons)}" for a in ok if a.reasons]
         broken = [a for a in assessed if a.status != "ok"]
         if broken:
             reasons.append(f"{len(broken)} other run(s) did not measure: " + ", ".join(b.name for b in broken))
@@ -220,9 +97,7 @@ def _serving_findings(session: Session, criteria: Criteria) -> dict:
 
 def decide(session: Session, criteria: Criteria) -> Verdict:
     verdict = _decide(session, criteria)
-    word = verdict.headline.split(":", 1)[0]
-    decision = word if word in ("GO", "NO-GO", "INCONCLUSIVE", "RE-RUN") else ("GO" if verdict.go else "NO-GO")
-    return verdict.model_copy(update={**_serving_findings(session, criteria), "decision": decision})
+    return verdict.model_copy(update=_serving_findings(session, criteria))
 
 
 def rank_by_frame(session: Session, assessed: list[RunAssessment]) -> list[Ranking]:
@@ -280,55 +155,79 @@ def _decide(session: Session, criteria: Criteria) -> Verdict:
     chosen, software_note = _choose(session, rankings)
     machine = f"{session.machine.cpu_model}" + (f" + {session.machine.gpus[0].name}" if session.machine.gpus else "")
     what = model_label(session)
+    rerun = [a.name for a in assessed if a.rerun]
     if chosen is not None:
-        best = by_name[chosen.runs[0]]
-        top = next(a for a in assessed if a.name == best.name)
-        dep = deployment(best, criteria, software_note)
-        v = top.validity
-        assert best.metrics is not None and v is not None
-        budget = best.metrics.frame_budget_ms
-        confirmed = confirmation(session, criteria, best.name)
-        paced = session.scenario.pace is Pace.realtime
-        if confirmed is not None and not confirmed.confirmed:
-            word = "RE-RUN" if confirmed.reasons and confirmed.reasons[0].startswith("the machine was disturbed") \
-                else "NO-GO"
-            return Verdict(go=False, headline=f"{word}: {best.name} runs {what} in real time at pace: fast but not at "
-                                              f"pace: realtime on this machine ({machine})",
-                           reasons=[f"{best.name} at pace: realtime: {r}" for r in confirmed.reasons]
-                           + _no_go_reasons(session, assessed),
-                           assessments=assessed, confirmation=confirmed, rerun=[a.name for a in assessed if a.rerun])
-        if paced:
-            pace_line = "measured at pace: realtime (each frame when its audio has arrived)"
-        elif confirmed is not None:
-            pace_line = (f"confirmed at pace: realtime: p99 {confirmed.p99_ms:.1f} ms over {confirmed.frames} paced "
-                         f"frames, {confirmed.underruns} underruns")
-        else:
-            pace_line = ("found at pace: fast and NOT confirmed at pace: realtime (confirm_frames: 0, or no "
-                         "confirmation run): a call paces frames every 80 ms")
-        realtime = sum(len(r.runs) for r in rankings)
-        reasons = [f"p99 {dep.p99_ms:.1f} ms per {budget:g} ms frame (RTF {best.metrics.rtf:.2f}) measured with the "
-                   f"{dep.frame}, zero underruns with a {dep.buffer_ms:g} ms buffer, {top.memory_fraction or 0:.0%} of "
-                   f"{top.memory_of}",
-                   f"late frames certified: P(step > {v.deadline_ms:g} ms) <= {v.late_rate_upper:.2%} "
-                   f"at {v.confidence:.0%} confidence over {v.frames} frames, for late frames in bursts of up to "
-                   f"{v.burst_frames} frames ({v.late_blocks} of {v.blocks} blocks late)",
-                   pace_line,
-                   f"{realtime} of {len(assessed)} configurations are real time; ranked against the same frame only "
-                   f"({len(chosen.runs)} run(s))"]
-        reasons += _apart(chosen, rankings, session)
-        reasons += [f"{a.name}: {a.reasons[0]}" for a in assessed if a.rerun]
-        if software_note:
-            reasons.append(f"no frame of a server that runs on this GPU as shipped is real time: {software_note}")
-        return Verdict(go=True, headline=f"GO: {best.name} runs {what} in real time on this machine ({machine}), "
-                                         f"measured with the {dep.frame}",
-                       reasons=reasons, recommended=dep, ranked=list(chosen.runs), rankings=rankings,
-                       assessments=assessed, rerun=[a.name for a in assessed if a.rerun], confirmation=confirmed)
-    rerun = [a for a in assessed if a.rerun]
+        return _go(session, criteria, assessed, rankings, chosen, software_note, what, machine)
     if rerun:
-        frames = sum(a.disturbed_frames for a in rerun)
-        names = ", ".join(a.name for a in rerun)
-        return Verdict(go=False, headline=f"RE-RUN: the machine was disturbed during {frames} frames ({names}): re-run "
-                                          f"on a quiet machine to judge {what} ({machine})",
-                       reasons=_no_go_reasons(session, assessed), assessments=assessed, rerun=[a.name for a in rerun])
-    return Verdict(go=False, headline=f"NO-GO: no configuration runs {what} in real time on this machine ({machine})",
+        frames = sum(a.disturbed_frames for a in assessed if a.rerun)
+        return Verdict(go=False, decision="RE-RUN",
+                       headline=f"RE-RUN: the machine was disturbed during {frames} frames ({', '.join(rerun)}): "
+                                f"re-run on a quiet machine to judge {what} ({machine})",
+                       reasons=_no_go_reasons(session, assessed), assessments=assessed, rerun=rerun)
+    pending = sorted((a for a in assessed if a.outcome == "not enough evidence"),
+                     key=lambda a: (a.frames_needed is None, _p99(by_name[a.name])))
+    if pending:
+        best = pending[0]
+        how = (f"{best.frames_needed} frames settle it: {best.settle}" if best.frames_needed else
+               "it did not finish")
+        return Verdict(go=False, decision="INCONCLUSIVE",
+                       headline=f"INCONCLUSIVE: no configuration is certified real time on this machine ({machine}) "
+                                f"yet, and {len(pending)} may be ({what}); best candidate {best.name}: {how}",
+                       reasons=_no_go_reasons(session, assessed), assessments=assessed)
+    return Verdict(go=False, decision="NO-GO",
+                   headline=f"NO-GO: no configuration runs {what} in real time on this machine ({machine})",
                    reasons=_no_go_reasons(session, assessed), assessments=assessed)
+
+
+def _p99(run: RunResult) -> float:
+    return run.metrics.ms_per_step.p99 if run.metrics is not None else float("inf")
+
+
+def _go(session: Session, criteria: Criteria, assessed: list[RunAssessment], rankings: list[Ranking],
+        chosen: Ranking, software_note: str, what: str, machine: str) -> Verdict:
+    """GO for the best certified run of the chosen frame, unless its confirmation at real-time pace failed."""
+    by_name = {r.name: r for r in session.runs}
+    best = by_name[chosen.runs[0]]
+    top = next(a for a in assessed if a.name == best.name)
+    dep = deployment(best, criteria, software_note)
+    v = top.validity
+    assert best.metrics is not None and v is not None
+    budget = best.metrics.frame_budget_ms
+    confirmed = confirmation(session, criteria, best.name)
+    rerun = [a.name for a in assessed if a.rerun]
+    if confirmed is not None and not confirmed.confirmed:
+        disturbed = bool(confirmed.reasons) and confirmed.reasons[0].startswith("the machine was disturbed")
+        word = "RE-RUN" if disturbed else "NO-GO"
+        return Verdict(go=False, decision=word,
+                       headline=f"{word}: {best.name} runs {what} in real time at pace: fast but not at pace: realtime "
+                                f"on this machine ({machine})",
+                       reasons=[f"{best.name} at pace: realtime: {r}" for r in confirmed.reasons]
+                       + _no_go_reasons(session, assessed),
+                       assessments=assessed, confirmation=confirmed, rerun=rerun)
+    if session.scenario.pace is Pace.realtime:
+        pace_line = "measured at pace: realtime (each frame when its audio has arrived)"
+    elif confirmed is not None:
+        pace_line = (f"confirmed at pace: realtime: p99 {confirmed.p99_ms:.1f} ms over {confirmed.frames} paced "
+                     f"frames, {confirmed.underruns} underruns")
+    else:
+        pace_line = ("found at pace: fast and NOT confirmed at pace: realtime (confirm_frames: 0, or no "
+                     "confirmation run): a call paces frames every 80 ms")
+    realtime = sum(len(r.runs) for r in rankings)
+    reasons = [f"p99 {dep.p99_ms:.1f} ms per {budget:g} ms frame (RTF {best.metrics.rtf:.2f}) measured with the "
+               f"{dep.frame}, zero underruns with a {dep.buffer_ms:g} ms buffer, {top.memory_fraction or 0:.0%} of "
+               f"{top.memory_of}",
+               f"late frames certified: P(step > {v.deadline_ms:g} ms) <= {v.late_rate_upper:.2%} at "
+               f"{v.confidence:.0%} confidence over {v.frames} frames ({v.late_frames} late), assuming late frames "
+               f"come in {burst_words(v.burst_frames, budget)}",
+               pace_line,
+               f"{realtime} of {len(assessed)} configurations are certified real time; ranked against the same frame "
+               f"only ({len(chosen.runs)} run(s))"]
+    reasons += _apart(chosen, rankings, session)
+    reasons += [f"{a.name}: {a.reasons[0]}" for a in assessed if a.rerun]
+    if software_note:
+        reasons.append(f"no frame of a server that runs on this GPU as shipped is real time: {software_note}")
+    return Verdict(go=True, decision="GO",
+                   headline=f"GO: {best.name} runs {what} in real time on this machine ({machine}), measured with "
+                            f"the {dep.frame}",
+                   reasons=reasons, recommended=dep, ranked=list(chosen.runs), rankings=rankings,
+                   assessments=assessed, rerun=rerun, confirmation=confirmed)

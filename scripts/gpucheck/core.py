@@ -40,6 +40,9 @@ class Preset:
     endpoint_preset: str
     endpoint_device: str
     endpoint_seconds: int
+    # Frames per measured step: figures within the time box, not the 4606 that certify a verdict (which then reads
+    # INCONCLUSIVE, and says so); None: the scenario's own.
+    measure_frames: Optional[int] = None
     # A started step may take this many times its budget (never more than what is left), so that one step that hangs
     # or runs long cannot take the time of every step after it.
     overrun: float = 2.0
@@ -48,7 +51,7 @@ class Preset:
 H200 = Preset(
     name="h200", scenario="scenarios/gpu-check-h200.yaml", capacity_scenario="scenarios/gpu-check-h200-capacity.yaml",
     total_s=420, reserve_s=25, capacity_ticks=60, endpoint_preset="personaplex-7b", endpoint_device="cuda",
-    endpoint_seconds=20,
+    endpoint_seconds=20, measure_frames=500,
     # A harness run step = its probe (~10 s) + worker start and 7B build (~15 s) + warmup + the persona prefill
     # (127 LM steps, 10 ms server wait each) + 500 frames (published H100: 77.5 ms eager, 30.2 ms with graphs).
     # The capacity search stops itself (--time-limit) with what it measured: its budget is what one or two probes
@@ -60,7 +63,7 @@ H200 = Preset(
 H200_INT8 = Preset(
     name="h200-int8", scenario=H200.scenario, capacity_scenario=H200.capacity_scenario, total_s=330, reserve_s=25,
     capacity_ticks=H200.capacity_ticks, endpoint_preset=H200.endpoint_preset, endpoint_device="cuda",
-    endpoint_seconds=H200.endpoint_seconds, budgets={**H200.budgets, "pytest-gpu": 60},
+    endpoint_seconds=H200.endpoint_seconds, measure_frames=H200.measure_frames, budgets={**H200.budgets, "pytest-gpu": 60},
 )
 CPU = Preset(
     name="cpu", scenario="scenarios/gpu-check-cpu.yaml", capacity_scenario="scenarios/gpu-check-cpu-capacity.yaml",

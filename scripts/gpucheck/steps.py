@@ -116,6 +116,10 @@ def pytest_gpu(check: GpuCheck, step: Step) -> None:
 
 # --- harness runs ------------------------------------------------------------------------------------------------
 
+def _frames(check: GpuCheck) -> tuple[str, ...]:
+    return ("--frames", str(check.preset.measure_frames)) if check.preset.measure_frames else ()
+
+
 def harness_run(check: GpuCheck, step: Step, scenario: str, run: str, folder: str, *extra: str) -> list[dict]:
     """One `harness run --only RUN` into runs/FOLDER, ended by --time-limit within what is left; the step says what
     the run did (a run harness skipped, e.g. CUDA graphs on a CPU, makes the step skipped with harness's reason)."""
@@ -142,7 +146,7 @@ def harness_run(check: GpuCheck, step: Step, scenario: str, run: str, folder: st
 
 
 def core(check: GpuCheck, step: Step, run: str) -> None:
-    harness_run(check, step, check.preset.scenario, run, run)
+    harness_run(check, step, check.preset.scenario, run, run, *_frames(check))
 
 
 def measured(check: GpuCheck, runs: tuple[str, ...]) -> dict[str, float]:
@@ -180,7 +184,7 @@ def served(check: GpuCheck, step: Step) -> None:
     choice = served_choice(fastest, measured(check, CORE_RUNS))
     if choice != fastest:
         step.notes.append(f"fastest is {fastest}; the server offers bf16 only, so {choice} is served")
-    harness_run(check, step, check.preset.scenario, f"{choice}-server", "served")
+    harness_run(check, step, check.preset.scenario, f"{choice}-server", "served", *_frames(check))
 
 
 def capacity(check: GpuCheck, step: Step) -> None:
@@ -197,11 +201,11 @@ def capacity(check: GpuCheck, step: Step) -> None:
 
 def compile_fastest(check: GpuCheck, step: Step) -> None:
     fastest = choose_fastest(check)
-    harness_run(check, step, check.preset.scenario, f"{fastest}-compile", "compile")
+    harness_run(check, step, check.preset.scenario, f"{fastest}-compile", "compile", *_frames(check))
 
 
 def int8(check: GpuCheck, step: Step, run: str) -> None:
-    harness_run(check, step, check.preset.scenario, run, run)
+    harness_run(check, step, check.preset.scenario, run, run, *_frames(check))
 
 
 # --- the served endpoint (issue 18), when this checkout has it --------------------------------------------------

@@ -74,8 +74,8 @@ def test_time_limit_below_the_memory_bound_is_time() -> None:
     assert best == 3 and limited == "time"
 
 
-def test_ticks_to_certify_is_mlperfs_459_per_burst_length() -> None:
-    assert ticks_to_certify(Criteria()) == 4590  # 459 blocks of 10 ticks: late ticks come in bursts
+def test_ticks_to_certify_is_the_clean_length_per_burst_length() -> None:
+    assert ticks_to_certify(Criteria()) == 4606  # 10 x ln(100) / 1%: late ticks come in bursts of up to 10
     assert ticks_to_certify(Criteria(burst_frames=1)) == 459
     assert ticks_to_certify(Criteria(late_frame_target=0.05, confidence=0.95, burst_frames=1)) == 59
 

@@ -14,7 +14,7 @@ from harness.records.schema import CudaMetrics, RunMetrics, RunResult, Session
 from harness.stats.percentiles import summarize
 from harness.verdict.playback import playback, simulate
 from harness.verdict.recommend import decide
-from harness.verdict.validity import assess_validity, frames_to_certify, late_rate_upper_bound
+from harness.verdict.validity import assess_validity, late_rate_upper_bound
 
 
 def test_clopper_pearson_upper_bound() -> None:
@@ -24,19 +24,10 @@ def test_clopper_pearson_upper_bound() -> None:
     assert 0.05 < late_rate_upper_bound(5, 100, 0.99) < 0.15
 
 
-def test_frames_to_certify() -> None:
-    assert frames_to_certify(0, 100, 0.01, 0.99) == 359
-    assert frames_to_certify(0, 500, 0.01, 0.99) == 0
-    assert frames_to_certify(5, 100, 0.01, 0.99) is None  # 5% late can never certify 1%
-    more = frames_to_certify(1, 400, 0.01, 0.99)
-    assert more is not None and more > 0
-    assert late_rate_upper_bound(round((400 + more) / 400), 400 + more, 0.99) <= 0.0101
-
-
 def test_validity_flags_short_unstable_and_late() -> None:
     criteria = Criteria()
     steady = assess_validity([50.0] * 300, 80.0, criteria)
-    assert steady.valid and steady.stable and steady.late_frames == 0 and steady.frames_to_certify == 4290
+    assert steady.valid and steady.stable and steady.late_frames == 0 and steady.frames_to_certify == 4306
     short = assess_validity([50.0] * 20, 80.0, criteria)
     assert not short.enough_frames and not short.enough_seconds and not short.valid
     assert short.measured_s == pytest.approx(1.6), "seconds of audio (20 x 80 ms), not the sum of step times"
@@ -60,12 +51,12 @@ def test_playback_spike_needs_a_buffer() -> None:
 
 
 def test_fast_steady_run_is_valid_and_certified() -> None:
-    """30 ms steps over 4600 frames: 368 s of audio (the old rule summed step time and called a fast GPU's run
-    'too short'), and no frame late in 460 blocks of 10 certifies a late rate under 1% at 99% confidence for late
-    frames in bursts of up to 10."""
-    validity = assess_validity([30.0] * 4600, 80.0, Criteria())
-    assert validity.valid and validity.measured_s == pytest.approx(368.0)
-    assert validity.blocks == 460 and validity.burst_frames == 10
+    """30 ms steps over 4606 frames: 368.5 s of audio (the old rule summed step time and called a fast GPU's run
+    'too short'), and no frame late certifies a late rate under 1% at 99% confidence for late frames in bursts of
+    up to 10 (0.8 s of audio)."""
+    validity = assess_validity([30.0] * 4606, 80.0, Criteria())
+    assert validity.valid and validity.measured_s == pytest.approx(368.48)
+    assert validity.burst_frames == 10 and validity.burst_seconds == pytest.approx(0.8)
     assert validity.certified and validity.late_rate_upper < 0.01 and validity.frames_to_certify == 0
 
 
@@ -96,12 +87,45 @@ def test_relaxed_budget_run_is_go_and_says_what_ran() -> None:
     assert "per 1000 ms frame" in verdict.reasons[0]
 
 
-def test_go_needs_the_late_rate_certified() -> None:
-    """300 clean frames meet the p99 rule, but 0 late in 30 blocks of 10 bounds the late rate only at 14%: not GO
-    with the default 1% target; the reason says how many more frames would certify it."""
+def test_too_few_clean_frames_is_inconclusive_not_no_go() -> None:
+    """300 clean frames meet the p99 rule, but bound the late rate only at 15% for bursts of 10: not GO with the
+    default 1% target, and not NO-GO either: INCONCLUSIVE, with the frames and the command that settle it."""
     verdict = decide(_session([_run("eager", [45.0] * 300)]), Criteria())
-    assert not verdict.go
-    assert "not certified" in verdict.reasons[0] and "4290 more frames would certify it" in verdict.reasons[0]
+    assert not verdict.go and verdict.decision == "INCONCLUSIVE"
+    assert verdict.headline.startswith("INCONCLUSIVE:")
+    (a,) = verdict.assessments
+    assert a.outcome == "not enough evidence" and a.frames_needed == 4606
+    assert a.settle == "harness run s --only eager --frames 4606"
+    assert "not certified yet" in verdict.reasons[0] and "4606 frames in one run settle it" in verdict.reasons[0]
+    assert a.settle in verdict.headline
+
+
+def test_a_clean_500_frame_run_is_inconclusive_and_4606_frames_are_go() -> None:
+    """The flagship scenarios used to set frames: 500, which can never certify 1% at 99% for bursts of 10."""
+    assert decide(_session([_run("graphs", [40.0] * 500)]), Criteria()).decision == "INCONCLUSIVE"
+    assert decide(_session([_run("graphs", [40.0] * 4606)]), Criteria()).decision == "GO"
+
+
+def test_a_rare_isolated_hiccup_certifies_at_twice_the_clean_length() -> None:
+    """13 isolated 75 ms frames in 13,770 (0.09%, a tenth of the 1% target): the block rule it replaced read NO-GO
+    ("more frames cannot certify it"); now GO."""
+    samples = [40.0] * 13_770
+    for i in range(13):
+        samples[500 + i * 1000] = 75.0
+    verdict = decide(_session([_run("graphs", samples)]), Criteria())
+    assert verdict.decision == "GO", verdict.reasons
+    assert "13 late" in verdict.reasons[1] and "0.8 s of audio" in verdict.reasons[1]
+
+
+def test_a_late_share_shown_above_the_target_is_no_go() -> None:
+    """3% of frames late in isolated spikes: p99 is under the deadline, but the late share is shown above 1%."""
+    samples = [40.0] * 5000
+    for i in range(0, 5000, 33):
+        samples[i] = 75.0
+    verdict = decide(_session([_run("graphs", samples)]), Criteria())
+    (a,) = verdict.assessments
+    assert verdict.decision == "NO-GO" and a.outcome == "not real time"
+    assert any("shown above the 1% allowed" in r or "p99" in r for r in a.reasons)
 
 
 def _metrics(samples: list[float], cuda: bool = False, budget: float = 80.0) -> RunMetrics:
@@ -133,8 +157,8 @@ def _run(name: str, samples: list[float] | None, status: str = "ok", budget: flo
 
 def test_go_picks_the_fastest_real_time_run_with_settings() -> None:
     session = _session([
-        _run("graphs", [30.0 + (i % 7) for i in range(4600)], compile=True, cuda_graphs=True),
-        _run("eager", [45.0 + (i % 5) for i in range(4600)]),
+        _run("graphs", [30.0 + (i % 7) for i in range(4606)], compile=True, cuda_graphs=True),
+        _run("eager", [45.0 + (i % 5) for i in range(4606)]),
         _run("slow", [95.0] * 300, dtype="float16"),
         _run("skipped", None, status="skipped"),
     ])
@@ -144,7 +168,7 @@ def test_go_picks_the_fastest_real_time_run_with_settings() -> None:
     rec = verdict.recommended
     assert rec is not None and rec.run == "graphs" and rec.env == {}
     assert rec.settings["torch.compile"] == "on" and rec.settings["CUDA graphs"] == "on"
-    eager = decide(_session([_run("eager", [45.0] * 4600)]), Criteria()).recommended
+    eager = decide(_session([_run("eager", [45.0] * 4606)]), Criteria()).recommended
     assert eager is not None and eager.env == {"NO_TORCH_COMPILE": "1", "NO_CUDA_GRAPH": "1"}
 
 
@@ -155,11 +179,18 @@ def test_no_go_explains_each_run() -> None:
                         _run("gone", None, status="failed")])
     verdict = decide(session, Criteria())
     assert not verdict.go and verdict.recommended is None
+    # Two runs miss, one may be real time but is far too short to tell: not enough evidence is not NO-GO.
+    assert verdict.decision == "INCONCLUSIVE" and "best candidate short" in verdict.headline
     text = "\n".join(verdict.reasons)
-    assert "slow: p99 95.0 ms > 72 ms" in text
-    assert "spiky: 1 underruns with a 80 ms jitter buffer" in text
-    assert "short: measurement too short" in text
+    assert "slow: not real time: p99 95.0 ms > 72 ms deadline" in text
+    assert "spiky: not real time: 1 underruns with a 80 ms jitter buffer" in text
+    assert "short: not enough evidence: only 20 measured frames" in text
     assert "1 other run(s) did not measure: gone" in text
+    outcomes = {a.name: a.outcome for a in verdict.assessments}
+    assert outcomes == {"slow": "not real time", "spiky": "not real time", "short": "not enough evidence",
+                        "gone": "failed"}
+    no_go = decide(_session([_run("slow", [95.0] * 300), _run("spiky", spiky)]), Criteria())
+    assert no_go.decision == "NO-GO" and no_go.headline.startswith("NO-GO: no configuration runs")
 
 
 def test_memory_headroom_is_required() -> None:
@@ -179,10 +210,10 @@ def test_go_ranks_only_runs_of_the_same_frame() -> None:
     """fp16 measured with moshi's server frame is faster than bf16 with NVIDIA's, but the two frames do different
     work: they are ranked apart, and the preset's own server (NVIDIA's, for PersonaPlex) is recommended."""
     session = _session([
-        _run("bf16", [50.0 + (i % 5) for i in range(4600)], serving="personaplex-server"),
-        _run("bf16-graphs", [40.0 + (i % 5) for i in range(4600)], serving="personaplex-server", cuda_graphs=True),
-        _run("fp16", [30.0 + (i % 5) for i in range(4600)], dtype="float16", serving="moshi-server"),
-        _run("core", [20.0] * 4600, serving="model"),
+        _run("bf16", [50.0 + (i % 5) for i in range(4606)], serving="personaplex-server"),
+        _run("bf16-graphs", [40.0 + (i % 5) for i in range(4606)], serving="personaplex-server", cuda_graphs=True),
+        _run("fp16", [30.0 + (i % 5) for i in range(4606)], dtype="float16", serving="moshi-server"),
+        _run("core", [20.0] * 4606, serving="model"),
     ])
     verdict = decide(session, Criteria())
     assert verdict.go and verdict.ranked == ["bf16-graphs", "bf16"]
@@ -196,14 +227,26 @@ def test_go_ranks_only_runs_of_the_same_frame() -> None:
 def test_on_sm_120_the_recommendation_names_a_server_with_kernels() -> None:
     """NVIDIA's server pins torch<2.5: no wheel of that range has sm_120 kernels. moshi's server frame wins."""
     session = _blackwell(_session([
-        _run("bf16", [30.0 + (i % 5) for i in range(4600)], serving="personaplex-server"),
-        _run("fp16", [45.0 + (i % 5) for i in range(4600)], dtype="float16", serving="moshi-server"),
+        _run("bf16", [30.0 + (i % 5) for i in range(4606)], serving="personaplex-server"),
+        _run("fp16", [45.0 + (i % 5) for i in range(4606)], dtype="float16", serving="moshi-server"),
     ]))
     verdict = decide(session, Criteria())
     assert verdict.go and verdict.recommended is not None and verdict.recommended.run == "fp16"
     assert verdict.recommended.moshi[0].startswith("python -m moshi.server") and not verdict.recommended.software_note
     passed = next(r for r in verdict.rankings if r.serving == "personaplex-server")
     assert "torch<2.5" in passed.note and "sm_120" in passed.note
-    only = decide(_blackwell(_session([_run("bf16", [30.0] * 4600, serving="personaplex-server")])), Criteria())
+    only = decide(_blackwell(_session([_run("bf16", [30.0] * 4606, serving="personaplex-server")])), Criteria())
     assert only.go and only.recommended is not None and "sm_120" in only.recommended.software_note, \
         "the only real-time frame is still recommended, with what its software needs"
+
+
+def test_fail_on_nogo_tells_no_from_not_yet() -> None:
+    """--fail-on-nogo: 3 when the evidence says no, 8 when more evidence (or a quiet machine) would decide, 0 GO."""
+    from harness.records.exits import Exit
+    from harness.verdict.endpoint import gate_exit
+
+    clean = decide(_session([_run("graphs", [40.0] * 4606)]), Criteria())
+    short = decide(_session([_run("graphs", [40.0] * 500)]), Criteria())
+    slow = decide(_session([_run("graphs", [95.0] * 500)]), Criteria())
+    assert [gate_exit(v) for v in (clean, short, slow)] == [Exit.OK, Exit.UNDECIDED, Exit.NOGO]
+    assert (short.decision, slow.decision) == ("INCONCLUSIVE", "NO-GO") and int(Exit.UNDECIDED) == 8
