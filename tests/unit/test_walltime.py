@@ -6,6 +6,7 @@ from harness.plan.walltime import first_look, predict_wall_time
 from harness.records.config import RunConfig
 from harness.records.plan import RunPlan, StepBand
 from harness.records.scenario import RunDefaults, Scenario
+from harness.verdict.screen import frames_to_measure
 
 
 def _run(name: str, **config) -> RunConfig:  # noqa: ANN003
@@ -29,7 +30,7 @@ def test_screened_scenario_certifies_the_best_once_and_confirms_it() -> None:
     stages = _stages(wall)
     assert set(stages) == {"probe", "screen", "certify", "confirm at pace"}
     certify = next(s for s in wall.stages if s.what.startswith("certify"))
-    assert certify.runs == ["fast"] and certify.frames == 4590 - 600
+    assert certify.runs == ["fast"] and certify.frames == frames_to_measure(scenario) - 600
     screen = next(s for s in wall.stages if s.what.startswith("screen"))
     # a run predicted over its deadline is predicted to stop at the early stop's first look
     frames = 600 * 0.020 + 600 * 0.040 + first_look(scenario) * 0.200
