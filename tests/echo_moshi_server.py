@@ -3,7 +3,9 @@ Opus audio with one frame of its own, serving any number of calls at once (as a 
 --one-call-at-a-time. It lets the load generator's mechanics (open loop, K server processes, cleanup) be tested in
 seconds; the real servers are tested in test_endpoint.py.
 
-    python tests/echo_moshi_server.py --port P [--one-call-at-a-time]
+    python tests/echo_moshi_server.py --port P [--one-call-at-a-time] [--prefill-s S]
+
+--prefill-s waits S seconds before each call's handshake, as PersonaPlex's persona prefill does.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--one-call-at-a-time", action="store_true")
+    parser.add_argument("--prefill-s", type=float, default=0.0, help="wait before each call's handshake")
     parser.add_argument("--tag", default="", help="ignored: lets a test find the servers it started")
     args = parser.parse_args()
     lock = asyncio.Lock()
@@ -31,6 +34,7 @@ def main() -> None:
         async def serve() -> None:
             reader, writer = sphn.OpusStreamReader(24000), sphn.OpusStreamWriter(24000)
             pending = 0
+            await asyncio.sleep(args.prefill_s)
             await ws.send_bytes(b"\x00")
             async for message in ws:
                 if message.type != WSMsgType.BINARY or not message.data or message.data[0] != 1:

@@ -152,10 +152,10 @@ def test_not_a_moshi_server_is_one_line_exit_2(make, expected: str, tmp_path: Pa
 
 
 def test_tls_and_unreachable_are_one_line(tmp_path: Path) -> None:
-    done = run_cli("endpoint", f"ws://127.0.0.1:{free_port()}", "--out", str(tmp_path))
+    done = run_cli("endpoint", f"ws://127.0.0.1:{free_port()}", "--out", str(tmp_path / "unreachable"))
     assert done.returncode == 2 and "cannot connect" in done.stderr and len(done.stderr.strip().splitlines()) == 1
-    with aiohttp_server({"/api/chat": not_found}) as port:
-        done = run_cli("endpoint", f"wss://127.0.0.1:{port}", "--out", str(tmp_path))
+    with aiohttp_server({"/api/chat": not_found}) as port:  # a folder of its own: --out never overwrites results
+        done = run_cli("endpoint", f"wss://127.0.0.1:{port}", "--out", str(tmp_path / "tls"))
     assert done.returncode == 2 and "TLS failure" in done.stderr and "Traceback" not in done.stderr
 
 

@@ -72,3 +72,64 @@ def test_open_loop_keeps_every_call(tmp_path: Path) -> None:
     (tmp_path / "report.html").unlink()
     again = run_cli("report", str(tmp_path))  # re-rendered from endpoint.json alone
     assert again.returncode == 0 and "open loop" in (tmp_path / "report.html").read_text(), again.stderr
+
+
+def test_k_servers_with_a_prefill_split_per_server_over_two_client_processes(tmp_path: Path) -> None:
+    """Issue 26: three servers that each prefill their caller were shown as 'lock wait + prefill 0' for every caller
+    after the first. Per server, nothing was before them: all prefill. The callers ran in two load generator
+    processes, and the run says how its client kept up (recorded, not asserted: this machine is shared)."""
+    port = free_port()
+    command = f"{sys.executable} {ECHO} --port {{port}} --prefill-s 0.5 --tag prefill"
+    done = run_cli("endpoint", f"ws://127.0.0.1:{port}", "--start", command, "--capacity-servers", "3",
+                   "--client-processes", "2", "--out", str(tmp_path), *RELAXED, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    last = load_endpoint(tmp_path).runs[-1]
+    assert last.servers == 3 and sorted(c.raw.server for c in last.callers) == [0, 1, 2]
+    for caller in last.callers:
+        assert caller.status == "ok" and caller.lock_split == "no call before"
+        assert caller.lock_wait_ms == 0.0 and caller.prefill_ms == caller.handshake_ms
+    assert last.client is not None and last.client.processes == 2 and last.client.loop_lag_p99_ms is not None
+    assert {c.raw.process for c in last.callers} == {0, 1}
+    assert _echo_processes("prefill") == []
+
+
+def test_endpoint_out_refuses_a_folder_that_holds_results(tmp_path: Path) -> None:
+    for name in ("endpoint.json", "results.json"):
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        (folder / name).write_text("{}")
+        done = run_cli("endpoint", "ws://127.0.0.1:9", "--out", str(folder))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == (f"harness: {folder} already holds results ({name}): nothing was changed; "
+                                       "choose another --out")
+        assert (folder / name).read_text() == "{}" and sorted(p.name for p in folder.iterdir()) == [name]
+
+
+def test_an_interrupted_endpoint_search_keeps_the_runs_that_finished(tmp_path: Path) -> None:
+    """SIGTERM once the first load run of a search has finished: endpoint.json holds it, marked interrupted, with no
+    verdict; the servers it started are stopped; exit 143."""
+    import os
+    import signal
+    import subprocess
+
+    port = free_port()
+    command = f"{sys.executable} {ECHO} --port {{port}} --tag interrupted"
+    env = dict(os.environ, COLUMNS="200", PYTHONPATH=os.pathsep.join(p for p in (str(REPO),
+                                                                                 os.environ.get("PYTHONPATH", "")) if p))
+    process = subprocess.Popen([sys.executable, "-m", "harness", "endpoint", f"ws://127.0.0.1:{port}", "--start",
+                                command, "--search", "64", "--out", str(tmp_path), *RELAXED[:-4], "--seconds", "2",
+                                "--drain", "30"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:  # the first run's table is printed when it finished
+        if "1 call(s)" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "finished run(s) kept in" in stderr
+    results = load_endpoint(tmp_path)
+    assert results.interrupted == "interrupted (SIGTERM)" and results.verdict is None and results.search is None
+    assert results.runs and results.runs[0].sessions == 1 and results.runs[0].callers[0].status == "ok"
+    assert "INTERRUPTED" in (tmp_path / "summary.md").read_text()
+    assert _echo_processes("interrupted") == []

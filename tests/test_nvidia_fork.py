@@ -97,3 +97,32 @@ runs:
     assert emulated["engine"]["moshi_flavour"] == "pypi"
     assert fork["metrics"]["prefill"]["steps"] == emulated["metrics"]["prefill"]["steps"] == 3 + 4 + 5
     assert fork["metrics"]["first_audio"]["per_call_s"] > 0 and fork["metrics"]["frames"] == 3
+
+
+def test_the_fork_builds_and_steps_in_bfloat16(nvidia_python: Path, tmp_path: Path) -> None:
+    """bf16, the one dtype NVIDIA's server offers: the fork creates text_linear, depformer_in and out_norm without a
+    dtype (float32) and its loader casts the whole model to the run's dtype; the worker must too, or the first step
+    fails (`expected m1 and m2 to have the same dtype ... BFloat16 != float` in text_linear)."""
+    scenario = tmp_path / "fork-bf16.yaml"
+    scenario.write_text(f"""
+name: fork-bf16
+preset: personaplex-tiny
+frames: 3
+warmup_frames: 2
+torch_threads: 1
+telemetry_hz: 0
+criteria: {{min_frames: 1, min_seconds: 0}}
+persona: {json.dumps(PERSONA)}
+defaults: {{device: cpu, dtype: bfloat16, serving: personaplex-server, python: {nvidia_python}}}
+runs:
+  - name: nvidia-bf16
+""")
+    out = tmp_path / "out"
+    done = run_cli("run", str(scenario), "--out", str(out))
+    assert done.returncode in (0, 3), done.stdout[-3000:] + done.stderr[-3000:]
+    run = json.loads((out / "results.json").read_text())["runs"][0]
+    assert run["status"] == "ok", run["reason"] + run["stderr_tail"][-2000:]
+    assert run["engine"]["moshi_flavour"] == "nvidia" and run["engine"]["lm_dtype"] == "bfloat16"
+    assert run["metrics"]["frames"] == 3 and run["metrics"]["prefill"]["steps"] == 3 + 4 + 5
+    # fidelity compares PyPI moshi configurations: the fork's run says why it was not compared
+    assert "NVIDIA's fork" in run["metrics"]["fidelity"]["skipped"]

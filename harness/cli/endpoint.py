@@ -17,8 +17,8 @@ from rich.table import Table
 from harness.cli.common import EXIT_INTERRUPTED, EXIT_NOGO, EXIT_OK, EXIT_RUN_FAILED
 from harness.contract.presets import preset_names
 from harness.endpoint.protocol import DEFAULT_TEXT_PROMPT, UrlError, chat_url
-from harness.records.endpoint import EndpointResults, LoadRun, Slo, write_endpoint
-from harness.records.exits import UserError
+from harness.records.endpoint import ENDPOINT_JSON, EndpointResults, LoadRun, Slo, write_endpoint
+from harness.records.exits import Exit, UserError
 
 if TYPE_CHECKING:
     from harness.endpoint.serving import ServeSpec
@@ -45,9 +45,15 @@ Servers: a URL; or --start "COMMAND" (your own server, `{port}` in it replaced; 
 first); or --serve-preset NAME (the real server `harness serve` starts). Servers the harness started are stopped
 with their children when it ends.
 
-Results: DIR/endpoint.json (schema harness.endpoint v1, raw packet times kept), report.html, summary.md.
+The load generator measures itself: its event loops' lag (a ticker) and its callers' send lateness. A run that
+failed while it fell behind is "limited by the load generator", not a server failure; callers are spread over
+several processes (--client-processes) when one loop cannot keep up.
+
+Results: DIR/endpoint.json (schema harness.endpoint v1, raw packet times kept), report.html, summary.md. A folder
+that already holds results is refused (nothing is changed). Interrupted (Ctrl-C, SIGTERM), the runs that finished
+are written, marked interrupted, without a verdict.
 Exit status: 0 every caller ok, 1 a caller failed, 2 bad input or no caller could reach a moshi server,
-3 NO-GO with --fail-on-nogo, 130 interrupted.
+3 NO-GO with --fail-on-nogo, 130 interrupted (143 SIGTERM).
 
   harness serve --preset personaplex-tiny --port 8998 &
   harness endpoint ws://127.0.0.1:8998 --sessions 2 --seconds 5
@@ -105,6 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--drain", type=float, default=2.0,
                    help="after its stream, a caller listens at most this long for the audio the server still owes")
     p.add_argument("--insecure", action="store_true", help="wss:// without checking the certificate")
+    p.add_argument("--client-processes", type=int, default=0, metavar="N",
+                   help="load generator processes the callers are spread over (default: enough that none runs more "
+                        "than the callers one process keeps up with here)")
     p.add_argument("--slo-first-audio-ms", type=float, default=Slo().first_audio_ms)
     p.add_argument("--slo-interval-p99-ms", type=float, default=Slo().interval_p99_ms)
     p.add_argument("--slo-deficit-frames", type=float, default=Slo().deficit_frames)
@@ -196,6 +205,8 @@ def _check(args: argparse.Namespace) -> Optional[str]:
             chat_url(args.url, None, None)
         except UrlError as exc:
             return str(exc)
+    if args.client_processes < 0:
+        return "--client-processes must be at least 1 (or 0: automatic)"
     for name in ("sessions", "search", "capacity_servers", "calls"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -237,17 +248,53 @@ def _unreachable(results: EndpointResults) -> Optional[str]:
     return None
 
 
+def _claim(out: Path) -> None:
+    """The results folder: created, writable, and holding no results (as `harness run --out`: never overwritten)."""
+    held = [name for name in (ENDPOINT_JSON, "results.json") if (out / name).exists() or (out / name).is_symlink()]
+    if held:
+        raise UserError(f"{out} already holds results ({held[0]}): nothing was changed; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write to the output folder {out}: {exc.strerror or exc}") from None
+
+
+def _interrupted(begun: list[EndpointResults], finished: list[LoadRun], args: argparse.Namespace,
+                 code: int) -> Optional[EndpointResults]:
+    """What finished before an interrupt, marked as such (no verdict: the load asked for did not all run)."""
+    if not begun:
+        return None
+    from harness.probe.machine import host_machine
+
+    signal_name = {143: "SIGTERM", 129: "SIGHUP", 130: "SIGINT"}.get(code, f"exit {code}")
+    kept = begun[0].model_copy(update={"runs": list(finished), "search": None, "verdict": None,
+                                       "interrupted": f"interrupted ({signal_name})"})
+    kept.machine = host_machine()
+    return kept
+
+
+def _write(results: EndpointResults, out: Path) -> None:
+    from harness.probe.machine import host_machine
+    from harness.report.endpoint import render_endpoint_html, summary_line
+
+    if results.machine is None:
+        results.machine = host_machine()  # its hardware key: compare tells load generators apart
+    write_endpoint(results, out)
+    (out / "report.html").write_text(render_endpoint_html(results), encoding="utf-8")
+    (out / "summary.md").write_text(summary_line(results) + "\n", encoding="utf-8")
+
+
 def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
     from harness.endpoint.load import CallSettings
     from harness.endpoint.measure import LoadSpec, ServerSource, measure
     from harness.endpoint.serving import ServeError
-    from harness.report.endpoint import render_endpoint_html, summary_line
+    from harness.report.endpoint import summary_line
 
     problem = _check(args)
     if problem:
         raise UserError(problem)
     out = args.out or Path("reports") / f"endpoint-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
-    out.mkdir(parents=True, exist_ok=True)
+    _claim(out)
     serve = _spec(args, 0) if args.preset else None
     source = ServerSource(url=args.url, start_command=args.start, serve=serve, ready_timeout_s=args.ready_timeout,
                           log_dir=out / "logs")
@@ -256,12 +303,15 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
                     machine_hour_usd=args.machine_hour_usd, seed=args.seed)
     settings = CallSettings(call_seconds=args.seconds, connect_timeout_s=args.connect_timeout,
                             handshake_timeout_s=args.handshake_timeout, drain_s=args.drain,
-                            insecure=args.insecure)
+                            insecure=args.insecure, client_processes=args.client_processes)
     quiet = args.json
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
+    finished: list[LoadRun] = []
+    begun: list[EndpointResults] = []
 
     def on_run(run: LoadRun) -> None:
+        finished.append(run)
         if not quiet:
             console.print(_caller_table(run))
             if run.note:
@@ -269,20 +319,26 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
 
     try:
         results = measure(source, load, settings, _slo(args), args.voice_prompt, args.text_prompt, on_run,
-                          on_ready=lambda d: None if quiet else console.print(f"server ready: {d}"))
+                          on_ready=lambda d: None if quiet else console.print(f"server ready: {d}"),
+                          on_begin=begun.append)
     except ServeError as exc:
         raise UserError(str(exc)) from None
     except UrlError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
-        print("harness: interrupted; servers it started are stopped", file=sys.stderr)
-        return getattr(exc, "code", EXIT_INTERRUPTED)
-    from harness.probe.machine import host_machine
-
-    results.machine = host_machine()  # its hardware key: compare tells load generators apart
-    write_endpoint(results, out)
-    (out / "report.html").write_text(render_endpoint_html(results), encoding="utf-8")
-    (out / "summary.md").write_text(summary_line(results) + "\n", encoding="utf-8")
+        code = getattr(exc, "code", EXIT_INTERRUPTED)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a second signal must not cut the writing short
+            signal.signal(sig, signal.SIG_IGN)
+        kept = _interrupted(begun, finished, args, code)
+        if kept is not None:
+            _write(kept, out)
+            print(f"harness: interrupted; servers it started are stopped; {len(finished)} finished run(s) kept in "
+                  f"{out / 'endpoint.json'}", file=sys.stderr)
+        else:
+            print("harness: interrupted before any server answered; servers it started are stopped",
+                  file=sys.stderr)
+        return code
+    _write(results, out)
     if args.json:
         print(results.model_dump_json(indent=1))
     else:
@@ -299,5 +355,7 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
         raise UserError(unreachable)
     if args.fail_on_nogo and results.verdict is not None and results.verdict.word == "NO-GO":
         return EXIT_NOGO
+    if args.fail_on_nogo and results.verdict is not None and results.verdict.word == "INCONCLUSIVE":
+        return int(Exit.UNDECIDED)  # the load generator fell behind: the server was not shown to pass or fail
     failed = any(c.status == "failed" for r in results.runs for c in r.callers)
     return EXIT_RUN_FAILED if failed else EXIT_OK

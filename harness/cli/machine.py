@@ -75,7 +75,8 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
             console.print(renderable)
         from harness.plan.quantized_plan import plan_quantized, quantized_table
 
-        rows = plan_quantized(result.architecture, result.target, frame_budget_ms=loaded.scenario.frame_budget_ms)
+        rows = plan_quantized(result.architecture, result.target, frame_budget_ms=loaded.scenario.frame_budget_ms,
+                              deadline_ms=loaded.scenario.criteria.deadline_ms(loaded.scenario.frame_budget_ms))
         if rows:
             console.print(quantized_table(rows, result.target))
     if args.sessions and not args.json:
@@ -84,7 +85,8 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         deadline = loaded.scenario.criteria.deadline_ms(loaded.scenario.frame_budget_ms)
         for run in loaded.runs:
             console.print(sessions_table(result.architecture, run, None, deadline_ms=deadline, only_gpu=args.gpu,
-                                         extra=(result.target,)))
+                                         extra=(result.target,),
+                                         memory_headroom=loaded.scenario.criteria.memory_headroom))
     return EXIT_OK if any(p.feasible for p in result.plans) else EXIT_RUN_FAILED
 
 

@@ -1,10 +1,13 @@
 """A history of results, one folder per machine's HARDWARE, and the trend across it.
 
 Layout: <history>/<hardware key>/<UTC time>-<scenario>-<content hash>.json (harness.compare.hardware). Software
-versions are not part of the key: a torch or moshi bump keeps its baseline and shows up as a
-change in the trend and in `harness compare`'s output. A session's hardware is read from the file
-itself, never from the folder name, so histories written under the older layout (folders named by
-`Machine.fingerprint`, which hashed torch and moshi versions too) are read as they are.
+versions are not part of the key: a torch or moshi bump keeps its baseline folder and is marked in the trend. But
+torch, moshi and moshi_flavour are part of a run's measurement identity (harness.records.identity): `harness compare
+--history` refuses such a pair as not comparable (exit 5), naming the flag, unless it is asked with
+`--allow-difference torch` (and `moshi`, `moshi_flavour`), as the nightly does; then the change includes the
+upgrade's effect, said in a warning. Other frames or another seed are compared, with a warning. A session's
+hardware is read from the file itself, never from the folder name, so histories written under the older layout
+(folders named by `Machine.fingerprint`, which hashed torch and moshi versions too) are read as they are.
 
 Entries never collide and never leave the folder: the scenario name is reduced to a file-name-safe word (a name
 like `../../x` cannot climb out), the content's hash makes the name unique, and the entry is published with a

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from harness.compare.hardware import hardware_differences, hardware_key, software_changes
 from harness.compare.methods import QUANTILES, Change, estimate_change
 from harness.records.exits import Exit
+from harness.records.identity import override_hint
 from harness.records.schema import RunResult, Session
 from harness.stats.disturbance import Interference, interference
 from harness.stats.samples import sample_problem, values_problem
@@ -113,6 +114,8 @@ class RunComparison(BaseModel):
     change: dict[str, float] = Field(default_factory=dict)
     statistics: list[StatisticChange] = Field(default_factory=list)
     differences: list[str] = Field(default_factory=list, description="measurement settings that differ")
+    sample_differences: list[str] = Field(default_factory=list, description="settings that change only the sample "
+                                                                            "(frames, seed): judged, with a warning")
     processes: tuple[int, int] = (0, 0)
     note: str = ""
 
@@ -306,15 +309,30 @@ def _measured_pair(name: str, base: RunResult, cur: RunResult, thresholds: list[
 
 def compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], thresholds: list[Threshold],
                 confidence: float, allowed: set[str], differences: list[str],
-                pace: object = "fast", cores: int = 0) -> RunComparison:
-    """`differences`: the measurement identity's differing fields (harness.records.identity), allowed ones left out."""
+                pace: object = "fast", cores: int = 0, sample: Optional[list[str]] = None) -> RunComparison:
+    """`differences`: the measurement identity's differing fields that change the quantity measured
+    (harness.records.identity), allowed ones left out: the pair is refused, naming the flag that compares it anyway.
+    `sample`: fields that change only the sample (frames, seed): judged, with them shown as a warning."""
+    found = _compare_run(name, base, cur, thresholds, confidence, allowed, differences, pace, cores)
+    if sample and found.outcome != "not comparable":
+        warning = (f"another sample ({'; '.join(sample)}): the same quantity estimated from other frames, "
+                   "its interval says how well")
+        found = found.model_copy(update={"sample_differences": list(sample),
+                                         "note": "; ".join(n for n in (warning, found.note) if n)})
+    return found
+
+
+def _compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult], thresholds: list[Threshold],
+                 confidence: float, allowed: set[str], differences: list[str],
+                 pace: object = "fast", cores: int = 0) -> RunComparison:
     if cur is None:
         return RunComparison(name=name, outcome="missing", note="in the baseline, not in the current results")
     if base is None:
         return RunComparison(name=name, outcome="no baseline", note="not in the baseline: nothing to compare with")
     if differences:
         return RunComparison(name=name, outcome="not comparable", differences=differences,
-                             note="measurement settings differ: " + "; ".join(differences))
+                             note="measurement settings differ: " + "; ".join(differences)
+                                  + f" ({override_hint(differences)} compares them anyway)")
     claimed = [f"{label}: status ok but no metrics (a damaged file)" for label, r in (("baseline", base),
                                                                                       ("current", cur))
                if r.status == "ok" and r.metrics is None]
@@ -364,12 +382,15 @@ def compare_sessions(baseline: Session, current: Session, thresholds: list[Thres
     pace = current.scenario.pace.value
     cores = current.machine.cpu_cores_logical
 
-    def differences(name: str) -> list[str]:
+    def differences(name: str, sample: bool) -> list[str]:
         base, cur = base_runs.get(name), cur_runs.get(name)
         if base is None or cur is None:
             return []
-        return baseline.measurement(base).differences(current.measurement(cur), frozenset(allowed))
+        before, after = baseline.measurement(base), current.measurement(cur)
+        if sample:
+            return [d for d in before.sample_differences(after) if d.split(" ", 1)[0] not in allowed]
+        return before.differences(after, frozenset(allowed), sample=False)
 
     comparison.runs = [compare_run(n, base_runs.get(n), cur_runs.get(n), thresholds, confidence, allowed,
-                                   differences(n), pace, cores) for n in names]
+                                   differences(n, False), pace, cores, differences(n, True)) for n in names]
     return comparison

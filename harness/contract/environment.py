@@ -10,8 +10,10 @@ import sys
 from typing import Mapping
 
 # Prefixes of variables that can change what a run measures: CUDA and allocator settings, torch and dynamo
-# switches, moshi's NO_TORCH_COMPILE / NO_CUDA_GRAPH, thread pools.
-MEASUREMENT_ENV_PREFIXES = ("CUDA_", "TORCH", "PYTORCH_", "NO_", "OMP_", "MKL_", "THP_", "NVIDIA_TF32")
+# switches, moshi's NO_TORCH_COMPILE / NO_CUDA_GRAPH (not any NO_*: NO_PROXY and NO_COLOR change nothing measured,
+# and they are part of a run's identity), thread pools.
+MEASUREMENT_ENV_PREFIXES = ("CUDA_", "TORCH", "PYTORCH_", "NO_TORCH_COMPILE", "NO_CUDA_GRAPH", "OMP_", "MKL_", "THP_",
+                            "NVIDIA_TF32")
 
 REEXEC_MARK = "HARNESS_WORKER_REEXEC"
 

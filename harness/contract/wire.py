@@ -245,6 +245,11 @@ class BenchJob:
     # Seconds of idle sampling after the warmup frames (telemetry on): the device's power between frames.
     idle_window_s: float = 0.0
     stop: Optional[EarlyStop] = None  # stop once the run is certainly not real time (harness.contract.stopping)
+    # Input audio: None is the seeded synthetic signal; else a .wav read and resampled to Mimi's rate in the worker.
+    input_wav: Optional[str] = None
+    # Fidelity: after the timed frames (never inside them), this many teacher-forced frames against the bf16 eager
+    # reference of the same model and weights (harness.worker.fidelity); 0: not measured.
+    fidelity_frames: int = 0
 
 
 @dataclass
@@ -299,6 +304,10 @@ class FrameSamples:
     stage_cpu_ms: dict[str, list[float]] = field(default_factory=dict)  # ... per stage
     process_cpu_ms: list[float] = field(default_factory=list)  # every thread of the process
     run_wait_ms: list[float] = field(default_factory=list)  # largest run-queue wait of any thread (schedstat)
+    main_wait_ms: list[float] = field(default_factory=list)  # ... of the main thread
+    frame_wait_ms: list[float] = field(default_factory=list)  # ... of the threads that carry the frame
+    cores: int = 0  # CPUs the worker may run on (its affinity); 0: not read
+    threads: int = 0  # torch's intra-op threads in this process during the frames; 0: not read
     others_cpu_ms: list[float] = field(default_factory=list)  # CPU time other processes used on the host
     gc_ms: list[float] = field(default_factory=list)  # the process's own garbage collections
     cpu_sources: dict[str, str] = field(default_factory=dict)
@@ -348,6 +357,41 @@ class AdmissionSample:
 
 
 @dataclass
+class StreamFidelity:
+    """One output stream of the candidate against the reference, teacher-forced: the candidate reads the
+    reference's tokens every step, so each frame compares the two models on the same context."""
+
+    __pydantic_config__ = _FORBID
+    stream: str  # text | semantic (audio codebook 0) | acoustic (audio codebooks 1..7)
+    codebooks: int  # logit rows per frame in this stream
+    top1_agreement: float  # share of (frame, codebook) where the candidate's argmax is the reference's
+    kl_mean: float  # KL(reference || candidate) in nats, over every (frame, codebook)
+    kl_p99: float
+    kl_max: float
+    kl_by_frame: list[float] = field(default_factory=list)  # mean KL per frame, in order: the drift
+    greedy_agreement: float = 0.0  # free-run greedy: the candidate's own tokens equal to the reference's
+
+
+@dataclass
+class FidelityReading:
+    """What a configuration's output is, against the bf16 eager reference of the same model, weights and input."""
+
+    __pydantic_config__ = _FORBID
+    frames: int  # teacher-forced frames compared
+    reference: str  # what the reference ran, in words
+    method: str  # how the comparison was made (teacher-forced; whether the reference was replayed)
+    self_test: bool  # the candidate is the reference's own configuration: must read KL 0, agreement 1
+    synthetic: bool  # synthetic weights: numerics, not speech quality
+    input: str  # the input audio both models heard
+    streams: list[StreamFidelity] = field(default_factory=list)
+    greedy_agreement: float = 0.0  # free-run greedy, every stream's tokens together
+    greedy_first_divergence: Optional[int] = None  # first frame whose free-run tokens differ (None: never)
+    non_finite_frames: int = 0  # frames whose candidate logits held NaN/Inf (left out of KL; agreement counts them)
+    seconds: float = 0.0  # wall time of the whole fidelity pass (after the timed frames)
+    skipped: str = ""  # why it was not measured (then streams is empty)
+
+
+@dataclass
 class BenchReply:
     __pydantic_config__ = _FORBID
     status: Literal["ok", "failed"]
@@ -367,6 +411,7 @@ class BenchReply:
     barrier_wait_s: Optional[float] = None  # start_barrier: how long this process waited for the others
     barrier_released: Optional[bool] = None  # False: it waited barrier_timeout_s and went on alone
     idle_window: Optional[list[float]] = None  # [start, end] of the idle sampling, on the telemetry's clock
+    fidelity: Optional[FidelityReading] = None  # against the bf16 reference, after the timed frames
 
 
 @dataclass

@@ -10,7 +10,7 @@ import re
 from typing import Callable
 
 from harness.diagnosis.context import Context, Found
-from harness.knowledge import compiler, drivers, wheels
+from harness.knowledge import compiler, drivers, platforms, wheels
 from harness.knowledge.models import needs_gib, weights_gib
 
 GIB = 2**30
@@ -251,6 +251,39 @@ def capture_cause(f: Found, ctx: Context) -> str:
     if "bitsandbytes" in f.text or (ctx.run is not None and ctx.run.quantize.value == "int8"):
         cause += "; bitsandbytes int8 layers are not capturable"
     return cause
+
+
+def capture_remedy(f: Found, ctx: Context) -> str:
+    remedy = ("set `cuda_graphs: off` for this configuration (moshi: NO_CUDA_GRAPH=1); keep host syncs, CPU offload "
+              "and bitsandbytes layers out of graphed code")
+    if _on_wsl(f, ctx):
+        return f"under WSL2 graph capture itself is the weak point: {platforms.WSL_BLACKWELL_GRAPHS.fix}; else {remedy}"
+    return f"{remedy}; a model split across GPUs cannot be captured: {platforms.MULTI_GPU_GRAPHS.fix}"
+
+
+def _on_wsl(f: Found, ctx: Context) -> bool:
+    return ctx.os == "wsl" or "microsoft-standard-WSL" in f.text or "WSL" in f.text
+
+
+def wsl_unknown_cause(f: Found, ctx: Context) -> str:
+    if _on_wsl(f, ctx):
+        return (f"{platforms.WSL_BLACKWELL_GRAPHS.what}; this log runs under WSL and failed with cudaErrorUnknown "
+                f"({platforms.WSL_BLACKWELL_GRAPHS.source})")
+    return "an unknown CUDA error (cudaErrorUnknown): the driver gave no reason; often a driver or virtualisation fault"
+
+
+def wsl_unknown_remedy(f: Found, ctx: Context) -> str:
+    if _on_wsl(f, ctx):
+        return platforms.WSL_BLACKWELL_GRAPHS.fix
+    return ("run `nvidia-smi` and the failing step again with CUDA_LAUNCH_BLOCKING=1; update the NVIDIA driver; if it "
+            "happens only with CUDA graphs, set `cuda_graphs: off` (NO_CUDA_GRAPH=1)")
+
+
+def short_audio_cause(f: Found, ctx: Context) -> str:
+    if re.search(r"load_voice_prompt|moshi|personaplex", f.text, re.IGNORECASE):
+        return f"{platforms.SHORT_VOICE_PROMPT.what} ({platforms.SHORT_VOICE_PROMPT.source})"
+    return ("pyloudnorm measured a clip shorter than its 400 ms block (the loudness standard's gating block); "
+            "NVIDIA's server fails the same way on a voice prompt under 400 ms")
 
 
 def missing_package_cause(f: Found, ctx: Context) -> str:

@@ -16,6 +16,7 @@ from typing import Literal
 
 from harness.diagnosis import remedies as r
 from harness.diagnosis.text import squash_pattern
+from harness.knowledge import platforms
 
 Role = Literal["error", "warning"]
 
@@ -109,9 +110,16 @@ SIGNATURES: list[Signature] = [
                                 r"operation failed due to a previous error during capture",
                                 r"cudaErrorStreamCaptureInvalidated", r"ERROR_STREAM_CAPTURE_\w+",
                                 r"capturing stream has unjoined work", r"CUDA graph capture"),
-         r.capture_cause,
-         r.const("set `cuda_graphs: off` for this configuration (moshi: NO_CUDA_GRAPH=1); keep host syncs, CPU "
-                 "offload and bitsandbytes layers out of graphed code")),
+         r.capture_cause, r.capture_remedy),
+    _sig("wsl_graph_capture", (r"cudaErrorUnknown",),
+         r.wsl_unknown_cause, r.wsl_unknown_remedy),
+    _sig("empty_text_prompt",
+         (r"_step_text_prompt_core.{0,1500}?TypeError: 'NoneType' object is not iterable",),
+         r.const(f"{platforms.EMPTY_TEXT_PROMPT.what} ({platforms.EMPTY_TEXT_PROMPT.source})"),
+         r.const(platforms.EMPTY_TEXT_PROMPT.fix)),
+    _sig("short_voice_prompt", (r"Audio must have length greater than the block size",),
+         r.short_audio_cause, r.const(f"{platforms.SHORT_VOICE_PROMPT.fix}; outside PersonaPlex: skip or pad clips "
+                                      "under 400 ms before measuring their loudness")),
     _sig("meta_tensor", (r"Cannot copy out of meta tensor", r"is not on the expected device meta",
                          r"cannot be called on meta tensors", r"Tensor\.item\(\) cannot be called on meta",
                          r"is on the meta device", r"weight is on the meta device"),

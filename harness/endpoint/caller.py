@@ -26,8 +26,11 @@ CAUGHT_UP_FRAMES = 2  # a server has caught up when it owes no more than moshi's
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.t0 = time.perf_counter()
+    """Seconds from the shared start. perf_counter is the system's monotonic clock on Linux, so processes of the
+    load generator given the same `t0` share one clock."""
+
+    def __init__(self, t0: Optional[float] = None) -> None:
+        self.t0 = time.perf_counter() if t0 is None else t0
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -48,6 +51,8 @@ class CallPlan:
     handshake_timeout_s: float = 60.0
     drain_s: float = 2.0  # after the last frame, at most this long listening for what the server still owes
     insecure: bool = False  # wss:// without certificate checks
+    server: int = 0  # which server process `url` is (index among the run's URLs)
+    process: int = 0  # which load generator process runs it
 
 
 @dataclass
@@ -91,7 +96,7 @@ def _connect_reason(exc: BaseException, url: str) -> str:
 
 
 async def call(plan: CallPlan, clock: Clock, session: aiohttp.ClientSession) -> CallOutcome:
-    raw = CallerRaw(scheduled_start_s=plan.start_s)
+    raw = CallerRaw(scheduled_start_s=plan.start_s, server=plan.server, process=plan.process)
     outcome = CallOutcome(raw=raw)
     await clock.sleep_until(plan.start_s)
     raw.connect_start_s = clock.now()

@@ -109,7 +109,10 @@ def setup_of(source: ServerSource, load: LoadSpec, call_seconds: float) -> Endpo
 
 def measure(source: ServerSource, load: LoadSpec, settings: CallSettings, slo: Slo, voice_prompt: Optional[str],
             text_prompt: Optional[str], on_run: Callable[[LoadRun], None],
-            on_ready: Callable[[str], None] = lambda _: None) -> EndpointResults:
+            on_ready: Callable[[str], None] = lambda _: None,
+            on_begin: Callable[[EndpointResults], None] = lambda _: None) -> EndpointResults:
+    """`on_begin` gets the results' head (server, prompts, setup) once the first server answers, `on_run` each load
+    run as it finishes: what an interrupt keeps."""
     with servers(source) as held:
         urls: list[str] = []
         if source.serve is not None or source.start_command:
@@ -123,6 +126,7 @@ def measure(source: ServerSource, load: LoadSpec, settings: CallSettings, slo: S
         results = EndpointResults(created=datetime.now(timezone.utc), url=chat[0], server=held.description,
                                   voice_prompt=voice, text_prompt=text, slo=slo, host=socket.gethostname(),
                                   setup=setup_of(source, load, settings.call_seconds))
+        on_begin(results)
         if load.search_servers:
             def probe_servers(k: int) -> LoadRun:
                 while len(chat) < k:

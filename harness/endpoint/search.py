@@ -3,7 +3,8 @@ bisection between the last size that passed and the first that failed (as the lo
 
 What grows is either callers against one endpoint (`sessions`) or server processes of a stock deployment, one call
 each on its own port (`servers`). A server found to serve one call at a time stops the sessions search at once: a
-second caller can only queue, so more callers cannot pass.
+second caller can only queue, so more callers cannot pass. A size that failed while the load generator fell behind
+(harness.endpoint.client) is limited by the load generator, and the search says so instead of blaming the server.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def search(what: str, probe: Probe, maximum: int, on_run: Optional[Callable[[Loa
             failed = middle
     if serial:
         limited = "one call at a time: the server holds one lock for a whole call, a second caller queues"
+    elif failed is not None and runs[failed].limited_by_client:
+        health = runs[failed].client
+        limited = (f"the load generator at {failed}, not the server: {health.note if health else 'it fell behind'}; "
+                   "spread the callers over more processes (--client-processes)")
     elif failed is None:
         limited = f"the maximum tried ({maximum}) passed"
     else:

@@ -14,10 +14,11 @@ is the usable host-to-device bandwidth (what CPU offload pays per step). Memory 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Optional
 
 GIB = 2**30
+MIB = 2**20
 MemoryKind = Literal["discrete", "unified", "coherent"]
 
 # usable host links, GB/s: PCIe 3.0 x16 ~12, 4.0 x16 ~25, 4.0 x8 ~12.5, 5.0 x16 ~50, 5.0 x8 ~25
@@ -37,10 +38,25 @@ class GpuSpec:
     laptop: bool = False
     memory: MemoryKind = "discrete"
     host_ram_gib: Optional[float] = None  # memory the part always comes with (unified pool, Grace LPDDR5X)
+    reported_mib: Optional[int] = None  # total memory as nvidia-smi / NVML report it (ECC on where it is the default)
+    memory_source: str = ""  # where reported_mib was seen
+    boost_mhz: Optional[int] = None  # the GPU's boost clock: a small kernel's execution time follows it
+    sms: Optional[int] = None  # streaming multiprocessors
 
     @property
     def unified(self) -> bool:
         return self.memory == "unified"
+
+    @property
+    def memory_bytes(self) -> int:
+        """What a process can be given: the card's total as the driver reports it, else the nominal size."""
+        return self.reported_mib * MIB if self.reported_mib else int(self.vram_gib * GIB)
+
+    @property
+    def memory_label(self) -> str:
+        if self.reported_mib:
+            return f"{self.reported_mib} MiB ({self.reported_mib / 1024:.1f} GiB) as nvidia-smi reports"
+        return f"{self.vram_gib:g} GiB nominal"
 
 
 def _g(name: str, vram: float, cc: str, bw: float, link: float, aliases: tuple[str, ...], source: str,
@@ -124,6 +140,54 @@ GPUS: tuple[GpuSpec, ...] = (
        memory="unified", host_ram_gib=128),
 )
 
+
+# Memory as the card reports it (nvidia-smi "Memory-Usage" total, MiB), the source beside each figure. GDDR
+# datacenter cards (T4, A10, A10G, L4, L40S) run with ECC on by default and give up 1/16 of their memory to it
+# (an L4 is sold as 24 GB and reports 23034 MiB = 22.5 GiB); HBM parts report slightly less than their nominal size.
+MODAL_2797 = "https://github.com/modal-labs/modal-client/pull/2797 (nvidia-smi totals across Modal's GPU types)"
+REPORTED_MIB: dict[str, tuple[int, str]] = {
+    "NVIDIA T4": (15360, MODAL_2797 + "; ECC on"),
+    "NVIDIA A10": (23028, MODAL_2797 + "; ECC on"),
+    "NVIDIA A10G": (23028, "https://github.com/NVIDIA/DCGM/issues/232 (nvidia-smi: NVIDIA A10G 23028MiB); ECC on"),
+    "NVIDIA L4": (23034, MODAL_2797 + "; https://zenn.dev/kun432/scraps/c15a8af84f93b2 (10658MiB / 23034MiB); ECC on"),
+    "NVIDIA L40S": (46068, MODAL_2797 + "; https://github.com/akash-network/provider-configs/pull/99 (46068 MiB); "
+                           "ECC on"),
+    "NVIDIA A100-PCIE-40GB": (40960, MODAL_2797 + " (A100 40GB)"),
+    "NVIDIA A100-SXM4-40GB": (40960, MODAL_2797 + " (A100 40GB)"),
+    "NVIDIA A100 80GB PCIe": (81920, MODAL_2797 + " (A100 80GB)"),
+    "NVIDIA A100-SXM4-80GB": (81920, MODAL_2797 + " (A100 80GB)"),
+    "NVIDIA H100 80GB HBM3": (81559, MODAL_2797 + " (H100)"),
+    "NVIDIA GeForce RTX 4090": (24564, "https://github.com/RLinf/RLinf/issues/255 (nvidia-smi: 24564MiB)"),
+    "NVIDIA GeForce RTX 5090": (32607, "https://github.com/noonghunna/club-3090/issues/617 (nvidia-smi: 32607MiB)"),
+}
+
+# Boost clock (MHz) and SM count of each part, from its TechPowerUp page (the `source` of consumer entries) or
+# NVIDIA's datasheet: what a small kernel's execution time follows (harness.plan.steptime). None: not published.
+CLOCKS: dict[str, tuple[int, int]] = {
+    "NVIDIA GeForce GTX 1080 Ti": (1582, 28), "NVIDIA GeForce RTX 3090": (1695, 82),
+    "NVIDIA GeForce RTX 4090": (2520, 128), "NVIDIA GeForce RTX 4080": (2505, 76),
+    "NVIDIA GeForce RTX 4070 Ti": (2610, 60), "NVIDIA GeForce RTX 4060 Ti 16GB": (2535, 34),
+    "NVIDIA GeForce RTX 4060 Ti 8GB": (2535, 34), "NVIDIA GeForce RTX 5090": (2407, 170),
+    "NVIDIA GeForce RTX 5090 D": (2407, 170), "NVIDIA GeForce RTX 5080": (2617, 84),
+    "NVIDIA GeForce RTX 5070 Ti": (2452, 70), "NVIDIA GeForce RTX 5060 Ti 16GB": (2572, 36),
+    "NVIDIA GeForce RTX 5060 Ti 8GB": (2572, 36), "NVIDIA RTX 6000 Ada Generation": (2505, 142),
+    "NVIDIA RTX PRO 6000 Blackwell": (2617, 188), "NVIDIA T4": (1590, 40), "NVIDIA A10": (1695, 72),
+    "NVIDIA A10G": (1710, 80), "NVIDIA L4": (2040, 58), "NVIDIA L40": (2490, 142), "NVIDIA L40S": (2520, 142),
+    "NVIDIA A100-PCIE-40GB": (1410, 108), "NVIDIA A100 80GB PCIe": (1410, 108), "NVIDIA A100-SXM4-40GB": (1410, 108),
+    "NVIDIA A100-SXM4-80GB": (1410, 108), "NVIDIA H100 80GB HBM3": (1980, 132), "NVIDIA H100 PCIe": (1755, 114),
+    "NVIDIA H100 NVL": (1785, 132), "NVIDIA H200": (1980, 132), "NVIDIA GH200 480GB": (1980, 132),
+    "NVIDIA Jetson AGX Orin 64GB": (1300, 16),
+}
+CLOCK_SOURCE = TPU + " (boost clock and SM count of each part's page)"
+
+
+def _with_reported(spec: GpuSpec) -> GpuSpec:
+    mib, source = REPORTED_MIB.get(spec.name, (None, ""))
+    mhz, sms = CLOCKS.get(spec.name, (None, None))
+    return replace(spec, reported_mib=mib, memory_source=source or f"nominal: {spec.source}", boost_mhz=mhz, sms=sms)
+
+
+GPUS = tuple(_with_reported(spec) for spec in GPUS)
 
 def _norm(text: str) -> str:
     """Case, spaces, dashes and underscores do not matter; every other character does."""

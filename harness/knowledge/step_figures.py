@@ -38,32 +38,44 @@ class StepFigure:
     effective_gbs: Optional[tuple[float, float]] = None  # a published achieved bandwidth (low, high), for `eta`
     unit: str = "ms"
     weights_gb: Optional[float] = None  # the weight bytes per frame the source itself counts (profiler)
+    framework: str = "PyTorch (moshi)"  # what ran: moshi's own code, NVIDIA's fork, a port, another framework
+
+    @property
+    def comparable(self) -> bool:
+        """moshi's own PyTorch frame (PyPI moshi or NVIDIA's fork): what the model counts ops and kernels of. A port
+        or another framework dispatches other kernels; its error measures that framework as much as the model."""
+        return self.framework.startswith("PyTorch (moshi") or self.framework.startswith("PyTorch (NVIDIA")
 
 
 FIGURES: tuple[StepFigure, ...] = (
-    StepFigure("H100 eager (vLLM-Omni port)", "h100", "eager", "bf16", "model", 77.5, "fit", VLLM_OMNI_6604,
-               "per-frame model step, eager: launch-bound on the host; sets the host cost per op"),
+    StepFigure("H100 eager (vLLM-Omni port)", "h100", "eager", "bf16", "model", 77.5, "validation", VLLM_OMNI_6604,
+               "per-frame model step, eager: launch-bound on the host; the port dispatches its own ops (not moshi's), "
+               "so it no longer sets the host cost", framework="PyTorch (vLLM-Omni port)"),
     StepFigure("H100 CUDA graphs (vLLM-Omni port)", "h100", "graphs", "bf16", "model", 30.2, "fit", VLLM_OMNI_6604,
-               "the same step captured in CUDA graphs: GPU-bound; sets the per-kernel minimum"),
+               "the same step captured in CUDA graphs: GPU-bound; sets the per-kernel minimum (at the H100's 1980 "
+               "MHz; other GPUs scale by their clock)", framework="PyTorch (vLLM-Omni port)"),
     StepFigure("GB10 weight streaming (nsys)", "dgx-spark", "graphs", "bf16", "personaplex-server", 180.0, "fit",
                PERSONAPLEX_103, "~449 batch-1 GEMVs move ~13 GB per frame at ~170-190 GB/s effective of 273: sets "
                "the achievable fraction of the memory bandwidth", part="bandwidth", effective_gbs=(170.0, 190.0),
-               unit="GB/s", weights_gb=13.0),
+               unit="GB/s", weights_gb=13.0, framework="PyTorch (NVIDIA's fork)"),
     StepFigure("GB10 stock bf16 server", "dgx-spark", "graphs", "bf16", "personaplex-server", 101.7, "validation",
-               PERSONAPLEX_103, "NVIDIA's server as shipped (CUDA graphs on, second Mimi, Opus): not real time"),
+               PERSONAPLEX_103, "NVIDIA's server as shipped (CUDA graphs on, second Mimi, Opus): not real time",
+               framework="PyTorch (NVIDIA's fork)"),
     StepFigure("GB10 depformer 8 of 16 steps skipped", "dgx-spark", "graphs", "bf16", "personaplex-server", 10.3,
                "validation", PERSONAPLEX_103, "what skipping the second half of the depformer's 16 steps saved",
-               part="depformer_half"),
+               part="depformer_half", framework="PyTorch (NVIDIA's fork)"),
     StepFigure("M2 Max MLX 4-bit", "apple-m2-max", "compile+graphs", "int4", "model", 75.0, "validation",
                SEED_M2_MAX, "MLX, not PyTorch: compiled, 4-bit weights, 400 GB/s unified memory",
-               bandwidth_gbs=400.0),
+               bandwidth_gbs=400.0, framework="MLX (PersonaPlexDemo)"),
     StepFigure("M2 Max MLX-Swift 4-bit", "apple-m2-max", "compile+graphs", "int4", "model", 68.0, "validation",
                SWIFT_M2_MAX, "speech-swift (MLX-Swift), both transformers 4-bit (group 64): \"~68ms/step (RTF "
-               "0.87)\"; whether the optional compiled temporal path was on is not said", bandwidth_gbs=400.0),
-    StepFigure("GB300 official PyTorch eager", "gb300", "eager", "bf16", "model", 47.9, "validation", TRTMC_504,
+               "0.87)\"; whether the optional compiled temporal path was on is not said", bandwidth_gbs=400.0,
+               framework="MLX-Swift (speech-swift)"),
+    StepFigure("GB300 official PyTorch eager", "gb300", "eager", "bf16", "model", 47.9, "fit", TRTMC_504,
                "\"Official HF eager complete-task p50: 3,160.70 ms\" for a 66-frame workload (Mimi encode, "
                "temporal/depth, Mimi decode, PCM to the host): 47.9 ms per frame, an upper bound if the task "
-               "also stepped a prompt; Grace host"),
+               "also stepped a prompt; Grace host. Host-bound (the GPU needs ~30 ms): sets the host cost of one "
+               "of moshi's own ops", framework="PyTorch (moshi, official eager)"),
 )
 
 

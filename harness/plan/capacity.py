@@ -15,9 +15,11 @@ from harness.contract.wire import ArchitectureFacts
 from harness.knowledge.gpus import find_gpu, gpu_names
 from harness.plan.memory import bytes_per_step, predict_items
 from harness.plan.planner import plan_run, resolve_for
+from harness.plan.predict import processes_by_memory
 from harness.plan.target import PlanTarget, from_spec
 from harness.records.config import RunConfig
 from harness.records.machine import Machine
+from harness.records.scenario import Criteria
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -87,7 +89,8 @@ def memory_bound(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *,
 
 
 def session_bound(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, deadline_ms: float,
-                  host_memory_limit_bytes: Optional[int] = None) -> SessionBound:
+                  host_memory_limit_bytes: Optional[int] = None,
+                  memory_headroom: float = Criteria().memory_headroom) -> SessionBound:
     cost = session_cost(arch, run, target)
     n = memory_bound(arch, run, target, host_memory_limit_bytes=host_memory_limit_bytes)
     one = plan_run(arch, run, target, batch=1, host_memory_limit_bytes=host_memory_limit_bytes)
@@ -100,8 +103,9 @@ def session_bound(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *
         per_ms = one.step_floor_ms * cost.bytes_read_per_step / one.bytes_per_step
         fixed_ms = one.step_floor_ms - per_ms
         realtime = max(0, int((deadline_ms - fixed_ms) // per_ms)) if per_ms > 0 else None
-    # The stock deployment: each server process holds its own weights, Mimi and CUDA context (its batch-1 peak).
-    processes = int(capacity // peak_one) if capacity and peak_one else None
+    # The stock deployment: each server process holds its own weights, Mimi and CUDA context (its batch-1 peak),
+    # in the memory less the criteria's headroom (the rule a measured capacity run applies).
+    processes = processes_by_memory(capacity, peak_one, memory_headroom) if capacity and peak_one else None
     return SessionBound(target=target.label, gpu=target.gpu_name, capacity_bytes=capacity,
                         fixed_bytes=(peak_one or 0) - cost.bytes, per_session=cost, max_sessions=n,
                         floor_ms_at_max=at_max.step_floor_ms if n else None, floor_ms_one=one.step_floor_ms,
@@ -109,7 +113,8 @@ def session_bound(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *
 
 
 def gpu_table_bounds(arch: ArchitectureFacts, run: RunConfig, machine: Optional[Machine], *,
-                     deadline_ms: float, extra: tuple[PlanTarget, ...] = ()) -> list[SessionBound]:
+                     deadline_ms: float, extra: tuple[PlanTarget, ...] = (),
+                     memory_headroom: float = Criteria().memory_headroom) -> list[SessionBound]:
     """The memory-bound sessions on every GPU of the table, and on `extra` targets with a GPU that the table does
     not know (a scenario's `target:`): predicted, for the report and `harness plan`."""
     gpu_run = run.model_copy(update={"device": run.device.cuda, "offload": run.offload.none})
@@ -117,15 +122,18 @@ def gpu_table_bounds(arch: ArchitectureFacts, run: RunConfig, machine: Optional[
     known = {t.gpu_name for t in targets}
     # By exact name: find_gpu's loose match would take an L40S for the table's L4.
     targets += [t for t in extra if t.has_gpu and t.vram_bytes and t.gpu_name not in known]
-    return [session_bound(arch, gpu_run, target, deadline_ms=deadline_ms) for target in targets]
+    return [session_bound(arch, gpu_run, target, deadline_ms=deadline_ms, memory_headroom=memory_headroom)
+            for target in targets]
 
 
 def sessions_table(arch: ArchitectureFacts, run: RunConfig, machine: Optional[Machine], *, deadline_ms: float,
-                   only_gpu: Optional[str] = None, extra: tuple[PlanTarget, ...] = ()) -> "Table":
+                   only_gpu: Optional[str] = None, extra: tuple[PlanTarget, ...] = (),
+                   memory_headroom: float = Criteria().memory_headroom) -> "Table":
     """`harness plan SCENARIO --sessions`: how many sessions each GPU holds by memory, and the floor per tick."""
     from rich.table import Table
 
-    bounds = gpu_table_bounds(arch, run, machine, deadline_ms=deadline_ms, extra=extra)
+    bounds = gpu_table_bounds(arch, run, machine, deadline_ms=deadline_ms, extra=extra,
+                              memory_headroom=memory_headroom)
     if only_gpu is not None:
         wanted = find_gpu(only_gpu)
         bounds = [b for b in bounds if wanted is not None and b.gpu == wanted.name]

@@ -11,6 +11,7 @@ from harness.plan.software import software_issues
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, DType, Offload, Quantize, RunConfig
 from harness.records.plan import PlanCheck, PlanIssue, RunPlan
+from harness.records.scenario import Criteria
 from harness.records.schema import RunMetrics
 from harness.scenario.load import LoadedScenario
 
@@ -25,7 +26,10 @@ def resolve_for(run: RunConfig, target: PlanTarget) -> RunConfig:
 
 def plan_run(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, batch: int = 1,
              frame_budget_ms: float = 80.0, checkpoint_bytes: int = 0,
-             host_memory_limit_bytes: Optional[int] = None) -> RunPlan:
+             host_memory_limit_bytes: Optional[int] = None, deadline_ms: Optional[float] = None) -> RunPlan:
+    """`deadline_ms`: the frame budget less the criteria's headroom (the real-time rule's line); default: the
+    default criteria's on this budget."""
+    deadline = deadline_ms if deadline_ms is not None else Criteria().deadline_ms(frame_budget_ms)
     run = resolve_for(run, target)
     on_gpu = run.device is Device.cuda
     # What accelerate sees as free on an idle card: the memory less the CUDA context (offload: auto).
@@ -71,7 +75,7 @@ def plan_run(arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, bat
     if host_capacity and host > host_capacity:
         memory_reasons.append(f"needs {host / GIB:.1f} GiB of host RAM, {host_capacity / GIB:.1f} GiB available")
     reasons = memory_reasons + reasons
-    step = predict_step(arch, run, target, batch=batch, frame_budget_ms=frame_budget_ms, device_free=device_free)
+    step = predict_step(arch, run, target, batch=batch, deadline_ms=deadline, device_free=device_free)
     return RunPlan(
         run=run.name, device=run.device.value, target=target.label,
         device_peak_bytes=device_total if on_gpu else None, device_allocated_bytes=allocated if on_gpu else None,
@@ -88,11 +92,12 @@ def plan_scenario_run(arch: ArchitectureFacts, loaded: LoadedScenario, run: RunC
     """plan_run with the scenario's batch, budget, checkpoint size and memory cap."""
     scenario = loaded.scenario
     return plan_run(arch, run, target, batch=run.batch_size or scenario.batch_size, frame_budget_ms=scenario.frame_budget_ms,
-                    checkpoint_bytes=loaded.checkpoint_bytes, host_memory_limit_bytes=scenario.host_memory_limit_bytes)
+                    checkpoint_bytes=loaded.checkpoint_bytes, host_memory_limit_bytes=scenario.host_memory_limit_bytes,
+                    deadline_ms=scenario.criteria.deadline_ms(scenario.frame_budget_ms))
 
 
 def alternatives(arch: ArchitectureFacts, target: PlanTarget, *, batch: int = 1,
-                 frame_budget_ms: float = 80.0) -> list[RunPlan]:
+                 frame_budget_ms: float = 80.0, deadline_ms: Optional[float] = None) -> list[RunPlan]:
     """Configurations worth trying on this target, feasible ones first, fastest floor first."""
     device = Device.cuda if target.has_gpu else Device.cpu
     dtype = DType.bfloat16 if not target.compute_capability or float(target.compute_capability) >= 8.0 else DType.float16
@@ -108,7 +113,7 @@ def alternatives(arch: ArchitectureFacts, target: PlanTarget, *, batch: int = 1,
                         + ([f"offload{int(fraction * 100)}"] if offload is Offload.cpu else []))
         run = RunConfig(name=name, device=device, dtype=dt, quantize=quant, offload=offload, offload_fraction=fraction,
                         compile=compile_ok, cuda_graphs=device is Device.cuda and offload is Offload.none)
-        plans.append(plan_run(arch, run, target, batch=batch, frame_budget_ms=frame_budget_ms))
+        plans.append(plan_run(arch, run, target, batch=batch, frame_budget_ms=frame_budget_ms, deadline_ms=deadline_ms))
     return sorted(plans, key=lambda p: (not p.feasible, not p.fits_memory, p.step_floor_ms or float("inf")))
 
 

@@ -12,12 +12,13 @@ from harness.contract.wire import ArchitectureFacts
 from harness.plan.calibrate import calibration
 from harness.plan.memory import GIB, device_peaks
 from harness.plan.planner import plan_run, resolve_for
-from harness.plan.predict import _gpu_params, _verdict
+from harness.plan.predict import _gpu_params, realtime_verdict
 from harness.plan.quantized import SCHEMES, Scheme, quantized_kernels, scheme_weight_bytes, supported
 from harness.plan.steptime import Device_, frame_work, mode_of, step_ms, step_parts
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, Offload, Quantize, RunConfig
 from harness.records.plan import MemoryItem, StepBand
+from harness.records.scenario import Criteria
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class QuantizedPlan:
 
 
 def plan_quantized(arch: ArchitectureFacts, target: PlanTarget, *, frame_budget_ms: float = 80.0,
-                   graphs: bool = True) -> list[QuantizedPlan]:
+                   graphs: bool = True, deadline_ms: Optional[float] = None) -> list[QuantizedPlan]:
     """Every scheme as a bf16 run with CUDA graphs (fp16 on parts without bf16) on the whole GPU."""
     if not target.has_gpu or not target.vram_bytes:
         return []
@@ -58,13 +59,15 @@ def plan_quantized(arch: ArchitectureFacts, target: PlanTarget, *, frame_budget_
             work = replace(work, bytes_local=work.bytes_local + extra_bytes, kernels=work.kernels + extra,
                            ops=work.ops + extra, graphed_ops=work.graphed_ops + extra,
                            compiled_kernels=work.compiled_kernels + extra)
-            device = Device_(bandwidth_gbs=target.bandwidth_gbs, link_gbs=target.host_link_gbs)
+            device = Device_(bandwidth_gbs=target.bandwidth_gbs, link_gbs=target.host_link_gbs,
+                             clock_mhz=target.clock_mhz)
             mid, low, high, _ = _gpu_params(target)
             structure = calibration().structure
             step = StepBand(p50=step_ms(step_parts(work, mode_of(run), device, mid)),
                             low=step_ms(step_parts(work, mode_of(run), device, low)) / structure,
                             high=step_ms(step_parts(work, mode_of(run), device, high)) * structure)
-            realtime = _verdict(step, frame_budget_ms)
+            realtime = realtime_verdict(step, deadline_ms if deadline_ms is not None
+                                        else Criteria().deadline_ms(frame_budget_ms))
         runnable = f"yes (quantize: {s.name}; model loop only)" if Quantize(s.name).harness_only else \
             f"yes (quantize: {s.name})"
         out.append(QuantizedPlan(scheme=s, device_peak_bytes=peak, fits=peak <= target.vram_bytes, kernels_ok=ok,

@@ -9,6 +9,7 @@ from typing import Any, Optional
 from rich.table import Table
 from rich.text import Text
 
+from harness.knowledge.platforms import target_hazards
 from harness.plan.memory import GIB
 from harness.plan.scenario_plan import ScenarioPlan
 from harness.plan.walltime import WallTime
@@ -79,6 +80,8 @@ def step_table(title: str, plans: list[RunPlan]) -> Table:
         named = (("bw", parts.bandwidth_ms), ("flops", parts.compute_ms), ("link", parts.link_ms),
                  ("kernels", parts.kernel_ms))
         gpu = f"{parts.gpu_ms:.1f}: " + " + ".join(f"{v:.1f} {k}" for k, v in named if v > 0.05)
+        if parts.mode != "cpu" and parts.measured_ms:
+            gpu += f"; then {parts.measured_ms:.1f} server tail (Opus, PCM copy)"
         realtime = plan.predicted_realtime or "-"
         if not plan.feasible:
             realtime += " (blocked)"
@@ -127,10 +130,22 @@ def _breakdown(plan: RunPlan) -> Table:
 
 
 def _verdict(result: ScenarioPlan) -> str:
-    runnable = [p for p in result.plans if p.feasible]
-    if runnable:
-        names = ", ".join(p.run for p in runnable)
-        return f"[bold green]runs predicted to work[/]: {names}"
+    """"Predicted to work" = fits (memory, software) AND real time by the one rule (predicted p99, the band's high
+    end, within the deadline); runs that fit but may or may not be real time are named apart."""
+    working = [p for p in result.plans if p.feasible and p.predicted_realtime in ("yes", None)]
+    maybe = [p for p in result.plans if p.feasible and p.predicted_realtime == "uncertain"]
+    slow = [p for p in result.plans if p.feasible and p.predicted_realtime == "no"]
+    if working or maybe or slow:
+        lines = []
+        if working:
+            lines.append(f"[bold green]runs predicted to work[/] (fit, and real time by the rule): "
+                         f"{', '.join(p.run for p in working)}")
+        if maybe:
+            lines.append(f"[bold yellow]fit, real time uncertain[/] (the band straddles the {result.deadline_ms:g} ms "
+                         f"deadline: measure them): {', '.join(p.run for p in maybe)}")
+        if slow:
+            lines.append(f"[bold red]fit but predicted not real time[/]: {', '.join(p.run for p in slow)}")
+        return "\n".join(lines)
     fitting = [p for p in result.alternatives if p.fits_memory]
     if not fitting:
         return "[bold red]no configuration of this preset fits in memory on this target[/]"
@@ -150,9 +165,14 @@ def _target_notes(result: ScenarioPlan) -> list[Any]:
     notes: list[Any] = []
     if target.has_gpu and target.bandwidth_gbs:
         how = "measured here" if target.bandwidth_measured else (target.source or "the scenario's target")
-        notes.append(Text(f"GPU: {target.vram_bytes / GIB if target.vram_bytes else 0:.0f} GiB, "
+        notes.append(Text(f"GPU: {target.vram_bytes / 2**20 if target.vram_bytes else 0:.0f} MiB "
+                          f"({target.vram_bytes / GIB if target.vram_bytes else 0:.1f} GiB), "
                           f"{target.bandwidth_gbs:g} GB/s memory bandwidth, host link {target.host_link_gbs:g} GB/s "
                           f"(source: {how})"))
+    for hazard in target_hazards(os=target.os, memory_kind=target.memory_kind, cc=target.compute_capability,
+                                 wsl_version=target.wsl_release):
+        notes.append(Text(f"hazard ({hazard.key}): {hazard.what}\n  -> {hazard.fix}\n  source: {hazard.source}",
+                          style="yellow"))
     if target.unified and target.vram_bytes:
         over = [p.run for p in result.plans
                 if (p.device_peak_bytes or 0) + p.host_peak_bytes > target.vram_bytes]
@@ -182,7 +202,9 @@ def plan_tables(result: ScenarioPlan) -> list[Any]:
     header = Text.from_markup(
         f"[bold]{result.scenario}[/]: preset {result.preset} ({arch.lm_parameters / 1e9:.2f}e9 LM parameters, "
         f"Mimi {arch.mimi_parameters / 1e6:.1f}e6) on [bold]{result.target.label}[/]\n"
-        "floor = bytes read per step / memory bandwidth (the roofline); real time needs under 80 ms per step")
+        "floor = bytes read per step / memory bandwidth (the roofline). Real time (one rule, as the verdict's): "
+        f"p99 within the deadline, {result.deadline_ms:g} ms (the frame budget less the criteria's headroom); a "
+        "prediction's p99 is its band's high end")
     out: list[Any] = [header, *_target_notes(result), _table("scenario runs", result.plans)]
     first = next((p for p in result.plans if p.feasible), result.plans[0] if result.plans else None)
     if first is not None:

@@ -31,11 +31,12 @@ class ScenarioPlan:
     architecture: ArchitectureFacts
     plans: list[RunPlan]
     alternatives: list[RunPlan] = field(default_factory=list)
+    deadline_ms: float = 72.0  # the real-time rule's line: the frame budget less the criteria's headroom
     wall: Optional[WallTime] = None  # the whole scenario's predicted wall time to a verdict
 
 
 def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, deadline_ms: float,
-                 gpu_hour_usd: Optional[float] = None) -> RunPlan:
+                 gpu_hour_usd: Optional[float] = None, memory_headroom: float = 0.10) -> RunPlan:
     """The plan with sessions per GPU, stock server processes and cost per conversation-hour (GPU runs)."""
     if plan.predicted_step_ms is None or plan.device != "cuda" or not plan.fits_memory:
         return plan
@@ -43,7 +44,8 @@ def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target:
     price = resolve_price(target.gpu_name or "", run.capacity.gpu_hour_usd if run.capacity else None, gpu_hour_usd)
     serving = serving_prediction(arch, resolved, target, deadline_ms=deadline_ms,
                                  device_peak_bytes=plan.device_peak_bytes,
-                                 memory_sessions=memory_bound(arch, resolved, target), price=price)
+                                 memory_sessions=memory_bound(arch, resolved, target), price=price,
+                                 memory_headroom=memory_headroom)
     if serving is None:
         return plan
     return plan.model_copy(update={"serving": ServingPlan(
@@ -76,8 +78,10 @@ def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bo
         target = from_scenario(scenario.target, probe.machine)
     deadline = scenario.criteria.deadline_ms(scenario.frame_budget_ms)
     plans = [with_serving(plan_scenario_run(arch, loaded, run, target), arch, run, target, deadline_ms=deadline,
-                          gpu_hour_usd=gpu_hour_usd) for run in loaded.runs]
+                          gpu_hour_usd=gpu_hour_usd, memory_headroom=scenario.criteria.memory_headroom)
+             for run in loaded.runs]
     return ScenarioPlan(scenario=scenario.name, preset=scenario.preset, target=target, architecture=arch,
                         plans=plans, alternatives=alternatives(arch, target, batch=scenario.batch_size,
-                                                               frame_budget_ms=scenario.frame_budget_ms),
-                        wall=predict_wall_time(scenario, loaded.runs, plans))
+                                                               frame_budget_ms=scenario.frame_budget_ms,
+                                                               deadline_ms=deadline),
+                        deadline_ms=deadline, wall=predict_wall_time(scenario, loaded.runs, plans))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from harness.contract.quantized import cuda_support
 from harness.knowledge import compiler, wheels
+from harness.knowledge.platforms import WSL_BLACKWELL_GRAPHS, wsl_hazards
 from harness.plan.target import PlanTarget
 from harness.records.config import Device, DType, Offload, Quantize, RunConfig
 from harness.records.plan import PlanIssue
@@ -51,6 +52,9 @@ def software_issues(run: RunConfig, target: PlanTarget) -> list[PlanIssue]:
             issues.append(PlanIssue(severity="blocker", what=f"quantize: {run.quantize.value} on {target.gpu_name}: {why}",
                                     remedy="use `quantize: nf4` (cc 6.0+) or `int8`, or a GPU of cc 8.9+",
                                     short=f"no {run.quantize.value} kernels on cc {cc}"))
+    if run.cuda_graphs and target.os == "wsl" and WSL_BLACKWELL_GRAPHS in wsl_hazards(target.wsl_release, cc):
+        issues.append(PlanIssue(severity="warning", what=f"{WSL_BLACKWELL_GRAPHS.what} ({WSL_BLACKWELL_GRAPHS.source})",
+                                remedy=WSL_BLACKWELL_GRAPHS.fix, short="WSL2 < 2.7: graph capture may crash"))
     if run.offload is Offload.cpu and target.unified:
         issues.append(PlanIssue(severity="warning",
                                 what=f"{target.gpu_name} has unified memory: offloading to the CPU frees nothing, "

@@ -43,6 +43,8 @@ class PlanTarget:
     cpu_matmul_gflops: dict[str, float] = field(default_factory=dict)
     cpu_stages: Optional[CpuStages] = None  # the real frame's stages timed here (a CPU prediction's fit)
     load_average: Optional[float] = None  # when those were measured: a busy host times everything slower
+    clock_mhz: Optional[float] = None  # the GPU's boost clock (the table's): the per-kernel time follows it
+    wsl_release: Optional[str] = None  # WSL's release when the target is this machine under WSL (probe)
 
     @property
     def has_gpu(self) -> bool:
@@ -65,33 +67,38 @@ def _elsewhere_archs(machine: Optional[Machine]) -> list[str]:
     return list(machine.cuda_arch_list) if machine and machine.cuda_arch_list else list(PINNED_ARCHS)
 
 
-def _memory_label(vram_gib: float, kind: str, cc: Optional[str]) -> str:
-    what = f"{vram_gib:g} GiB unified, shared by CPU and GPU" if kind == "unified" else f"{vram_gib:g} GiB"
+def _memory_label(vram_gib: float, kind: str, cc: Optional[str], reported: str = "") -> str:
+    size = reported or f"{vram_gib:g} GiB"
+    what = f"{size} unified, shared by CPU and GPU" if kind == "unified" else size
     return f"{what}, cc {cc}" if cc else what
 
 
 def from_spec(spec: GpuSpec, machine: Optional[Machine], host_ram_gib: Optional[float] = None) -> PlanTarget:
     ram = spec.host_ram_gib if spec.unified else (host_ram_gib or spec.host_ram_gib)
     kind = "laptop " if spec.laptop else ""
+    reported = f"{spec.reported_mib} MiB as nvidia-smi reports" if spec.reported_mib else ""
     return PlanTarget(
-        label=f"{spec.name} ({kind}{_memory_label(spec.vram_gib, spec.memory, spec.compute_capability)})",
-        gpu_name=spec.name, vram_bytes=int(spec.vram_gib * GIB), compute_capability=spec.compute_capability or None,
+        label=f"{spec.name} ({kind}{_memory_label(spec.vram_gib, spec.memory, spec.compute_capability, reported)})",
+        gpu_name=spec.name, vram_bytes=spec.memory_bytes, compute_capability=spec.compute_capability or None,
         bandwidth_gbs=spec.bandwidth_gbs or None, host_link_gbs=spec.host_link_gbs,
         host_ram_bytes=int(ram * GIB) if ram else None,
         host_bandwidth_gbs=spec.bandwidth_gbs if spec.unified else None,
         arch_list=_elsewhere_archs(machine), host=_host_facts(machine), memory_kind=spec.memory, source=spec.source,
-        laptop=spec.laptop)
+        laptop=spec.laptop, clock_mhz=spec.boost_mhz)
 
 
 def from_scenario(target: Target, machine: Optional[Machine]) -> PlanTarget:
     vram_hint = int(target.vram_gib * GIB) if target.vram_gib else None
     spec = find_gpu(target.gpu, vram_hint) if target.gpu else None
-    vram = target.vram_gib or (spec.vram_gib if spec else None)
+    # The scenario's own figure wins; else the table's memory as the card reports it (MiB), not the marketing GB.
+    vram = target.vram_gib or ((spec.memory_bytes / GIB) if spec else None)
     cc = target.compute_capability or (spec.compute_capability if spec else None)
     kind = spec.memory if spec else "discrete"
     label = target.gpu or "CPU only"
+    reported = (f"{spec.reported_mib} MiB as nvidia-smi reports"
+                if spec and spec.reported_mib and not target.vram_gib else "")
     if vram:
-        label += f" ({_memory_label(vram, kind, cc)})"
+        label += f" ({_memory_label(vram, kind, cc, reported)})"
     ram = target.host_ram_gib or (spec.host_ram_gib if spec else None)
     if ram and kind != "unified":
         label += f", host {ram:g} GiB RAM"
@@ -103,7 +110,8 @@ def from_scenario(target: Target, machine: Optional[Machine]) -> PlanTarget:
         host_ram_bytes=int(ram * GIB) if ram else None,
         host_bandwidth_gbs=target.host_memory_bandwidth_gbs or (bandwidth if kind == "unified" else None),
         os=target.os.value, arch_list=_elsewhere_archs(machine), host=_host_facts(machine), memory_kind=kind,
-        source=spec.source if spec else "the scenario's target", laptop=bool(spec and spec.laptop))
+        source=spec.source if spec else "the scenario's target", laptop=bool(spec and spec.laptop),
+        clock_mhz=spec.boost_mhz if spec else None)
 
 
 def from_machine(machine: Machine) -> PlanTarget:
@@ -125,4 +133,5 @@ def from_machine(machine: Machine) -> PlanTarget:
         source="measured here" if measured else (spec.source if spec else ""), bandwidth_measured=bool(measured),
         host_op_us=machine.host_op_us, host_op_device=machine.host_op_device,
         cpu_matmul_gflops=dict(machine.cpu_matmul_gflops), cpu_stages=machine.cpu_stages,
-        load_average=machine.load_average)
+        load_average=machine.load_average, clock_mhz=spec.boost_mhz if spec else None,
+        wsl_release=(machine.wsl or {}).get("release"))

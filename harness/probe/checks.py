@@ -17,6 +17,7 @@ import psutil
 
 from harness.contract.hostinfo import cpu_model
 from harness.contract.wire import ProbeCheck, TorchFacts
+from harness.knowledge.platforms import wsl_hazards
 from harness.probe import host
 from harness.probe.nvml import NvmlReading
 
@@ -35,14 +36,19 @@ def measure_host_bandwidth(megabytes: int = 256, repeats: int = 4) -> float:
     return 2 * src.nbytes / best / 1e9
 
 
-def check_os() -> ProbeCheck:
+def check_os(cc: Optional[str] = None, wsl: Optional[dict] = None) -> ProbeCheck:
     name = host.os_name()
     if name == "Linux":
         return ProbeCheck(name="os", status="pass", finding=f"Linux {platform.release()}")
     if name == "WSL":
-        return ProbeCheck(name="os", status="warn", finding=f"WSL2 ({platform.release()}): CUDA works through the "
-                          "Windows driver; audio through WSLg adds 30-50 ms",
-                          remedy="for the lowest latency deploy on native Linux")
+        facts = wsl if wsl is not None else (host.wsl_facts() or {})
+        release = facts.get("release")
+        hazards = wsl_hazards(release, cc)
+        finding = (f"{facts.get('wsl', 'WSL')} (kernel {platform.release()}, distro {facts.get('distro') or '?'}, "
+                   f"WSL release {release or 'unknown: wsl.exe not reachable'}): "
+                   + "; ".join(h.what for h in hazards))
+        return ProbeCheck(name="os", status="warn", finding=finding,
+                          remedy=" | ".join(f"{h.fix} ({h.source})" for h in hazards))
     if name == "Windows":
         return ProbeCheck(name="os", status="warn", finding="Windows: Triton (torch.compile) is Linux-only",
                           remedy="set `compile: off` (NO_TORCH_COMPILE=1) or run under WSL2/Linux")

@@ -25,6 +25,41 @@ def os_name() -> str:
     return system or "unknown"
 
 
+def wsl_facts(proc_version: str = "/proc/version",
+              interop: str = "/proc/sys/fs/binfmt_misc/WSLInterop") -> Optional[dict[str, Optional[str]]]:
+    """WSL as Linux sees it: the kernel (/proc/version names microsoft-standard-WSL2), the distribution
+    (WSL_DISTRO_NAME), whether Windows programs can be started (WSLInterop) and, through that, the WSL release
+    (`wsl.exe --version`, which Linux cannot read otherwise). None: not WSL."""
+    try:
+        kernel = open(proc_version, encoding="utf-8", errors="replace").read().strip()
+    except OSError:
+        kernel = ""
+    distro = os.environ.get("WSL_DISTRO_NAME")
+    if "microsoft" not in kernel.lower() and not distro:
+        return None
+    flavour = "WSL2" if "WSL2" in kernel or "microsoft-standard" in kernel else "WSL1"
+    has_interop = os.path.exists(interop)
+    return {"wsl": flavour, "kernel": kernel[:200], "distro": distro, "interop": "yes" if has_interop else "no",
+            "release": _wsl_release() if has_interop else None}
+
+
+def _wsl_release() -> Optional[str]:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("wsl.exe") or "/mnt/c/Windows/System32/wsl.exe"
+    try:
+        done = subprocess.run([exe, "--version"], capture_output=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    raw = done.stdout
+    text = raw.decode("utf-16-le", errors="replace") if b"\x00" in raw else raw.decode(errors="replace")
+    for line in text.splitlines():
+        if line.strip().lower().startswith("wsl"):  # "WSL version: 2.7.0.0" (localised names keep the number)
+            return line.split(":", 1)[-1].strip() or None
+    return None
+
+
 def package_versions() -> dict[str, Optional[str]]:
     versions: dict[str, Optional[str]] = {}
     for name in PACKAGES:

@@ -15,6 +15,7 @@ import psutil
 
 from harness.contract.hostinfo import cpu_model
 from harness.contract.wire import ArchitectureFacts, ProbeCheck, ProbeJob, ProbeReply, TorchFacts, WorkerError, to_json
+from harness.knowledge import platforms
 from harness.launcher.environment import probe_env
 from harness.launcher.spawn import run_worker
 from harness.probe import checks as c
@@ -93,7 +94,7 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
     nvml = read_nvml()
     bandwidth = c.measure_host_bandwidth()
     os_name = host.os_name()
-    checks = [c.check_os(), c.check_python(), c.check_cpu(), c.check_ram(FULL_MODEL_CPU_BYTES),
+    checks = [c.check_os(_first_cc(facts)), c.check_python(), c.check_cpu(), c.check_ram(FULL_MODEL_CPU_BYTES),
               c.check_disk(disk_path or work_dir, OFFLOAD_DISK_BYTES), c.check_host_bandwidth(bandwidth),
               c.check_cxx(), c.check_torch(facts), c.check_nvml(nvml),
               *gpu_checks.gpu_checks(facts, nvml, os_name, reply.checks)]
@@ -112,6 +113,7 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
     if python is not None:  # the environment that was probed, not the harness's own
         python_version = f"{facts.python} ({facts.python_executable})" if facts.python else python
     gpus = gpu_checks.merged_gpus(facts, nvml)
+    checks += platform_checks(facts.torch_version, gpus)
     reason = facts.cuda_unavailable_reason
     if facts.import_error is not None:
         reason = f"torch cannot be imported: {facts.import_error.message}"
@@ -129,11 +131,41 @@ def _probe_machine(work_dir: Path, presets: Optional[list[str]], device_checks: 
         host_op_us=reply.host_op_us, host_op_device=reply.host_op_device, cpu_matmul_gflops=reply.cpu_matmul_gflops,
         cpu_stages=reply.cpu_stages,
         load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        wsl=host.wsl_facts(), gpu_memory_kind=_memory_kind(gpus),
         fingerprint=fingerprint([cpu_model(), str(logical), str(round(ram / 2**30)), host.os_name(),
                                  ",".join(g.name for g in gpus), str(packages.get("torch")),
                                  str(packages.get("moshi"))]),
     )
     return ProbeResult(machine=machine, checks=checks, architectures=reply.architectures)
+
+
+def platform_checks(torch_version: Optional[str], gpus: list) -> list[ProbeCheck]:  # noqa: ANN001 - GpuInfo
+    """The platform hazards a probe can see: an old torch on Hopper (NVIDIA's fork pins torch < 2.5), and
+    unified memory (GB10, Jetson)."""
+    checks = []
+    old_torch = platforms.parse_version(torch_version)
+    if old_torch and old_torch < (2, 5) and any((g.compute_capability or "").startswith("9.") for g in gpus):
+        hazard = platforms.OLD_TORCH_COMPILE
+        checks.append(ProbeCheck(name="old torch compile", status="warn",
+                                 finding=f"torch {torch_version} on {gpus[0].name}: {hazard.what}",
+                                 remedy=f"{hazard.fix} ({hazard.source})"))
+    if _memory_kind(gpus) == "unified":
+        hazard = platforms.UNIFIED_MEMORY
+        checks.append(ProbeCheck(name="unified memory", status="warn", finding=f"{gpus[0].name}: {hazard.what}",
+                                 remedy=f"{hazard.fix} ({hazard.source})"))
+    return checks
+
+
+def _memory_kind(gpus: list) -> Optional[str]:  # noqa: ANN001 - GpuInfo
+    from harness.knowledge.gpus import find_gpu
+
+    spec = find_gpu(gpus[0].name, gpus[0].memory_total_bytes) if gpus else None
+    return spec.memory if spec else ("discrete" if gpus else None)
+
+
+def _first_cc(facts) -> Optional[str]:  # noqa: ANN001 - TorchFacts
+    gpus = getattr(facts, "gpus", None) or []
+    return getattr(gpus[0], "compute_capability", None) if gpus else None
 
 
 def host_machine() -> Machine:

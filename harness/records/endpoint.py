@@ -44,6 +44,8 @@ class Slo(Record):
 
 class CallerRaw(Record):
     scheduled_start_s: float
+    server: int = 0  # which of the run's server processes it dialled (index into the URLs, round-robin)
+    process: int = 0  # which of the load generator's processes ran it
     connect_start_s: Optional[float] = None
     upgraded_s: Optional[float] = None  # WebSocket upgrade done (the server accepted the socket)
     handshake_s: Optional[float] = None  # kind 0 received
@@ -66,6 +68,9 @@ class CallerResult(Record):
     lock_wait_ms: Optional[float] = Field(default=None, description="part of the handshake spent waiting for the "
                                                                      "call before this one to end")
     prefill_ms: Optional[float] = Field(default=None, description="the rest: the server's work before the handshake")
+    lock_split: str = Field(default="", description="how the handshake was split: 'measured' (its server serves one "
+                                                    "call at a time), 'no call before' (nothing to wait for), or "
+                                                    "'unknown: ...' (lock wait and prefill then stay empty)")
     first_audio_ms: Optional[float] = Field(default=None, description="first audio after the stream started")
     interval_p50_ms: Optional[float] = None
     interval_p99_ms: Optional[float] = None
@@ -82,6 +87,23 @@ class CallerResult(Record):
     raw: CallerRaw
 
 
+class ClientHealth(Record):
+    """Did the load generator keep up? Its event loops' lag (a ticker due every `tick_ms`) and how late callers sent
+    their frames against the 80 ms schedule. A client that fell behind inflates packet gaps and underruns that the
+    server did not cause: such a run is limited by the load generator, not a server failure."""
+
+    processes: int = Field(default=1, description="load generator processes the callers were spread over")
+    callers_per_process: int = Field(default=0, description="the most callers one process ran")
+    tick_ms: float = 0.0
+    loop_lag_p99_ms: Optional[float] = Field(default=None, description="worst process: p99 lateness of the ticker")
+    loop_lag_max_ms: Optional[float] = None
+    send_stall_p99_ms: Optional[float] = Field(default=None, description="every frame of every caller: how much "
+                                                                         "later it left than the frame before allowed")
+    send_late_total_max_ms: Optional[float] = Field(default=None, description="the latest caller's last frame")
+    fell_behind: bool = False
+    note: str = ""
+
+
 class LoadRun(Record):
     kind: LoadKind
     sessions: int = Field(description="callers (closed loop) or calls (open loop)")
@@ -95,6 +117,9 @@ class LoadRun(Record):
     one_call_at_a_time: Optional[bool] = Field(default=None, description="no two calls streamed at once while a "
                                                                           "caller waited: a server-wide lock")
     note: str = ""
+    client: Optional[ClientHealth] = Field(default=None, description="absent in files written before it was kept")
+    limited_by_client: bool = Field(default=False, description="failed while the load generator fell behind: "
+                                                               "limited by the load generator, not a server failure")
 
 
 class SearchResult(Record):
@@ -133,7 +158,7 @@ class EndpointSetup(Record):
 
 
 class Verdict(Record):
-    word: Literal["GO", "NO-GO"]
+    word: Literal["GO", "NO-GO", "INCONCLUSIVE"]  # INCONCLUSIVE: the load generator fell behind, not the server
     reasons: list[str] = Field(default_factory=list)
 
 
@@ -157,6 +182,8 @@ class EndpointResults(Record):
                                                                  "makes results comparable)")
     failure: Optional[str] = Field(default=None, description="why nothing was measured (the server did not start, "
                                                              "no caller reached it): a record, never a crash")
+    interrupted: Optional[str] = Field(default=None, description="stopped before the end (Ctrl-C, SIGTERM): the runs "
+                                                                 "that finished are kept, no verdict is drawn")
 
 
 def write_endpoint(results: EndpointResults, out_dir: Path) -> Path:

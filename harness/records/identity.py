@@ -2,9 +2,14 @@
 
 A run measured at batch 4, with other weights, another frame, another persona, another environment or torch is a
 different experiment: its step time differs for reasons no regression test should report, and `--resume` must not
-reuse it. `Measurement` holds every such field; `differences` names those that differ. `--resume` reuses a run only
-when nothing differs; `compare` refuses a pair that differs in a field the user did not allow
-(`--allow-difference batch_size`). Both call the same function, so they cannot drift apart.
+reuse it. `Measurement` holds every such field; `differences` names those that differ. One rule, two tiers:
+- what changes the quantity measured (batch, weights, torch, the recorded environment variables, the telemetry
+  sampler's rate: a thread inside the measured process, ...): `--resume` re-measures, `compare` refuses the pair
+  unless the user allows the field (`--allow-difference torch`, named in the refusal);
+- what changes only the sample (`SAMPLE_FIELDS`: how many frames, the seed): the same quantity, estimated from
+  another sample. `--resume` still re-measures a run asked with other frames or seed (it must deliver what was
+  asked); `compare` judges the pair and shows the difference beside it as a warning.
+Both call the same function, so they cannot drift apart.
 
 `EndpointMeasurement` is the same rule for a served endpoint (endpoint.json): `--resume` of a scenario's `endpoint:`
 block and `compare` of endpoint results both call `differences` on it.
@@ -32,16 +37,24 @@ class _Identity(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def differences(self, other: "_Identity", allowed: frozenset[str] = frozenset()) -> list[str]:
-        """`field before -> after` for every field both sides know and that differs, except those allowed."""
+    def differences(self, other: "_Identity", allowed: frozenset[str] = frozenset(),
+                    sample: bool = True) -> list[str]:
+        """`field before -> after` for every field both sides know and that differs, except those allowed; with
+        `sample=False`, not the fields that change only the sample (`sample_differences`)."""
         out = []
         mine, theirs = self.model_dump(), other.model_dump()
+        skip = set(allowed) | (set() if sample else set(_sample_fields(self)))
         for name in type(self).model_fields:
             before, after = mine[name], theirs[name]
-            if before is None or after is None or before == after or name in allowed:
+            if before is None or after is None or before == after or name in skip:
                 continue
-            out.append(f"{name} {_show(before)} -> {_show(after)}")
+            out.append(_change(name, before, after))
         return out
+
+    def sample_differences(self, other: "_Identity") -> list[str]:
+        """The differing fields that change only the sample, not the quantity measured."""
+        every = set(type(self).model_fields)
+        return self.differences(other, frozenset(every - set(_sample_fields(self))))
 
     def key(self) -> str:
         """A short hash of the known fields (shown in results; identity itself is decided by `differences`)."""
@@ -51,7 +64,7 @@ class _Identity(BaseModel):
 
 class Measurement(_Identity):
     """Everything that changes what a worker measures. Not: names, descriptions, criteria, time limits, `repeat`
-    (more processes measure the same thing), telemetry rate."""
+    (more processes measure the same thing). `frames` and `seed` change only the sample (SAMPLE_FIELDS)."""
 
     preset: Optional[str] = None
     weights: Optional[str] = None
@@ -78,15 +91,43 @@ class Measurement(_Identity):
     compile: Optional[bool] = None
     cuda_graphs: Optional[bool] = None
     capacity: Optional[str] = None  # the capacity search's spec, canonical JSON
+    telemetry_hz: Optional[float] = None  # the sampler is a thread inside the measured process; 0: off
+    env: Optional[str] = None  # canonical JSON of the variables that can change a measurement (contract.environment)
 
 
 FIELDS: tuple[str, ...] = tuple(Measurement.model_fields)
+# Fields that change only the sample, not the quantity measured: compare warns, --resume re-measures.
+SAMPLE_FIELDS: tuple[str, ...] = ("frames", "seed")
+
+
+def _sample_fields(identity: _Identity) -> tuple[str, ...]:
+    return SAMPLE_FIELDS if isinstance(identity, Measurement) else ()
+
+
+def override_hint(differences: list[str]) -> str:
+    """The flags that would compare a pair anyway: `--allow-difference torch --allow-difference env`."""
+    names = dict.fromkeys(d.split(" ", 1)[0] for d in differences)
+    return " ".join(f"--allow-difference {name}" for name in names)
 
 
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     return str(value)
+
+
+def _change(name: str, before: Any, after: Any) -> str:
+    """`torch 2.4.1 -> 2.9.1`; for the environment, the variables that differ (`env PYTORCH_CUDA_ALLOC_CONF unset ->
+    expandable_segments:True`), so that the line says what changed."""
+    if name == "env":
+        try:
+            old, new = json.loads(before), json.loads(after)
+        except (TypeError, ValueError):
+            old = new = None
+        if isinstance(old, dict) and isinstance(new, dict):
+            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            return "env " + ", ".join(f"{k} {old.get(k, 'unset')} -> {new.get(k, 'unset')}" for k in keys)
+    return f"{name} {_show(before)} -> {_show(after)}"
 
 
 def _canonical(value: Any) -> str:
@@ -99,10 +140,12 @@ def _canonical(value: Any) -> str:
 
 def measurement_of(scenario: Optional[Scenario], run: RunConfig, *, weights: Optional[str], frames: Optional[int],
                    warmup: Optional[int], engine: Optional[EngineInfo] = None,
-                   software: Optional[dict[str, Optional[str]]] = None) -> Measurement:
+                   software: Optional[dict[str, Optional[str]]] = None,
+                   env: Optional[dict[str, str]] = None) -> Measurement:
     """The identity of `run` as `scenario` measures it. `engine` (what the worker reported) adds the software that
-    ran; before a run, `software` (the probe's package versions of the harness's own environment) stands in for
-    runs in that environment. Software not known is not judged."""
+    ran and the environment it ran under; before a run, `software` (the probe's package versions of the harness's
+    own environment) stands in for runs in that environment, and `env` for the variables the worker will be given.
+    Software not known is not judged."""
     offloaded = run.offload is not Offload.none
     fields: dict[str, Any] = dict(
         weights=weights, frames=frames, warmup=warmup, serving=run.serving.value,
@@ -114,15 +157,19 @@ def measurement_of(scenario: Optional[Scenario], run: RunConfig, *, weights: Opt
         fields.update(
             preset=scenario.preset, duration_s=scenario.duration or 0.0, frame_budget_ms=scenario.frame_budget_ms,
             pace=scenario.pace.value, torch_threads=scenario.torch_threads or 0, seed=scenario.seed,
-            host_memory_limit_gib=scenario.host_memory_limit_gib or 0.0,
+            host_memory_limit_gib=scenario.host_memory_limit_gib or 0.0, telemetry_hz=scenario.telemetry_hz,
             batch_size=run.batch_size or scenario.batch_size,
             persona=_canonical(scenario.effective_persona))
     elif run.batch_size:
         fields["batch_size"] = run.batch_size
     if engine is not None:
         fields.update(torch=engine.torch_version, moshi=engine.moshi_version, moshi_flavour=engine.moshi_flavour)
+        # files written before the worker recorded its environment (an empty env) do not know it
+        fields["env"] = _canonical(engine.env) if engine.env else None
     elif software is not None and run.python is None:
         fields.update(torch=software.get("torch"), moshi=software.get("moshi"))
+    if engine is None and env is not None:
+        fields["env"] = _canonical(env)
     return Measurement(**fields)
 
 

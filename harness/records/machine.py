@@ -45,6 +45,11 @@ class Machine(Record):
                                                                       "(what a CPU step prediction is fitted on)")
     load_average: Optional[float] = Field(default=None, description="1-minute load average when probed: a busy host "
                                                                     "measures slower than the planner predicts")
+    wsl: Optional[dict[str, Optional[str]]] = Field(
+        default=None, description="WSL as Linux sees it: wsl (WSL1/WSL2), kernel (/proc/version), distro "
+                                  "(WSL_DISTRO_NAME), interop (WSLInterop), release (wsl.exe --version); None: not WSL")
+    gpu_memory_kind: Optional[str] = Field(
+        default=None, description="discrete | unified (one pool with the CPU: GB10, Jetson) | coherent (Grace)")
     fingerprint: str = Field(description="short hash of the fields that make timings comparable")
 
     @property

@@ -55,7 +55,14 @@ def _v3_to_v4(data: Data) -> Data:
     return data
 
 
-STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(data: Data) -> Data:
+    """5 added what 4 did not measure (output fidelity, the scenario's input and fidelity criteria): all optional,
+    absent from a version-4 file, nothing to convert."""
+    data["schema_version"] = 5
+    return data
+
+
+STEPS: dict[int, Callable[[Data], Data]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def migrate(data: Data, target: int) -> Data:

@@ -40,7 +40,8 @@ class StepParts(Record):
     compute_ms: float = Field(description="FLOPs per frame / achievable throughput (0: throughput unknown)")
     link_ms: float = Field(default=0.0, description="offloaded bytes over the host link")
     kernel_ms: float = Field(description="kernels per frame x the per-kernel minimum")
-    measured_ms: float = Field(default=0.0, description="parts timed on this host rather than priced (a CPU's Mimi)")
+    measured_ms: float = Field(
+        default=0.0, description="parts timed rather than priced (a CPU's Mimi; NVIDIA's server tail: Opus, PCM copy)")
     kernels: int = Field(description="kernels the device runs per frame (counted on the real model, scaled)")
     host_ops: int = Field(description="ops the host dispatches per frame (outside CUDA graphs)")
     bytes: int

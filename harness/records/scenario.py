@@ -18,6 +18,7 @@ from harness.contract.presets import MIN_WARMUP_FRAMES, PRESETS
 from harness.records.capacity import CapacitySpec
 from harness.records.config import Device, DType, Offload, Quantize, Serving, deploying_serving, environment_label
 from harness.records.endpoint import Slo
+from harness.records.fidelity import FidelityCriteria
 
 
 def _parse_switch(value: Any) -> Any:
@@ -290,6 +291,9 @@ class Scenario(_Strict):
     description: str = ""
     preset: str
     weights: str = "synthetic"
+    input: str = Field(default="synthetic", min_length=1,
+                       description="the microphone: 'synthetic' (a seeded speech-like signal) or a .wav (resampled "
+                                   "to 24 kHz in the worker); every run, reference and candidate, hears the same")
     frames: Optional[int] = Field(default=None, ge=1, le=1_000_000,
                                   description="measured frames; unset: what certifies the criteria with none late "
                                               "(4606 for 1% at 99% in bursts of 10 frames)")
@@ -323,6 +327,8 @@ class Scenario(_Strict):
                     "certifying length). Only when `frames`/`duration` are unset, `repeat` is 1 and >= 2 runs screen")
     telemetry_hz: float = Field(default=10.0, ge=0.0, le=100.0, description="0 turns the sampler off")
     criteria: Criteria = Field(default_factory=Criteria)
+    fidelity: FidelityCriteria = Field(default_factory=FidelityCriteria,
+                                       description="what a configuration's output must keep of the bf16 reference's")
     persona: Annotated[Union[Persona, bool, None], BeforeValidator(_parse_switch)] = Field(
         default=None, description="the persona prefill; unset: the default persona for PersonaPlex presets and none "
                                   "for Moshi presets; off: no prefill")
@@ -355,7 +361,8 @@ class Scenario(_Strict):
     @classmethod
     def _weights_form(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("weights must be 'synthetic' or a path to a local model.safetensors")
+            raise ValueError("weights must be 'synthetic', hf://OWNER/REPO (the local Hugging Face cache) or a path to "
+                             "a local model.safetensors")
         return value
 
     @property

@@ -11,7 +11,14 @@ from typing import Literal, Optional
 
 from pydantic import ConfigDict, Field
 
-from harness.contract.wire import AdmissionSample, ArchitectureFacts, EngineInfo, ProbeCheck, TelemetrySeries
+from harness.contract.wire import (
+    AdmissionSample,
+    ArchitectureFacts,
+    EngineInfo,
+    FidelityReading,
+    ProbeCheck,
+    TelemetrySeries,
+)
 from harness.records.base import Record
 from harness.records.capacity import CapacityResult
 from harness.records.config import RunConfig
@@ -22,8 +29,9 @@ from harness.records.scenario import Scenario
 from harness.records.telemetry import SoakSummary, TelemetrySummary
 from harness.records.verdict import Verdict
 
-SCHEMA_VERSION = 4  # 2: wire records, repeat processes, measurement keys, frames as measured; 3: typed scenario;
-# 4: time to first audio split into first_audio (per call) and cold_start (per server)
+SCHEMA_VERSION = 5  # 2: wire records, repeat processes, measurement keys, frames as measured; 3: typed scenario;
+# 4: time to first audio split into first_audio (per call) and cold_start (per server); 5: output fidelity against
+# the bf16 reference (RunMetrics.fidelity), the scenario's input and fidelity criteria
 SCHEMA_NAME = "harness.results"
 
 # interrupted: the session was stopped (Ctrl-C, SIGTERM, SIGHUP) while this run measured; its frames are kept, never
@@ -101,6 +109,13 @@ class FrameCpuSamples(Record):
                                                                         "while runnable (Linux schedstat)")
     others_cpu_ms: list[float] = Field(default_factory=list, description="CPU time the rest of the host used "
                                                                           "(/proc/stat, 10 ms ticks)")
+    main_wait_ms: list[float] = Field(default_factory=list, description="the main thread's wait for a CPU")
+    frame_wait_ms: list[float] = Field(default_factory=list, description="largest wait of the threads that carry "
+                                                                          "the frame (main thread, torch's pool; "
+                                                                          "not the harness's sampler)")
+    cores: int = Field(default=0, description="CPUs the worker may run on (its affinity); 0: not read")
+    threads: int = Field(default=0, description="torch intra-op threads of the run, every process together; "
+                                                "0: not read")
     gc_ms: list[float] = Field(default_factory=list, description="the process's own garbage collections")
     sources: dict[str, str] = Field(default_factory=dict)
 
@@ -165,6 +180,9 @@ class RunMetrics(Record):
                                           "concatenation in this order")
     admission: Optional[AdmissionSample] = Field(default=None, description="a session joining mid-run (lockstep)")
     capacity: Optional[CapacityResult] = Field(default=None, description="capacity search: sessions in real time")
+    fidelity: Optional[FidelityReading] = Field(
+        default=None, description="the output against the bf16 eager reference of the same model, weights and input, "
+                                  "teacher-forced after the timed frames (None: not measured, or an older file)")
 
 
 class Diagnosis(Record):

@@ -117,6 +117,8 @@ class Deployment(Record):
     moshi: list[str]
     p99_ms: float
     buffer_ms: float
+    fidelity: str = Field(default="", description="what was and was not measured of the output against the bf16 "
+                                                  "reference (harness.verdict.fidelity)")
 
 
 class Ranking(Record):

@@ -41,11 +41,16 @@ def _f(value: Optional[float], digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _lock(c: CallerResult, value: Optional[float]) -> str:
+    """Lock wait and prefill where the split is known; 'unknown' where it is not (harness.endpoint.assess)."""
+    return "unknown" if value is None and c.lock_split.startswith("unknown") else _f(value)
+
+
 def _row(c: CallerResult) -> _Row:
     gaps = ("-" if c.interval_p50_ms is None
             else f"{c.interval_p50_ms:.0f} / {c.interval_p99_ms:.0f} / {c.interval_max_ms:.0f}")
     return _Row(index=c.index, status=c.status, reason=c.reason or "", connect=_f(c.connect_ms, 1),
-                handshake=_f(c.handshake_ms), lock=_f(c.lock_wait_ms), prefill=_f(c.prefill_ms),
+                handshake=_f(c.handshake_ms), lock=_lock(c, c.lock_wait_ms), prefill=_lock(c, c.prefill_ms),
                 first_audio=_f(c.first_audio_ms), gaps=gaps, frames=f"{c.sent_frames} / {c.received_frames:.1f}",
                 deficit=_f(c.deficit_frames, 1), drift=_f(c.drift_ms_per_s, 2), underrun=_f(c.underrun_s, 2),
                 late=_f(c.send_late_max_ms, 1), end=c.close_reason, slo="; ".join(c.slo_failures) or "met")
@@ -54,8 +59,14 @@ def _row(c: CallerResult) -> _Row:
 def run_title(run: LoadRun) -> str:
     shape = (f"open loop, {run.arrival_rate_per_s:g} calls/s (Poisson)" if run.kind == "open"
              else "closed loop, one shared start")
+    outcome = ("FAIL, LIMITED BY THE LOAD GENERATOR" if run.limited_by_client else "PASS" if run.passed
+               else "FAIL")
+    client = ""
+    if run.client is not None and run.client.loop_lag_p99_ms is not None:
+        client = (f" (load generator: {run.client.processes} process(es), event-loop lag p99 "
+                  f"{run.client.loop_lag_p99_ms:.0f} ms)")
     return (f"{run.sessions} call(s) x {run.call_seconds:g} s, {shape}, {run.servers} server process(es): "
-            f"{run.ok} ok, {run.failed} failed, {'PASS' if run.passed else 'FAIL'}")
+            f"{run.ok} ok, {run.failed} failed, {outcome}{client}")
 
 
 def _callers(results: EndpointResults) -> list[tuple[str, CallerResult]]:
@@ -125,7 +136,7 @@ def endpoint_context(results: EndpointResults) -> dict:
     runs = [{"title": run_title(r), "note": r.note, "rows": [_row(c) for c in r.callers]} for r in results.runs]
     verdict = results.verdict
     return {"results": results, "runs": runs, "search": results.search, "figures": endpoint_figures(results),
-            "word": verdict.word if verdict else "NO-GO",
+            "word": verdict.word if verdict else "INTERRUPTED" if results.interrupted else "NO-GO",
             "reasons": (verdict.reasons if verdict else ["no verdict"]) or ["every caller met the SLO"]}
 
 
@@ -140,7 +151,7 @@ def render_endpoint_html(results: EndpointResults) -> str:
 
 def summary_line(results: EndpointResults) -> str:
     """One markdown line for summary.md / a CI step summary."""
-    word = results.verdict.word if results.verdict else "NO-GO"
+    word = results.verdict.word if results.verdict else "INTERRUPTED" if results.interrupted else "NO-GO"
     callers = [c for r in results.runs for c in r.callers]
     ok = [c for c in callers if c.status == "ok"]
 
@@ -157,4 +168,8 @@ def summary_line(results: EndpointResults) -> str:
         parts.append(f"largest {results.search.what} meeting the SLO: {results.search.largest_passing}")
     if any(r.one_call_at_a_time for r in results.runs):
         parts.append("one call at a time")
+    if any(r.limited_by_client for r in results.runs):
+        parts.append("limited by the load generator")
+    if results.interrupted:
+        parts.append(f"{results.interrupted}: {len(results.runs)} finished run(s) kept, no verdict")
     return "; ".join(parts)

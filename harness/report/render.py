@@ -19,6 +19,7 @@ from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
 from harness.report.endpoint import endpoint_context, summary_line
+from harness.report.fidelity import fidelity_context, fidelity_markdown
 from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
 from harness.verdict.deploy import deployable_by
@@ -255,6 +256,7 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
         "frames_note": _frames_note(session),
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "capacity": capacity_sections(session),
+        "fidelity": fidelity_context(session, verdict),
         "predicted_rows": predicted_vs_measured(session.runs),
         "load_note": (f"load average {session.machine.load_average:.1f} on {session.machine.cpu_cores_logical} logical "
                       "cores when probed" if session.machine.load_average is not None else ""),
@@ -313,6 +315,7 @@ def summary_markdown(session: Session, verdict: Verdict) -> str:
         else:
             lines.append(f"| {md(run.name)} | {run.config.serving.value} | {run.status} | - | - | - | {md(note)} |")
     lines += capacity_markdown(session)
+    lines += fidelity_markdown(session, verdict)
     predicted = predicted_vs_measured(session.runs)
     if predicted:
         lines += ["", "Planner, predicted beside measured on this machine:", "",

@@ -17,6 +17,7 @@ from harness.records.config import RunConfig
 from harness.records.exits import UserError
 from harness.records.scenario import Persona, Scenario
 from harness.scenario.expand import ExpansionError, expand_runs
+from harness.scenario.hub import HubError, is_hub_id, resolve_hub_weights
 
 MAX_SCENARIO_CHARS = 1_000_000  # a scenario is a page of YAML; this bounds what a stray file costs
 
@@ -161,9 +162,16 @@ def _resolve_paths(path: Path, root: Optional[yaml.Node], scenario: Scenario) ->
         return str(candidate.absolute())
 
     update: dict[str, Any] = {}
-    if not scenario.uses_synthetic_weights:
+    if is_hub_id(scenario.weights):
+        try:
+            update["weights"] = resolve_hub_weights(scenario.weights)
+        except HubError as exc:
+            problem(("weights",), str(exc))
+    elif not scenario.uses_synthetic_weights:
         update["weights"] = local(scenario.weights, ("weights",), "use 'synthetic' or a local model.safetensors / "
                                                                   "a folder holding one")
+    if scenario.input != "synthetic":
+        update["input"] = local(scenario.input, ("input",), "'synthetic' or a .wav recording, relative to this file")
     if isinstance(scenario.persona, Persona):
         persona: dict[str, Any] = {}
         if scenario.persona.voice_prompt:

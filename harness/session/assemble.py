@@ -101,6 +101,9 @@ def _frame_cpu(replies: list[BenchReply]) -> Optional[FrameCpuSamples]:
             stages[stage] = [v for values in lists for v in values]
     return FrameCpuSamples(cpu_ms=joined("cpu_ms"), stage_cpu_ms=stages, process_cpu_ms=joined("process_cpu_ms"),
                            run_wait_ms=joined("run_wait_ms"), others_cpu_ms=joined("others_cpu_ms"),
+                           main_wait_ms=joined("main_wait_ms"), frame_wait_ms=joined("frame_wait_ms"),
+                           cores=min((s.cores for s in samples), default=0),
+                           threads=sum(s.threads for s in samples) if all(s.threads for s in samples) else 0,
                            gc_ms=joined("gc_ms"), sources=dict(samples[0].cpu_sources))
 
 
@@ -123,7 +126,9 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         if first.telemetry is not None:
             telemetry_summary = summarize_telemetry(first.telemetry, start_s[0], last,
                                                     len(first_ms) * frame_budget_ms / 1e3,
-                                                    idle_window=first.idle_window)
+                                                    idle_window=first.idle_window,
+                                                    frames=[(s, s + ms / 1e3) for s, ms in zip(start_s, first_ms)],
+                                                    audio_per_frame_s=frame_budget_ms / 1e3)
         soak = summarize_soak(start_s, first_ms, first.telemetry)
     prefill = _prefill(first)
     processes = [ProcessRun(frames=len(r.samples.total_ms),  # type: ignore[union-attr]
@@ -160,6 +165,7 @@ def _metrics(replies: list[BenchReply], frame_budget_ms: float, warmup_frames: i
         cold_start=_cold_start(first),
         processes=processes,
         admission=first.admission,
+        fidelity=first.fidelity,
     )
 
 

@@ -311,4 +311,5 @@ def predicted_gpus(arch: ArchitectureFacts, run: RunConfig, session: Session, de
                         per_session_bytes=b.per_session.bytes, fixed_bytes=b.fixed_bytes,
                         floor_ms_at_max=b.floor_ms_at_max, sessions_by_floor=b.realtime_by_floor,
                         processes_by_memory=b.processes_by_memory)
-            for b in gpu_table_bounds(arch, run, session.machine, deadline_ms=deadline_ms)]
+            for b in gpu_table_bounds(arch, run, session.machine, deadline_ms=deadline_ms,
+                                      memory_headroom=session.scenario.criteria.memory_headroom)]

@@ -27,7 +27,7 @@ class JobBuilder:
         return max(self.warmup, GRAPH_WARMUP_FRAMES) if run.cuda_graphs else self.warmup
 
     def job(self, run: RunConfig, work: Path, env: dict[str, str], frames: int, timeout_s: float,
-            barrier: Optional[Path] = None, paced: bool = False) -> BenchJob:
+            barrier: Optional[Path] = None, paced: bool = False, fidelity: bool = False) -> BenchJob:
         s = self.loaded.scenario
         # Server processes measured together run at real-time pace whatever the scenario's: a server's frames
         # come as the audio arrives, and K processes share the machine between frames. A confirmation run
@@ -48,7 +48,10 @@ class JobBuilder:
                         barrier_timeout_s=timeout_s,
                         # capacity runs price energy at real-time pace: the device's power between frames
                         idle_window_s=IDLE_WINDOW_S if run.capacity is not None and run.device is Device.cuda else 0.0,
-                        stop=self.early_stop(run, frames) if barrier is None else None)
+                        stop=self.early_stop(run, frames) if barrier is None else None,
+                        input_wav=None if s.input == "synthetic" else s.input,
+                        # as many frames as the timed run, up to the scenario's: a 3-frame smoke compares 3
+                        fidelity_frames=min(s.fidelity.frames, frames) if fidelity else 0)
 
     def early_stop(self, run: RunConfig, frames: int) -> Optional[EarlyStop]:
         """Stop a run once it is certainly not real time (harness.contract.stopping); not a capacity probe, whose

@@ -15,6 +15,8 @@ from typing import Optional
 from rich.console import Console
 
 from harness import __version__
+from harness.contract.environment import measurement_env
+from harness.launcher.environment import worker_env
 from harness.plan.planner import compare, plan_scenario_run
 from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
@@ -106,7 +108,8 @@ class ScenarioRunner:
 
     def _measurement(self, run: RunConfig, session: Session, frames: Optional[int] = None) -> Measurement:
         return measurement_of(session.scenario, run, weights=session.weights, frames=frames or self.frames,
-                              warmup=self.warmup_for(run), software=session.machine.packages)
+                              warmup=self.warmup_for(run), software=session.machine.packages,
+                              env=measurement_env(worker_env(run, self.loaded.scenario.torch_threads)))
 
     def _resolve_all(self, runs: list[RunConfig]) -> list[tuple[RunConfig, Optional[str]]]:
         return resolve_devices(runs, self.machine)

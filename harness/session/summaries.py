@@ -23,10 +23,29 @@ def _window(series: TelemetrySeries, start_s: float, end_s: float) -> list[int]:
     return [i for i, t in enumerate(series.t_s) if start_s <= t <= end_s]
 
 
+def audio_in_span(frames: Sequence[tuple[float, float]], audio_per_frame_s: float, begin_s: float,
+                  end_s: float) -> float:
+    """Seconds of audio produced in [begin_s, end_s]: each frame (start, end) counts for the part of it inside."""
+    total = 0.0
+    for start, stop in frames:
+        inside = min(stop, end_s) - max(start, begin_s)
+        if inside > 0 and stop > start:
+            total += audio_per_frame_s * inside / (stop - start)
+    return total
+
+
 def summarize_telemetry(series: TelemetrySeries, start_s: float, end_s: float, audio_s: float,
-                        idle_window: Optional[Sequence[float]] = None) -> TelemetrySummary:
+                        idle_window: Optional[Sequence[float]] = None,
+                        frames: Optional[Sequence[tuple[float, float]]] = None,
+                        audio_per_frame_s: float = 0.0) -> TelemetrySummary:
     """Summary over the measured window [start_s, end_s] of the sampler's clock; `idle_window` [start, end]: the
-    worker's idle sampling after warmup (the device's power between frames)."""
+    worker's idle sampling after warmup (the device's power between frames).
+
+    Energy per second of audio divides the energy counted between the first and the last energy sample by the audio
+    produced between those same two instants (`frames`: each measured frame's (start, end) on the sampler's clock,
+    `audio_per_frame_s` of audio each), not by the whole window's: the sampler's first reading comes up to one
+    period after the window opens and its last up to one before it closes, and on a short run that gap is 5-10%.
+    Without `frames`, the window's audio is scaled to the sampled span."""
     idx = _window(series, start_s, end_s) or list(range(len(series.t_s)))
     pick = lambda values: [values[i] for i in idx if i < len(values)]  # noqa: E731
     out = TelemetrySummary(samples=len(idx),
@@ -45,9 +64,16 @@ def summarize_telemetry(series: TelemetrySeries, start_s: float, end_s: float, a
     out.gpu_temp_max_c = max(gpu_temp) if gpu_temp else None
     out.gpu_power_mean_w = float(np.mean(power)) if power else None
     out.sm_clock_min_mhz = min(clocks) if clocks else None
-    if len(energy) >= 2:
+    sampled = [series.t_s[i] for i in idx if i < len(series.gpu_energy_j) and series.gpu_energy_j[i] is not None]
+    if len(energy) >= 2 and len(sampled) >= 2:
         out.gpu_energy_j = energy[-1] - energy[0]
-        out.joules_per_audio_second = out.gpu_energy_j / audio_s if audio_s > 0 else None
+        begin, end = sampled[0], sampled[-1]
+        if frames:
+            audio = audio_in_span(frames, audio_per_frame_s, begin, end)
+        else:
+            window = end_s - start_s
+            audio = audio_s * min(1.0, (end - begin) / window) if window > 0 else 0.0
+        out.joules_per_audio_second = out.gpu_energy_j / audio if audio > 0 else None
     seen: list[str] = []
     for i in idx:
         if i >= len(series.throttle_reasons) or series.throttle_reasons[i] is None:

@@ -84,7 +84,10 @@ class Workers:
         work.mkdir(parents=True)
         env = worker_env(run, self.loaded.scenario.torch_threads)
         timeout_s = self.timeout(run) if timeout_s is None else timeout_s
-        job = self.jobs.job(run, work, env, frames, timeout_s, barrier, paced)
+        # Fidelity once per configuration: its first process (a screen's), not a certifying process, a
+        # confirmation, a capacity probe or K servers.
+        fidelity = index == 0 and not paced and barrier is None and run.capacity is None
+        job = self.jobs.job(run, work, env, frames, timeout_s, barrier, paced, fidelity)
         (work / "job.json").write_text(to_json(job))
         flight = self.in_flight if barrier is None else None
 

@@ -19,6 +19,7 @@ from harness.stats.certify import clean_frames_to_certify, frames_to_reach
 from harness.stats.percentiles import percentile
 from harness.stats.samples import sample_problem, values_problem
 from harness.verdict.disturbed import frame_disturbance
+from harness.verdict.fidelity import fidelity_problem
 from harness.verdict.playback import playback, simulate
 from harness.verdict.validity import assess_validity, burst_words
 
@@ -72,6 +73,10 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
     evidence = [] if missed else _evidence_lacking(v, criteria)
     out.reasons = missed + evidence
     out.outcome = "not real time" if missed else "not enough evidence" if evidence else "real time"
+    unfaithful = fidelity_problem(run, session.scenario.fidelity)  # fast, but no longer saying what bf16 says
+    if unfaithful:  # not recommended, and no number of frames can change that
+        out.reasons.append(unfaithful)
+        out.outcome = "not real time"
     if out.outcome == "not enough evidence":
         out.frames_needed, out.settle, line = _settle(run, session, criteria, v)
         out.reasons.append(line)
@@ -92,6 +97,7 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         else:
             out.flags.append(f"the machine was disturbed during {len(disturbance.frames)} frames "
                              f"({disturbance.evidence})")
+    out.flags += disturbance.findings  # the configuration's own waits and oversubscription: kept, never excused
     out.realtime = out.outcome == "real time"
     out.flags += _flags(run, out.validity)
     return out

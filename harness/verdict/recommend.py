@@ -13,6 +13,7 @@ from harness.records.verdict import Deployment, Ranking, RunAssessment, Verdict
 from harness.verdict.assess import assess_run
 from harness.verdict.confirm import confirmation
 from harness.verdict.deploy import deployable_by, serving_order, software_gap
+from harness.verdict.fidelity import fidelity_note
 from harness.verdict.serving import advice, compare_serving, latency_budget
 from harness.verdict.validity import burst_words
 
@@ -56,7 +57,8 @@ def deployment(run: RunResult, criteria: Criteria, software_note: str = "") -> D
                 "frame measured": cfg.serving.value}
     return Deployment(run=run.name, summary=cfg.describe(), settings=settings, env=env, moshi=moshi,
                       deployable_by=deployable_by(cfg), frame=cfg.serving.label, software_note=software_note,
-                      p99_ms=run.metrics.ms_per_step.p99, buffer_ms=criteria.buffer_ms(run.metrics.frame_budget_ms))
+                      p99_ms=run.metrics.ms_per_step.p99, buffer_ms=criteria.buffer_ms(run.metrics.frame_budget_ms),
+                      fidelity=fidelity_note(run))
 
 
 def _no_go_reasons(session: Session, assessed: list[RunAssessment]) -> list[str]:

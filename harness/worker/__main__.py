@@ -26,6 +26,7 @@ from harness.contract.wire import (
     AdmissionSample,
     BenchJob,
     BenchReply,
+    FidelityReading,
     FrameSamples,
     MemoryReading,
     ProbeJob,
@@ -103,6 +104,9 @@ def run_probe(job: ProbeJob) -> int:
 def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
     phase = "import"
     reply = BenchReply(status="failed")
+    # The environment the worker was given, read before torch sets any of it itself (CUDA_MODULE_LOADING,
+    # TORCHINDUCTOR_CACHE_DIR): what the run's identity holds, and what a run asked again is given.
+    given_env = measurement_env()
     try:
         progress.phase(phase)
         imported = time.perf_counter()
@@ -128,7 +132,7 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         after = resource.getrusage(resource.RUSAGE_SELF)
         engine.build_user_s = after.ru_utime - usage.ru_utime
         engine.build_system_s = after.ru_stime - usage.ru_stime
-        engine.env = measurement_env()
+        engine.env = given_env
         engine.python = platform.python_version()
         rss_after_load = current_rss_bytes()
 
@@ -143,7 +147,8 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
                                   warmup_frames=job.warmup_frames, batch_size=job.batch_size, seed=job.seed,
                                   on_frame=gate.wrap(progress.frame), paced_frame_ms=job.paced_frame_ms,
                                   other_mimi=built.other_mimi, serving=job.serving, persona=job.persona,
-                                  make_loop=_loop_factory(job, joined), stop=job.stop)
+                                  make_loop=_loop_factory(job, joined), stop=job.stop,
+                                  input_wav=job.input_wav)
         reply.prefill, reply.first_frame_ms = loop.prefill, loop.first_frame_ms
         origin = sampler.origin if sampler is not None else (loop.start_perf_s[0] if loop.start_perf_s else 0.0)
         reply.telemetry = sampler.series if sampler is not None else _no_telemetry(job.telemetry_hz)
@@ -153,6 +158,8 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
                                      cuda_event_stage_ms=loop.event_ms, late_start_frames=loop.late_starts,
                                      cpu_ms=loop.cpu_ms, stage_cpu_ms=loop.stage_cpu_ms,
                                      process_cpu_ms=loop.process_cpu_ms, run_wait_ms=loop.run_wait_ms,
+                                     main_wait_ms=loop.main_wait_ms, frame_wait_ms=loop.frame_wait_ms,
+                                     cores=loop.cores, threads=loop.threads,
                                      others_cpu_ms=loop.others_cpu_ms, gc_ms=loop.gc_ms,
                                      cpu_sources=loop.cpu_sources, stopped_early=loop.stopped_early)
         cuda = cuda_memory(built.device)
@@ -169,6 +176,11 @@ def run_bench(job: BenchJob, progress: ProgressPipe) -> int:
         engine.cuda_graphs_active = loop.graphs_captured > 0
         engine.cuda_graphs_captured_measured = loop.graphs_captured - loop.graphs_before_measuring
         reply.admission = _admission(job, joined)
+        if job.fidelity_frames > 0:  # after the timed frames and the memory readings: timing cannot change
+            phase = "fidelity"
+            progress.phase(phase)
+            box, built = [built], None  # the pass may free the candidate (two 7Bs do not fit): no other reference
+            reply.fidelity = _fidelity(job, box, engine.weights)
         reply.status = "ok"
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         traceback.print_exc(file=sys.stderr)
@@ -244,6 +256,25 @@ def _loop_factory(job: BenchJob, joined: list):  # noqa: ANN202 - a FrameLoop fa
         return loop
 
     return make
+
+
+def _fidelity(job: BenchJob, box: list, weights: str) -> "FidelityReading":
+    """The fidelity pass (harness.worker.fidelity); a failure of it is recorded there, the timed run stands."""
+    from harness.worker.engine.build import build_models
+    from harness.worker.fidelity.measure import Candidate, measure_fidelity
+
+    def rebuild():  # noqa: ANN202 - BuiltModels
+        return build_models(job.run, job.preset, Path(job.weights_path) if job.weights_path else None, job.seed,
+                            Path(job.scratch_dir), serving=job.serving)
+
+    candidate = Candidate(built=box.pop(), rebuild=rebuild)
+    try:
+        return measure_fidelity(job, candidate, weights)
+    except Exception as exc:  # noqa: BLE001 - recorded; the timed frames are not lost for it
+        traceback.print_exc(file=sys.stderr)
+        return FidelityReading(frames=0, reference="", method="", self_test=False,
+                               synthetic=weights.startswith("synthetic"), input=job.input_wav or "synthetic",
+                               skipped=f"failed: {type(exc).__name__}: {exc}")
 
 
 def _admission(job: BenchJob, joined: list) -> "AdmissionSample | None":

@@ -164,11 +164,16 @@ def test_settings_that_change_a_frame_are_not_comparable() -> None:
                   batch_size=4, frames=200)
     result = compare_sessions(base, cur, T, 0.01, "a", "b")
     notes = {r.name: r.differences for r in result.runs}
-    assert notes["a"] == ["frames 300 -> 200", "batch_size 1 -> 4"]
-    assert notes["b"] == ["frames 300 -> 200", "batch_size 1 -> 4", "dtype bfloat16 -> float16"]
+    # frames change only the sample: not a refusal (issue 26), a warning beside the comparison
+    assert notes["a"] == ["batch_size 1 -> 4"]
+    assert notes["b"] == ["batch_size 1 -> 4", "dtype bfloat16 -> float16"]
     assert result.exit_code == EXIT_NOT_COMPARABLE and result.headline == "NOT COMPARABLE"
-    allowed = compare_sessions(base, cur, T, 0.01, "a", "b", allow_differences={"batch_size", "frames"})
+    assert result.runs[1].note.endswith("(--allow-difference batch_size --allow-difference dtype compares them "
+                                        "anyway)"), "the refusal names the flag that overrides it"
+    allowed = compare_sessions(base, cur, T, 0.01, "a", "b", allow_differences={"batch_size"})
     assert allowed.runs[0].outcome in {"unchanged", "inconclusive"} and allowed.runs[1].outcome == "not comparable"
+    assert allowed.runs[0].sample_differences == ["frames 300 -> 200"]
+    assert allowed.runs[0].note.startswith("another sample (frames 300 -> 200)")
     assert any("batch_size may differ" in w for w in allowed.warnings)
     other_weights = session([run("a", ar1(50, 300, 3))], later=1)
     other_weights.weights = "/models/model.safetensors"
@@ -259,13 +264,18 @@ def test_processes_whose_samples_do_not_split_use_their_recorded_medians() -> No
     assert r.statistics[0].change == pytest.approx(1.0, abs=0.05)
 
 
-def _with_evidence(samples: list[float], stolen: list[float]) -> RunResult:
-    """A run whose worker recorded its CPU time: `stolen` ms of each frame it could not run (waiting for a CPU)."""
+def _with_evidence(samples: list[float], stolen: list[float], others: Optional[list[float]] = None,
+                   threads: int = 0, cores: int = 0) -> RunResult:
+    """A run whose worker recorded its CPU time: `stolen` ms of each frame it could not run (waiting for a CPU),
+    while other processes used `others` ms of CPU (by default as much: they had the CPU it waited for)."""
     from harness.records.schema import FrameCpuSamples
 
     r = run("r", samples)
     assert r.metrics is not None
-    r.metrics.frame_cpu = FrameCpuSamples(cpu_ms=[w - s for w, s in zip(samples, stolen)], run_wait_ms=stolen)
+    r.metrics.frame_cpu = FrameCpuSamples(cpu_ms=[w - s for w, s in zip(samples, stolen)], run_wait_ms=stolen,
+                                          main_wait_ms=stolen, frame_wait_ms=stolen,
+                                          others_cpu_ms=list(stolen) if others is None else others,
+                                          threads=threads, cores=cores)
     return r
 
 
@@ -288,6 +298,21 @@ def test_compare_doubts_only_the_slowdown_that_measured_interference_can_explain
     # Interference during the baseline only: still a regression, and the note says why it does not matter.
     hidden = outcome(_with_evidence(base, [v / 2 for v in base]), _with_evidence(slow, [0.0] * 300))
     assert hidden.outcome == "regression" and "can only hide a slowdown" in hidden.note
+
+
+def test_a_change_that_adds_threads_is_a_regression_not_interference() -> None:
+    """Issue 26: a change that oversubscribes the cores with its own threads (+60% per frame, every frame waiting
+    for a CPU while nothing else runs) was 'inconclusive' (exit 6) on its own waits; it is a regression."""
+    base, slow = ar1(50, 300, seed=1), ar1(80, 300, seed=2)
+    clean = _with_evidence(base, [0.0] * 300, threads=2, cores=2)
+    own = _with_evidence(slow, [v * 0.375 for v in slow], others=[0.0] * 300, threads=8, cores=2)
+    found = compare_sessions(session([clean]), session([own], later=1), T, 0.01, "a", "b")
+    assert found.runs[0].outcome == "regression", found.runs[0].note
+    assert found.exit_code == 1
+    # The same waits while other processes had the CPU: that load can explain it, and compare says so.
+    loaded = _with_evidence(slow, [v * 0.375 for v in slow], threads=2, cores=2)
+    doubted = compare_sessions(session([clean]), session([loaded], later=1), T, 0.01, "a", "b")
+    assert doubted.runs[0].outcome == "inconclusive" and doubted.exit_code == 6
 
 
 def test_an_interrupted_run_is_not_measured_not_a_failure() -> None:

@@ -1,4 +1,5 @@
-"""One measurement identity: `--resume` reuses a run exactly when `compare` would call the pair comparable.
+"""One measurement identity, two tiers: `--resume` reuses a run exactly when nothing differs; `compare` refuses a
+pair whose quantity differs, and judges one whose sample differs (frames, seed) with a warning.
 
 Each case changes one thing between an earlier session and a new one; the real resume rule (ScenarioRunner._reusable)
 and the real comparison (compare_sessions) must agree, and settings that change a frame must make both refuse.
@@ -32,22 +33,23 @@ runs:
   - {name: r}
 """
 
-# one change each: (label, scenario text edit, torch version the new machine has, same measurement?)
+# one change each: (label, scenario text edit, torch version the new machine has, same measurement?); "sample":
+# the same quantity from another sample (resume measures again, compare judges it with a warning)
 CASES = [
     ("nothing", {}, "2.9.1", True),
     ("description", {"description": "another day"}, "2.9.1", True),
     ("criteria", {"criteria": "{headroom: 0.2}"}, "2.9.1", True),
     ("time limit", {"timeout_s": "60"}, "2.9.1", True),
     ("repeat", {"repeat": "3"}, "2.9.1", True),
-    ("telemetry rate", {"telemetry_hz": "5"}, "2.9.1", True),
-    ("frames", {"frames": "150"}, "2.9.1", False),  # 40 and 50 both measure the criteria's 100
+    ("telemetry rate", {"telemetry_hz": "5"}, "2.9.1", False),  # a sampler thread inside the measured process
+    ("frames", {"frames": "150"}, "2.9.1", "sample"),  # 40 and 50 both measure the criteria's 100
     ("warmup", {"warmup_frames": "6"}, "2.9.1", False),
     ("budget", {"frame_budget_ms": "100"}, "2.9.1", False),
     ("pace", {"pace": "realtime"}, "2.9.1", False),
     ("threads", {"torch_threads": "1"}, "2.9.1", False),
     ("batch", {"batch_size": "2"}, "2.9.1", False),
     ("persona", {"persona": "off"}, "2.9.1", False),
-    ("seed", {"seed": "7"}, "2.9.1", False),
+    ("seed", {"seed": "7"}, "2.9.1", "sample"),
     ("memory limit", {"host_memory_limit_gib": "8"}, "2.9.1", False),
     ("soak", {"duration": "4s"}, "2.9.1", False),
     ("weights", {"weights": "ckpt/model.safetensors"}, "2.9.1", False),
@@ -92,7 +94,8 @@ def _session(path: Path, torch: str) -> tuple[Session, ScenarioRunner]:
 
 
 @pytest.mark.parametrize("label, edits, torch, same", CASES, ids=[c[0] for c in CASES])
-def test_resume_and_compare_agree(tmp_path: Path, label: str, edits: dict[str, str], torch: str, same: bool) -> None:
+def test_resume_and_compare_agree(tmp_path: Path, label: str, edits: dict[str, str], torch: str,
+                                  same: bool | str) -> None:
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "model.safetensors").write_bytes(b"")
     (tmp_path / "before.yaml").write_text(BASE)
@@ -106,10 +109,44 @@ def test_resume_and_compare_agree(tmp_path: Path, label: str, edits: dict[str, s
     compared = compare_sessions(earlier, current, [parse_threshold("p50:10%")], 0.01, "a", "b").runs[0]
     comparable = compared.outcome != "not comparable"
 
+    if same == "sample":
+        assert not reused, f"{label}: --resume must measure what is asked again"
+        assert comparable and compared.sample_differences, compared
+        assert compared.note.startswith("another sample"), compared.note
+        return
+    assert not compared.sample_differences
     assert reused == comparable, f"{label}: resume reuses={reused}, compare comparable={comparable} " \
                                  f"({compared.differences})"
     assert reused == same, f"{label}: expected {'the same' if same else 'another'} measurement, differences: " \
                            f"{compared.differences}"
+    if not same:
+        assert "--allow-difference " in compared.note, "a refusal names the flag that overrides it"
+
+
+def test_the_recorded_environment_is_part_of_the_identity(tmp_path: Path) -> None:
+    """A run measured under another allocator setting is not reused by --resume, and compare refuses it naming the
+    variable and the flag; the same environment is the same measurement."""
+    from harness.contract.environment import measurement_env
+    from harness.launcher.environment import worker_env
+
+    (tmp_path / "s.yaml").write_text(BASE)
+    earlier, _ = _session(tmp_path / "s.yaml", "2.9.1")
+    current, runner = _session(tmp_path / "s.yaml", "2.9.1")
+    runner.machine, runner.options = current.machine, RunOptions(resume=earlier)
+    given = measurement_env(worker_env(current.runs[0].config, 2))
+    for session, env in ((earlier, given), (current, given)):
+        assert session.runs[0].engine is not None
+        session.runs[0].engine.env = dict(env)
+    assert runner._reusable(current.runs[0].config, current) is not None
+    assert compare_sessions(earlier, current, [parse_threshold("p50:10%")], 0.01, "a", "b").runs[0].outcome != \
+        "not comparable"
+    assert earlier.runs[0].engine is not None
+    earlier.runs[0].engine.env = {**given, "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    assert runner._reusable(current.runs[0].config, current) is None
+    compared = compare_sessions(earlier, current, [parse_threshold("p50:10%")], 0.01, "a", "b").runs[0]
+    assert compared.outcome == "not comparable"
+    assert compared.differences == ["env PYTORCH_CUDA_ALLOC_CONF expandable_segments:True -> unset"]
+    assert "(--allow-difference env compares them anyway)" in compared.note
 
 
 def test_allowed_fields_are_the_identity_fields() -> None:

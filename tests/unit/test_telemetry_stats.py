@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.contract.wire import TelemetrySeries
 from harness.session.summaries import summarize_soak, summarize_telemetry
 
@@ -24,6 +26,22 @@ def test_energy_per_audio_second_and_missing_sources() -> None:
     assert summary.gpu_temp_max_c == 69.0 and summary.cpu_temp_max_c is None
     assert summary.unavailable == {"host_temperature": "unavailable: no sensors"}
     assert not summary.throttled and summary.throttle_onset_s is None
+
+
+def test_energy_per_audio_second_is_over_the_span_it_was_sampled() -> None:
+    """Issue 26: a short probe, 12 frames of 80 ms at real-time pace (0.96 s), sampled at 10 Hz from 0.05 s: the
+    energy counted between the first and last reading (0.05-0.95 s: 27 J at 30 W) is for the 0.9 s of audio made
+    in that span, 30 J per audio-second; dividing by the whole window's 0.96 s said 28.1 (6% low)."""
+    hz, n = 10.0, 12
+    t = [0.05 + i / hz for i in range(n)]
+    series = _series(n=n, t_s=t, gpu_energy_j=[30.0 * x for x in t], gpu_power_w=[30.0] * n)
+    frames = [(0.08 * i, 0.08 * (i + 1)) for i in range(12)]
+    summary = summarize_telemetry(series, start_s=0.0, end_s=0.96, audio_s=0.96, frames=frames,
+                                  audio_per_frame_s=0.08)
+    assert summary.gpu_energy_j == pytest.approx(27.0)
+    assert summary.joules_per_audio_second == pytest.approx(30.0)
+    without = summarize_telemetry(series, start_s=0.0, end_s=0.96, audio_s=0.96)  # no frames: the span's share
+    assert without.joules_per_audio_second == pytest.approx(30.0)
 
 
 def test_throttling_is_flagged_with_its_onset_and_reasons() -> None:

@@ -11,6 +11,7 @@ from moshi.models.compression import MimiModel
 from moshi.models.lm import LMModel
 
 from harness.contract.presets import PRESETS
+from harness.worker.flavour import is_nvidia
 
 MIMI_CODEBOOKS = 8  # Mimi tokens per 80 ms frame, per stream (user in, agent out)
 MIMI_SAMPLE_RATE = loaders.SAMPLE_RATE
@@ -29,7 +30,13 @@ def lm_on_meta(preset_name: str, dtype: torch.dtype) -> LMModel:
     # argument (text_linear, depformer_in, linears), which would otherwise be allocated and
     # kaiming-initialised on the CPU.
     with torch.device("meta"):
-        return LMModel(device="meta", dtype=dtype, **lm_kwargs(preset_name)).eval()
+        lm = LMModel(device="meta", dtype=dtype, **lm_kwargs(preset_name)).eval()
+    if is_nvidia():
+        # NVIDIA's fork creates those layers (and its out_norm) without a dtype, in float32, and its loader
+        # (get_moshi_lm) then casts every tensor to the run's dtype: `model.to(device, dtype)`. Without the same
+        # cast a bf16 fork model multiplies bf16 activations by float32 text_linear weights and fails.
+        lm = lm.to(dtype)
+    return lm
 
 
 def mimi_on_meta() -> MimiModel:

@@ -5,8 +5,11 @@ process on its cores, the host swapping, a VM's steal). Wall time alone cannot t
 - the main thread's CPU time (`time.thread_time_ns`): never more than the wall time;
 - the whole process's CPU time (`time.process_time_ns`, every thread: can exceed the wall time);
 - run-queue wait (Linux schedstat, `/proc/self/task/<tid>/schedstat`, second field): nanoseconds a thread was
-  runnable but not on a CPU. The largest wait of any of the process's threads during the frame is time the
-  frame could not progress for want of a CPU (a thread waiting in a barrier for a starved thread stalls too);
+  runnable but not on a CPU. Three readings per frame: the main thread's (it carries every frame), the largest of
+  the threads that carry the frame (the main thread and any thread but the harness's own helpers, such as the
+  telemetry sampler, which register in `HELPER_THREADS`: on a CPU run that is torch's intra-op pool; a thread
+  waiting in a barrier for a starved pool thread stalls too), and the largest of any thread (evidence only: a
+  sampler or driver thread that waited did not hold the frame up);
 - CPU time used by everything else on the host during the frame (`/proc/stat` busy ticks, steal included,
   less this process's own CPU time; 10 ms ticks, so coarse over a short frame).
 Reading all of it costs some tens of microseconds per frame, outside the timed region.
@@ -15,6 +18,7 @@ Reading all of it costs some tens of microseconds per frame, outside the timed r
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -22,6 +26,16 @@ from typing import Optional
 _TASKS = "/proc/self/task"
 _STAT = "/proc/stat"
 _TICK_MS = 1000.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+# Native ids of the harness's own threads inside the worker (the telemetry sampler): they do not carry a frame.
+HELPER_THREADS: set[int] = set()
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity, as a container or taskset limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 @dataclass
@@ -36,8 +50,10 @@ class CpuReading:
 class FrameCpu:
     cpu_ms: float
     process_cpu_ms: float
-    run_wait_ms: Optional[float]
+    run_wait_ms: Optional[float]  # any thread
     others_cpu_ms: Optional[float]
+    main_wait_ms: Optional[float] = None  # the main thread
+    frame_wait_ms: Optional[float] = None  # the threads that carry the frame (main + pool, not the helpers)
 
 
 class ProcessClock:
@@ -45,6 +61,7 @@ class ProcessClock:
 
     def __init__(self) -> None:
         self._fds: dict[int, int] = {}
+        self.main_tid = threading.get_native_id()  # the frame loop runs on the thread that builds the clock
         self.schedstat = os.path.exists(f"{_TASKS}/{os.getpid()}/schedstat") or os.path.exists("/proc/self/schedstat")
         self._stat_fd: Optional[int] = None
         try:
@@ -107,13 +124,21 @@ class ProcessClock:
     @staticmethod
     def between(before: CpuReading, after: CpuReading) -> FrameCpu:
         process_ms = (after.process_ns - before.process_ns) / 1e6
-        waits = [after.wait_ns[t] - before.wait_ns[t] for t in after.wait_ns if t in before.wait_ns]
+        waits = {t: after.wait_ns[t] - before.wait_ns[t] for t in after.wait_ns if t in before.wait_ns}
         others = None
         if before.host_busy_ticks is not None and after.host_busy_ticks is not None:
             others = max(0.0, (after.host_busy_ticks - before.host_busy_ticks) * _TICK_MS - process_ms)
+        known = bool(waits) or bool(before.wait_ns)
+
+        def largest(values: list[int]) -> Optional[float]:
+            return max(values) / 1e6 if values else (0.0 if known else None)
+
+        main = threading.get_native_id()
+        carriers = [w for t, w in waits.items() if t not in HELPER_THREADS]
         return FrameCpu(cpu_ms=(after.thread_ns - before.thread_ns) / 1e6, process_cpu_ms=process_ms,
-                        run_wait_ms=max(waits) / 1e6 if waits else (0.0 if before.wait_ns else None),
-                        others_cpu_ms=others)
+                        run_wait_ms=largest(list(waits.values())), others_cpu_ms=others,
+                        main_wait_ms=largest([waits[main]] if main in waits else []),
+                        frame_wait_ms=largest(carriers))
 
     def close(self) -> None:
         for tid in list(self._fds):

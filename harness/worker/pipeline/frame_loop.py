@@ -14,9 +14,9 @@ from moshi.models.lm import LMGen
 
 from harness.contract.stopping import EarlyStop, should_stop
 from harness.contract.wire import PersonaJob, PrefillSamples
-from harness.worker.pipeline.audio import speech_like
+from harness.worker.pipeline.audio import input_audio
 from harness.worker.pipeline.clock import StageClock
-from harness.worker.pipeline.cpu_clock import ProcessClock
+from harness.worker.pipeline.cpu_clock import ProcessClock, usable_cores
 from harness.worker.pipeline.graphs import count_captured_graphs
 from harness.worker.pipeline.prefill import run_prefill
 from harness.worker.pipeline.server_frame import ServerExtras
@@ -56,6 +56,10 @@ class FrameLoopResult:
     stage_cpu_ms: dict[str, list[float]] = field(default_factory=dict)
     process_cpu_ms: list[float] = field(default_factory=list)
     run_wait_ms: list[float] = field(default_factory=list)  # empty where schedstat is unavailable
+    main_wait_ms: list[float] = field(default_factory=list)
+    frame_wait_ms: list[float] = field(default_factory=list)
+    cores: int = 0  # CPUs the worker may run on
+    threads: int = 0  # torch's intra-op threads while measuring
     others_cpu_ms: list[float] = field(default_factory=list)  # empty where /proc/stat is unavailable
     gc_ms: list[float] = field(default_factory=list)  # this process's own collections during the frame
     cpu_sources: dict[str, str] = field(default_factory=dict)
@@ -93,10 +97,11 @@ class FrameLoop:
     each a stage."""
 
     def __init__(self, mimi: MimiModel, lm_gen: LMGen, device: torch.device, *, batch_size: int, seed: int,
-                 warmup_frames: int, other_mimi: Optional[MimiModel] = None, serving: str = "") -> None:
+                 warmup_frames: int, other_mimi: Optional[MimiModel] = None, serving: str = "",
+                 input_wav: Optional[str] = None) -> None:
         self.mimi, self.lm_gen, self.device = mimi, lm_gen, device
         self.batch_size, self.warmup_frames = batch_size, warmup_frames
-        self.audio = speech_like(mimi.sample_rate, batch_size, seed).to(device)
+        self.audio = input_audio(input_wav, int(mimi.sample_rate), batch_size, seed).to(device)
         self.frame_size = int(mimi.sample_rate / mimi.frame_rate)
         self.chunks_in_loop = self.audio.shape[-1] // self.frame_size
         self.clock = StageClock(device)
@@ -197,6 +202,7 @@ def run_frame_loop(
     persona: Optional[PersonaJob] = None,
     make_loop: Callable[..., FrameLoop] = FrameLoop,  # lockstep.JoiningLoop: a session joins mid-run
     stop: Optional[EarlyStop] = None,
+    input_wav: Optional[str] = None,  # a recording instead of the seeded signal (read before any frame)
 ) -> FrameLoopResult:
     """Run warmup + measured frames.
 
@@ -218,9 +224,11 @@ def run_frame_loop(
     total = warmup_frames + frames
     process_clock = ProcessClock()
     result.cpu_sources = process_clock.sources
+    result.cores = usable_cores()
+    result.threads = torch.get_num_threads()
     late: list[bool] = []
     with make_loop(mimi, lm_gen, device, batch_size=batch_size, seed=seed, warmup_frames=warmup_frames,
-                   other_mimi=other_mimi, serving=serving) as loop, _GcTimer() as gc_timer:
+                   other_mimi=other_mimi, serving=serving, input_wav=input_wav) as loop, _GcTimer() as gc_timer:
         result.stage_ms = {s: [] for s in loop.stages}
         anchor = 0.0
         for index in range(total):
@@ -264,6 +272,9 @@ def run_frame_loop(
                 result.process_cpu_ms.append(frame_cpu.process_cpu_ms)
                 if frame_cpu.run_wait_ms is not None:
                     result.run_wait_ms.append(frame_cpu.run_wait_ms)
+                if frame_cpu.main_wait_ms is not None and frame_cpu.frame_wait_ms is not None:
+                    result.main_wait_ms.append(frame_cpu.main_wait_ms)
+                    result.frame_wait_ms.append(frame_cpu.frame_wait_ms)
                 if frame_cpu.others_cpu_ms is not None:
                     result.others_cpu_ms.append(frame_cpu.others_cpu_ms)
                 result.gc_ms.append((gc_timer.total_ns - gc_before) / 1e6)
@@ -272,7 +283,7 @@ def run_frame_loop(
             if stop is not None and not is_warmup:
                 # Late by the code, not by the machine: time spent waiting for a CPU is not the configuration's,
                 # and a run must not stop on a disturbance (the verdict judges that from the whole record).
-                waited = frame_cpu.run_wait_ms or 0.0
+                waited = frame_cpu.frame_wait_ms or 0.0
                 late.append(times["total"] - waited > stop.deadline_ms)
                 result.stopped_early = should_stop(late, stop) or ""
                 if result.stopped_early:

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import psutil
 
 from harness.contract.wire import THROTTLE_BITS, TelemetrySeries
+from harness.worker.pipeline.cpu_clock import HELPER_THREADS
 
 
 class _Nvml:
@@ -105,6 +106,7 @@ class TelemetrySampler:
         self._gpu.close()
 
     def _loop(self) -> None:
+        HELPER_THREADS.add(threading.get_native_id())  # its waits for a CPU never hold a frame up
         cpu_start, wall_start = time.thread_time(), time.perf_counter()
         next_at = wall_start
         while not self._stop.is_set():
