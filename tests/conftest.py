@@ -28,6 +28,12 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def _no_ci_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports written by tests never reach the CI job's step summary (a test that checks it sets its own)."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture
 def write_scenario(tmp_path: Path) -> Callable[..., Path]:
     def write(text: str, name: str = "scenario.yaml") -> Path:

@@ -139,3 +139,24 @@ def test_cuda_run_forced_on_a_cpu_machine_is_diagnosed(tmp_path: Path) -> None:
                           started_at=utc_now())
     assert result.status == "failed" and result.diagnosis is not None and result.diagnosis.kind == "no_cuda"
     assert "device: cpu" in result.diagnosis.remedy
+
+
+def test_plan_reads_in_100_columns_with_every_run_name_whole() -> None:
+    """A pipe wraps at the width it is given (COLUMNS=100, no longer forced to 120); the default tables fit it and
+    never cut a run's name; --wide adds where each predicted step goes."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, COLUMNS="100", PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get(
+        "PYTHONPATH", "")) if p))
+    done = subprocess.run([sys.executable, "-m", "harness", "plan", "scenarios/rtx5090.yaml", "--wide"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    names = [p["run"] for p in json.loads(run_cli("plan", "scenarios/rtx5090.yaml", "--json").stdout)["plans"]]
+    for name in names:  # whole, on one line, in the step table (its rows start with the name)
+        assert sum(1 for line in lines if line.split() and line.split()[0] == name) >= 3, name
+    assert "where each predicted step goes" in done.stdout

@@ -48,12 +48,13 @@ def positive_float(text: str) -> float:
 
 
 def make_console() -> Console:
-    width = None if sys.stdout.isatty() else max(120, _columns())
+    # A terminal tells rich its width; a pipe wraps at the width it is given (COLUMNS), 160 when none is.
+    width = None if sys.stdout.isatty() else _columns()
     return Console(highlight=False, width=width)
 
 
 def _columns() -> int:
     try:
-        return int(os.environ.get("COLUMNS", "160"))
+        return max(40, int(os.environ.get("COLUMNS", "160")))
     except ValueError:
         return 160

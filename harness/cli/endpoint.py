@@ -123,6 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the open loop's arrivals")
     p.add_argument("--out", type=Path, default=None, help="results folder (default reports/endpoint-<UTC time>)")
     p.add_argument("--json", action="store_true", help="print endpoint.json to stdout")
+    p.add_argument("--wide", action="store_true",
+                   help="every caller timing in the table (connect, lock wait, prefill, gaps, drift, send lateness)")
     p.add_argument("--fail-on-nogo", action="store_true", help="exit 3 when the SLO verdict is NO-GO")
     p.set_defaults(handler=cmd_endpoint)
 
@@ -220,23 +222,33 @@ def _check(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
-def _caller_table(run: LoadRun) -> Table:
+def _caller_table(run: LoadRun, wide: bool = False) -> Table:
+    """One row per caller; what decides the SLO by default (fits 100 columns), every timing with --wide."""
+    from rich import box
+
     table = Table(title=f"{run.kind} loop: {run.sessions} call(s) x {run.call_seconds:g} s over {run.servers} "
-                        f"server(s): {run.ok} ok, {run.failed} failed, {'PASS' if run.passed else 'FAIL'}")
-    for column in ("caller", "status", "connect ms", "handshake ms", "lock wait ms", "prefill ms", "first audio ms",
-                   "gap p50/p99/max ms", "deficit", "drift ms/s", "underrun s", "send late max ms", "end"):
-        table.add_column(column)
+                        f"server(s): {run.ok} ok, {run.failed} failed, {'PASS' if run.passed else 'FAIL'}",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = ["caller", "status", "handshake ms", "first audio ms", "gap p99 ms", "deficit", "underrun s"]
+    if wide:
+        columns += ["connect ms", "lock wait ms", "prefill ms", "gap p50/max ms", "drift ms/s", "send late max ms",
+                    "end"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in {"status", "end"} else "right",
+                         overflow="fold" if column in {"status", "end"} else "ellipsis")
 
     def f(value: Optional[float], digits: int = 0) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
     for c in run.callers:
-        gaps = ("-" if c.interval_p50_ms is None
-                else f"{c.interval_p50_ms:.0f}/{c.interval_p99_ms:.0f}/{c.interval_max_ms:.0f}")
         status = c.status if c.status == "ok" else f"failed: {c.reason}"
-        table.add_row(str(c.index), status, f(c.connect_ms, 1), f(c.handshake_ms), f(c.lock_wait_ms),
-                      f(c.prefill_ms), f(c.first_audio_ms), gaps, f(c.deficit_frames, 1), f(c.drift_ms_per_s, 2),
-                      f(c.underrun_s, 2), f(c.send_late_max_ms, 1), c.close_reason)
+        row = [str(c.index), status, f(c.handshake_ms), f(c.first_audio_ms), f(c.interval_p99_ms),
+               f(c.deficit_frames, 1), f(c.underrun_s, 2)]
+        if wide:
+            gaps = "-" if c.interval_p50_ms is None else f"{c.interval_p50_ms:.0f}/{c.interval_max_ms:.0f}"
+            row += [f(c.connect_ms, 1), f(c.lock_wait_ms), f(c.prefill_ms), gaps, f(c.drift_ms_per_s, 2),
+                    f(c.send_late_max_ms, 1), c.close_reason]
+        table.add_row(*row)
     return table
 
 
@@ -276,12 +288,14 @@ def _interrupted(begun: list[EndpointResults], finished: list[LoadRun], args: ar
 def _write(results: EndpointResults, out: Path) -> None:
     from harness.probe.machine import host_machine
     from harness.report.endpoint import render_endpoint_html, summary_line
+    from harness.report.exports import write_endpoint_exports
 
     if results.machine is None:
         results.machine = host_machine()  # its hardware key: compare tells load generators apart
     write_endpoint(results, out)
     (out / "report.html").write_text(render_endpoint_html(results), encoding="utf-8")
     (out / "summary.md").write_text(summary_line(results) + "\n", encoding="utf-8")
+    write_endpoint_exports(results, out, summary_line(results))  # junit.xml, metrics.prom, the CI step summary
 
 
 def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
@@ -313,7 +327,7 @@ def cmd_endpoint(args: argparse.Namespace, console: Console) -> int:
     def on_run(run: LoadRun) -> None:
         finished.append(run)
         if not quiet:
-            console.print(_caller_table(run))
+            console.print(_caller_table(run, wide=args.wide))
             if run.note:
                 console.print(run.note)
 

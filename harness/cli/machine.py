@@ -71,7 +71,7 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(plan_json(result))
     else:
-        for renderable in plan_tables(result):
+        for renderable in plan_tables(result, wide=args.wide):
             console.print(renderable)
         from harness.plan.quantized_plan import plan_quantized, quantized_table
 
@@ -161,6 +161,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--cc", metavar="X.Y", help="compute capability (decides kernels, Triton, bf16)")
     card.add_argument("--host-link", type=positive_float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
     plan.add_argument("--json", action="store_true", help="print the plans as JSON")
+    plan.add_argument("--wide", action="store_true",
+                      help="also the memory breakdown and where each predicted step goes (mode, parts, kernels)")
     plan.add_argument("--gpu-hour-usd", type=float, metavar="USD",
                       help="price of one GPU-hour, for the cost per conversation-hour (default: the price table)")
     plan.add_argument("--calibration", action="store_true",

@@ -43,9 +43,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:
         raise UserError(f"cannot write the report into {out_dir}: {exc.strerror or exc}") from None
     style = DECISION_STYLE.get(verdict.decision, "bold red")
-    console.print(f"[{style}]{console_text(verdict.headline)}[/]\nreport: {console_text(html)}\n"
-                  f"summary: {console_text(summary)}" + (f"\nupdated: {console_text(source)}" if args.update_results
-                                                          else ""))
+    steps = "".join(f"\n  {i}. {console_text(step)}" for i, step in enumerate(verdict.next_steps, 1))
+    console.print(f"[{style}]{console_text(verdict.headline)}[/]" + (f"\nnext steps, cheapest first:{steps}" if steps
+                                                                    else "")
+                  + f"\nreport: {console_text(html)}\nsummary: {console_text(summary)}\nfor CI: "
+                  f"{console_text(out_dir / 'junit.xml')} {console_text(out_dir / 'metrics.prom')}"
+                  + (f"\nupdated: {console_text(source)}" if args.update_results else ""))
     if getattr(args, "fail_on_nogo", False):
         from harness.verdict.endpoint import gate_exit
         return gate_exit(verdict)
@@ -57,6 +60,7 @@ def _report_endpoint(path: Path, console: Console) -> int:
     from harness.records.endpoint import EndpointFileError, load_endpoint
     from harness.records.store import atomic_write_text
     from harness.report.endpoint import render_endpoint_html, summary_line
+    from harness.report.exports import write_endpoint_exports
 
     try:
         results = load_endpoint(path)
@@ -65,6 +69,7 @@ def _report_endpoint(path: Path, console: Console) -> int:
     out_dir = path if path.is_dir() else path.parent
     atomic_write_text(out_dir / "report.html", render_endpoint_html(results))
     atomic_write_text(out_dir / "summary.md", summary_line(results) + "\n")
+    write_endpoint_exports(results, out_dir, summary_line(results))
     console.print(f"{summary_line(results)}\nreport: {out_dir / 'report.html'}", markup=False)
     return EXIT_OK
 

@@ -214,8 +214,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[{style}]{console_text(session.verdict.headline)}[/]")
         for reason in session.verdict.reasons[:6]:
             console.print(f"  - {console_text(reason)}", highlight=False)
+        if session.verdict.next_steps:
+            console.print("next steps, cheapest first:", highlight=False)
+            for i, step in enumerate(session.verdict.next_steps, 1):
+                console.print(f"  {i}. {console_text(step)}", highlight=False)
     console.print(f"report: {out_dir / 'report.html'}\nresults: {out_dir / 'results.json'}  "
-                  f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}", markup=False, highlight=False)
+                  f"{out_dir / 'results.csv'}  {out_dir / 'summary.md'}  {out_dir / 'junit.xml'}  "
+                  f"{out_dir / 'metrics.prom'}", markup=False, highlight=False)
     if any(r.status == "failed" for r in session.runs):
         return EXIT_RUN_FAILED
     if args.fail_on_nogo and session.verdict is not None:

@@ -84,13 +84,13 @@ def _not_runnable(s: Scheme, why: str) -> str:
 
 
 def quantized_table(rows: list[QuantizedPlan], target: PlanTarget):  # noqa: ANN201 - a rich Table
+    from rich import box
     from rich.table import Table
 
     table = Table(title=f"quantized weights on {target.label} (planned; bf16 activations, CUDA graphs)",
-                  title_justify="left")
-    for column in ("scheme", "bytes/weight", "GPU GiB", "fits?", "kernels on this GPU", "p50 ms (band)",
-                   "real time?", "runnable"):
-        table.add_column(column, overflow="fold")
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("scheme", "B/weight", "GPU GiB", "fits?", "kernels here", "p50 (band)", "real time?", "runnable"):
+        table.add_column(column, overflow="fold", no_wrap=column in {"p50 (band)", "B/weight", "real time?"})
     for r in rows:
         band = "-" if r.step is None else f"{r.step.p50:.1f} ({r.step.low:.0f}-{r.step.high:.0f})"
         table.add_row(r.scheme.name, f"{r.scheme.weight_bytes:.3f}", f"{r.device_peak_bytes / GIB:.1f}",

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any, Optional
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -41,15 +42,26 @@ def _notes(plan: RunPlan) -> str:
     return "; ".join([f"[red]{b}[/]" for b in blockers] + [f"[yellow]{w}[/]" for w in warnings])
 
 
+def _compact(title: str, plans: list[RunPlan]) -> Table:
+    """Tables that read in 100 columns: light borders, no outer padding; a run's name is never cut."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run", no_wrap=True, min_width=max([len(p.run) for p in plans] + [3]))
+    return table
+
+
+def _of(used: Optional[int], capacity: Optional[int]) -> str:
+    return "-" if used is None else f"{_gib(used)}/{_gib(capacity)}" if capacity else _gib(used)
+
+
 def _table(title: str, plans: list[RunPlan]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("run", "runs?", "memory", "GPU GiB", "of", "host GiB", "of", "floor ms", "blockers; warnings"):
-        table.add_column(column, justify="right" if "GiB" in column or column in {"of", "floor ms"} else "left",
-                         overflow="fold")
+    table = _compact(title, plans)
+    for column in ("runs?", "GPU GiB/of", "host GiB/of", "floor ms"):
+        table.add_column(column, justify="left" if column == "runs?" else "right", no_wrap=True)
+    table.add_column("blockers; warnings", overflow="fold")
     for plan in plans:
-        table.add_row(plan.run, _fits(plan), _memory(plan), _gib(plan.device_peak_bytes),
-                      _gib(plan.device_capacity_bytes), _gib(plan.host_peak_bytes), _gib(plan.host_capacity_bytes),
-                      _floor(plan), _notes(plan))
+        runs = _fits(plan) + ("" if plan.fits_memory else " [red](memory)[/]")
+        table.add_row(plan.run, runs, _of(plan.device_peak_bytes, plan.device_capacity_bytes),
+                      _of(plan.host_peak_bytes, plan.host_capacity_bytes), _floor(plan), _notes(plan))
     return table
 
 
@@ -66,31 +78,43 @@ def _usd(value: Optional[float]) -> str:
 
 
 def step_table(title: str, plans: list[RunPlan]) -> Table:
-    """Predicted step time per run, with its parts, sessions, processes and cost."""
-    table = Table(title=title, title_justify="left")
-    for column in ("run", "mode", "p50 ms (band)", "real time?", "GPU ms (parts)", "host ms", "kernels",
-                   "host ops", "lockstep sessions", "server processes (mem, time)", "$/conv-hour (procs | lockstep)"):
-        table.add_column(column, justify="left" if column in {"run", "mode"} else "right", overflow="fold")
+    """Predicted step time per run, with sessions, processes and cost (the parts: `parts_table`, --wide)."""
+    table = _compact(title, plans)
+    for column in ("p50 (band)", "real time?", "procs", "lockstep", "$/conv-h"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for plan in plans:
+        serving = plan.serving
+        if plan.step_parts is None:
+            table.add_row(plan.run, "-", "not predicted", "", "", "")
+            continue
+        realtime = (plan.predicted_realtime or "-") + ("" if plan.feasible else " (blocked)")
+        table.add_row(plan.run, _band(plan), realtime,
+                      f"{serving.server_processes}" if serving else "-",
+                      str(serving.lockstep_sessions) if serving else "-",
+                      f"{_usd(serving.usd_per_conversation_hour_processes)} | "
+                      f"{_usd(serving.usd_per_conversation_hour_lockstep)}" if serving else "-")
+    return table
+
+
+def parts_table(title: str, plans: list[RunPlan]) -> Table:
+    """Where each predicted step goes: the device's parts, the host's dispatch, kernels and ops (--wide)."""
+    table = _compact(title, plans)
+    for column in ("mode", "GPU ms (parts)", "host ms", "kernels", "host ops", "procs (mem, time)"):
+        table.add_column(column, justify="left" if column in {"mode", "GPU ms (parts)"} else "right",
+                         overflow="fold")
     for plan in plans:
         parts, serving = plan.step_parts, plan.serving
         if parts is None:
-            table.add_row(plan.run, "-", "-", "-", "not predicted: the target lacks what the model needs", "", "",
-                          "", "", "", "")
+            table.add_row(plan.run, "-", "not predicted: the target lacks what the model needs", "", "", "", "")
             continue
         named = (("bw", parts.bandwidth_ms), ("flops", parts.compute_ms), ("link", parts.link_ms),
                  ("kernels", parts.kernel_ms))
         gpu = f"{parts.gpu_ms:.1f}: " + " + ".join(f"{v:.1f} {k}" for k, v in named if v > 0.05)
         if parts.mode != "cpu" and parts.measured_ms:
             gpu += f"; then {parts.measured_ms:.1f} server tail (Opus, PCM copy)"
-        realtime = plan.predicted_realtime or "-"
-        if not plan.feasible:
-            realtime += " (blocked)"
-        table.add_row(
-            plan.run, parts.mode, _band(plan), realtime, gpu, f"{parts.host_ms:.1f}", str(parts.kernels),
-            str(parts.host_ops), str(serving.lockstep_sessions) if serving else "-",
-            f"{serving.server_processes} ({serving.processes_by_memory}, {serving.processes_by_time})" if serving else "-",
-            f"{_usd(serving.usd_per_conversation_hour_processes)} | {_usd(serving.usd_per_conversation_hour_lockstep)}"
-            if serving else "-")
+        table.add_row(plan.run, parts.mode, gpu, f"{parts.host_ms:.1f}", str(parts.kernels), str(parts.host_ops),
+                      f"{serving.server_processes} ({serving.processes_by_memory}, {serving.processes_by_time})"
+                      if serving else "-")
     return table
 
 
@@ -197,7 +221,9 @@ def wall_table(wall: WallTime) -> list[Any]:
     return [table, *(Text(note) for note in wall.notes)]
 
 
-def plan_tables(result: ScenarioPlan) -> list[Any]:
+def plan_tables(result: ScenarioPlan, wide: bool = False) -> list[Any]:
+    """The plan for a terminal: every table fits 100 columns; `wide` adds the memory breakdown and where each
+    predicted step goes."""
     arch = result.architecture
     header = Text.from_markup(
         f"[bold]{result.scenario}[/]: preset {result.preset} ({arch.lm_parameters / 1e9:.2f}e9 LM parameters, "
@@ -207,14 +233,21 @@ def plan_tables(result: ScenarioPlan) -> list[Any]:
         "prediction's p99 is its band's high end")
     out: list[Any] = [header, *_target_notes(result), _table("scenario runs", result.plans)]
     first = next((p for p in result.plans if p.feasible), result.plans[0] if result.plans else None)
-    if first is not None:
+    if first is not None and wide:
         out.append(_breakdown(first))
     blockers = {(i.what, i.remedy) for p in result.plans for i in p.issues if i.severity == "blocker"}
     if blockers:
         out.append(Text("blockers and their remedies:\n" + "\n".join(f"  - {what}\n    -> {remedy}"
                                                                      for what, remedy in sorted(blockers))))
-    out.append(step_table("predicted step time (ms per 80 ms frame; band: low-high)", result.plans))
+    out.append(step_table("predicted step time (ms per 80 ms frame; band: low-high) and capacity", result.plans))
+    out.append(Text("procs: one-call server processes per GPU; lockstep: sessions one batching process holds; "
+                    "$/conv-h: per conversation-hour with processes | in lockstep", style="dim"))
+    if wide:
+        out.append(parts_table("where each predicted step goes", result.plans))
     out += _step_notes(result)
+    if not wide:
+        out.append(Text("--wide: the memory breakdown and where each predicted step goes (mode, parts, kernels)",
+                        style="dim"))
     out.append(Text.from_markup(_verdict(result)))
     if result.wall is not None:
         out += wall_table(result.wall)

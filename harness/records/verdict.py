@@ -66,9 +66,11 @@ class Playback(Record):
 
 # One configuration's outcome (MLPerf keeps "the measurement is not valid" apart from "the system missed"):
 # real time: certified; not real time: the evidence shows a miss (p99, underruns, a late share above the target,
-# memory); not enough evidence: it may be real time, more frames would settle it; re-run: only a measured
+# memory); not enough evidence: it may be real time, more frames would settle it; not faithful: fast enough, but
+# its output moved too far from the bf16 reference's (harness.verdict.fidelity); re-run: only a measured
 # disturbance of the machine explains the failure; failed / skipped / invalid: nothing to judge.
-Outcome = Literal["real time", "not real time", "not enough evidence", "re-run", "failed", "skipped", "invalid", ""]
+Outcome = Literal["real time", "not real time", "not enough evidence", "not faithful", "re-run", "failed", "skipped",
+                  "invalid", ""]
 
 # The headline: GO (a configuration is certified real time), NO-GO (the evidence shows none is), INCONCLUSIVE (none
 # is certified but one may be: more evidence settles it), RE-RUN (a measured disturbance of the machine).
@@ -80,8 +82,9 @@ class RunAssessment(Record):
     status: str
     realtime: bool = False
     outcome: Outcome = Field(default="", description="real time / not real time / not enough evidence / re-run / ...")
-    frames_needed: Optional[int] = Field(default=None, description="not enough evidence: more frames that would "
-                                                                   "settle it (at the observed late share)")
+    frames_needed: Optional[int] = Field(default=None, description="not enough evidence: the frames one run must "
+                                                                   "measure to settle it (its `--frames N`), at the "
+                                                                   "observed late share")
     settle: str = Field(default="", description="not enough evidence: the exact command that settles it")
     reasons: list[str] = Field(default_factory=list, description="why it is not real time (empty when it is)")
     flags: list[str] = Field(default_factory=list, description="throttling, drift, leaks: worth knowing either way")

@@ -18,11 +18,14 @@ from harness.records.store import atomic_write_text
 from harness.records.text import markdown_text
 from harness.records.verdict import RunAssessment, Verdict
 from harness.report.capacity import capacity_markdown, capacity_sections
+from harness.report.card import build_card, card_markdown, outcome_of, short_reason
 from harness.report.endpoint import endpoint_context, summary_line
+from harness.report.exports import write_exports
 from harness.report.fidelity import fidelity_context, fidelity_markdown
 from harness.report.planner import band_text, predicted_vs_measured
 from harness.report.plots import Figure, all_figures
 from harness.verdict.deploy import deployable_by
+from harness.verdict.next_steps import settle_command
 from harness.verdict.recommend import model_label
 
 GIB = 2**30
@@ -43,6 +46,10 @@ class RunRow:
     memory: str = "-"
     realtime: bool = False
     why: list[str] = field(default_factory=list)
+    outcome: str = ""
+    memory_share: str = "-"
+    settle: str = ""
+    detail: Optional["RunDetail"] = None
 
 
 @dataclass
@@ -109,14 +116,18 @@ def _memory_cell(run: RunResult) -> str:
     return "; ".join(parts)
 
 
-def _row(run: RunResult, assessment: RunAssessment) -> RunRow:
-    row = RunRow(name=run.name, status=run.status, realtime=assessment.realtime,
-                 why=assessment.reasons + assessment.flags)
+def _row(run: RunResult, assessment: RunAssessment, session: Session) -> RunRow:
+    row = RunRow(name=run.name, status=run.status, realtime=assessment.realtime, outcome=outcome_of(assessment),
+                 why=[short_reason(r) for r in assessment.reasons] + assessment.flags,
+                 settle=settle_command(session, assessment),
+                 detail=_detail(run, assessment))
     m = run.metrics
     if m is None:
         kind = f" ({run.diagnosis.kind})" if run.diagnosis else ""
-        row.why = [f"{run.status}{kind}: see below"]
+        row.why = [f"{run.status}{kind}: " + (run.diagnosis.cause if run.diagnosis else run.reason or "see below")]
         return row
+    if assessment.memory_fraction is not None:
+        row.memory_share = f"{assessment.memory_fraction:.0%} of {assessment.memory_of}"
     row.p50, row.p99, row.rtf = f"{m.ms_per_step.p50:.1f}", f"{m.ms_per_step.p99:.1f}", f"{m.rtf:.2f}"
     row.frames = str(m.frames) + (f" in {len(m.processes)} processes" if m.processes else "")
     if assessment.validity is not None:
@@ -230,8 +241,7 @@ def _weights_note(session: Session) -> str:
 
 def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> dict:
     by_name = {a.name: a for a in verdict.assessments}
-    rows = [_row(run, by_name[run.name]) for run in session.runs]
-    details = [d for d in (_detail(run, by_name[run.name]) for run in session.runs) if d is not None]
+    rows = [_row(run, by_name[run.name], session) for run in session.runs]
     problems: dict[tuple, dict] = {}
     for r in session.runs:
         if r.status == "ok":
@@ -246,7 +256,7 @@ def build_context(session: Session, verdict: Verdict, figures: list[Figure]) -> 
     scenario = session.scenario
     return {
         "session": session, "scenario": scenario, "verdict": verdict, "rows": rows, "figures": figures,
-        "details": details, "model_label": model_label(session),
+        "card": build_card(session, verdict, criteria_of(session)), "model_label": model_label(session),
         "problems": list(problems.values()), "target_summary": _target_summary(session.target_plans),
         "target_plans": [_plan_row(p) for p in session.target_plans],
         "target_label": target_label if target else None,
@@ -289,31 +299,22 @@ def render_html(context: dict) -> str:
 def summary_markdown(session: Session, verdict: Verdict) -> str:
     """Every text that came from a file (names, reasons, causes) is escaped: a name cannot add a heading."""
     md = markdown_text
-    word = verdict.headline.split(":", 1)[0]  # GO, NO-GO or RE-RUN
-    lines = [f"## {md(session.scenario.name)}: {word}", "",
-             f"**{md(verdict.headline)}**", ""]
-    lines += [f"- {md(reason)}" for reason in verdict.reasons]
-    if verdict.recommended is not None:
-        rec = verdict.recommended
-        env = " ".join(f"`{md(k)}={md(v)}`" for k, v in rec.env.items()) or "none"
-        gpu_note = f"; on this GPU: {md(rec.software_note)}" if rec.software_note else ""
-        lines += ["", f"Recommended: **{md(rec.run)}** ({md(rec.summary)}); environment: {env}; served by: "
-                      f"{md(rec.deployable_by)}{gpu_note}"]
-    if len(verdict.rankings) > 1:
-        lines += ["", "Ranked within one frame only: " + "; ".join(
-            f"{r.serving}: {md(', '.join(r.runs))}" + (f" ({md(r.note)})" if r.note else "") for r in verdict.rankings)]
-    lines += ["", "| run | frame | status | p50 ms | p99 ms | RTF | note |", "|---|---|---|---:|---:|---:|---|"]
+    lines = card_markdown(build_card(session, verdict, criteria_of(session)), session.scenario.name)
+    if verdict.reasons:
+        lines += ["", "<details><summary>Why</summary>", ""] + [f"- {md(reason)}" for reason in verdict.reasons]
+        lines += ["", "</details>"]
+    lines += ["", "| run | frame | status | outcome | p50 ms | p99 ms | RTF | note |",
+              "|---|---|---|---|---:|---:|---:|---|"]
     by_name = {a.name: a for a in verdict.assessments}
     for run in session.runs:
         m = run.metrics
         assessed = by_name.get(run.name)
+        outcome = outcome_of(assessed) if assessed else run.status
         note = run.diagnosis.cause if run.diagnosis else (
-            run.reason or ("; ".join(assessed.reasons[:1]) if assessed else ""))
-        if m is not None:
-            lines.append(f"| {md(run.name)} | {run.config.serving.value} | {run.status} | {m.ms_per_step.p50:.1f} | "
-                         f"{m.ms_per_step.p99:.1f} | {m.rtf:.2f} | {md(note)} |")
-        else:
-            lines.append(f"| {md(run.name)} | {run.config.serving.value} | {run.status} | - | - | - | {md(note)} |")
+            run.reason or ("; ".join(short_reason(r) for r in assessed.reasons[:1]) if assessed else ""))
+        figures = f"{m.ms_per_step.p50:.1f} | {m.ms_per_step.p99:.1f} | {m.rtf:.2f}" if m is not None else "- | - | -"
+        lines.append(f"| {md(run.name)} | {run.config.serving.value} | {run.status} | {outcome} | {figures} | "
+                     f"{md(note)} |")
     lines += capacity_markdown(session)
     lines += fidelity_markdown(session, verdict)
     predicted = predicted_vs_measured(session.runs)
@@ -337,6 +338,7 @@ def write_report(session: Session, verdict: Verdict, out_dir: Path,
     `endpoint:` block as measured (its section beside the runs; the verdict already holds its finding)."""
     figures = all_figures(session, extra_plots)
     context = build_context(session, verdict, figures)
+    card = context["card"]
     context["endpoint"] = endpoint_context(endpoint) if endpoint is not None else None
     html = render_html(context)
     atomic_write_text(out_dir / REPORT_HTML, html)
@@ -344,4 +346,5 @@ def write_report(session: Session, verdict: Verdict, out_dir: Path,
     if endpoint is not None:
         summary = summary.rstrip("\n") + "\n\n" + summary_line(endpoint) + "\n"
     atomic_write_text(out_dir / SUMMARY_MD, summary)
+    write_exports(session, verdict, card, out_dir, endpoint)  # junit.xml, metrics.prom, the CI step summary
     return out_dir / REPORT_HTML, out_dir / SUMMARY_MD

@@ -74,9 +74,10 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
     out.reasons = missed + evidence
     out.outcome = "not real time" if missed else "not enough evidence" if evidence else "real time"
     unfaithful = fidelity_problem(run, session.scenario.fidelity)  # fast, but no longer saying what bf16 says
-    if unfaithful:  # not recommended, and no number of frames can change that
+    if unfaithful:  # not recommended, and no number of frames (nor a quieter machine) can change that
         out.reasons.append(unfaithful)
-        out.outcome = "not real time"
+        if out.outcome != "not real time":
+            out.outcome = "not faithful"
     if out.outcome == "not enough evidence":
         out.frames_needed, out.settle, line = _settle(run, session, criteria, v)
         out.reasons.append(line)
@@ -88,7 +89,8 @@ def assess_run(run: RunResult, session: Session, criteria: Criteria) -> RunAsses
         # leaves the verdict as it was).
         corrected, _, without = _timing(disturbance.corrected, m.frame_budget_ms, criteria, process_frames)
         failed_on_time = bool(timing) or bool(_late_share_missed(v)) or (v.valid and not v.certified)
-        if failed_on_time and not without and not memory and (corrected.certified or not v.valid or m.stopped_early):
+        explained = corrected.certified or not v.valid or bool(m.stopped_early)
+        if failed_on_time and not without and not memory and not unfaithful and explained:
             out.rerun = True
             out.outcome = "re-run"
             out.reasons = [f"the machine was disturbed during {len(disturbance.frames)} frames: re-run "

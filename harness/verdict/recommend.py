@@ -14,6 +14,7 @@ from harness.verdict.assess import assess_run
 from harness.verdict.confirm import confirmation
 from harness.verdict.deploy import deployable_by, serving_order, software_gap
 from harness.verdict.fidelity import fidelity_note
+from harness.verdict.next_steps import next_steps
 from harness.verdict.serving import advice, compare_serving, latency_budget
 from harness.verdict.validity import burst_words
 
@@ -99,7 +100,8 @@ def _serving_findings(session: Session, criteria: Criteria) -> dict:
 
 def decide(session: Session, criteria: Criteria) -> Verdict:
     verdict = _decide(session, criteria)
-    return verdict.model_copy(update=_serving_findings(session, criteria))
+    return verdict.model_copy(update={**_serving_findings(session, criteria),
+                                      "next_steps": verdict.next_steps or next_steps(session, verdict, criteria)})
 
 
 def rank_by_frame(session: Session, assessed: list[RunAssessment]) -> list[Ranking]:

@@ -50,7 +50,7 @@ def test_an_unfaithful_fast_run_is_not_recommended() -> None:
     verdict = decide(session, Criteria())
     assert verdict.go and verdict.recommended is not None and verdict.recommended.run == "int8"
     nf4 = next(a for a in verdict.assessments if a.name == "nf4")
-    assert not nf4.realtime and nf4.outcome == "not real time"
+    assert not nf4.realtime and nf4.outcome == "not faithful"
     assert any(r.startswith("NOT FAITHFUL") for r in nf4.reasons)
     assert "output measured against the bf16 eager reference" in verdict.recommended.fidelity
     assert "Not measured: speech quality as heard" in verdict.recommended.fidelity
