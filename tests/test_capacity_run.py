@@ -125,7 +125,7 @@ def test_sigterm_keeps_every_finished_probe_and_stops_the_k_workers(tmp_path: Pa
     assert not [p.pid for p in family if _alive(p)], "a K-process probe's worker outlived harness run"
     session = load_session(out)
     run = session.runs[0]
-    assert session.state == "interrupted" and run.status == "failed" and "SIGTERM" in run.reason, run.reason
+    assert session.state == "interrupted" and run.status == "interrupted" and "SIGTERM" in run.reason, run.reason
     cap = run.metrics.capacity if run.metrics is not None else None
     assert cap is not None and [p.sessions for p in cap.probes] == [1] and cap.probes[0].ran
     assert cap.processes is None or not cap.processes.probes  # the K=1 probe was stopped, not invented

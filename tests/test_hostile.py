@@ -433,6 +433,6 @@ def test_sigterm_and_sighup_end_a_run_like_ctrl_c(sig: signal.Signals, code: int
     assert not [p.pid for p in family if _alive(p)], "a worker outlived harness run"
     if when == "worker":
         session = load_session(out)
-        assert session.state == "interrupted" and session.runs[0].status == "failed"
+        assert session.state == "interrupted" and session.runs[0].status == "interrupted"
         assert "SIGTERM" in session.runs[0].reason and (out / "report.html").is_file()
     assert "--resume" in stdout

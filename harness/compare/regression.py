@@ -345,6 +345,8 @@ def _compare_run(name: str, base: Optional[RunResult], cur: Optional[RunResult],
     if base.metrics is None:
         return RunComparison(name=name, outcome="no baseline",
                              note=f"{base.status} in the baseline ({base.reason}): nothing to compare with")
+    if cur.metrics is None and cur.status == "interrupted":  # stopped by the user, kept but not judged: no failure
+        return RunComparison(name=name, outcome="not measured", note=f"interrupted now: {cur.reason}")
     if cur.metrics is None:
         return RunComparison(name=name, outcome="failed", note=f"ok in the baseline, {cur.status} now: {cur.reason}")
     return _measured_pair(name, base, cur, thresholds, confidence, pace, frozenset(allowed), cores)

@@ -106,7 +106,7 @@ def _preexec(limit: Optional[int]) -> Callable[[], None]:
     return apply
 
 
-def _kill_group(pid: int, sig: int) -> None:
+def kill_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -114,11 +114,11 @@ def _kill_group(pid: int, sig: int) -> None:
 
 
 def _terminate(proc: subprocess.Popen) -> None:
-    _kill_group(proc.pid, signal.SIGTERM)
+    kill_group(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=TERM_GRACE_S)
     except subprocess.TimeoutExpired:
-        _kill_group(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
@@ -197,7 +197,7 @@ def run_worker(job_file: Path, env: dict[str, str], timeout_s: float, log_dir: P
         selector.close()
         os.close(read_fd)
         # Helpers the worker started (compile pools) must not outlive it.
-        _kill_group(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid, signal.SIGKILL)
     code = proc.wait()
     outcome.wall_s = time.monotonic() - start
     if code < 0:

@@ -13,6 +13,7 @@ from rich.text import Text
 from harness.knowledge.platforms import target_hazards
 from harness.plan.memory import GIB
 from harness.plan.scenario_plan import ScenarioPlan
+from harness.plan.walltime import WallTime
 from harness.records.plan import RunPlan
 
 
@@ -206,6 +207,20 @@ def _target_notes(result: ScenarioPlan) -> list[Any]:
     return notes
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def wall_table(wall: WallTime) -> list[Any]:
+    """The predicted wall time of `harness run SCENARIO` to a verdict, stage by stage, and what it assumes."""
+    table = Table(title=f"predicted wall time to a verdict: {_minutes(wall.total_s)}", title_justify="left")
+    for column in ("stage", "runs", "time"):
+        table.add_column(column, justify="right" if column == "time" else "left", overflow="fold")
+    for stage in wall.stages:
+        table.add_row(stage.what, ", ".join(stage.runs) or "-", _minutes(stage.seconds))
+    return [table, *(Text(note) for note in wall.notes)]
+
+
 def plan_tables(result: ScenarioPlan, wide: bool = False) -> list[Any]:
     """The plan for a terminal: every table fits 100 columns; `wide` adds the memory breakdown and where each
     predicted step goes."""
@@ -235,6 +250,8 @@ def plan_tables(result: ScenarioPlan, wide: bool = False) -> list[Any]:
         out.append(Text("--wide: the memory breakdown and where each predicted step goes (mode, parts, kernels)",
                         style="dim"))
     out.append(Text.from_markup(_verdict(result)))
+    if result.wall is not None:
+        out += wall_table(result.wall)
     out.append(_table("other configurations on this target", result.alternatives))
     return out
 
@@ -251,4 +268,8 @@ def plan_json(result: ScenarioPlan) -> str:
         "deadline_ms": result.deadline_ms,
         "plans": [p.model_dump() for p in result.plans],
         "alternatives": [p.model_dump() for p in result.alternatives],
+        "wall_time": None if result.wall is None else {
+            "total_s": result.wall.total_s, "notes": result.wall.notes,
+            "stages": [{"what": s.what, "runs": s.runs, "seconds": s.seconds, "frames": s.frames}
+                       for s in result.wall.stages]},
     }, indent=2)

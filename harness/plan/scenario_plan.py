@@ -12,6 +12,7 @@ from harness.plan.capacity import memory_bound
 from harness.plan.planner import alternatives, plan_scenario_run, resolve_for
 from harness.plan.predict import serving_prediction
 from harness.plan.target import PlanTarget, from_machine, from_scenario, from_spec
+from harness.plan.walltime import WallTime, predict_wall_time
 from harness.probe.machine import probe_machine
 from harness.records.config import Device, RunConfig
 from harness.records.plan import RunPlan, ServingPlan
@@ -32,6 +33,7 @@ class ScenarioPlan:
     alternatives: list[RunPlan] = field(default_factory=list)
     deadline_ms: float = 72.0  # the real-time rule's line: the frame budget less the criteria's headroom
     frame_budget_ms: float = 80.0  # the scenario's frame budget (the step table's unit)
+    wall: Optional[WallTime] = None  # the whole scenario's predicted wall time to a verdict
 
 
 def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target: PlanTarget, *, deadline_ms: float,
@@ -83,4 +85,5 @@ def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bo
                         plans=plans, alternatives=alternatives(arch, target, batch=scenario.batch_size,
                                                                frame_budget_ms=scenario.frame_budget_ms,
                                                                deadline_ms=deadline),
-                        deadline_ms=deadline, frame_budget_ms=scenario.frame_budget_ms)
+                        deadline_ms=deadline, frame_budget_ms=scenario.frame_budget_ms,
+                        wall=predict_wall_time(scenario, loaded.runs, plans))

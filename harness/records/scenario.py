@@ -320,6 +320,11 @@ class Scenario(_Strict):
         description="a GO found at pace: fast is confirmed by running the recommended configuration again at pace: "
                     "realtime for this many frames (unset: the criteria's min_frames and min_seconds of audio; 0: no "
                     "confirmation, and the verdict says the GO was not confirmed)")
+    screen_frames: Optional[int] = Field(
+        default=None, ge=0, le=1_000_000,
+        description="measure every configuration this many frames first, then only the best of each frame (and any "
+                    "within noise of it) to the certifying length (unset: 600; 0: measure every configuration to the "
+                    "certifying length). Only when `frames`/`duration` are unset, `repeat` is 1 and >= 2 runs screen")
     telemetry_hz: float = Field(default=10.0, ge=0.0, le=100.0, description="0 turns the sampler off")
     criteria: Criteria = Field(default_factory=Criteria)
     fidelity: FidelityCriteria = Field(default_factory=FidelityCriteria,

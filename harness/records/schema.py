@@ -34,7 +34,9 @@ SCHEMA_VERSION = 5  # 2: wire records, repeat processes, measurement keys, frame
 # the bf16 reference (RunMetrics.fidelity), the scenario's input and fidelity criteria
 SCHEMA_NAME = "harness.results"
 
-RunStatus = Literal["ok", "failed", "skipped"]
+# interrupted: the session was stopped (Ctrl-C, SIGTERM, SIGHUP) while this run measured; its frames are kept, never
+# judged (the verdict treats it as a run that did not finish)
+RunStatus = Literal["ok", "failed", "skipped", "interrupted"]
 
 
 def utc_now() -> datetime:
@@ -202,6 +204,16 @@ class RunResult(Record):
     metrics: Optional[RunMetrics] = None
     partial_samples_ms: list[float] = Field(
         default_factory=list, description="frame times received before a worker failed (warmup included)")
+    kept_samples_ms: list[float] = Field(
+        default_factory=list, description="an interrupted run: every measured frame (warmup excluded) of its processes "
+                                          "in order, finished ones and the one cut short; kept, not judged")
+    kept_process_frames: list[int] = Field(
+        default_factory=list, description="an interrupted run: how many of kept_samples_ms each process measured")
+    screen_frames: Optional[int] = Field(
+        default=None, description="measured for the screen only (this many frames asked), not to the certifying "
+                                  "length: the screen did not pick it (see screening)")
+    screening: str = Field(default="", description="what the screen decided for this run and why "
+                                                   "(harness.verdict.screen)")
     engine: Optional[EngineInfo] = None
     plan: Optional[RunPlan] = Field(default=None, description="the planner's prediction for this machine")
     plan_check: Optional[PlanCheck] = Field(default=None, description="prediction beside measurement (ok runs)")
@@ -240,6 +252,8 @@ class Session(Record):
         """The identity of `run` as this session measured it (harness.records.identity)."""
         # files that did not record the frames asked of each worker measured the scenario's own counts
         frames = self.frames if self.frames is not None else self.scenario.measured_frames
+        if run.screen_frames is not None:  # screened only: measured to the screen's length, not the session's
+            frames = run.screen_frames
         warmup = self.warmup_frames if self.warmup_frames is not None else self.scenario.warmup_frames
         return measurement_of(self.scenario, run.config, weights=self.weights, frames=frames, warmup=warmup,
                               engine=run.engine)

@@ -45,6 +45,22 @@ def skipped(run: RunConfig, reason: str) -> RunResult:
     return RunResult(name=run.name, config=run, status="skipped", reason=reason)
 
 
+def interrupted(run: RunConfig, finished: list[ProcessOutcome], measured_ms: list[float], why: str,
+                started_at: datetime) -> RunResult:
+    """The run in flight when the session was stopped: every measured frame kept (finished processes' replies,
+    then the frames the running one reported on its progress pipe), judged by nothing."""
+    segments = [list(p.reply.samples.total_ms) for p in finished if p.ok and p.reply and p.reply.samples]
+    if measured_ms:
+        segments.append(list(measured_ms))
+    kept = [ms for segment in segments for ms in segment]
+    pids = [p.outcome.pid for p in finished]
+    return RunResult(name=run.name, config=run, status="interrupted", started_at=started_at,
+                     reason=f"{why} after {len(kept)} measured frame(s): the worker was stopped with its process group; "
+                            "the frames are kept, not judged",
+                     kept_samples_ms=kept, kept_process_frames=[len(s) for s in segments],
+                     worker_pid=pids[0] if pids else None, wall_s=sum(p.outcome.wall_s for p in finished) or None)
+
+
 def _cuda(replies: list[BenchReply]) -> Optional[CudaMetrics]:
     peaks = [r.memory for r in replies if r.memory is not None and r.memory.cuda_peak_allocated_bytes is not None]
     if not peaks:

@@ -324,7 +324,7 @@ def capacity_run(runner: ProbeRunner, run: RunConfig, session: Session, criteria
         partial = assemble(*lockstep, processes[0] if processes else None)
         why = getattr(exc, "reason", "interrupted by the user (Ctrl-C)")
         exc.kept = partial.model_copy(update={  # type: ignore[attr-defined]
-            "status": "failed", "reason": f"{why}: the capacity search was stopped; every finished probe is kept"})
+            "status": "interrupted", "reason": f"{why}: the capacity search was stopped; every finished probe is kept"})
         raise
     return out
 

@@ -4,7 +4,6 @@ worker receives. Pure rules over the scenario, the run and the machine; the runn
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,24 +12,8 @@ from harness.contract.wire import WorkerRun
 from harness.knowledge.devices import cpu_name, resolve_auto
 from harness.records.config import Device, RunConfig
 from harness.records.plan import RunPlan
-from harness.records.scenario import Criteria, Scenario
 from harness.records.schema import Machine
-from harness.stats.certify import clean_frames_to_certify
-
-
-def frames_to_measure(scenario: Scenario, override: Optional[int] = None) -> int:
-    """The scenario's frames (or its soak duration), raised until both `min_frames` and `min_seconds` of audio
-    are met, so that a run is long enough to conclude from; `--frames` is taken as given. A scenario that gives
-    neither measures what certifies its criteria when no frame is late (4590 frames for 1% at 99% in bursts of
-    10 frames): left at the defaults, a clean run can be GO."""
-    if override is not None:
-        return override
-    c: Criteria = scenario.criteria
-    by_seconds = math.ceil(c.min_seconds * 1000.0 / scenario.frame_budget_ms - 1e-9)
-    asked = scenario.measured_frames
-    if asked is None:
-        asked = clean_frames_to_certify(c.burst_frames, c.late_frame_target, c.confidence)
-    return max(asked, c.min_frames, by_seconds)
+from harness.verdict.screen import frames_to_measure  # noqa: F401 - the rule lives with the screen; named here too
 
 
 @dataclass(frozen=True)

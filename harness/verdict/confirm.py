@@ -10,19 +10,30 @@ fast run already gave.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
-from harness.records.scenario import Criteria
+from harness.records.scenario import Criteria, Scenario
 from harness.records.schema import Session
 from harness.records.verdict import Confirmation
 from harness.verdict.assess import assess_run
 
 
+def confirm_frames(scenario: Scenario) -> int:
+    """Frames of the confirmation run: the scenario's, else enough for the criteria's length (not for the
+    certificate, which the fast run gave)."""
+    if scenario.confirm_frames is not None:
+        return scenario.confirm_frames
+    c = scenario.criteria
+    return max(c.min_frames, math.ceil(c.min_seconds * 1000.0 / scenario.frame_budget_ms - 1e-9))
+
+
 def confirmation(session: Session, criteria: Criteria, recommended: str) -> Optional[Confirmation]:
-    """The confirmation of `recommended`, or None when none ran (for it)."""
+    """The confirmation of `recommended`, or None when none ran (for it) or it was interrupted (its frames are
+    kept in the record, never judged)."""
     run = session.confirmation
-    if run is None or run.name != recommended:
-        return None
+    if run is None or run.name != recommended or run.status == "interrupted":
+        return None  # an interrupted confirmation measured too little to judge: the GO stands unconfirmed
     if run.status != "ok" or run.metrics is None:
         return Confirmation(run=recommended, confirmed=False, reasons=[f"the confirmation run {run.status}: "
                                                                        f"{run.reason}"])

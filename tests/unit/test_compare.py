@@ -313,3 +313,13 @@ def test_a_change_that_adds_threads_is_a_regression_not_interference() -> None:
     loaded = _with_evidence(slow, [v * 0.375 for v in slow], threads=2, cores=2)
     doubted = compare_sessions(session([clean]), session([loaded], later=1), T, 0.01, "a", "b")
     assert doubted.runs[0].outcome == "inconclusive" and doubted.exit_code == 6
+
+
+def test_an_interrupted_run_is_not_measured_not_a_failure() -> None:
+    """Stopping a session keeps the run in flight (interrupted, frames kept, never judged): compare does not call
+    it a failure, and the same run failing still is one."""
+    base = session([run("a", ar1(50, 300, 1)), run("b", ar1(50, 300, 2))])
+    cur = session([run("a", None, status="interrupted"), run("b", None, status="failed")], later=1)
+    by_name = {r.name: r for r in compare_sessions(base, cur, T, 0.01, "base", "cur").runs}
+    assert by_name["a"].outcome == "not measured" and "interrupted" in by_name["a"].note
+    assert by_name["b"].outcome == "failed"
