@@ -93,11 +93,15 @@ class Measurement(_Identity):
     capacity: Optional[str] = None  # the capacity search's spec, canonical JSON
     telemetry_hz: Optional[float] = None  # the sampler is a thread inside the measured process; 0: off
     env: Optional[str] = None  # canonical JSON of the variables that can change a measurement (contract.environment)
+    input: Optional[str] = None  # the input audio: "synthetic" (seeded) or the recording's path
+    fidelity: Optional[str] = None  # canonical JSON of the fidelity pass asked for (frames, criteria)
 
 
 FIELDS: tuple[str, ...] = tuple(Measurement.model_fields)
 # Fields that change only the sample, not the quantity measured: compare warns, --resume re-measures.
-SAMPLE_FIELDS: tuple[str, ...] = ("frames", "seed")
+# The input audio and the fidelity pass change no step time (compute does not depend on what is said; the pass runs
+# after the timed frames), but they do change the fidelity figures recorded: --resume measures again.
+SAMPLE_FIELDS: tuple[str, ...] = ("frames", "seed", "input", "fidelity")
 
 
 def _sample_fields(identity: _Identity) -> tuple[str, ...]:
@@ -159,7 +163,8 @@ def measurement_of(scenario: Optional[Scenario], run: RunConfig, *, weights: Opt
             pace=scenario.pace.value, torch_threads=scenario.torch_threads or 0, seed=scenario.seed,
             host_memory_limit_gib=scenario.host_memory_limit_gib or 0.0, telemetry_hz=scenario.telemetry_hz,
             batch_size=run.batch_size or scenario.batch_size,
-            persona=_canonical(scenario.effective_persona))
+            persona=_canonical(scenario.effective_persona), input=scenario.input,
+            fidelity=_canonical(scenario.fidelity))
     elif run.batch_size:
         fields["batch_size"] = run.batch_size
     if engine is not None:

@@ -15,6 +15,8 @@ from harness.records.schema import RunResult, Session
 from harness.records.text import console_text
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "interrupted": "magenta"}
+_OUTCOME_STYLE = {"real time": "green", "not real time": "red", "not faithful": "red", "not enough evidence": "yellow",
+                  "re-run": "yellow", "invalid": "red", "failed": "red", "skipped": "yellow"}
 _PHASE_TEXT = {"import": "importing torch", "build": "building model", "frames": "running frames",
                "done": "finishing"}
 
@@ -166,19 +168,26 @@ def _quantized_note(run: RunResult) -> str:
 
 
 def summary_table(session: Session) -> Table:
+    """One row a run, readable in 100 columns: run names are never cut (the note column wraps instead); the
+    outcome is the verdict's where it has been decided (real time / not real time / not enough evidence / ...)."""
     budget = session.scenario.frame_budget_ms
     table = Table(title=f"{console_text(session.scenario.name)}: ms per {budget:g} ms frame "
                         "(RTF = step / budget; < 1 is faster than real time)", title_justify="left")
-    for column in ("run", "status", "p50 ms", "p99 ms", "RTF", "peak RSS", "GPU peak", "load s", "note"):
-        table.add_column(column, justify="right" if column not in {"run", "status", "note"} else "left")
+    outcomes = {a.name: a.outcome for a in session.verdict.assessments} if session.verdict is not None else {}
+    table.add_column("run", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    for column in ("p50", "p99", "RTF", "memory"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("note", overflow="fold")
     for run in session.runs:
         m = run.metrics
-        style = _STATUS_STYLE[run.status]
-        if m is not None:
-            table.add_row(console_text(run.name), f"[{style}]{run.status}[/]", f"{m.ms_per_step.p50:.1f}",
-                          f"{m.ms_per_step.p99:.1f}", f"{m.rtf:.2f}", _gib(m.peak_rss_bytes),
-                          _gib(m.cuda.peak_allocated_bytes) if m.cuda else "-", f"{m.load_s:.1f}", _quantized_note(run))
+        outcome = outcomes.get(run.name) or run.status
+        style = _OUTCOME_STYLE.get(outcome, _STATUS_STYLE.get(run.status, "white"))
+        if m is not None and run.status == "ok":
+            memory = f"{_gib(m.cuda.peak_allocated_bytes)} GPU" if m.cuda else f"{_gib(m.peak_rss_bytes)} RSS"
+            table.add_row(console_text(run.name), f"[{style}]{console_text(outcome)}[/]", f"{m.ms_per_step.p50:.1f}",
+                          f"{m.ms_per_step.p99:.1f}", f"{m.rtf:.2f}", memory, _quantized_note(run))
         else:
-            table.add_row(console_text(run.name), f"[{style}]{run.status}[/]", "-", "-", "-", "-", "-", "-",
+            table.add_row(console_text(run.name), f"[{style}]{console_text(outcome)}[/]", "-", "-", "-", "-",
                           console_text(run.reason))
     return table

@@ -50,6 +50,8 @@ CASES = [
     ("batch", {"batch_size": "2"}, "2.9.1", False),
     ("persona", {"persona": "off"}, "2.9.1", False),
     ("seed", {"seed": "7"}, "2.9.1", "sample"),
+    ("input audio", {"input": "voice.wav"}, "2.9.1", "sample"),  # the same compute, other fidelity figures
+    ("fidelity pass", {"fidelity": "{frames: 8}"}, "2.9.1", "sample"),
     ("memory limit", {"host_memory_limit_gib": "8"}, "2.9.1", False),
     ("soak", {"duration": "4s"}, "2.9.1", False),
     ("weights", {"weights": "ckpt/model.safetensors"}, "2.9.1", False),
@@ -98,6 +100,7 @@ def test_resume_and_compare_agree(tmp_path: Path, label: str, edits: dict[str, s
                                   same: bool | str) -> None:
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "model.safetensors").write_bytes(b"")
+    (tmp_path / "voice.wav").write_bytes(b"")  # loading checks the path exists; nothing here reads it
     (tmp_path / "before.yaml").write_text(BASE)
     (tmp_path / "after.yaml").write_text(_scenario_text(edits))
     earlier, _ = _session(tmp_path / "before.yaml", "2.9.1")
