@@ -94,9 +94,12 @@ def _closest(assessed: list[RunAssessment], runs: dict[str, RunResult], criteria
     if not missed:
         return []
     ratio, name, p99, deadline = min(missed)
+    on_gpu = runs[name].config.device.value == "cuda"
+    options = ("another configuration (compile, CUDA graphs, a smaller dtype) or a faster GPU" if on_gpu else
+               "another configuration (a smaller dtype, torch_threads) or a GPU (harness plan SCENARIO --gpu "
+               "NAME predicts one)")
     return [f"the closest measured configuration, {name}, needs p99 {ratio - 1:.0%} lower ({p99:.1f} ms against "
-            f"the {deadline:g} ms deadline): another configuration (compile, CUDA graphs, a smaller dtype) or a "
-            "faster GPU"]
+            f"the {deadline:g} ms deadline): {options}"]
 
 
 def _planned_gpu(session: Session) -> list[str]:
