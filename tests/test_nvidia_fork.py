@@ -70,10 +70,12 @@ def test_the_emulation_steps_the_prompt_as_the_fork_does(traces: dict[str, dict]
               f"{[round(x, 1) for x in steps]}, frame ms {[round(x, 1) for x in t['frame_ms']]}")
 
 
-def test_a_run_in_the_forks_environment_runs_the_fork(nvidia_python: Path, tmp_path: Path) -> None:
-    scenario = tmp_path / "fork.yaml"
+def _run_fork_scenario(tmp_path: Path, name: str, runs: str) -> Path:
+    """A three-frame personaplex-tiny scenario with the short persona, `runs` (its defaults and runs) appended, run
+    through the CLI into tmp_path/out; the verdict is NO-GO or GO, never a failure."""
+    scenario = tmp_path / f"{name}.yaml"
     scenario.write_text(f"""
-name: fork
+name: {name}
 preset: personaplex-tiny
 frames: 3
 warmup_frames: 2
@@ -81,15 +83,20 @@ torch_threads: 1
 telemetry_hz: 0
 criteria: {{min_frames: 1, min_seconds: 0}}
 persona: {json.dumps(PERSONA)}
-defaults: {{device: cpu, dtype: float32, serving: personaplex-server}}
+""" + runs)
+    out = tmp_path / "out"
+    done = run_cli("run", str(scenario), "--out", str(out))
+    assert done.returncode in (0, 3), done.stdout[-3000:] + done.stderr[-3000:]
+    return out
+
+
+def test_a_run_in_the_forks_environment_runs_the_fork(nvidia_python: Path, tmp_path: Path) -> None:
+    out = _run_fork_scenario(tmp_path, "fork", f"""defaults: {{device: cpu, dtype: float32, serving: personaplex-server}}
 runs:
   - name: emulated
   - name: nvidia
     python: {nvidia_python}
 """)
-    out = tmp_path / "out"
-    done = run_cli("run", str(scenario), "--out", str(out))
-    assert done.returncode in (0, 3), done.stdout[-3000:] + done.stderr[-3000:]
     runs = {r["name"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
     assert all(r["status"] == "ok" for r in runs.values()), {n: r["reason"] for n, r in runs.items()}
     fork, emulated = runs["nvidia"], runs["emulated"]
@@ -103,23 +110,11 @@ def test_the_fork_builds_and_steps_in_bfloat16(nvidia_python: Path, tmp_path: Pa
     """bf16, the one dtype NVIDIA's server offers: the fork creates text_linear, depformer_in and out_norm without a
     dtype (float32) and its loader casts the whole model to the run's dtype; the worker must too, or the first step
     fails (`expected m1 and m2 to have the same dtype ... BFloat16 != float` in text_linear)."""
-    scenario = tmp_path / "fork-bf16.yaml"
-    scenario.write_text(f"""
-name: fork-bf16
-preset: personaplex-tiny
-frames: 3
-warmup_frames: 2
-torch_threads: 1
-telemetry_hz: 0
-criteria: {{min_frames: 1, min_seconds: 0}}
-persona: {json.dumps(PERSONA)}
-defaults: {{device: cpu, dtype: bfloat16, serving: personaplex-server, python: {nvidia_python}}}
+    defaults = f"{{device: cpu, dtype: bfloat16, serving: personaplex-server, python: {nvidia_python}}}"
+    out = _run_fork_scenario(tmp_path, "fork-bf16", f"""defaults: {defaults}
 runs:
   - name: nvidia-bf16
 """)
-    out = tmp_path / "out"
-    done = run_cli("run", str(scenario), "--out", str(out))
-    assert done.returncode in (0, 3), done.stdout[-3000:] + done.stderr[-3000:]
     run = json.loads((out / "results.json").read_text())["runs"][0]
     assert run["status"] == "ok", run["reason"] + run["stderr_tail"][-2000:]
     assert run["engine"]["moshi_flavour"] == "nvidia" and run["engine"]["lm_dtype"] == "bfloat16"
