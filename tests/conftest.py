@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +39,18 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     env = dict(os.environ, COLUMNS="200", PYTHONPATH=path)
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def start_run_until(scenario: Path, out: Path, marker: Path, timeout_s: float) -> subprocess.Popen:
+    """`harness run SCENARIO --out OUT` started in a fresh interpreter (stdout and stderr piped), returned once
+    `marker` exists (the run reached the worker it names; the caller asserts it does) or the command ended."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out)],
+                            cwd=scenario.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout_s
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return proc
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -5,10 +5,7 @@ a 5000 ms budget keeps every size real time on a loaded machine, so the structur
 from __future__ import annotations
 
 import io
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from harness.records.store import load_session
 from harness.scenario.load import load_scenario
 from harness.session.capacity import ticks_to_certify
 from harness.session.runner import RunOptions, ScenarioRunner
-from tests.conftest import REPO
+from tests.conftest import start_run_until
 
 SCENARIO = """
     name: capacity
@@ -102,13 +99,8 @@ def test_sigterm_keeps_every_finished_probe_and_stops_the_k_workers(tmp_path: Pa
                         "defaults: {device: cpu, dtype: float32}\n"
                         "runs:\n  - name: cap\n    capacity: {max_sessions: 1, max_processes: 2}\n")
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out)], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marker = out / ".work" / "cap.p1.1" / "job.json"  # the first server-process probe's worker
-    deadline = time.monotonic() + 400
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    proc = start_run_until(scenario, out, marker, timeout_s=400)
     assert marker.exists(), "the search reached its server-process probe"
     time.sleep(1.0)
     family = psutil.Process(proc.pid).children(recursive=True)

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +23,7 @@ import pytest
 from harness.cli import main
 from harness.records.store import load_session, write_session
 from tests import hostile_files as H
-from tests.conftest import REPO
+from tests.conftest import REPO, start_run_until
 
 
 @pytest.fixture
@@ -412,13 +409,8 @@ def test_sigterm_and_sighup_end_a_run_like_ctrl_c(sig: signal.Signals, code: int
                         "persona: off\ncriteria: {min_frames: 10, min_seconds: 0}\ndefaults: {device: cpu, "
                         "dtype: float32}\nruns:\n  - name: a\n  - name: b\n")
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(scenario), "--out", str(out)], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marker = out / ".work" / ("a/job.json" if when == "worker" else "probe/probe.job.json")
-    deadline = time.monotonic() + 240
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    proc = start_run_until(scenario, out, marker, timeout_s=240)
     assert marker.exists(), "the run reached its worker"
     time.sleep(1.0)  # the worker is past its start
     family = psutil.Process(proc.pid).children(recursive=True)
