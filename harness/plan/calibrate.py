@@ -39,7 +39,10 @@ GOAL_MEDIAN = 0.25  # issue 30's goal: median absolute error on independent figu
 def structure_factor(arch: ArchitectureFacts) -> tuple[float, str]:
     """How far the model's own accounting can be off, from a fit figure that counts what we count: the GB10
     profile reports the weight bytes its GEMVs moved per frame; the ratio to the weight bytes we count for the same
-    model widens the band both ways (what a frame really reads, and in how many kernels, is known only this well)."""
+    model widens the band both ways (what a frame really reads, and in how many kernels, is known only this well).
+    Read against moshi's code the ratio is an upper bound: a frame runs 545 matmuls (32 temporal layers x 4, 16
+    depformer steps x 6 layers x 4 with each step's own weights, 16 input projections, 16 heads, the text head), every
+    weight read once, while the profile names ~449 GEMVs, so its 13 GB may leave out the matmuls run by other kernels."""
     figure = next(f for f in figures("fit") if f.weights_gb)
     ours = sum(block_bytes(b, figure_run(figure)) for b in arch.blocks if b.name not in LOOKUP_BLOCKS) / 1e9
     ratio = ours / figure.weights_gb  # type: ignore[operator]
