@@ -14,9 +14,11 @@ import pytest
 from rich.console import Console
 
 from harness.compare.hardware import hardware_key
+from harness.records.schema import Percentiles
 from harness.records.store import load_session, write_session
 from harness.scenario.load import load_scenario
 from harness.session.runner import RunOptions, ScenarioRunner
+from harness.stats.percentiles import percentile, summarize
 from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
@@ -81,6 +83,28 @@ def test_telemetry_cpu_present_gpu_unavailable_with_reason(soak_results: Path) -
     assert 'id="fig-telemetry"' in html
 
 
+def _quiet_copy(source: Path, target: Path) -> Path:
+    """The soak as a quiet machine measures it: steady frames (its own median, +-2% in a fixed pattern) during which
+    no other process used a CPU. The soak itself runs beside whatever else the machine does (another test process,
+    a busy core): 12 frames of a loaded machine can spread from 0.2 to 3 s, and a compare rightly calls a 2x
+    slower copy of those inconclusive, or doubts a slowdown that a measured disturbance explains (the unit tests of
+    harness.compare check both). These tests check the CLI on a clear regression; the record around the frames
+    (machine, software, schema, telemetry) stays the real soak's."""
+    shutil.copytree(source, target)
+    session = load_session(target)
+    for run in session.runs:
+        m = run.metrics
+        if m is None:
+            continue
+        median = percentile(m.samples_ms, 50)
+        m.samples_ms = [median * (1.0 + 0.01 * ((7 * i) % 5 - 2)) for i in range(len(m.samples_ms))]
+        m.ms_per_step = Percentiles.model_validate(summarize(m.samples_ms))
+        if m.frame_cpu is not None:
+            m.frame_cpu.others_cpu_ms = [0.0] * len(m.frame_cpu.others_cpu_ms)
+    write_session(session, target)
+    return target
+
+
 def _slowed_copy(source: Path, target: Path, factor: float) -> Path:
     shutil.copytree(source, target)
     session = load_session(target)
@@ -100,6 +124,7 @@ def _slowed_copy(source: Path, target: Path, factor: float) -> Path:
 
 
 def test_compare_cli_exit_codes_and_markdown(soak_results: Path, tmp_path: Path) -> None:
+    soak_results = _quiet_copy(soak_results, tmp_path / "quiet")
     same = run_cli("compare", str(soak_results), str(soak_results), "--markdown", str(tmp_path / "same.md"))
     assert same.returncode in (0, 6), same.stdout + same.stderr  # never a regression against itself
     assert (tmp_path / "same.md").read_text().startswith(("## Performance: no regression",
@@ -115,6 +140,7 @@ def test_compare_cli_exit_codes_and_markdown(soak_results: Path, tmp_path: Path)
 
 
 def test_history_by_hardware_and_trend(soak_results: Path, tmp_path: Path) -> None:
+    soak_results = _quiet_copy(soak_results, tmp_path / "quiet")
     history = tmp_path / "history"
     nothing = run_cli("compare", "--history", str(history), str(soak_results))
     assert nothing.returncode == 4 and "NO BASELINE" in nothing.stdout, "the first night is loud, not a pass"
