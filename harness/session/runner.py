@@ -313,7 +313,7 @@ class ScenarioRunner:
             decided = screening.certified(session, serving)
             if decided is not None and any(s is not serving for s in pending):
                 display.note(f"decision reached: {decided.name} is certified real time with the {serving.label}, "
-                             "the frame recommended first; the other frames' best stay screened only")
+                             "which the verdict recommends before the other frames: their best stay screened only")
 
     def _certify_one(self, session: Session, display: RunDisplay, choice: ScreenChoice) -> None:
         assert self.screening is not None
