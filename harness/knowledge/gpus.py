@@ -177,8 +177,14 @@ CLOCKS: dict[str, tuple[int, int]] = {
     "NVIDIA A100-SXM4-80GB": (1410, 108), "NVIDIA H100 80GB HBM3": (1980, 132), "NVIDIA H100 PCIe": (1755, 114),
     "NVIDIA H100 NVL": (1785, 132), "NVIDIA H200": (1980, 132), "NVIDIA GH200 480GB": (1980, 132),
     "NVIDIA Jetson AGX Orin 64GB": (1300, 16),
+    # GB10 is not on TechPowerUp: 6144 CUDA cores at 2525 MHz (GB10_CLOCK_SOURCE), which is NVIDIA's own 31 TFLOPS
+    # FP32 (Hot Chips 2025) = 6144 x 2 FLOPs x 2.525 GHz; 48 SMs of 128 cores (Blackwell).
+    "NVIDIA DGX Spark (GB10)": (2525, 48),
 }
 CLOCK_SOURCE = TPU + " (boost clock and SM count of each part's page)"
+GB10_CLOCK_SOURCE = ("https://hmc-tech.com/gpu/nvidia-gb10-vs-nvidia-6x-geforce-rtx-4090 (NVIDIA GB10: 6144 Shaders, "
+                     "2525MHz, FP32 31.03 TFLOPS); https://www.ferra.ru/news/techlife/nvidia-predstavila-superchip-"
+                     "gb10-grace-blackwell-20-arm-yadrami-i-gpu-blackwell-27-08-2025.htm (31 TFLOPS FP32)")
 
 
 def _with_reported(spec: GpuSpec) -> GpuSpec:

@@ -3,8 +3,8 @@ for a machine it cannot measure (`harness plan --here` measures its own host in 
 
 Eager moshi is bound by the host when the GPU finishes a kernel faster than Python, the dispatcher and the CUDA
 driver can issue the next one. The datacenter figure is FITTED on a published eager step (harness.plan.calibrate:
-the H100 eager frame over the ops one frame dispatches); the others are that figure scaled by how fast the kind of
-CPU runs single-threaded Python, with the range their sources give.
+moshi's own eager frame on a GB300, whose host is a Grace CPU, over the ops one frame dispatches); the others are
+that figure scaled by how fast the kind of CPU runs single-threaded Python, with the range their sources give.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class HostClass:
 
 HOSTS: dict[HostKind, HostClass] = {
     "datacenter": HostClass("datacenter", 1.0, 0.8, 1.25,
-                            "fitted: https://github.com/vllm-project/vllm-omni/pull/6604 (H100 eager 77.5 ms); the "
-                            "range is the spread of server CPUs' single-thread speed"),
+                            "fitted: https://github.com/NVIDIA/TensorRT-Model-Connect/issues/504 (moshi's official "
+                            "eager frame on a GB300, Grace host, 47.9 ms); the range is the spread of server CPUs' "
+                            "single-thread speed"),
     "desktop": HostClass("desktop", 0.75, 0.6, 1.0,
                          "desktop CPUs boost to 5-6 GHz against 2-3.8 GHz on server parts (single-thread Python and "
                          "driver calls scale with clock): https://www.cpubenchmark.net/singleThread.html"),

@@ -1,9 +1,13 @@
 """Fit the step-time model's three free parameters on published figures; predict the held-out ones (pure).
 
 The "fit" figures of harness.knowledge.step_figures set, in order: the achievable fraction of the memory bandwidth
-(GB10's published effective bandwidth), the per-kernel minimum at the H100's clock (H100 with CUDA graphs:
-GPU-bound, so what the bandwidth does not explain is kernels; other GPUs scale it by their boost clock), the host
-cost of one of moshi's own ops (GB300, moshi's official eager frame: host-bound). The "validation" figures are
+(GB10's published effective bandwidth), the per-kernel time at GB10's clock (what skipping 8 of the depformer's 16
+steps saved with CUDA graphs on, in NVIDIA's fork of moshi: half the depformer's weights and kernels, both counted
+exactly, so what the bandwidth does not explain is kernels; other GPUs scale it by their boost clock), the host
+cost of one of moshi's own ops (GB300, moshi's official eager frame: host-bound). Every parameter is fitted on
+moshi's own code: the vLLM-Omni port's H100 figures are validation only, because the port launches other kernels
+than moshi (vllm-omni issue 7389 counts 3,072 launches for its depformer and sampling; moshi's depformer alone runs
+5,280), so its time divided by moshi's kernel count is not moshi's per-kernel time. The "validation" figures are
 then predicted and compared. A validation figure is *independent* when it shares no source with a fit figure;
 only those measure the model's honest error (`median_abs_error`), and `coverage` says how often the band held
 them. Everything here is arithmetic on committed tables: deterministic.
@@ -35,7 +39,10 @@ GOAL_MEDIAN = 0.25  # issue 30's goal: median absolute error on independent figu
 def structure_factor(arch: ArchitectureFacts) -> tuple[float, str]:
     """How far the model's own accounting can be off, from a fit figure that counts what we count: the GB10
     profile reports the weight bytes its GEMVs moved per frame; the ratio to the weight bytes we count for the same
-    model widens the band both ways (what a frame really reads, and in how many kernels, is known only this well)."""
+    model widens the band both ways (what a frame really reads, and in how many kernels, is known only this well).
+    Read against moshi's code the ratio is an upper bound: a frame runs 545 matmuls (32 temporal layers x 4, 16
+    depformer steps x 6 layers x 4 with each step's own weights, 16 input projections, 16 heads, the text head), every
+    weight read once, while the profile names ~449 GEMVs, so its 13 GB may leave out the matmuls run by other kernels."""
     figure = next(f for f in figures("fit") if f.weights_gb)
     ours = sum(block_bytes(b, figure_run(figure)) for b in arch.blocks if b.name not in LOOKUP_BLOCKS) / 1e9
     ratio = ours / figure.weights_gb  # type: ignore[operator]
@@ -129,29 +136,34 @@ def _fit(arch: ArchitectureFacts) -> tuple[Params, dict[str, str]]:
     bandwidth_figure = next(f for f in fit if f.effective_gbs)
     low, high = bandwidth_figure.effective_gbs  # type: ignore[misc]
     eta = (low + high) / 2 / figure_device(bandwidth_figure).bandwidth_gbs
-    graphs = next(f for f in fit if f.mode == "graphs" and not f.part)
-    eager = next(f for f in fit if f.mode == "eager" and not f.part)
-    # Graphs: step = bandwidth + kernels x k (GPU-bound), so k is what the bandwidth leaves over, at that GPU's clock.
-    graphs_device = figure_device(graphs)
-    probe = step_parts(frame_work(arch, figure_run(graphs), lm_only=_lm_only(graphs)), "graphs", graphs_device,
-                       Params(eta=eta, kernel_us=0.0, host_op_us=0.0))
-    kernel_us = (graphs.value - probe.gpu_ms) / probe.kernels * 1e3
-    ref_mhz = graphs_device.clock_mhz
+    kernel_figure = next(f for f in fit if f.part == "depformer_half")
+    # The depformer's half: its weights at the fitted bandwidth + its kernels x k (GPU-bound, graphed), so k is what
+    # the weights leave over, per kernel, at that GPU's clock (linear in k: two evaluations give it exactly).
+    run, device = figure_run(kernel_figure), figure_device(kernel_figure)
+    weights_ms = depformer_half_ms(arch, run, device, Params(eta=eta, kernel_us=0.0, host_op_us=0.0))
+    per_us_ms = depformer_half_ms(arch, run, device, Params(eta=eta, kernel_us=1.0, host_op_us=0.0)) - weights_ms
+    if kernel_figure.value <= weights_ms:
+        raise ValueError(f"{kernel_figure.name}: its weights alone take {weights_ms:.1f} ms at the fitted bandwidth")
+    kernel_us = (kernel_figure.value - weights_ms) / per_us_ms
+    ref_mhz = device.clock_mhz
     # Eager: step = host ops x c (host-bound), so c is the step over the ops the host dispatched.
+    eager = next(f for f in fit if f.mode == "eager" and not f.part)
     parts = step_parts(frame_work(arch, figure_run(eager), lm_only=_lm_only(eager)), "eager", figure_device(eager),
                        Params(eta=eta, kernel_us=kernel_us, host_op_us=1.0, kernel_ref_mhz=ref_mhz))
     host_op_us = eager.value / parts.host_ms  # host_ms at 1 us per op is ops / 1000
     if parts.gpu_ms > eager.value:
         raise ValueError(f"{eager.name}: the fitted GPU time {parts.gpu_ms:.1f} ms exceeds the eager figure")
+    kernels = round(per_us_ms * 1e3)
     return Params(eta=eta, kernel_us=kernel_us, host_op_us=host_op_us, kernel_ref_mhz=ref_mhz), {
         "eta": f"{bandwidth_figure.name} ({low:g}-{high:g} GB/s effective)",
-        "kernel_us": f"{graphs.name}, at {ref_mhz:g} MHz; other GPUs scale by their boost clock" if ref_mhz
-        else graphs.name,
+        "kernel_us": (f"{kernel_figure.name}: {kernel_figure.value:g} ms less {weights_ms:.1f} ms of weights over "
+                      f"{kernels} kernels"
+                      + (f", at {ref_mhz:g} MHz; other GPUs scale by their boost clock" if ref_mhz else "")),
         "host_op_us": f"{eager.name}: {parts.host_ops} of moshi's ops in {eager.value:g} ms"}
 
 
 def _lm_only(figure: StepFigure) -> bool:
-    return "vLLM-Omni" in figure.name  # that port's "model step" is the LM alone (Mimi is another stage)
+    return figure.measures == "LM step"  # vLLM-Omni's "model step" is the LM alone (Mimi is another stage)
 
 
 def band_params(params: Params, host_low: float = 0.8, host_high: float = 1.25) -> tuple[Params, Params]:

@@ -19,13 +19,14 @@ def calibration_tables(cal: Calibration) -> list[Any]:
                   f"({cal.fitted['host_op_us']}); the band widens by x{cal.structure:.2f} for the model's own "
                   f"accounting ({cal.fitted['structure']})")
     table = Table(title="published figures: predicted against published", title_justify="left")
-    for column in ("figure", "split", "framework", "shares a fit figure's source", "published", "predicted", "band",
-                   "error", "in band", "source"):
+    for column in ("figure", "split", "framework", "measures", "shares a fit figure's source", "published",
+                   "predicted", "band", "error", "in band", "source"):
         table.add_column(column, overflow="fold")
     for c in cal.checks:
         unit = c.figure.unit
         shares = "-" if c.figure.split == "fit" else ("yes: not independent" if c.shares_source else "no: independent")
-        table.add_row(c.figure.name, c.figure.split, c.figure.framework, shares, f"{c.figure.value:g} {unit}",
+        table.add_row(c.figure.name, c.figure.split, c.figure.framework, c.figure.measures, shares,
+                      f"{c.figure.value:g} {unit}",
                       f"{c.predicted:.1f}", f"{c.low:.1f}-{c.high:.1f}", f"{c.error:+.0%}",
                       "yes" if c.inside else "[red]no[/]", c.figure.source)
     inside, n = cal.coverage
@@ -48,12 +49,14 @@ def calibration_tables(cal: Calibration) -> list[Any]:
 def calibration_json(cal: Calibration) -> str:
     inside, n = cal.coverage
     return json.dumps({
-        "params": {"eta": cal.params.eta, "kernel_us": cal.params.kernel_us, "host_op_us": cal.params.host_op_us},
+        "params": {"eta": cal.params.eta, "kernel_us": cal.params.kernel_us, "host_op_us": cal.params.host_op_us,
+                   "kernel_ref_mhz": cal.params.kernel_ref_mhz},
         "fitted_on": cal.fitted,
         "figures": [{"name": c.figure.name, "split": c.figure.split, "published": c.figure.value,
                      "unit": c.figure.unit, "predicted": c.predicted, "low": c.low, "high": c.high,
                      "error": c.error, "in_band": c.inside, "source": c.figure.source,
-                     "framework": c.figure.framework, "shares_fit_source": c.shares_source} for c in cal.checks],
+                     "framework": c.figure.framework, "measures": c.figure.measures, "quote": c.figure.quote,
+                     "shares_fit_source": c.shares_source} for c in cal.checks],
         "independent_median_abs_error": cal.median_abs_error,
         "validation_median_abs_error": cal.median_abs_error_all,
         "validation_coverage": {"inside": inside, "of": n, "claimed": BAND_CLAIM,

@@ -162,11 +162,20 @@ def step_ms(parts: StepParts) -> float:
     return max(parts.gpu_ms, parts.host_ms) + parts.measured_ms  # the server's tail follows the frame's sync
 
 
+def codebook_glue_kernels() -> float:
+    """Kernels one depformer step dispatches outside the depformer's layers (its input projection, codebook
+    embedding, output head, sampling): the two counted presets differ only in dep_q (16 and 8), so their glue's
+    difference over 8 codebooks is exactly that, per codebook."""
+    wide, narrow = COUNTS["personaplex"], COUNTS["moshi"]
+    return (wide.lm_other.kernels - narrow.lm_other.kernels) / (wide.dep_q - narrow.dep_q)
+
+
 def depformer_half_ms(arch: ArchitectureFacts, run: RunConfig, device: Device_, params: Params) -> float:
-    """GPU time of the second half of the depformer's steps: half its weights read, half its kernels run."""
+    """GPU time of the second half of the depformer's steps: half its weights read, half its kernels run (its
+    layers' and each skipped codebook's glue)."""
     counts = family_counts(arch)
     d = _depformer_layers(arch, counts) / counts.depformer_layers
-    kernels = d * counts.depformer_layer.kernels
+    kernels = d * counts.depformer_layer.kernels + arch.dep_q * codebook_glue_kernels()
     weights = sum(block_bytes(b, run) for b in arch.blocks
                   if (b.name.startswith("depformer") or b.name == "linears") and b.name not in LOOKUP_BLOCKS)
     return 0.5 * (weights / (params.eta * device.bandwidth_gbs * 1e9) * 1e3
