@@ -23,13 +23,15 @@ from harness.verdict.screen import decision_order, frames_to_measure, leader, sc
 
 PROBE_S = 10.0  # `harness run`'s probe worker: 8.4 s measured on the 2-core CI machine (issue 29)
 # A worker's process (interpreter, the harness's worker modules, the job and its reply) and its torch + moshi
-# imports: 4.7 s per worker measured on the 2-core CI machine (issue 29); import_s alone 1.1 s (page cache warm)
-# to 2.0 s on this 2-core Xeon (personaplex-tiny, 2026-12-06).
+# imports: 4.7 s per worker measured on the 2-core CI machine (issue 29); import_s alone 1.05-1.93 s over 12 workers
+# on the 2-core development Xeon (2026-12-06; personaplex-tiny/-small, moshi-tiny; page cache warm).
 PROCESS_S = 4.0
 IMPORT_S = 2.0
-# moshi builds the LM and Mimi (on the meta device for synthetic weights, then allocated on the target): measured
-# load_s of personaplex-tiny with synthetic weights 1.06 s on this 2-core Xeon (2026-12-06, 1.6 GB peak host);
-# a 7B's 32 layers are built the same way, so a few seconds on a GPU host (a rough figure, not measured there).
+# moshi builds the LM and Mimi (on the meta device for synthetic weights, then allocated on the target). load_s
+# with synthetic weights measured on the 2-core development Xeon (2026-12-06, torch 2.9.1 CPU, fp32/bf16):
+# personaplex-tiny 1.02-1.96 s over 10 workers (1.0-1.1 s on a quiet machine), personaplex-small 1.04 s,
+# moshi-tiny 0.76 s: the build, not the bytes, is what costs there. A 7B's 32 layers are built the same way, so a
+# few seconds on a GPU host (3 s: a rough figure, not measured on a GPU yet).
 MODEL_BUILD_S = {"cuda": 3.0, "cpu": 1.0}
 # Synthetic weights (the default) are tiled in place on the device by memcpy (harness/worker/engine/synthetic.py):
 # each byte is written once and read about once, so half the device's memory bandwidth (a GPU's table figure;
