@@ -1,5 +1,7 @@
-"""Run every configuration of a scenario: screen them all briefly, measure the best of each frame (and any within
-noise of it) to the certifying length, confirm the recommended one at pace: realtime. Results are on disk after
+"""Run every configuration of a scenario: the planner's predicted best of the frame recommended first straight to
+the certifying length, the others screened briefly, then what decides the verdict certified (the best of each frame
+in the order of recommendation, and any within noise of it, until one frame has a certified run; `certify:
+every-frame`: every frame), the recommended one confirmed at pace: realtime. Results are on disk after
 every run; the verdict is decided here and handed to the report to render.
 
 The pieces: harness.session.jobs (what a worker receives), .workers (worker processes, and the run in flight
