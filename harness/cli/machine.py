@@ -63,9 +63,18 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         if args.here:
             raise UserError("--vram/--bandwidth/--cc describe a GPU that is not here; drop --here")
         loaded = _with_custom_gpu(loaded, args)
+    earlier = None
+    if args.results:
+        from harness.records.files import ResultsFileError
+        from harness.records.store import load_session
+
+        try:
+            earlier = load_session(Path(args.results))
+        except ResultsFileError as exc:
+            raise UserError(f"--results: {exc}") from None
     try:
         result = plan_scenario(loaded, gpu=None if custom else args.gpu, here=args.here, host_ram_gib=args.host_ram,
-                               gpu_hour_usd=args.gpu_hour_usd)
+                               gpu_hour_usd=args.gpu_hour_usd, earlier=earlier, earlier_where=str(args.results or ""))
     except ScenarioPlanError as exc:
         raise UserError(str(exc)) from None
     if args.json:
@@ -160,6 +169,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--bandwidth", type=positive_float, metavar="GB/S", help="GPU memory bandwidth (the roofline)")
     card.add_argument("--cc", metavar="X.Y", help="compute capability (decides kernels, Triton, bf16)")
     card.add_argument("--host-link", type=positive_float, metavar="GB/S", help="usable host-to-GPU bandwidth (offload)")
+    plan.add_argument("--results", metavar="DIR",
+                      help="an earlier `harness run` of this scenario on the target's hardware (its results folder): "
+                           "its measured cold starts (imports, load, warmup) replace the assumed fixed costs in the "
+                           "predicted wall time")
     plan.add_argument("--json", action="store_true", help="print the plans as JSON")
     plan.add_argument("--wide", action="store_true",
                       help="also the memory breakdown and where each predicted step goes (mode, parts, kernels)")

@@ -12,10 +12,11 @@ from harness.plan.capacity import memory_bound
 from harness.plan.planner import alternatives, plan_scenario_run, resolve_for
 from harness.plan.predict import serving_prediction
 from harness.plan.target import PlanTarget, from_machine, from_scenario, from_spec
-from harness.plan.walltime import WallTime, predict_wall_time
+from harness.plan.walltime import Costs, WallTime, predict_wall_time
 from harness.probe.machine import probe_machine
 from harness.records.config import Device, RunConfig
 from harness.records.plan import RunPlan, ServingPlan
+from harness.records.schema import ColdStart, Session
 from harness.scenario.load import LoadedScenario
 
 
@@ -57,8 +58,29 @@ def with_serving(plan: RunPlan, arch: ArchitectureFacts, run: RunConfig, target:
         usd_per_conversation_hour_lockstep=serving.usd_per_conversation_hour(serving.lockstep_sessions))})
 
 
+def measured_costs(target: PlanTarget, earlier: Optional[Session], where: str, scenario: str) -> tuple[Costs, str]:
+    """The wall time's fixed costs for `target`: its memory bandwidths, and the cold starts (imports, load, warmup)
+    an earlier run of the same scenario measured on the same hardware (the same GPU, or this CPU model without
+    one); the second value says why an earlier run's were not used ("" when they were, or none was given)."""
+    costs = Costs(device_gbs=target.bandwidth_gbs, host_gbs=target.host_bandwidth_gbs)
+    if earlier is None:
+        return costs, ""
+    if earlier.scenario.name != scenario:
+        return costs, f"--results {where}: scenario {earlier.scenario.name}, not {scenario}: its cold starts not used"
+    gpus = [g.name.lower() for g in earlier.machine.gpus]
+    same = (target.gpu_name.lower() in gpus[0] or gpus[0] in target.gpu_name.lower()) if target.gpu_name and gpus \
+        else (not target.gpu_name and not gpus and earlier.machine.cpu_model in target.label)
+    if not same:
+        return costs, (f"--results {where}: measured on {gpus[0] if gpus else earlier.machine.cpu_model}, not the "
+                       f"target ({target.label}): its cold starts not used")
+    measured: dict[str, ColdStart] = {r.name: r.metrics.cold_start for r in earlier.runs
+                                      if r.status == "ok" and r.metrics is not None and r.metrics.cold_start}
+    return Costs(device_gbs=costs.device_gbs, host_gbs=costs.host_gbs, measured=measured, measured_in=where), ""
+
+
 def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bool = False,
-                  host_ram_gib: Optional[float] = None, gpu_hour_usd: Optional[float] = None) -> ScenarioPlan:
+                  host_ram_gib: Optional[float] = None, gpu_hour_usd: Optional[float] = None,
+                  earlier: Optional[Session] = None, earlier_where: str = "") -> ScenarioPlan:
     scenario = loaded.scenario
     predicts_cpu_here = (here or (scenario.target is None and not gpu)) and any(
         run.device is Device.cpu for run in loaded.runs)
@@ -86,4 +108,13 @@ def plan_scenario(loaded: LoadedScenario, *, gpu: Optional[str] = None, here: bo
                                                                frame_budget_ms=scenario.frame_budget_ms,
                                                                deadline_ms=deadline),
                         deadline_ms=deadline, frame_budget_ms=scenario.frame_budget_ms,
-                        wall=predict_wall_time(scenario, loaded.runs, plans))
+                        wall=_wall(scenario, loaded.runs, plans, target, earlier, earlier_where))
+
+
+def _wall(scenario, runs: list[RunConfig], plans: list[RunPlan], target: PlanTarget,  # noqa: ANN001 - a Scenario
+          earlier: Optional[Session], where: str) -> WallTime:
+    costs, unused = measured_costs(target, earlier, where, scenario.name)
+    wall = predict_wall_time(scenario, runs, plans, costs=costs, compute_capability=target.compute_capability)
+    if unused:
+        wall.notes.append(unused)
+    return wall

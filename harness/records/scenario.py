@@ -185,6 +185,13 @@ class Pace(str, Enum):
     realtime = "realtime"  # each frame when its 80 ms of audio has arrived, like a live session
 
 
+class CertifyScope(str, Enum):
+    """Which screened runs are measured on to the certifying length (harness.verdict.screen.decision_order)."""
+
+    decision = "decision"  # the frames in the order the verdict recommends them, until one certifies (the GO)
+    every_frame = "every-frame"  # the best of every frame measured, whether or not it can change the GO
+
+
 class Criteria(_Strict):
     """What a run must show to count as real time (the verdict), and what makes a measurement valid."""
 
@@ -325,6 +332,12 @@ class Scenario(_Strict):
         description="measure every configuration this many frames first, then only the best of each frame (and any "
                     "within noise of it) to the certifying length (unset: 600; 0: measure every configuration to the "
                     "certifying length). Only when `frames`/`duration` are unset, `repeat` is 1 and >= 2 runs screen")
+    certify: CertifyScope = Field(
+        default=CertifyScope.decision,
+        description="after the screen, certify what decides: the best of the frame the verdict recommends first "
+                    "(its server's order; a server without kernels for this GPU last), then the next frame only if "
+                    "none of it certifies (`decision`); or the best of every frame (`every-frame`: each other "
+                    "frame's best costs one more worker start and its certifying frames)")
     telemetry_hz: float = Field(default=10.0, ge=0.0, le=100.0, description="0 turns the sampler off")
     criteria: Criteria = Field(default_factory=Criteria)
     fidelity: FidelityCriteria = Field(default_factory=FidelityCriteria,

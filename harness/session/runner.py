@@ -1,5 +1,7 @@
-"""Run every configuration of a scenario: screen them all briefly, measure the best of each frame (and any within
-noise of it) to the certifying length, confirm the recommended one at pace: realtime. Results are on disk after
+"""Run every configuration of a scenario: the planner's predicted best of the frame recommended first straight to
+the certifying length, the others screened briefly, then what decides the verdict certified (the best of each frame
+in the order of recommendation, and any within noise of it, until one frame has a certified run; `certify:
+every-frame`: every frame), the recommended one confirmed at pace: realtime. Results are on disk after
 every run; the verdict is decided here and handed to the report to render.
 
 The pieces: harness.session.jobs (what a worker receives), .workers (worker processes, and the run in flight
@@ -20,12 +22,12 @@ from harness.launcher.environment import worker_env
 from harness.plan.planner import compare, plan_scenario_run
 from harness.plan.target import from_machine, from_scenario
 from harness.probe.machine import probe_machine
-from harness.records.config import Device, RunConfig
+from harness.records.config import Device, RunConfig, Serving
 from harness.records.endpoint import EndpointResults
 from harness.records.exits import UserError
 from harness.records.identity import Measurement, measurement_of
 from harness.records.plan import RunPlan
-from harness.records.scenario import Pace
+from harness.records.scenario import CertifyScope, Pace
 from harness.records.schema import Machine, RunResult, Session, utc_now
 from harness.records.store import write_session
 from harness.report.render import write_report
@@ -42,6 +44,7 @@ from harness.session.screening import Screening, screen_plan
 from harness.session.workers import WORK_DIR, WorkerHooks, Workers
 from harness.verdict.endpoint import with_endpoint
 from harness.verdict.recommend import decide
+from harness.verdict.screen import DECIDED_BEFORE, ScreenChoice
 
 __all__ = ["RunOptions", "ScenarioRunner", "WorkerHooks"]
 
@@ -192,8 +195,12 @@ class ScenarioRunner:
         self._carry_over(session, runs)
         write_session(session, self.out_dir)
         resolved = self._resolve_all(runs)
-        self.screening = screen_plan(self.loaded.scenario, [r for r, skip in resolved if skip is None],
-                                     self.frames, explicit=self.options.frames is not None)
+        measured = [r for r, skip in resolved if skip is None]
+        self.screening = screen_plan(self.loaded.scenario, measured, self.frames,
+                                     explicit=self.options.frames is not None,
+                                     plans=[self._plan(r, session) for r in measured], machine=self.machine)
+        if self.screening is not None and self.screening.leader is not None:  # measured first (screen.leader)
+            resolved.sort(key=lambda item: item[0].name != self.screening.leader)  # type: ignore[union-attr]
         try:
             with RunDisplay(self.console, len(runs)) as display:
                 if self.screening is not None:
@@ -219,7 +226,7 @@ class ScenarioRunner:
 
     def _forecast_items(self, resolved: list[tuple[RunConfig, Optional[str]]]) -> list[Work]:
         """The work the session expects before any run (the display's time left): each run's screen or full
-        length, one certifying process per frame measured, the confirmation. Capacity searches are not forecast."""
+        length (the leader's full), the certifying processes, the confirmation. Capacity searches are not forecast."""
         s = self.loaded.scenario
         paced = s.frame_budget_ms if s.pace is Pace.realtime else None
         works, frames_screened = [], set()
@@ -233,6 +240,12 @@ class ScenarioRunner:
             else:
                 works.append(Work("full", self.frames * s.repeat, paced))
         if self.screening is not None:
+            # certify: decision expects one certifying process (none when a leader is measured first);
+            # every-frame one per other frame screened
+            if self.screening.scope is CertifyScope.decision:
+                frames_screened = set() if self.screening.leader else set(list(frames_screened)[:1])
+            else:
+                frames_screened -= {r.serving for r, _ in resolved if r.name == self.screening.leader}
             works += [Work("certify", self.frames - self.screening.frames, paced) for _ in frames_screened]
         if s.pace is Pace.fast and confirm_frames(s) > 0:
             works.append(Work("confirm", confirm_frames(s), paced_ms=s.frame_budget_ms))
@@ -265,32 +278,67 @@ class ScenarioRunner:
 
     def _certify(self, session: Session, display: RunDisplay) -> None:
         """The screen's winners (harness.verdict.screen) measured on to the certifying length, in another worker
-        process whose frames add to the screen's (the certificate counts blocks per process)."""
+        process whose frames add to the screen's (the certificate counts blocks per process). `certify: decision`:
+        frame by frame in the order the verdict recommends them, until one has a certified run (the GO's frame);
+        the later frames' best stay screened only. `every-frame`: the best of every frame."""
         assert self.screening is not None
-        for choice in self.screening.choose(session):
-            current = next(r for r in session.runs if r.name == choice.name)
+        screening = self.screening
+        by_name = {r.name: r for r in session.runs}
+        if screening.leader in by_name:
+            lead = by_name[screening.leader]
+            lead.screening = (f"measured first, to the certifying length: the planner's predicted best of the "
+                              f"{lead.config.serving.label} (p50 {screening.leader_p50_ms or 0:.1f} ms predicted)")
+            if not screening.leader_certified(session):
+                lead.screening += "; not certified, so the screen decided as if it had not been measured first"
+        pending: dict[Serving, list[ScreenChoice]] = {}
+        for choice in screening.choose(session):
+            current = by_name[choice.name]
             current.screening = choice.note
-            if not choice.certify:
+            if choice.certify:
+                pending.setdefault(current.config.serving, []).append(choice)
+        if screening.scope is CertifyScope.every_frame:
+            for choices in pending.values():
+                for choice in choices:
+                    self._certify_one(session, display, choice)
+            return
+        decided: Optional[RunResult] = None
+        for serving in screening.order(session):
+            if decided is not None:
+                for choice in pending.get(serving, []):
+                    by_name[choice.name].screening = (
+                        f"{DECIDED_BEFORE} {decided.config.serving.label} "
+                        f"({decided.name} certified), which the verdict recommends before the {serving.label} "
+                        f"(certify: every-frame measures it); the screen: {choice.note.removeprefix('certified: ')}")
                 continue
-            late = self.clock.out_of_time()
-            if late is not None:
-                current.screening += f"; certification {late}"
-                continue
-            more = self.screening.remaining(choice.name, self.frames)
-            display.note(f"{choice.name}: {choice.note}; measuring {more} more frames to certify it")
-            display.start(choice.name, f"certifying: {more} more frames", frames=more, kind="certify",
-                          paced_ms=self.loaded.scenario.frame_budget_ms if self.loaded.scenario.pace is Pace.realtime
-                          else None)
-            result = self.workers.execute(current.config, display, more, earlier=self.screening.kept(choice.name),
-                                          processes=1)
-            result.screening = choice.note
-            if result.status != "ok":
-                result.screening += f"; certifying process failed (the screen measured {current.metrics.frames} " \
-                                    f"frames, p99 {current.metrics.ms_per_step.p99:.1f} ms)" if current.metrics else ""
-            result.measurement_key = self._measurement(current.config, session).key()
-            self._with_plan(result, current.plan)
-            self._record(session, result)
-            display.finish(result)
+            for choice in pending.get(serving, []):
+                self._certify_one(session, display, choice)
+            decided = screening.certified(session, serving)
+            if decided is not None and any(s is not serving for s in pending):
+                display.note(f"decision reached: {decided.name} is certified real time with the {serving.label}, "
+                             "which the verdict recommends before the other frames: their best stay screened only")
+
+    def _certify_one(self, session: Session, display: RunDisplay, choice: ScreenChoice) -> None:
+        assert self.screening is not None
+        current = next(r for r in session.runs if r.name == choice.name)
+        late = self.clock.out_of_time()
+        if late is not None:
+            current.screening += f"; certification {late}"
+            return
+        more = self.screening.remaining(choice.name, self.frames)
+        display.note(f"{choice.name}: {choice.note}; measuring {more} more frames to certify it")
+        display.start(choice.name, f"certifying: {more} more frames", frames=more, kind="certify",
+                      paced_ms=self.loaded.scenario.frame_budget_ms if self.loaded.scenario.pace is Pace.realtime
+                      else None)
+        result = self.workers.execute(current.config, display, more, earlier=self.screening.kept(choice.name),
+                                      processes=1)
+        result.screening = choice.note
+        if result.status != "ok":
+            result.screening += f"; certifying process failed (the screen measured {current.metrics.frames} " \
+                                f"frames, p99 {current.metrics.ms_per_step.p99:.1f} ms)" if current.metrics else ""
+        result.measurement_key = self._measurement(current.config, session).key()
+        self._with_plan(result, current.plan)
+        self._record(session, result)
+        display.finish(result)
 
     def _confirm(self, session: Session, display: RunDisplay) -> None:
         """A GO found at pace: fast is run again, paced like a call (harness.verdict.confirm), unless the scenario

@@ -15,6 +15,7 @@ from harness.records.plan import RunPlan
 from harness.records.scenario import Criteria
 from harness.records.schema import RunResult, Session
 from harness.records.verdict import RunAssessment, Verdict
+from harness.verdict.screen import DECIDED_BEFORE
 
 MAX_STEPS = 6  # a card, not a catalogue: the rest is in the per-run sections
 
@@ -116,10 +117,29 @@ def _planned_gpu(session: Session) -> list[str]:
             f"(harness plan {shlex.quote(session.scenario_path or session.scenario.name)} shows every run)"]
 
 
+def _alternatives(session: Session, verdict: Verdict) -> list[str]:
+    """A GO decided on the frame recommended first (certify: decision): the other frames' screened best, which were
+    not measured on, named as uncertified alternatives with the command that settles each."""
+    runs = {r.name: r for r in session.runs}
+    chosen = runs.get(verdict.ranked[0]) if verdict.ranked else None
+    out = []
+    for a in verdict.assessments:
+        run = runs.get(a.name)
+        if run is None or run.metrics is None or not run.screening.startswith(DECIDED_BEFORE):
+            continue
+        where = f" (the GO was decided on the {chosen.config.serving.label})" if chosen is not None else ""
+        command = settle_command(session, a)
+        out.append(f"uncertified alternative with the {run.config.serving.label}: {a.name}, screened only "
+                   f"({run.metrics.frames} frames, p99 {run.metrics.ms_per_step.p99:.1f} ms){where}"
+                   + (f"; to certify it: {command}" if command else ""))
+    return out
+
+
 def next_steps(session: Session, verdict: Verdict, criteria: Criteria) -> list[str]:
-    """The Recommendations of a verdict; empty for a GO (its card shows the deploy command instead)."""
+    """The Recommendations of a verdict; for a GO (its card shows the deploy command) only the uncertified
+    alternatives of the frames after the GO's (harness.verdict.screen.DECIDED_BEFORE)."""
     if verdict.decision == "GO" or verdict.go:
-        return []
+        return _alternatives(session, verdict)[:MAX_STEPS]
     assessed = verdict.assessments
     runs = {r.name: r for r in session.runs}
     steps = (_more_frames(session, assessed, runs) + _reruns(session, verdict, assessed) + _fixes(session.runs)

@@ -15,7 +15,21 @@ ranks them):
   p99 is not shown above the best's: the block-bootstrap 95% interval of p99(run) / p99(best) - 1
   (harness.stats.bootstrap, blocks never crossing a process) reaches down to 0. A configuration that is clearly
   slower is not measured on: however long it ran, it would rank below the best.
-Runs already measured to the certifying length (resumed, a capacity search) take part as comparators only.
+Runs already measured to the certifying length (resumed, a capacity search, the leader) take part as comparators
+only.
+
+What is certified, in which order (`certify: decision`, the default): the verdict recommends the first frame, in its
+servers' order (harness.verdict.deploy.serving_order; a frame whose server has no kernels for this GPU after the
+others, harness.verdict.recommend._choose), that has a certified run. So the frames are certified in that order
+(`decision_order`) until one certifies: that decides the GO, and the later frames' best stay screened only ("not
+enough evidence", with the command that settles each). `certify: every-frame` certifies the best of every frame.
+
+The leader: when the planner predicts a step time for the runs, the predicted best of the preferred frame (`leader`:
+the first frame in that order with a run predicted within the deadline, its lowest predicted p50) is measured first,
+straight to the certifying length (the worker's early stop still ends it once it clearly fails); the others are
+then screened, and a screened run is certified only if `choose` finds it within noise of the leader or better. A
+right prediction saves the leader's second worker start (imports, weights, compile) and its screen; a leader that
+is not certified is dropped as a comparator and the screen decides as if it had not been measured first.
 
 Pure: records and stats in, decisions out; the session applies them.
 """
@@ -24,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from harness.records.config import RunConfig, Serving
 from harness.records.scenario import Criteria, Scenario
@@ -32,9 +46,13 @@ from harness.records.schema import RunResult
 from harness.stats.bootstrap import ratio_interval
 from harness.stats.certify import clean_frames_to_certify
 from harness.stats.samples import sample_problem
+from harness.verdict.deploy import serving_order
 
 SCREEN_FRAMES = 600  # the default screen: 60 blocks of 10 frames, p99 from its 6 slowest frames
 NOISE_CONFIDENCE = 0.95  # two-sided interval of the p99 ratio that decides "within noise"
+# A screened run's `screening` note when it would have been certified, but the GO was decided on a frame the
+# verdict recommends before its own (certify: decision): the GO's next steps name it as an uncertified alternative.
+DECIDED_BEFORE = "not measured on: the decision was reached on the"
 
 
 @dataclass(frozen=True)
@@ -152,3 +170,23 @@ def choose(runs: Sequence[RunResult], screened: set[str], criteria: Criteria) ->
                 choices[run.name] = ScreenChoice(run.name, False, f"screened only: slower than {best.name} beyond "
                                                                   f"the screen's noise: {span}")
     return [choices[r.name] for r in runs if r.name in choices]
+
+
+def decision_order(preset: str, servings: Iterable[Serving], runs_here: Callable[[Serving], bool]) -> list[Serving]:
+    """The frames measured, in the order the verdict recommends them (harness.verdict.recommend._choose): those whose
+    server runs here, in the preset's servers' order, then those whose server does not (the verdict falls back to
+    the first of them only when no other frame has a certified run)."""
+    present = set(servings)
+    order = [s for s in serving_order(preset) if s in present]
+    return [s for s in order if runs_here(s)] + [s for s in order if not runs_here(s)]
+
+
+def leader(predicted: Sequence[tuple[RunConfig, float]], preset: str, deadline_ms: float,
+           runs_here: Callable[[Serving], bool]) -> Optional[RunConfig]:
+    """The run measured first and straight to the certifying length: of the runs with a predicted p50 (ms) within
+    the deadline, the lowest of the first frame in decision order; None when no run is predicted real time (then
+    every run is screened first, as without a prediction). A capacity search is never the leader."""
+    fit = [(run, p50) for run, p50 in predicted if run.capacity is None and p50 <= deadline_ms]
+    for serving in decision_order(preset, (run.serving for run, _ in fit), runs_here):
+        return min((t for t in fit if t[0].serving is serving), key=lambda t: t[1])[0]
+    return None

@@ -65,6 +65,7 @@ def test_shipped_scenarios_are_valid() -> None:
          "no such file"),
         ("name: x\npreset: personaplex-tiny\nruns:\n  - offload_fraction: 1.5\n", 4, "runs[0].offload_fraction",
          "less than 1"),
+        ("name: x\npreset: personaplex-tiny\ncertify: all\nruns: [{}]\n", 3, "certify", "'every-frame'"),
     ],
 )
 def test_invalid_scenario_names_line_and_field(write_scenario, text: str, line: int, field: str, words: str) -> None:

@@ -99,3 +99,32 @@ def test_a_disturbed_screen_does_not_rule_a_configuration_out() -> None:
     assert cannot_certify(disturbed, Criteria()) is None
     disturbed.metrics.frame_cpu = FrameCpuSamples(cpu_ms=samples, run_wait_ms=[0.0] * len(samples))
     assert "60 of 600 screened frames late" in cannot_certify(disturbed, Criteria())
+
+
+def test_frames_are_certified_in_the_order_the_verdict_recommends_them() -> None:
+    from harness.records.config import Serving
+    from harness.verdict.screen import decision_order
+
+    frames = [Serving.model, Serving.moshi_server, Serving.personaplex_server]
+    assert decision_order("personaplex-tiny", frames, lambda s: True) == [
+        Serving.personaplex_server, Serving.moshi_server, Serving.model]
+    assert decision_order("moshi-tiny", frames, lambda s: True)[0] is Serving.moshi_server
+    # a server without kernels for this GPU comes after the others (the verdict falls back to it last)
+    no_nvidia = decision_order("personaplex-tiny", frames, lambda s: s is not Serving.personaplex_server)
+    assert no_nvidia == [Serving.moshi_server, Serving.model, Serving.personaplex_server]
+
+
+def test_the_leader_is_the_predicted_best_of_the_frame_recommended_first() -> None:
+    from harness.verdict.screen import leader
+
+    def cfg(name: str, serving: str) -> RunConfig:
+        return RunConfig(name=name, **{**RunDefaults().model_dump(), "device": "cuda", "serving": serving})
+
+    server, server_fast = cfg("server", "personaplex-server"), cfg("server-fast", "personaplex-server")
+    model = cfg("model", "model")
+    predicted = [(model, 10.0), (server, 50.0), (server_fast, 40.0)]
+    assert leader(predicted, "personaplex-tiny", 72.0, lambda s: True) == server_fast, "not the fastest frame"
+    assert leader([(model, 10.0), (server, 90.0)], "personaplex-tiny", 72.0, lambda s: True) == model, \
+        "a frame with no run predicted within the deadline is passed over"
+    assert leader([(model, 80.0), (server, 90.0)], "personaplex-tiny", 72.0, lambda s: True) is None
+    assert leader(predicted, "personaplex-tiny", 72.0, lambda s: s.value != "personaplex-server") == model
