@@ -105,7 +105,8 @@ HEAVIEST_FIRST = (
     "test_faults.py", "test_telemetry_soak_compare.py", "test_gpu_check.py", "test_endpoint_personaplex.py",
     "test_fleet.py", "test_run_options.py", "test_probe_plan.py", "test_capacity_run.py", "test_engine.py",
     "test_hub_weights.py", "test_quantized.py", "test_hostile.py", "test_serving.py", "test_nvidia_fork.py",
-    "test_endpoint_scenario.py", "test_confirm_realtime.py", "test_interrupt.py", "test_user_environment.py",
+    "test_endpoint_scenario.py", "test_certify_order.py", "test_confirm_realtime.py", "test_interrupt.py",
+    "test_user_environment.py",
 )
 
 

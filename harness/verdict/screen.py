@@ -1,20 +1,22 @@
 """Certify the winner, not every run: which screened configurations are measured on to the certifying length.
 
-Every configuration is first measured briefly (the screen: 600 frames by default, 48 s of audio at 80 ms). That is
-enough to rank them: the p99 of 600 frames rests on its 6 slowest frames, and a 95% interval for it runs from
-about the 98th to the 99.8th percentile, narrow beside the differences between configurations that matter (dtype,
-compile, offload). It is far from enough to certify a 1% late share (4590 clean frames at 99% for bursts of 10), so
-a screened-only run is "not enough evidence" in the verdict unless it clearly fails.
+Every configuration is first measured briefly (the screen: 600 frames at the default 1% target, 48 s of audio at
+80 ms; in general enough frames for the criteria's tail quantile, p99 at 1%, p95 at 5%, to rest on the 6 slowest
+frames, and never under 100). That is enough to rank them: the p99 of 600 frames rests on its 6 slowest frames,
+and a 95% interval for it runs from about the 98th to the 99.8th percentile, narrow beside the differences between
+configurations that matter (dtype, compile, offload). It is far from enough to certify a 1% late share (4590
+clean frames at 99% for bursts of 10), so a screened-only run is "not enough evidence" in the verdict unless it
+clearly fails.
 
 The rule, per frame measured (`serving`: runs are ranked only against runs of the same frame, as the verdict
 ranks them):
 - a run that could not be real time at any length is not certified: it failed, was stopped early by the worker
   (harness.contract.stopping), or more of its screened frames are late than the criteria allow (late as the early
   stop counts them: without the time the frame's threads waited for a CPU, so a disturbed machine rules nothing out);
-- of the others, the one with the lowest screened p99 is certified (the frame's best), and so is every run whose
-  p99 is not shown above the best's: the block-bootstrap 95% interval of p99(run) / p99(best) - 1
-  (harness.stats.bootstrap, blocks never crossing a process) reaches down to 0. A configuration that is clearly
-  slower is not measured on: however long it ran, it would rank below the best.
+- of the others, the one with the lowest screened tail quantile (p99 at the default 1% target) is certified (the
+  frame's best), and so is every run whose tail is not shown above the best's: the block-bootstrap 95% interval of
+  p99(run) / p99(best) - 1 (harness.stats.bootstrap, blocks never crossing a process) reaches down to 0. A
+  configuration that is clearly slower is not measured on: however long it ran, it would rank below the best.
 Runs already measured to the certifying length (resumed, a capacity search, the leader) take part as comparators
 only.
 
@@ -45,11 +47,14 @@ from harness.records.scenario import Criteria, Scenario
 from harness.records.schema import RunResult
 from harness.stats.bootstrap import ratio_interval
 from harness.stats.certify import clean_frames_to_certify
+from harness.stats.percentiles import percentile
 from harness.stats.samples import sample_problem
 from harness.verdict.deploy import serving_order
 
-SCREEN_FRAMES = 600  # the default screen: 60 blocks of 10 frames, p99 from its 6 slowest frames
-NOISE_CONFIDENCE = 0.95  # two-sided interval of the p99 ratio that decides "within noise"
+TAIL_FRAMES = 6  # the screen's tail quantile rests on its this many slowest frames
+SCREEN_FRAMES = 600  # the default screen at the default 1% target: p99 from its 6 slowest frames
+SCREEN_FLOOR = 100  # never shorter: 10 blocks of 10 frames for the bootstrap that compares two screens
+NOISE_CONFIDENCE = 0.95  # two-sided interval of the tail quantile's ratio that decides "within noise"
 # A screened run's `screening` note when it would have been certified, but the GO was decided on a frame the
 # verdict recommends before its own (certify: decision): the GO's next steps name it as an uncertified alternative.
 DECIDED_BEFORE = "not measured on: the decision was reached on the"
@@ -88,13 +93,28 @@ def screens(scenario: Scenario, runs: list[RunConfig], certifying: int, *, expli
         return None
     if sum(1 for run in runs if run.capacity is None) < 2:
         return None
-    frames = screen_length(scenario.screen_frames, certifying)
+    frames = screen_length(scenario.screen_frames, certifying, scenario.criteria)
     return frames if frames < certifying else None
 
 
-def screen_length(asked: Optional[int], certifying: int) -> int:
-    """Frames of the screen: the scenario's `screen_frames` (600 unset), never more than the certifying length."""
-    return min(SCREEN_FRAMES if asked is None else asked, certifying)
+def screen_quantile(criteria: Criteria) -> float:
+    """The tail a screen ranks by: the quantile the criteria's late share speaks of (p99 for the default 1%, p95 for
+    a 5% target): a run is real time when that quantile stays under the deadline."""
+    return round(100.0 * (1.0 - criteria.late_frame_target), 6)
+
+
+def default_screen_frames(criteria: Criteria) -> int:
+    """Enough frames for the screen's quantile to rest on its TAIL_FRAMES slowest frames: 600 at the default 1%
+    target, 120 at 5%. A fixed 600 would make a 5% scenario's screen (certifying length 922) two thirds of a full
+    measurement, and a 3-configuration scenario cost more than twice one."""
+    return max(SCREEN_FLOOR, math.ceil(TAIL_FRAMES / criteria.late_frame_target - 1e-9))
+
+
+def screen_length(asked: Optional[int], certifying: int, criteria: Optional[Criteria] = None) -> int:
+    """Frames of the screen: the scenario's `screen_frames` (unset: default_screen_frames, 600 at the default
+    criteria), never more than the certifying length."""
+    default = default_screen_frames(criteria or Criteria())
+    return min(default if asked is None else asked, certifying)
 
 
 def segments(run: RunResult) -> list[list[float]]:
@@ -135,9 +155,9 @@ def cannot_certify(run: RunResult, criteria: Criteria) -> Optional[str]:
     return None
 
 
-def _p99(run: RunResult) -> float:
+def _tail(run: RunResult, q: float) -> float:
     assert run.metrics is not None
-    return run.metrics.ms_per_step.p99
+    return run.metrics.ms_per_step.p99 if q == 99.0 else percentile(run.metrics.samples_ms, q)
 
 
 def choose(runs: Sequence[RunResult], screened: set[str], criteria: Criteria) -> list[ScreenChoice]:
@@ -151,17 +171,20 @@ def choose(runs: Sequence[RunResult], screened: set[str], criteria: Criteria) ->
             groups.setdefault(run.config.serving, []).append(run)
         elif run.name in screened:
             choices[run.name] = ScreenChoice(run.name, False, f"screened only: {why}")
+    q = screen_quantile(criteria)
+    label = f"p{q:g}"
     for serving, members in groups.items():
-        best = min(members, key=_p99)
+        best = min(members, key=lambda r: _tail(r, q))
         for run in members:
             if run.name not in screened:
                 continue
             if run is best:
-                choices[run.name] = ScreenChoice(run.name, True, f"certified: the best screened p99 of the "
-                                                                 f"{serving.label} ({_p99(run):.1f} ms)")
+                choices[run.name] = ScreenChoice(run.name, True, f"certified: the best screened {label} of the "
+                                                                 f"{serving.label} ({_tail(run, q):.1f} ms)")
                 continue
-            ratio = ratio_interval(segments(best), segments(run), 99.0, NOISE_CONFIDENCE)
-            span = (f"p99 {_p99(run):.1f} ms against {best.name}'s {_p99(best):.1f} ms ({ratio.estimate:+.1%}, "
+            ratio = ratio_interval(segments(best), segments(run), q, NOISE_CONFIDENCE)
+            span = (f"{label} {_tail(run, q):.1f} ms against {best.name}'s {_tail(best, q):.1f} ms "
+                    f"({ratio.estimate:+.1%}, "
                     f"{NOISE_CONFIDENCE:.0%} interval {ratio.low:+.1%} to {ratio.high:+.1%})")
             if ratio.low <= 0.0:
                 choices[run.name] = ScreenChoice(run.name, True, f"certified: within the screen's noise of the best: "

@@ -128,3 +128,19 @@ def test_the_leader_is_the_predicted_best_of_the_frame_recommended_first() -> No
         "a frame with no run predicted within the deadline is passed over"
     assert leader([(model, 80.0), (server, 90.0)], "personaplex-tiny", 72.0, lambda s: True) is None
     assert leader(predicted, "personaplex-tiny", 72.0, lambda s: s.value != "personaplex-server") == model
+
+
+def test_the_screen_follows_the_criteria_tail() -> None:
+    """The screen measures what the criteria's late share speaks of: p99 on 600 frames at the default 1%, p95 on
+    120 frames at 5% (a 600-frame screen would be two thirds of that scenario's 922 certifying frames)."""
+    assert screen_length(None, 4606, Criteria()) == SCREEN_FRAMES == 600
+    assert screen_length(None, 922, Criteria(late_frame_target=0.05)) == 120
+    assert screen_length(None, 922, Criteria(late_frame_target=0.2)) == 100, "never under 10 blocks of 10"
+    assert screen_length(300, 922, Criteria(late_frame_target=0.05)) == 300, "screen_frames as asked"
+    # The two tails rank these two apart: "a" is faster in 95% of its frames, "b" in its slowest 1%.
+    a = _run("a", [50.0] * 95 + [71.0] * 5)
+    b = _run("b", [60.0] * 99 + [65.0])
+    five = {c.name: c for c in choose([a, b], {"a", "b"}, Criteria(late_frame_target=0.05))}
+    assert five["a"].certify and "best screened p95 of" in five["a"].note
+    one = {c.name: c for c in choose([a, b], {"a", "b"}, Criteria())}
+    assert one["b"].certify and "best screened p99 of" in one["b"].note
