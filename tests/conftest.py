@@ -18,6 +18,13 @@ import pytest
 # (tens of seconds). Workers get their own setting from the run configuration, not from here.
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
 
+# OpenMP threads that wait for each other sleep instead of spinning. scripts/test runs two test processes on two
+# cores, and most tests start real workers with two torch threads: spinning, a thread waits out its partner's whole
+# time slice at every barrier, and cpu-smoke's six workers took 400 s beside another test process instead of 86 s
+# (measured on the 2-core machine, the same pairing with PASSIVE). Only the tests' workers inherit this: what the
+# harness measures for a user runs with OpenMP's own default.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # One probe per kind of probe for the whole session: `harness run` probes this machine in every test that runs it
 # (a probe worker: seconds of torch and bitsandbytes imports and CPU timing), and the machine and software do not
 # change within a session. harness/probe/cache.py keys each reply on all the probe depends on; this folder lives as
